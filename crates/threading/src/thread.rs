@@ -1,0 +1,622 @@
+//! `Thread`, its `Builder` and the `Runnable` trait: Python's `threading.Thread`.
+//!
+//! A [`Thread`] is a cheap, clonable handle (an `Arc` inside) to one thread of control.
+//! It is created unstarted, started once, and can then be joined any number of times, from
+//! any number of threads at once, with or without a timeout — which `std::thread::JoinHandle`
+//! cannot do. Two handles are equal when they name the same thread.
+//!
+//! # Lifecycle
+//!
+//! The state lives in one futex word (see `wait_word.rs`), so that joiners sleep in the
+//! kernel and a forked child can reset it without locks:
+//!
+//! | state      | set by                                   | `is_alive` | `ident`/`native_id` |
+//! |------------|------------------------------------------|------------|---------------------|
+//! | `INITIAL`  | `Thread::new`                            | false      | `None`              |
+//! | `STARTING` | `start()`, before the OS thread exists   | true       | wait for `RUNNING`  |
+//! | `RUNNING`  | the new thread, first thing it does      | true       | set                 |
+//! | `ENDED`    | the thread's last thread-local destructor | false      | kept                |
+//!
+//! Bit `DAEMON` holds the daemon flag (only changeable in `INITIAL`, so a racing
+//! `set_daemon`/`start` pair is decided by one compare-and-swap) and bit `WAITERS` says a
+//! joiner sleeps on the word, so that a thread nobody joins ends without a system call.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::{self, Error};
+use crate::wait_word::{WaitWord, deadline_after};
+use crate::{excepthook, registry, sys};
+
+pub(crate) const INITIAL: u32 = 0;
+pub(crate) const STARTING: u32 = 1;
+pub(crate) const RUNNING: u32 = 2;
+pub(crate) const ENDED: u32 = 3;
+const STATE_MASK: u32 = 0b11;
+pub(crate) const DAEMON: u32 = 1 << 2;
+const WAITERS: u32 = 1 << 31;
+
+/// Which of CPython's three thread classes a handle stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `threading.Thread`: created by `Thread::new` or a `Builder`.
+    Started,
+    /// `threading._MainThread`: the process's first thread.
+    Main,
+    /// `threading._DummyThread`: a thread not started by this crate.
+    Dummy,
+}
+
+type Target = Box<dyn FnOnce() + Send + 'static>;
+
+pub(crate) struct Inner {
+    kind: Kind,
+    name: Mutex<String>,
+    state: WaitWord,
+    ident: AtomicU64,
+    native_id: AtomicU64,
+    /// The thread's position in `enumerate()` order; set when it is registered.
+    pub(crate) key: AtomicU64,
+    target: Mutex<Option<Target>>,
+    stack_size: Option<usize>,
+}
+
+/// Something a [`Thread`] can run: Python's "subclass `Thread` and override `run()`" style.
+///
+/// Every `FnOnce() + Send + 'static` closure or function is `Runnable`, so most code just
+/// passes a closure. Implement it for a struct to write a thread the object-oriented way,
+/// like the Python course's `Counter(Thread)` class.
+///
+/// Python: `threading.Thread.run()`.
+///
+/// # Examples
+///
+/// ```
+/// use threading::{Runnable, Thread};
+///
+/// struct Counter { count: u32, delay_ms: u64 }
+///
+/// impl Runnable for Counter {
+///     fn run(self) {
+///         let name = threading::current_thread().name();
+///         for i in 0..self.count {
+///             println!("{name}: counting {i}");
+///             std::thread::sleep(std::time::Duration::from_millis(self.delay_ms));
+///         }
+///     }
+/// }
+///
+/// let c5 = Thread::builder().name("Count5").target(Counter { count: 5, delay_ms: 1 });
+/// c5.start()?;
+/// c5.join()?;
+/// # Ok::<(), threading::Error>(())
+/// ```
+pub trait Runnable: Send + 'static {
+    /// The thread's activity; called once, in the new thread.
+    fn run(self);
+
+    /// The name CPython appends to a default thread name (`Thread-3 (counter)`): the
+    /// function's name for a function item, `None` for closures and `Runnable` structs
+    /// (CPython gives subclasses no suffix either).
+    #[doc(hidden)]
+    fn target_name() -> Option<&'static str>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+impl<F: FnOnce() + Send + 'static> Runnable for F {
+    fn run(self) {
+        self()
+    }
+
+    fn target_name() -> Option<&'static str> {
+        function_name(std::any::type_name::<F>())
+    }
+}
+
+/// The last path segment of a function item's type name (`app::work<u8>` -> `work`);
+/// `None` for closures and function pointers, which have no name of their own.
+fn function_name(type_name: &'static str) -> Option<&'static str> {
+    if type_name.contains("{{closure}}") || type_name.starts_with("fn(") || type_name.contains(' ')
+    {
+        return None;
+    }
+    let path = type_name.split('<').next().unwrap_or(type_name);
+    let last = path.rsplit("::").next().unwrap_or(path);
+    (!last.is_empty()).then_some(last)
+}
+
+/// A thread of control: Python's `threading.Thread`.
+///
+/// Python: `threading.Thread(group=None, target=None, name=None, args=(), kwargs=None, *, daemon=None)`.
+/// Create with [`Thread::new`] (or [`Thread::builder`] for the keyword arguments), then
+/// [`start`](Thread::start) and [`join`](Thread::join). `Thread` is a cheap handle: clones
+/// refer to the same thread, and `==`/`Hash` compare identity.
+///
+/// Differences from CPython:
+/// - arguments are captured by the closure instead of `args`/`kwargs`;
+/// - `join` returns `Ok(())` / `join_timeout` returns `Ok(bool)` (true: the thread has
+///   ended) instead of `None` plus a separate `is_alive()` check.
+///
+/// # Examples
+///
+/// ```
+/// use threading::Thread;
+///
+/// fn counter() {
+///     let me = threading::current_thread();
+///     println!("{}: counting", me.name());
+/// }
+///
+/// let t = Thread::new(counter);
+/// assert!(t.name().ends_with(" (counter)"));
+/// t.start()?;
+/// t.join()?;
+/// assert!(!t.is_alive());
+/// # Ok::<(), threading::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Thread {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl Thread {
+    /// A new, unstarted thread that will run `target`.
+    ///
+    /// Python: `threading.Thread(target=...)`. Its name is `Thread-N`, with ` (function)`
+    /// appended for a function item target, as CPython 3.10+ does; it is daemonic when the
+    /// creating thread is.
+    pub fn new<R: Runnable>(target: R) -> Thread {
+        Builder::new().target(target)
+    }
+
+    /// A builder for the keyword arguments of `threading.Thread(...)`: name, daemon,
+    /// stack size.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(
+        kind: Kind,
+        name: String,
+        daemon: bool,
+        state: u32,
+        target: Option<Target>,
+        stack_size: Option<usize>,
+    ) -> Thread {
+        let state = state | if daemon { DAEMON } else { 0 };
+        Thread {
+            inner: Arc::new(Inner {
+                kind,
+                name: Mutex::new(name),
+                state: WaitWord::new(state),
+                ident: AtomicU64::new(0),
+                native_id: AtomicU64::new(0),
+                key: AtomicU64::new(0),
+                target: Mutex::new(target),
+                stack_size,
+            }),
+        }
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.inner.kind
+    }
+
+    fn state(&self) -> u32 {
+        self.inner.state.load() & STATE_MASK
+    }
+
+    /// Starts the thread's activity in a new OS thread.
+    ///
+    /// Python: `threading.Thread.start()`. When it returns, the thread is alive, listed by
+    /// [`enumerate`](crate::enumerate) and has an [`ident`](Thread::ident).
+    ///
+    /// # Errors
+    /// - [`Error::RuntimeError`] `threads can only be started once` on a second call (also
+    ///   for the main thread and dummy threads, which are started already);
+    /// - [`Error::CantStartThread`] `can't start new thread` when the OS refuses; the
+    ///   thread can then be started again.
+    pub fn start(&self) -> Result<(), Error> {
+        let word = self.inner.state.atomic();
+        let mut current = word.load(Ordering::Acquire);
+        loop {
+            if current & STATE_MASK != INITIAL {
+                return Err(Error::runtime(error::START_TWICE));
+            }
+            let next = (current & !STATE_MASK) | STARTING;
+            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(seen) => current = seen,
+            }
+        }
+        let target = self.take_target();
+        excepthook::install_panic_hook();
+        registry::add(self);
+
+        let mut builder = std::thread::Builder::new();
+        if let Some(size) = self.inner.stack_size.or_else(registry::default_stack_size) {
+            builder = builder.stack_size(size);
+        }
+        let this = self.clone();
+        // The target travels in a slot so that it can be handed back if the OS refuses.
+        let slot = Arc::new(Mutex::new(Some(target)));
+        let child_slot = Arc::clone(&slot);
+        let spawned = builder.spawn(move || {
+            let target = child_slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            drop(child_slot);
+            if let Some(target) = target {
+                bootstrap(this, target);
+            }
+        });
+        match spawned {
+            Ok(handle) => {
+                use std::os::unix::thread::JoinHandleExt;
+                self.inner.ident.store(handle.as_pthread_t() as u64, Ordering::Release);
+                // Detached: joining goes through the state word, from any thread.
+                drop(handle);
+                Ok(())
+            }
+            Err(e) => {
+                registry::remove(self);
+                let target = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                *self.inner.target.lock().unwrap_or_else(PoisonError::into_inner) = target;
+                let _ = word.fetch_and(!STATE_MASK, Ordering::AcqRel);
+                Err(Error::CantStartThread(e))
+            }
+        }
+    }
+
+    fn take_target(&self) -> Target {
+        self.inner
+            .target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| Box::new(|| {}))
+    }
+
+    /// Waits until the thread ends.
+    ///
+    /// Python: `threading.Thread.join()`. Returns once the target has returned (or
+    /// panicked: a panic is never propagated to joiners, as in CPython) and the thread's
+    /// thread-local destructors have run. Any number of threads may join at once.
+    ///
+    /// # Errors
+    /// [`Error::AssertionError`] `cannot join a dummy thread`,
+    /// [`Error::RuntimeError`] `cannot join thread before it is started` or
+    /// `cannot join current thread`.
+    pub fn join(&self) -> Result<(), Error> {
+        self.wait_end(None).map(|_| ())
+    }
+
+    /// Waits at most `timeout` for the thread to end; `Ok(true)` when it has ended.
+    ///
+    /// Python: `threading.Thread.join(timeout)` followed by `not t.is_alive()`. A zero
+    /// timeout only checks. Timeouts above [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) are clamped.
+    ///
+    /// # Errors
+    /// As [`join`](Thread::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        self.wait_end(deadline_after(timeout).or(Some(far_future())))
+    }
+
+    pub(crate) fn wait_end(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        if self.inner.kind == Kind::Dummy {
+            return Err(Error::AssertionError(error::JOIN_DUMMY.into()));
+        }
+        match self.state() {
+            INITIAL => return Err(Error::runtime(error::JOIN_BEFORE_START)),
+            ENDED => return Ok(true),
+            _ => {}
+        }
+        if self.inner.ident.load(Ordering::Acquire) == sys::pthread_self() {
+            // A live thread's ident is unique among live threads, so this is the caller.
+            return Err(Error::runtime(error::JOIN_CURRENT));
+        }
+        Ok(self.wait_for_state(ENDED, deadline))
+    }
+
+    /// Sleeps until the state is at least `wanted`; false if `deadline` passed first.
+    fn wait_for_state(&self, wanted: u32, deadline: Option<Instant>) -> bool {
+        let word = self.inner.state.atomic();
+        loop {
+            let current = word.load(Ordering::Acquire);
+            if current & STATE_MASK >= wanted {
+                return true;
+            }
+            if current & WAITERS == 0
+                && word
+                    .compare_exchange(
+                        current,
+                        current | WAITERS,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+            {
+                continue;
+            }
+            if !self.inner.state.wait(current | WAITERS, deadline) {
+                return self.state() >= wanted;
+            }
+        }
+    }
+
+    /// Moves the state forward (clearing `WAITERS`) and wakes sleepers if there were any.
+    pub(crate) fn advance(&self, state: u32) {
+        let word = self.inner.state.atomic();
+        let old = word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| Some((w & DAEMON) | state))
+            .unwrap_or_else(|w| w);
+        if old & WAITERS != 0 {
+            self.inner.state.wake_all();
+        }
+    }
+
+    /// Whether the thread is alive: from `start()` until its target returned and it is
+    /// about to exit.
+    ///
+    /// Python: `threading.Thread.is_alive()`.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.state(), STARTING | RUNNING)
+    }
+
+    /// The thread's name, used for identification only; several threads may share it.
+    ///
+    /// Python: `threading.Thread.name`.
+    pub fn name(&self) -> String {
+        self.inner.name.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Renames the thread, at any time.
+    ///
+    /// Python: `threading.Thread.name = ...`.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *self.inner.name.lock().unwrap_or_else(PoisonError::into_inner) = name.into();
+    }
+
+    /// Whether the thread is a daemon thread: one the process does not wait for at exit.
+    ///
+    /// Python: `threading.Thread.daemon`.
+    pub fn daemon(&self) -> bool {
+        self.inner.state.load() & DAEMON != 0
+    }
+
+    /// Sets the daemon flag; allowed only before `start()`.
+    ///
+    /// Python: `threading.Thread.daemon = ...` (and the obsolete `setDaemon()`).
+    ///
+    /// # Errors
+    /// [`Error::RuntimeError`] `cannot set daemon status of active thread` once the thread
+    /// was started (even after it ended), and for the main and dummy threads.
+    pub fn set_daemon(&self, daemonic: bool) -> Result<(), Error> {
+        let word = self.inner.state.atomic();
+        word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            (w & STATE_MASK == INITIAL).then_some(if daemonic { w | DAEMON } else { w & !DAEMON })
+        })
+        .map(|_| ())
+        .map_err(|_| Error::runtime(error::DAEMON_ACTIVE))
+    }
+
+    /// The thread's identifier (`pthread_self()`), `None` before start. Kept after the
+    /// thread ended; may be reused by a later thread.
+    ///
+    /// Python: `threading.Thread.ident`.
+    pub fn ident(&self) -> Option<u64> {
+        match self.state() {
+            INITIAL => None,
+            STARTING => {
+                let ident = self.inner.ident.load(Ordering::Acquire);
+                if ident != 0 {
+                    return Some(ident);
+                }
+                self.wait_for_state(RUNNING, None);
+                Some(self.inner.ident.load(Ordering::Acquire))
+            }
+            _ => Some(self.inner.ident.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The kernel's id of the thread (`gettid()`), `None` before start.
+    ///
+    /// Python: `threading.Thread.native_id`.
+    pub fn native_id(&self) -> Option<u64> {
+        match self.state() {
+            INITIAL => None,
+            STARTING => {
+                self.wait_for_state(RUNNING, None);
+                Some(self.inner.native_id.load(Ordering::Acquire))
+            }
+            _ => Some(self.inner.native_id.load(Ordering::Acquire)),
+        }
+    }
+
+    /// The stored ident without waiting (0 while unknown).
+    pub(crate) fn ident_raw(&self) -> u64 {
+        self.inner.ident.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_ids(&self, ident: u64, native_id: u64) {
+        self.inner.ident.store(ident, Ordering::Release);
+        self.inner.native_id.store(native_id, Ordering::Release);
+    }
+
+    /// Obsolete spelling of [`name`](Thread::name).
+    ///
+    /// Python: `threading.Thread.getName()` (deprecated since 3.10).
+    #[deprecated(note = "get the name attribute: use Thread::name")]
+    pub fn get_name(&self) -> String {
+        self.name()
+    }
+
+    /// Obsolete spelling of [`daemon`](Thread::daemon).
+    ///
+    /// Python: `threading.Thread.isDaemon()` (deprecated since 3.10).
+    #[deprecated(note = "get the daemon attribute: use Thread::daemon")]
+    pub fn is_daemon(&self) -> bool {
+        self.daemon()
+    }
+
+    /// Runs the target in the calling thread, without starting a new one.
+    ///
+    /// Python: `threading.Thread.run()` called directly. The target runs at most once:
+    /// afterwards `start()` would run nothing.
+    pub fn run(&self) {
+        let target = self.inner.target.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(target) = target {
+            target();
+        }
+    }
+}
+
+/// A join of "forever" still needs a finite deadline for `join_timeout(Duration::MAX)`-like
+/// calls whose deadline overflowed; this is far enough.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 100)
+}
+
+/// The first and last thing a started thread does.
+fn bootstrap(this: Thread, target: Target) {
+    this.set_ids(sys::pthread_self(), sys::gettid());
+    // First thread-local with a destructor in this thread, so destroyed last: its drop marks
+    // the thread ended after every other thread-local destructor has run.
+    registry::set_current(&this);
+    this.advance(RUNNING);
+    excepthook::run_target(&this, target);
+    registry::target_returned();
+}
+
+impl PartialEq for Thread {
+    fn eq(&self, other: &Thread) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Thread {}
+
+impl Hash for Thread {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.inner).hash(state);
+    }
+}
+
+/// CPython's `repr()`: `<Thread(Thread-1, started daemon 140234)>`.
+impl fmt::Debug for Thread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class = match self.inner.kind {
+            Kind::Started => "Thread",
+            Kind::Main => "_MainThread",
+            Kind::Dummy => "_DummyThread",
+        };
+        let status = match self.state() {
+            INITIAL => "initial",
+            ENDED => "stopped",
+            _ => "started",
+        };
+        write!(f, "<{class}({}, {status}", self.name())?;
+        if self.daemon() {
+            f.write_str(" daemon")?;
+        }
+        if self.state() != INITIAL {
+            write!(f, " {}", self.inner.ident.load(Ordering::Acquire))?;
+        }
+        f.write_str(")>")
+    }
+}
+
+/// The keyword arguments of `threading.Thread(...)`: name, daemon, stack size.
+///
+/// Python: `Thread(target=f, name="worker", daemon=True)` is
+/// `Thread::builder().name("worker").daemon(true).target(f)`.
+///
+/// # Examples
+///
+/// ```
+/// use threading::Thread;
+///
+/// let t = Thread::builder().name("worker").daemon(true).start(|| {})?;
+/// assert_eq!(t.name(), "worker");
+/// assert!(t.daemon());
+/// t.join()?;
+/// # Ok::<(), threading::Error>(())
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    daemon: Option<bool>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with CPython's defaults: `Thread-N` name, daemon inherited.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The thread's name (Python `name=`). An empty name means the default `Thread-N`,
+    /// as in CPython.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The daemon flag (Python `daemon=`); by default inherited from the creating thread.
+    pub fn daemon(mut self, daemonic: bool) -> Builder {
+        self.daemon = Some(daemonic);
+        self
+    }
+
+    /// The new thread's stack size in bytes; by default the process-wide
+    /// [`stack_size`](crate::stack_size) setting, else Rust's default.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Builds the thread, unstarted.
+    pub fn target<R: Runnable>(self, target: R) -> Thread {
+        let name = match self.name {
+            Some(name) if !name.is_empty() => name,
+            _ => {
+                let n = registry::next_thread_number();
+                match R::target_name() {
+                    Some(function) => format!("Thread-{n} ({function})"),
+                    None => format!("Thread-{n}"),
+                }
+            }
+        };
+        let daemon = self.daemon.unwrap_or_else(|| crate::current_thread().daemon());
+        let target: Target = Box::new(move || target.run());
+        Thread::from_parts(Kind::Started, name, daemon, INITIAL, Some(target), self.stack_size)
+    }
+
+    /// Builds and starts the thread.
+    ///
+    /// # Errors
+    /// As [`Thread::start`].
+    pub fn start<R: Runnable>(self, target: R) -> Result<Thread, Error> {
+        let thread = self.target(target);
+        thread.start()?;
+        Ok(thread)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::function_name;
+
+    #[test]
+    fn function_names_are_shortened_like_cpython_dunder_name() {
+        assert_eq!(function_name("app::counter"), Some("counter"));
+        assert_eq!(function_name("app::work<u8>"), Some("work"));
+        assert_eq!(function_name("app::main::{{closure}}"), None);
+        assert_eq!(function_name("fn()"), None);
+    }
+}

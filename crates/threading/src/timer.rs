@@ -1,0 +1,139 @@
+//! `Timer`: a thread that calls a function once, after an interval, unless cancelled.
+//!
+//! The wait sleeps on a futex word with three states: `WAITING`, `CANCELLED` (set by
+//! `cancel`) and `FIRED` (claimed by the timer thread just before it calls the function).
+//! Both transitions leave `WAITING` by compare-and-swap, so exactly one wins: once `cancel()`
+//! has returned, the function will not be called, and a `cancel()` that comes after the
+//! function was claimed has no effect — CPython's semantics.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::thread::{INITIAL, Kind, Thread};
+use crate::wait_word::{WaitWord, deadline_after};
+
+const WAITING: u32 = 0;
+const CANCELLED: u32 = 1;
+const FIRED: u32 = 2;
+
+/// A thread that runs a function once after `interval`, unless cancelled first.
+///
+/// Python: `threading.Timer(interval, function)`. A `Timer` dereferences to its
+/// [`Thread`], so `name`, `join`, `daemon`, `is_alive`… work as for any thread; its name
+/// is `Thread-N`, with no suffix, as in CPython.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use threading::Timer;
+///
+/// let t = Timer::new(Duration::from_millis(10), || println!("hello, world"));
+/// t.start()?;
+/// t.join()?; // "hello, world" after 10 ms
+///
+/// let never = Timer::new(Duration::from_secs(30), || unreachable!());
+/// never.start()?;
+/// never.cancel(); // ends the wait at once; the function is not called
+/// never.join()?;
+/// # Ok::<(), threading::Error>(())
+/// ```
+pub struct Timer {
+    thread: Thread,
+    interval: Duration,
+    finished: Arc<WaitWord>,
+}
+
+impl Timer {
+    /// A new, unstarted timer that will call `function` `interval` after `start()`.
+    pub fn new<F: FnOnce() + Send + 'static>(interval: Duration, function: F) -> Timer {
+        let finished = Arc::new(WaitWord::new(WAITING));
+        let word = Arc::clone(&finished);
+        let run = move || {
+            let deadline = deadline_after(interval);
+            while word.load() == WAITING {
+                if !word.wait(WAITING, deadline) {
+                    break;
+                }
+            }
+            let claimed = word
+                .atomic()
+                .compare_exchange(WAITING, FIRED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if claimed {
+                function();
+            }
+        };
+        let name = format!("Thread-{}", crate::registry::next_thread_number());
+        let daemon = crate::current_thread().daemon();
+        let thread =
+            Thread::from_parts(Kind::Started, name, daemon, INITIAL, Some(Box::new(run)), None);
+        Timer { thread, interval, finished }
+    }
+
+    /// Starts the timer's thread.
+    ///
+    /// # Errors
+    /// As [`Thread::start`]: `threads can only be started once`.
+    pub fn start(&self) -> Result<(), Error> {
+        self.thread.start()
+    }
+
+    /// Stops the timer if it is still waiting: the function will not be called.
+    ///
+    /// Python: `threading.Timer.cancel()`. Before `start()`, the started timer ends at once;
+    /// while waiting, the wait ends at once; after the function was called (or while it
+    /// runs) it has no effect.
+    pub fn cancel(&self) {
+        let cancelled = self
+            .finished
+            .atomic()
+            .compare_exchange(WAITING, CANCELLED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if cancelled {
+            self.finished.wake_all();
+        }
+    }
+
+    /// The interval given to [`Timer::new`].
+    ///
+    /// Python: `threading.Timer.interval`.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Whether the timer is done waiting: cancelled, or the function was called (or is
+    /// being called).
+    ///
+    /// Python: `threading.Timer.finished.is_set()` (CPython sets it after the call).
+    pub fn finished(&self) -> bool {
+        self.finished.load() != WAITING
+    }
+
+    /// The timer's thread.
+    pub fn thread(&self) -> &Thread {
+        &self.thread
+    }
+}
+
+impl Deref for Timer {
+    type Target = Thread;
+
+    fn deref(&self) -> &Thread {
+        &self.thread
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("thread", &self.thread)
+            .field("interval", &self.interval)
+            .field("finished", &self.finished())
+            .finish()
+    }
+}
