@@ -1,1 +1,44 @@
-fn main() {}
+//! `pyconc`: runs the Python course's threading examples on pyconc (`pyconc demo NAME`) and
+//! measures pyconc against raw Rust and CPython side by side (`pyconc bench GROUP`).
+
+mod bench;
+mod demo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Python's threading and multiprocessing, in Rust: the course examples and the benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "pyconc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs one of the course's examples (all of them, in order, without a name).
+    Demo(demo::DemoArgs),
+    /// Measures pyconc against raw Rust and CPython side by side, printing ratios.
+    Bench(bench::BenchArgs),
+    /// Runs one measurement in a fresh process (used by `bench` for peak memory).
+    #[command(hide = true)]
+    BenchChild(bench::ChildArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::BenchChild(args) => bench::run_child(&args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pyconc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

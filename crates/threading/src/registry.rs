@@ -327,14 +327,10 @@ fn reset_after_fork(reg: &mut Registry) {
             Thread::from_parts(Kind::Main, "MainThread".into(), false, RUNNING, None, None)
         });
     current.set_ids(ident, sys::gettid());
-    for thread in reg.threads.values() {
+    for thread in reg.threads.values().chain(reg.main.as_ref()) {
         if *thread != current {
+            thread.forget_os_thread();
             thread.advance(ENDED);
-        }
-    }
-    if let Some(main) = &reg.main {
-        if *main != current {
-            main.advance(ENDED);
         }
     }
     reg.threads.clear();

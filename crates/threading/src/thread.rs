@@ -23,7 +23,7 @@
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,10 @@ pub(crate) struct Inner {
     pub(crate) key: AtomicU64,
     target: Mutex<Option<Target>>,
     stack_size: Option<usize>,
+    /// The OS thread, until a joiner reaps it (dropping it detaches the thread).
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set by the one joiner that reaps the OS thread.
+    reaped: AtomicBool,
 }
 
 /// Something a [`Thread`] can run: Python's "subclass `Thread` and override `run()`" style.
@@ -201,6 +205,8 @@ impl Thread {
                 key: AtomicU64::new(0),
                 target: Mutex::new(target),
                 stack_size,
+                handle: Mutex::new(None),
+                reaped: AtomicBool::new(false),
             }),
         }
     }
@@ -236,7 +242,6 @@ impl Thread {
                 Err(seen) => current = seen,
             }
         }
-        let target = self.take_target();
         excepthook::install_panic_hook();
         registry::add(self);
 
@@ -245,41 +250,75 @@ impl Thread {
             builder = builder.stack_size(size);
         }
         let this = self.clone();
-        // The target travels in a slot so that it can be handed back if the OS refuses.
-        let slot = Arc::new(Mutex::new(Some(target)));
-        let child_slot = Arc::clone(&slot);
-        let spawned = builder.spawn(move || {
-            let target = child_slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-            drop(child_slot);
-            if let Some(target) = target {
-                bootstrap(this, target);
-            }
-        });
-        match spawned {
+        // The target stays in `inner.target` until the new thread takes it, so that it is
+        // still there for another `start()` if the OS refuses to create the thread.
+        match builder.spawn(move || bootstrap(this)) {
             Ok(handle) => {
                 use std::os::unix::thread::JoinHandleExt;
                 self.inner.ident.store(handle.as_pthread_t() as u64, Ordering::Release);
-                // Detached: joining goes through the state word, from any thread.
-                drop(handle);
+                *self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
                 Ok(())
             }
             Err(e) => {
                 registry::remove(self);
-                let target = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                *self.inner.target.lock().unwrap_or_else(PoisonError::into_inner) = target;
                 let _ = word.fetch_and(!STATE_MASK, Ordering::AcqRel);
                 Err(Error::CantStartThread(e))
             }
         }
     }
 
-    fn take_target(&self) -> Target {
-        self.inner
-            .target
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or_else(|| Box::new(|| {}))
+    fn take_target(&self) -> Option<Target> {
+        self.inner.target.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Releases the ended OS thread's resources (`pthread_join`), once, so that its stack
+    /// returns to the C library's cache before the joiner goes on — as `std`'s join does.
+    /// A handle that nobody joins is detached when the last `Thread` clone is dropped.
+    fn reap(&self) {
+        if self.inner.reaped.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let handle = self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            // The thread has passed its last user code; this waits only for its OS exit.
+            let _ = handle.join();
+        }
+    }
+
+    /// An untimed join's fast path: the first joiner waits for the OS thread itself
+    /// (`pthread_join`, one sleep) instead of for the state word and then the OS thread.
+    /// False when another joiner reaps it, or `start()` has not stored the handle yet.
+    fn join_os_thread(&self) -> bool {
+        if self.inner.reaped.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let handle = self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        match handle {
+            Some(handle) => {
+                let _ = handle.join();
+                // Its last thread-local destructor set ENDED before it exited; should the
+                // OS thread have ended some other way, say so now.
+                if self.state() != ENDED {
+                    registry::remove(self);
+                    self.advance(ENDED);
+                }
+                true
+            }
+            None => {
+                self.inner.reaped.store(false, Ordering::Release);
+                false
+            }
+        }
+    }
+
+    /// After `fork()`, in the child: the OS thread behind this handle does not exist here,
+    /// so it must never be `pthread_join`ed.
+    pub(crate) fn forget_os_thread(&self) {
+        if !self.inner.reaped.swap(true, Ordering::AcqRel) {
+            if let Ok(mut handle) = self.inner.handle.try_lock() {
+                std::mem::forget(handle.take());
+            }
+        }
     }
 
     /// Waits until the thread ends.
@@ -313,14 +352,24 @@ impl Thread {
         }
         match self.state() {
             INITIAL => return Err(Error::runtime(error::JOIN_BEFORE_START)),
-            ENDED => return Ok(true),
+            ENDED => {
+                self.reap();
+                return Ok(true);
+            }
             _ => {}
         }
         if self.inner.ident.load(Ordering::Acquire) == sys::pthread_self() {
             // A live thread's ident is unique among live threads, so this is the caller.
             return Err(Error::runtime(error::JOIN_CURRENT));
         }
-        Ok(self.wait_for_state(ENDED, deadline))
+        if deadline.is_none() && self.join_os_thread() {
+            return Ok(true);
+        }
+        let ended = self.wait_for_state(ENDED, deadline);
+        if ended {
+            self.reap();
+        }
+        Ok(ended)
     }
 
     /// Sleeps until the state is at least `wanted`; false if `deadline` passed first.
@@ -469,8 +518,7 @@ impl Thread {
     /// Python: `threading.Thread.run()` called directly. The target runs at most once:
     /// afterwards `start()` would run nothing.
     pub fn run(&self) {
-        let target = self.inner.target.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(target) = target {
+        if let Some(target) = self.take_target() {
             target();
         }
     }
@@ -483,13 +531,15 @@ fn far_future() -> Instant {
 }
 
 /// The first and last thing a started thread does.
-fn bootstrap(this: Thread, target: Target) {
+fn bootstrap(this: Thread) {
     this.set_ids(sys::pthread_self(), sys::gettid());
     // First thread-local with a destructor in this thread, so destroyed last: its drop marks
     // the thread ended after every other thread-local destructor has run.
     registry::set_current(&this);
     this.advance(RUNNING);
-    excepthook::run_target(&this, target);
+    if let Some(target) = this.take_target() {
+        excepthook::run_target(&this, target);
+    }
     registry::target_returned();
 }
 

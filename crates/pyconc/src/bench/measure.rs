@@ -1,0 +1,296 @@
+//! Timing: alternating rounds of each backend, medians, CPU time, and the report table.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use nix::time::{ClockId, clock_gettime};
+use serde::Serialize;
+
+use super::python::Python;
+
+/// One measured operation on one backend.
+pub(crate) trait Operation {
+    /// The backend's name for this operation, e.g. `std::thread::spawn+join`.
+    fn name(&self) -> &'static str;
+    /// Performs the operation `iterations` times.
+    fn run(&self, iterations: u64);
+}
+
+/// How long to measure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// The least number of rounds per backend.
+    pub(crate) min_rounds: usize,
+    /// The most rounds per backend.
+    pub(crate) max_rounds: usize,
+    /// Stop adding rounds after this long (per operation, all backends together).
+    pub(crate) budget: Duration,
+    /// Repetitions of whole-process measurements (peak RSS).
+    pub(crate) process_repeats: usize,
+    pub(crate) quick: bool,
+}
+
+impl Settings {
+    pub(crate) fn new(quick: bool) -> Settings {
+        if quick {
+            Settings {
+                min_rounds: 5,
+                max_rounds: 15,
+                budget: Duration::from_millis(600),
+                process_repeats: 1,
+                quick,
+            }
+        } else {
+            Settings {
+                min_rounds: 15,
+                max_rounds: 101,
+                budget: Duration::from_secs(4),
+                process_repeats: 5,
+                quick,
+            }
+        }
+    }
+}
+
+/// Summary of the per-operation times of the rounds, in nanoseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Stats {
+    pub(crate) min: f64,
+    pub(crate) median: f64,
+    pub(crate) max: f64,
+}
+
+impl Stats {
+    pub(crate) fn of(mut samples: Vec<f64>) -> Stats {
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let median =
+            if n % 2 == 1 { samples[n / 2] } else { (samples[n / 2 - 1] + samples[n / 2]) / 2.0 };
+        Stats { min: samples[0], median, max: samples[n - 1] }
+    }
+}
+
+/// Figures of one backend for one operation.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figures {
+    pub(crate) backend: String,
+    /// Wall time per operation, ns.
+    pub(crate) wall_ns: Stats,
+    /// Process CPU time (user+system, all threads) per operation, median, ns.
+    pub(crate) cpu_ns: Option<f64>,
+    /// Peak resident set size of the process, KiB (whole-process measurements only).
+    pub(crate) peak_rss_kib: Option<u64>,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Row {
+    pub(crate) group: &'static str,
+    pub(crate) operation: &'static str,
+    pub(crate) pyconc: Figures,
+    pub(crate) raw: Figures,
+    /// CPython's figures, or why there are none.
+    pub(crate) python: Result<Figures, String>,
+}
+
+/// CPU time of the whole process (all threads), as CPython's `time.process_time()`.
+fn cpu_time() -> Duration {
+    clock_gettime(ClockId::CLOCK_PROCESS_CPUTIME_ID).map(Duration::from).unwrap_or_default()
+}
+
+/// Measures `pyconc` and `raw` in alternating rounds of `batch` operations each.
+pub(crate) fn compare(
+    settings: &Settings,
+    batch: u64,
+    pyconc: &dyn Operation,
+    raw: &dyn Operation,
+) -> (Figures, Figures) {
+    let backends = [pyconc, raw];
+    for backend in backends {
+        backend.run(batch.div_ceil(4).max(1)); // warm-up
+    }
+    let mut wall = [Vec::new(), Vec::new()];
+    let mut cpu = [Vec::new(), Vec::new()];
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < settings.min_rounds
+        || (rounds < settings.max_rounds && start.elapsed() < settings.budget)
+    {
+        // Alternate which backend goes first, so neither always runs on a warmer machine.
+        let order = if rounds % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let cpu_before = cpu_time();
+            let began = Instant::now();
+            backends[i].run(batch);
+            let elapsed = began.elapsed();
+            let cpu_used = cpu_time().saturating_sub(cpu_before);
+            wall[i].push(elapsed.as_nanos() as f64 / batch as f64);
+            cpu[i].push(cpu_used.as_nanos() as f64 / batch as f64);
+        }
+        rounds += 1;
+    }
+    let [wall_p, wall_r] = wall;
+    let [cpu_p, cpu_r] = cpu;
+    let figures = |backend: &dyn Operation, wall: Vec<f64>, cpu: Vec<f64>| Figures {
+        backend: backend.name().to_owned(),
+        wall_ns: Stats::of(wall),
+        cpu_ns: Some(Stats::of(cpu).median),
+        peak_rss_kib: None,
+    };
+    (figures(pyconc, wall_p, cpu_p), figures(raw, wall_r, cpu_r))
+}
+
+/// Everything measured in one `pyconc bench` run.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    machine: Machine,
+    rows: Vec<Row>,
+}
+
+#[derive(Debug, Serialize)]
+struct Machine {
+    cores: usize,
+    kernel: String,
+    cpu: String,
+    pyconc: &'static str,
+    python: String,
+}
+
+impl Report {
+    pub(crate) fn new(python: &Python) -> Report {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|s| s.trim().to_owned())
+            })
+            .unwrap_or_default();
+        Report {
+            machine: Machine {
+                cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+                kernel,
+                cpu,
+                pyconc: env!("CARGO_PKG_VERSION"),
+                python: python.version().unwrap_or_else(|e| format!("absent: {e}")),
+            },
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub(crate) fn json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string_pretty(self)
+    }
+
+    /// The aligned terminal table.
+    pub(crate) fn table(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "machine: {} cores, {}, Linux {}", m.cores, m.cpu, m.kernel);
+        let _ = writeln!(out, "python: {}", m.python);
+        let _ = writeln!(
+            out,
+            "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   {}",
+            "operation (median wall time)",
+            "pyconc",
+            "raw Rust",
+            "CPython",
+            "py/raw",
+            "CPy/py",
+            "raw Rust baseline"
+        );
+        for row in &self.rows {
+            let (python, speedup) = match &row.python {
+                Ok(f) => (format_value(f), ratio(primary(f), primary(&row.pyconc))),
+                Err(_) => ("n/a".to_owned(), "n/a".to_owned()),
+            };
+            let _ = writeln!(
+                out,
+                "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   {}",
+                format!("{}: {}", row.group, row.operation),
+                format_value(&row.pyconc),
+                format_value(&row.raw),
+                python,
+                ratio(primary(&row.pyconc), primary(&row.raw)),
+                speedup,
+                row.raw.backend
+            );
+            if let (Some(p), Some(r)) = (row.pyconc.cpu_ns, row.raw.cpu_ns) {
+                let _ = writeln!(
+                    out,
+                    "{:<34} {:>11} {:>11}",
+                    "  cpu time per op",
+                    format_ns(p),
+                    format_ns(r)
+                );
+            }
+            if let (Some(p), Some(r)) = (row.pyconc.peak_rss_kib, row.raw.peak_rss_kib) {
+                let py = match &row.python {
+                    Ok(f) => f.peak_rss_kib.map(format_kib).unwrap_or_default(),
+                    Err(_) => "n/a".to_owned(),
+                };
+                let py_ratio = match &row.python {
+                    Ok(Figures { peak_rss_kib: Some(q), .. }) => ratio(*q as f64, p as f64),
+                    _ => "n/a".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}",
+                    "  peak RSS",
+                    format_kib(p),
+                    format_kib(r),
+                    py,
+                    ratio(p as f64, r as f64),
+                    py_ratio
+                );
+            }
+        }
+        for row in &self.rows {
+            if let Err(why) = &row.python {
+                let _ = writeln!(out, "note: no CPython figure for {}: {why}", row.operation);
+                break;
+            }
+        }
+        let _ = writeln!(
+            out,
+            "py/raw: pyconc time / raw Rust time (lower is better); CPy/py: CPython time / pyconc time (higher: pyconc faster)"
+        );
+        out
+    }
+}
+
+fn primary(f: &Figures) -> f64 {
+    f.wall_ns.median
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 { format!("{:.2}x", a / b) } else { "n/a".to_owned() }
+}
+
+fn format_value(f: &Figures) -> String {
+    format_ns(primary(f))
+}
+
+pub(crate) fn format_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+fn format_kib(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 * 1024.0 / 1e6)
+}

@@ -1,0 +1,68 @@
+//! `pyconc bench GROUP`: pyconc, raw Rust and CPython measured side by side in one run.
+//!
+//! Each measured operation is a [`measure::Operation`] with one implementation per backend.
+//! The backends of one operation run in alternating rounds (warm-up first, then rounds
+//! until a time budget), so that drift of this noisy machine hits them alike; the table
+//! shows medians and the ratios between backends. CPython runs the equivalent script
+//! (`threads.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! by `--python`; without it, its column says why it is missing.
+
+mod measure;
+mod python;
+mod threads;
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// The benchmark groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Group {
+    /// Thread start+join, current_thread, Timer, 1000 threads (time and peak RSS).
+    Threads,
+}
+
+/// Arguments of `pyconc bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Which groups to run; all when omitted.
+    groups: Vec<Group>,
+    /// Short rounds: finishes in seconds (used by CI; the figures are rougher).
+    #[arg(long)]
+    quick: bool,
+    /// The CPython interpreter to compare with.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// Arguments of the hidden `pyconc bench-child`: one measurement in a fresh process.
+#[derive(Debug, Args)]
+pub(crate) struct ChildArgs {
+    /// The measurement.
+    job: threads::ChildJob,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let groups = if args.groups.is_empty() { vec![Group::Threads] } else { args.groups.clone() };
+    let settings = measure::Settings::new(args.quick);
+    let python = python::Python::find(&args.python);
+    let mut report = measure::Report::new(&python);
+    for group in groups {
+        match group {
+            Group::Threads => threads::run(&settings, &python, &mut report)?,
+        }
+    }
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json()?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn run_child(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
+    threads::run_child(args.job)
+}

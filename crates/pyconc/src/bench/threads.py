@@ -1,0 +1,89 @@
+# The CPython side of `pyconc bench threads`: the same operations as threads.rs, timed the
+# same way (alternating is not possible across processes, so rounds run back to back), and
+# printed as one JSON line of per-operation nanoseconds.
+#
+# usage: python3 -c "$(cat threads.py)" ops QUICK | many
+import json
+import resource
+import sys
+import threading
+import time
+
+
+def stats(samples):
+    samples = sorted(samples)
+    n = len(samples)
+    median = samples[n // 2] if n % 2 else (samples[n // 2 - 1] + samples[n // 2]) / 2
+    return {"min": samples[0], "median": median, "max": samples[-1]}
+
+
+def measure(op, batch, min_rounds, max_rounds, budget):
+    op(max(1, batch // 4))  # warm-up
+    wall, cpu = [], []
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - start < budget):
+        c0 = time.process_time_ns()
+        t0 = time.perf_counter_ns()
+        op(batch)
+        wall.append((time.perf_counter_ns() - t0) / batch)
+        cpu.append((time.process_time_ns() - c0) / batch)
+        rounds += 1
+    return {"wall_ns": stats(wall), "cpu_ns": stats(cpu)["median"]}
+
+
+def empty():
+    pass
+
+
+def start_join(n):
+    for _ in range(n):
+        t = threading.Thread(target=empty)
+        t.start()
+        t.join()
+
+
+def current(n):
+    ct = threading.current_thread
+    for _ in range(n):
+        ct()
+
+
+def timer_cancel(n):
+    for _ in range(n):
+        t = threading.Timer(1.0, empty)
+        t.start()
+        t.cancel()
+        t.join()
+
+
+def many():
+    start = time.perf_counter_ns()
+    threads = [threading.Thread(target=empty) for _ in range(1000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter_ns() - start
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"time_ns": elapsed, "peak_rss_kib": rss}))
+
+
+def ops(quick):
+    if quick:
+        rounds = (5, 15, 0.6)
+    else:
+        rounds = (15, 101, 4.0)
+    result = {
+        "thread_start_join": measure(start_join, 20, *rounds),
+        "current_thread": measure(current, 100000, *rounds),
+        "timer_cancel": measure(timer_cancel, 20, *rounds),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "many":
+        many()
+    else:
+        ops(sys.argv[2] == "1")

@@ -1,0 +1,83 @@
+//! `pyconc demo NAME`: the course examples. Each is also a standalone example of the
+//! `threading` crate (`crates/threading/examples/`), whose source is included here, so the
+//! CLI and `cargo run --example` run the very same code.
+
+use clap::{Args, ValueEnum};
+
+macro_rules! examples {
+    ($($module:ident: $file:literal),* $(,)?) => {
+        $(
+            #[path = $file]
+            #[allow(dead_code, reason = "the example's own main() is unused here")]
+            mod $module;
+        )*
+    };
+}
+
+examples! {
+    counter_class: "../../../threading/examples/counter_class.rs",
+    counter_function: "../../../threading/examples/counter_function.rs",
+    daemon: "../../../threading/examples/daemon.rs",
+    helpers: "../../../threading/examples/helpers.rs",
+    timer: "../../../threading/examples/timer.rs",
+    joinall: "../../../threading/examples/joinall.rs",
+}
+
+/// Which example to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Demo {
+    /// OO style: a `Counter` type implementing `Runnable` (Python: subclassing `Thread`).
+    CounterClass,
+    /// Function style: `counter()` asking `current_thread()` for its name.
+    CounterFunction,
+    /// A heartbeat daemon thread next to an active worker: the process exits when the
+    /// active thread ends, without waiting for the daemon.
+    Daemon,
+    /// `current_thread`, `active_count`, `enumerate`, `main_thread` from several threads.
+    Helpers,
+    /// `Timer`: one that fires and one that is cancelled.
+    Timer,
+    /// The `joinall()` exercise, with and without one shared deadline.
+    Joinall,
+}
+
+/// Arguments of `pyconc demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The example; all of them in order when omitted (the daemon demo last).
+    name: Option<Demo>,
+    /// Scales the sleeps down so that the examples finish in well under a second.
+    #[arg(long)]
+    fast: bool,
+}
+
+pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let all = [
+        Demo::CounterClass,
+        Demo::CounterFunction,
+        Demo::Helpers,
+        Demo::Timer,
+        Demo::Joinall,
+        Demo::Daemon,
+    ];
+    let chosen = match args.name {
+        Some(demo) => vec![demo],
+        None => all.to_vec(),
+    };
+    for demo in chosen {
+        if args.name.is_none() {
+            let name = demo.to_possible_value().map(|v| v.get_name().to_owned());
+            println!("== pyconc demo {}", name.unwrap_or_default());
+        }
+        let fast = args.fast;
+        match demo {
+            Demo::CounterClass => counter_class::demo(fast)?,
+            Demo::CounterFunction => counter_function::demo(fast)?,
+            Demo::Daemon => daemon::demo(fast)?,
+            Demo::Helpers => helpers::demo(fast)?,
+            Demo::Timer => timer::demo(fast)?,
+            Demo::Joinall => joinall::demo(fast)?,
+        }
+    }
+    Ok(())
+}
