@@ -5,12 +5,14 @@
 //! and no `pthread_atfork`; they are one libc call each.
 
 /// `pthread_self()` of the calling thread, CPython's `threading.get_ident()`.
+#[allow(clippy::unnecessary_cast, reason = "pthread_t is not u64 on every target")]
 pub(crate) fn pthread_self() -> u64 {
     // SAFETY: pthread_self has no preconditions and cannot fail.
     (unsafe { libc::pthread_self() }) as u64
 }
 
 /// The kernel thread id of the calling thread (`gettid()`), CPython's `get_native_id()`.
+#[allow(clippy::unnecessary_cast, reason = "pid_t is i32; the API's ids are u64")]
 pub(crate) fn gettid() -> u64 {
     // SAFETY: gettid has no preconditions and cannot fail.
     (unsafe { libc::gettid() }) as u64

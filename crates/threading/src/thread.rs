@@ -255,7 +255,9 @@ impl Thread {
         match builder.spawn(move || bootstrap(this)) {
             Ok(handle) => {
                 use std::os::unix::thread::JoinHandleExt;
-                self.inner.ident.store(handle.as_pthread_t() as u64, Ordering::Release);
+                #[allow(clippy::unnecessary_cast, reason = "pthread_t is not u64 on every target")]
+                let ident = handle.as_pthread_t() as u64;
+                self.inner.ident.store(ident, Ordering::Release);
                 *self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
                 Ok(())
             }

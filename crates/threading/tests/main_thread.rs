@@ -19,7 +19,10 @@ fn main() {
         ("counts_follow_start_and_join_exactly", counts_follow_start_and_join_exactly),
         ("shutdown_joins_non_daemon_threads_only", shutdown_joins_non_daemon_threads_only),
         ("fork_from_main_keeps_only_the_main_thread", fork_from_main_keeps_only_the_main_thread),
-        ("fork_from_a_worker_makes_it_the_main_thread", fork_from_a_worker_makes_it_the_main_thread),
+        (
+            "fork_from_a_worker_makes_it_the_main_thread",
+            fork_from_a_worker_makes_it_the_main_thread,
+        ),
     ];
     let mut passed = 0;
     for (name, case) in cases {
@@ -82,7 +85,8 @@ fn counts_follow_start_and_join_exactly() {
 }
 
 fn shutdown_joins_non_daemon_threads_only() {
-    let daemon = Thread::builder().daemon(true).target(|| std::thread::sleep(Duration::from_secs(3600)));
+    let daemon =
+        Thread::builder().daemon(true).target(|| std::thread::sleep(Duration::from_secs(3600)));
     let worker = Thread::new(|| std::thread::sleep(Duration::from_millis(100)));
     daemon.start().unwrap();
     worker.start().unwrap();

@@ -198,14 +198,13 @@ impl Report {
         let _ = writeln!(out, "python: {}", m.python);
         let _ = writeln!(
             out,
-            "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   {}",
+            "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   raw Rust baseline",
             "operation (median wall time)",
             "pyconc",
             "raw Rust",
             "CPython",
             "py/raw",
             "CPy/py",
-            "raw Rust baseline"
         );
         for row in &self.rows {
             let (python, speedup) = match &row.python {

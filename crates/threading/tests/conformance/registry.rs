@@ -31,7 +31,8 @@ fn started_threads_are_listed_until_joined() {
 #[test]
 fn current_thread_inside_a_started_thread_is_that_thread() {
     let (tx, rx) = mpsc::channel();
-    let t = Thread::builder().name("me").target(move || tx.send(threading::current_thread()).unwrap());
+    let t =
+        Thread::builder().name("me").target(move || tx.send(threading::current_thread()).unwrap());
     t.start().unwrap();
     t.join().unwrap();
     assert_eq!(rx.recv().unwrap(), t);

@@ -264,7 +264,10 @@ fn builder_stack_size_and_global_stack_size_are_used() {
     // test_thread.ThreadRunningTests.test_stack_size / test_nt_and_posix_stack_size
     let _settings = super::global_settings();
     assert_eq!(threading::stack_size(None).unwrap(), 0);
-    assert_eq!(threading::stack_size(Some(4096)).unwrap_err().to_string(), "size not valid: 4096 bytes");
+    assert_eq!(
+        threading::stack_size(Some(4096)).unwrap_err().to_string(),
+        "size not valid: 4096 bytes"
+    );
     assert_eq!(threading::stack_size(Some(1 << 20)).unwrap(), 0);
     assert_eq!(threading::stack_size(None).unwrap(), 1 << 20);
     let t = Thread::new(|| {

@@ -1,0 +1,70 @@
+//! The `pyconc` program end to end: every demo with `--fast`, and `bench threads --quick`
+//! writing JSON.
+
+use std::process::Command;
+
+fn pyconc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pyconc")).args(args).output().expect("run pyconc")
+}
+
+#[test]
+fn every_demo_runs_with_fast_sleeps() {
+    for (demo, expected) in [
+        ("counter-class", "Count5: counting 4"),
+        ("counter-function", "Count10: counting 9"),
+        ("daemon", "the daemon is not waited for"),
+        ("helpers", "MainThread"),
+        ("timer", "hello after"),
+        ("joinall", "still alive"),
+    ] {
+        let out = pyconc(&["demo", demo, "--fast"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{demo}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(expected), "{demo}: {text}");
+    }
+}
+
+#[test]
+fn demo_without_a_name_runs_them_all() {
+    let out = pyconc(&["demo", "--fast"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert_eq!(text.matches("== pyconc demo ").count(), 6, "{text}");
+}
+
+#[test]
+fn unknown_demo_is_a_usage_error() {
+    let out = pyconc(&["demo", "no-such-demo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value"));
+}
+
+#[test]
+fn bench_threads_quick_reports_every_operation() {
+    let dir = std::env::temp_dir().join(format!("pyconc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = pyconc(&["bench", "threads", "--quick", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        operations,
+        [
+            "thread start+join",
+            "current_thread()",
+            "Timer start+cancel+join",
+            "1000 threads start+join"
+        ]
+    );
+    for row in rows {
+        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        assert!(table.contains(row["operation"].as_str().unwrap()));
+    }
+    assert!(rows[3]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
