@@ -114,6 +114,12 @@ impl Timer {
         self.finished.load() != WAITING
     }
 
+    /// Whether `cancel()` stopped the timer before it fired, so that the function was not
+    /// and will not be called. Beyond CPython, whose `cancel()` cannot tell.
+    pub fn cancelled(&self) -> bool {
+        self.finished.load() == CANCELLED
+    }
+
     /// The timer's thread.
     pub fn thread(&self) -> &Thread {
         &self.thread

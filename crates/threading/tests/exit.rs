@@ -45,8 +45,8 @@ fn main_returning_does_not_wait_for_daemon_threads() {
     // test_4_daemon_threads: rc 0, empty stderr, the daemon is abandoned.
     let (out, _) = run_example("exit_daemon", &[]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stdout(&out).starts_with("heartbeat\n"));
-    assert!(stdout(&out).ends_with("main done\n") || stdout(&out).contains("main done\n"));
+    assert!(stdout(&out).contains("heartbeat\n"));
+    assert!(stdout(&out).contains("main done\n"));
     assert_eq!(stderr(&out), "");
 }
 
