@@ -199,12 +199,7 @@ impl Report {
         let _ = writeln!(
             out,
             "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   raw Rust baseline",
-            "operation (median wall time)",
-            "pyconc",
-            "raw Rust",
-            "CPython",
-            "py/raw",
-            "CPy/py",
+            "operation (median wall time)", "pyconc", "raw Rust", "CPython", "py/raw", "CPy/py",
         );
         for row in &self.rows {
             let (python, speedup) = match &row.python {
