@@ -46,6 +46,10 @@ pub enum Error {
     ValueError(Cow<'static, str>),
     /// Python's `AssertionError`, raised by CPython for `join()` on a dummy thread.
     AssertionError(Cow<'static, str>),
+    /// Python's `threading.BrokenBarrierError`: the barrier was broken (a timeout, an
+    /// `abort()`, a `reset()` while waiting, or a panicking action). CPython's message is
+    /// empty; this one says `broken barrier`.
+    BrokenBarrierError,
     /// The OS refused to start a thread. Displays as CPython's
     /// `RuntimeError: can't start new thread`; the OS error is the `source()`.
     CantStartThread(io::Error),
@@ -58,6 +62,10 @@ impl Error {
     pub(crate) const fn runtime(message: &'static str) -> Error {
         Error::RuntimeError(Cow::Borrowed(message))
     }
+
+    pub(crate) const fn value(message: &'static str) -> Error {
+        Error::ValueError(Cow::Borrowed(message))
+    }
 }
 
 impl fmt::Display for Error {
@@ -67,6 +75,7 @@ impl fmt::Display for Error {
                 f.write_str(m)
             }
             Error::CantStartThread(_) => f.write_str(CANT_START),
+            Error::BrokenBarrierError => f.write_str("broken barrier"),
             Error::Other(e) => fmt::Display::fmt(e, f),
         }
     }

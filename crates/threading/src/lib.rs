@@ -24,6 +24,10 @@
 //! | `stack_size(n)`, `TIMEOUT_MAX`          | [`stack_size`], [`TIMEOUT_MAX`]               |
 //! | `excepthook`, `ExceptHookArgs`          | [`set_excepthook`], [`excepthook`], [`ExceptHookArgs`] |
 //! | `for t in ts: t.join()`                 | [`joinall`], [`joinall_timeout`]              |
+//! | `Lock()`, `RLock()`, `Condition()`      | [`Lock`], [`RLock`], [`Condition`]            |
+//! | `Semaphore(n)`, `BoundedSemaphore(n)`   | [`Semaphore`], [`BoundedSemaphore`]           |
+//! | `Event()`, `Barrier(n)`, `local()`      | [`Event`], [`Barrier`], [`Local`]             |
+//! | `with lock:`                            | `let _held = lock.lock();`                    |
 //! | `threading._shutdown()`                 | [`shutdown`]                                  |
 //! | `RuntimeError`, `ValueError`            | [`Error`]                                     |
 //!
@@ -59,7 +63,10 @@
 mod error;
 mod excepthook;
 mod join;
+mod local;
+mod primitive;
 mod registry;
+mod sync;
 mod sys;
 mod thread;
 mod timer;
@@ -70,9 +77,14 @@ use std::time::Duration;
 pub use error::Error;
 pub use excepthook::{ExceptHookArgs, Location, excepthook, set_excepthook};
 pub use join::{Joinable, joinall, joinall_timeout};
+pub use local::Local;
 #[doc(hidden)]
 pub use registry::{_after_fork_child, _register_exit_hook};
 pub use registry::{active_count, current_thread, enumerate, main_thread, shutdown};
+pub use sync::{
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, FAIR_INTERVAL, Lock, LockGuard,
+    RLock, RLockGuard, Semaphore, SemaphoreGuard,
+};
 pub use thread::{Builder, Runnable, Thread};
 pub use timer::Timer;
 

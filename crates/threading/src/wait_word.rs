@@ -1,39 +1,70 @@
 //! A 32-bit word that threads can sleep on until it changes: a thin layer over the Linux
 //! futex (through the `linux-futex` crate) with deadlines.
 //!
-//! Thread lifecycles and timers are built on it rather than on `Mutex` + `Condvar` because
-//! it holds no user-space lock: after `fork()` the child can read and reset it whatever the
-//! other (vanished) threads were doing, which a mutex does not allow.
+//! Thread lifecycles, timers and every synchronisation primitive are built on it rather
+//! than on `Mutex` + `Condvar`, because it holds no user-space lock: after `fork()` the
+//! child can read and reset it whatever the other (vanished) threads were doing, and the
+//! same state machines can later run on a word in shared memory, across processes.
+//!
+//! Under `--cfg loom` the word is emulated with loom's mutex and condition variable (the
+//! value is checked under the mutex before sleeping, wakers notify under it), which gives
+//! the futex's "sleep only if the value is still X" guarantee to the model checker.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+#[cfg(not(loom))]
 use linux_futex::{Futex, Private};
 
+use crate::primitive::{AtomicU32, Ordering};
+
 /// A futex word with deadline-aware waiting.
-pub(crate) struct WaitWord(Futex<Private>);
+pub(crate) struct WaitWord {
+    #[cfg(not(loom))]
+    futex: Futex<Private>,
+    #[cfg(loom)]
+    value: AtomicU32,
+    #[cfg(loom)]
+    sleepers: (loom::sync::Mutex<()>, loom::sync::Condvar),
+}
 
 impl WaitWord {
+    #[cfg(not(loom))]
     pub(crate) const fn new(value: u32) -> WaitWord {
-        WaitWord(Futex::new(value))
+        WaitWord { futex: Futex::new(value) }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new(value: u32) -> WaitWord {
+        WaitWord {
+            value: AtomicU32::new(value),
+            sleepers: (loom::sync::Mutex::new(()), loom::sync::Condvar::new()),
+        }
     }
 
     /// The atomic value itself.
     pub(crate) fn atomic(&self) -> &AtomicU32 {
-        &self.0.value
+        #[cfg(not(loom))]
+        {
+            &self.futex.value
+        }
+        #[cfg(loom)]
+        {
+            &self.value
+        }
     }
 
     pub(crate) fn load(&self) -> u32 {
-        self.0.value.load(Ordering::Acquire)
+        self.atomic().load(Ordering::Acquire)
     }
 
     /// Sleeps while the word equals `expected`, until woken, a spurious wake-up or
     /// `deadline` (`None`: no deadline). Returns `false` only when the deadline has passed.
     /// Callers loop, re-checking their condition.
     pub(crate) fn wait(&self, expected: u32, deadline: Option<Instant>) -> bool {
+        #[cfg(not(loom))]
         match deadline {
             None => {
-                let _ = self.0.wait(expected);
+                let _ = self.futex.wait(expected);
                 true
             }
             Some(deadline) => {
@@ -41,15 +72,45 @@ impl WaitWord {
                 if now >= deadline {
                     return false;
                 }
-                let _ = self.0.wait_for(expected, deadline - now);
+                let _ = self.futex.wait_for(expected, deadline - now);
                 true
             }
+        }
+        #[cfg(loom)]
+        {
+            // The model has no clock: a deadline never passes (models use untimed waits).
+            let _ = deadline;
+            let guard = self.sleepers.0.lock().unwrap();
+            if self.value.load(Ordering::SeqCst) == expected {
+                drop(self.sleepers.1.wait(guard).unwrap());
+            }
+            true
+        }
+    }
+
+    /// Wakes up to `n` threads sleeping on the word; returns how many were woken (under
+    /// loom: `n`, as it cannot tell).
+    pub(crate) fn wake(&self, n: u32) -> u32 {
+        #[cfg(not(loom))]
+        {
+            let n = i32::try_from(n).unwrap_or(i32::MAX);
+            u32::try_from(self.futex.wake(n)).unwrap_or(0)
+        }
+        #[cfg(loom)]
+        {
+            let _guard = self.sleepers.0.lock().unwrap();
+            if n == 1 {
+                self.sleepers.1.notify_one();
+            } else {
+                self.sleepers.1.notify_all();
+            }
+            n
         }
     }
 
     /// Wakes every thread sleeping on the word.
     pub(crate) fn wake_all(&self) {
-        self.0.wake(i32::MAX);
+        self.wake(u32::MAX);
     }
 }
 

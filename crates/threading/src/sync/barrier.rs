@@ -1,0 +1,251 @@
+//! `Barrier`: Python's `threading.Barrier`, a rendezvous point for a fixed number of
+//! threads, reusable cycle after cycle.
+//!
+//! A port of CPython's implementation over a [`Condition`] with a plain [`Lock`]:
+//!
+//! | state       | meaning                                                       |
+//! |-------------|---------------------------------------------------------------|
+//! | `FILLING`   | threads arrive and wait                                       |
+//! | `DRAINING`  | the last arrival released the cycle; waiters are leaving      |
+//! | `RESETTING` | `reset()` while threads waited; they leave with the error     |
+//! | `BROKEN`    | a timeout, `abort()` or a panicking action broke it           |
+//!
+//! New arrivals wait while the barrier drains or resets, so no thread of the next cycle
+//! can be counted in the previous one (no lost or double wake-ups across generations).
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::primitive::{AtomicU32, AtomicUsize, Ordering};
+use crate::sync::{Condition, Lock};
+
+const FILLING: u32 = 0;
+const DRAINING: u32 = 1;
+const RESETTING: u32 = 2;
+const BROKEN: u32 = 3;
+
+type Action = Box<dyn Fn() + Send + Sync + 'static>;
+
+/// A barrier for `parties` threads: each `wait` blocks until all have called it.
+///
+/// Python: `threading.Barrier(parties, action=None, timeout=None)`. `wait` returns the
+/// arrival index, `0..parties`; the last arrival runs the action before anyone goes on.
+///
+/// Differences from CPython: `parties == 0` makes every `wait` fail with
+/// `parties must be > 0` (CPython 3.12's check, at wait rather than construction: 3.11
+/// would hang); the broken error's text is `broken barrier` (CPython's is empty); a
+/// panicking action gives its thread the broken-barrier error too (CPython re-raises the
+/// action's exception there).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use threading::{Barrier, Thread};
+///
+/// let barrier = Arc::new(Barrier::new(3).with_action(|| println!("all three arrived")));
+/// let threads: Vec<Thread> = (0..3)
+///     .map(|_| {
+///         let b = Arc::clone(&barrier);
+///         Thread::new(move || {
+///             let index = b.wait().unwrap();
+///             assert!(index < 3);
+///         })
+///     })
+///     .collect();
+/// for t in &threads { t.start()?; }
+/// threading::joinall(&threads)?;
+/// # Ok::<(), threading::Error>(())
+/// ```
+pub struct Barrier {
+    cond: Condition,
+    parties: usize,
+    action: Option<Action>,
+    timeout: Option<Duration>,
+    // Both only change under `cond`'s lock.
+    state: AtomicU32,
+    count: AtomicUsize,
+}
+
+impl Barrier {
+    /// A barrier for `parties` threads, without action or default timeout.
+    pub fn new(parties: usize) -> Barrier {
+        Barrier {
+            cond: Condition::with_lock(Lock::new()),
+            parties,
+            action: None,
+            timeout: None,
+            state: AtomicU32::new(FILLING),
+            count: AtomicUsize::new(0),
+        }
+    }
+
+    /// As [`Barrier::new`], refusing `parties == 0` (CPython 3.12+).
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `parties must be > 0`.
+    pub fn try_new(parties: usize) -> Result<Barrier, Error> {
+        if parties == 0 {
+            return Err(Error::value(PARTIES));
+        }
+        Ok(Barrier::new(parties))
+    }
+
+    /// Runs `action` in the last arriving thread of each cycle, before the others are
+    /// released. Python: `Barrier(n, action=f)`.
+    pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
+        self.action = Some(Box::new(action));
+        self
+    }
+
+    /// The timeout of [`wait`](Barrier::wait). Python: `Barrier(n, timeout=t)`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn state(&self) -> u32 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    fn set_state(&self, state: u32) {
+        self.state.store(state, Ordering::Relaxed);
+    }
+
+    /// Waits until all parties have arrived (at most the default timeout, if one was set);
+    /// returns this thread's arrival index.
+    ///
+    /// Python: `barrier.wait()`.
+    ///
+    /// # Errors
+    /// [`Error::BrokenBarrierError`] when the barrier is or gets broken or reset;
+    /// [`Error::ValueError`] `parties must be > 0`.
+    pub fn wait(&self) -> Result<usize, Error> {
+        self.wait_inner(self.timeout)
+    }
+
+    /// As [`wait`](Barrier::wait) with an explicit timeout; a timeout breaks the barrier
+    /// for every waiter.
+    ///
+    /// # Errors
+    /// As [`wait`](Barrier::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, Error> {
+        self.wait_inner(Some(timeout))
+    }
+
+    fn wait_inner(&self, timeout: Option<Duration>) -> Result<usize, Error> {
+        if self.parties == 0 {
+            return Err(Error::value(PARTIES));
+        }
+        let _held = self.cond.lock();
+        self.enter()?;
+        let index = self.count.fetch_add(1, Ordering::Relaxed);
+        let outcome =
+            if index + 1 == self.parties { self.release() } else { self.wait_release(timeout) };
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.exit();
+        outcome.map(|()| index)
+    }
+
+    /// Waits while the previous cycle drains or resets.
+    fn enter(&self) -> Result<(), Error> {
+        while matches!(self.state(), DRAINING | RESETTING) {
+            self.cond.wait()?;
+        }
+        if self.state() == BROKEN {
+            return Err(Error::BrokenBarrierError);
+        }
+        Ok(())
+    }
+
+    /// The last arrival: run the action, then release the cycle.
+    fn release(&self) -> Result<(), Error> {
+        if let Some(action) = &self.action {
+            if catch_unwind(AssertUnwindSafe(action)).is_err() {
+                self.break_barrier();
+                return Err(Error::BrokenBarrierError);
+            }
+        }
+        self.set_state(DRAINING);
+        self.cond.notify_all()
+    }
+
+    fn wait_release(&self, timeout: Option<Duration>) -> Result<(), Error> {
+        if !self.cond.wait_for(|| self.state() != FILLING, timeout)? {
+            self.break_barrier();
+            return Err(Error::BrokenBarrierError);
+        }
+        if matches!(self.state(), BROKEN | RESETTING) {
+            return Err(Error::BrokenBarrierError);
+        }
+        Ok(())
+    }
+
+    /// The last thread out of a draining or resetting cycle opens the next one.
+    fn exit(&self) {
+        if self.count.load(Ordering::Relaxed) == 0 && matches!(self.state(), DRAINING | RESETTING)
+        {
+            self.set_state(FILLING);
+            let _ = self.cond.notify_all();
+        }
+    }
+
+    /// Returns the barrier to its initial state; threads waiting now get the broken
+    /// error. Python: `barrier.reset()`.
+    pub fn reset(&self) {
+        let _held = self.cond.lock();
+        if self.count.load(Ordering::Relaxed) > 0 {
+            if matches!(self.state(), FILLING | BROKEN) {
+                self.set_state(RESETTING);
+            }
+        } else {
+            self.set_state(FILLING);
+        }
+        let _ = self.cond.notify_all();
+    }
+
+    /// Breaks the barrier: current and future waits fail until [`reset`](Barrier::reset).
+    /// Python: `barrier.abort()`.
+    pub fn abort(&self) {
+        let _held = self.cond.lock();
+        self.break_barrier();
+    }
+
+    fn break_barrier(&self) {
+        self.set_state(BROKEN);
+        let _ = self.cond.notify_all();
+    }
+
+    /// The number of threads needed to pass. Python: `barrier.parties`.
+    pub fn parties(&self) -> usize {
+        self.parties
+    }
+
+    /// The number of threads waiting in the current cycle (0 while draining or
+    /// resetting). Python: `barrier.n_waiting`.
+    pub fn n_waiting(&self) -> usize {
+        let _held = self.cond.lock();
+        if self.state() == FILLING { self.count.load(Ordering::Relaxed) } else { 0 }
+    }
+
+    /// Whether the barrier is broken. Python: `barrier.broken`.
+    pub fn broken(&self) -> bool {
+        let _held = self.cond.lock();
+        self.state() == BROKEN
+    }
+}
+
+const PARTIES: &str = "parties must be > 0";
+
+/// CPython's repr: `<threading.Barrier at 0x…: waiters=2/3>` or `…: broken>`.
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.broken() {
+            write!(f, "<threading.Barrier at {:p}: broken>", self)
+        } else {
+            write!(f, "<threading.Barrier at {:p}: waiters={}/{}>", self, self.n_waiting(), self.parties)
+        }
+    }
+}

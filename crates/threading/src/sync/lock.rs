@@ -1,0 +1,307 @@
+//! `Lock`: Python's `threading.Lock`, a mutual-exclusion lock that any thread may release.
+//!
+//! # State word
+//!
+//! | bit | name        | meaning                                                        |
+//! |-----|-------------|----------------------------------------------------------------|
+//! | 0   | `LOCKED`    | the lock is held                                               |
+//! | 1   | `CONTENDED` | a thread may be sleeping on the word: `release` must wake one   |
+//! | 2   | `HANDOFF`   | `release` gave the (still `LOCKED`) lock to the next sleeper    |
+//!
+//! An uncontended `acquire`/`release` is one compare-and-swap each, no system call.
+//! Waiters sleep on the futex word; a thread that wakes up acquires with `CONTENDED` set,
+//! so that the sleepers after it are woken in turn (Drepper's "futexes are tricky" mutex).
+//!
+//! # Fairness
+//!
+//! Normally a released lock is up for grabs: a running thread may take it before the
+//! woken sleeper gets the CPU (barging), which is fastest. But a thread that releases and
+//! re-acquires in a loop could then starve a sleeper forever. So, as parking_lot does, once
+//! at least [`FAIR_INTERVAL`] has passed since this lock last did so, `release` hands the
+//! lock directly to a sleeper instead (`HANDOFF`): the lock stays `LOCKED` and only a woken
+//! waiter may take it. A waiter therefore waits at most about that long plus one critical
+//! section, whatever the other threads do; `tests/conformance/lock.rs` measures it.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::primitive::{AtomicU64, Ordering};
+use crate::wait_word::{WaitWord, deadline_after};
+
+const LOCKED: u32 = 1;
+const CONTENDED: u32 = 2;
+const HANDOFF: u32 = 4;
+
+/// How long a contended lock may favour barging threads before `release` hands it to a
+/// sleeping waiter.
+pub const FAIR_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The message of releasing an unlocked `Lock`.
+pub(crate) const RELEASE_UNLOCKED: &str = "release unlocked lock";
+
+/// A primitive lock: held by nobody or by one thread, released by any thread.
+///
+/// Python: `threading.Lock` (`_thread.lock`). Unlike `std::sync::Mutex` it guards no data
+/// and has no owner: one thread may acquire it and another release it (CPython semantics).
+/// It is not reentrant: the holder's second `acquire` blocks.
+///
+/// # Examples
+///
+/// ```
+/// use threading::Lock;
+///
+/// let lock = Lock::new();
+/// {
+///     let _held = lock.lock(); // `with lock:`
+///     assert!(lock.locked());
+///     assert!(!lock.try_acquire());
+/// }
+/// assert!(!lock.locked());
+/// assert_eq!(lock.release().unwrap_err().to_string(), "release unlocked lock");
+/// ```
+pub struct Lock {
+    word: WaitWord,
+    /// When this lock last handed itself to a sleeper, in ns since `epoch()`.
+    last_handoff: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl Lock {
+    /// A new, unlocked lock.
+    pub fn new() -> Lock {
+        Lock { word: WaitWord::new(0), last_handoff: AtomicU64::new(0) }
+    }
+
+    /// Waits until the lock is free and takes it.
+    ///
+    /// Python: `lock.acquire()`.
+    pub fn acquire(&self) {
+        if !self.try_acquire() {
+            self.acquire_slow(None);
+        }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    ///
+    /// Python: `lock.acquire(blocking=False)`.
+    pub fn try_acquire(&self) -> bool {
+        let word = self.word.atomic();
+        let mut state = word.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED != 0 {
+                return false;
+            }
+            match word.compare_exchange_weak(
+                state,
+                state | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => state = seen,
+            }
+        }
+    }
+
+    /// Waits at most `timeout` for the lock; true if it was taken.
+    ///
+    /// Python: `lock.acquire(timeout=t)`. A timeout above
+    /// [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) is clamped (CPython raises `OverflowError`).
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        // A deadline too far away to represent is no deadline.
+        self.try_acquire() || self.acquire_slow(deadline_after(timeout))
+    }
+
+    /// Waits for the lock until `deadline` (`None`: forever); true if it was taken.
+    pub(crate) fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
+        let timed = deadline.is_some();
+        let word = self.word.atomic();
+        // A short spin first: critical sections are often shorter than a sleep.
+        for _ in 0..40 {
+            if self.try_acquire() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            let state = word.load(Ordering::Relaxed);
+            if state & LOCKED == 0 {
+                // Free: take it, keeping CONTENDED so that later sleepers get woken.
+                if word
+                    .compare_exchange(
+                        state,
+                        state | LOCKED | CONTENDED,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            if state & CONTENDED == 0
+                && word
+                    .compare_exchange(state, state | CONTENDED, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let in_time = self.word.wait(state | CONTENDED, deadline);
+            // Whoever wakes first takes a handed-off lock (even one that just timed out:
+            // acquiring at the last moment is still acquiring).
+            if self.take_handoff() {
+                return true;
+            }
+            if timed && !in_time {
+                // This waiter may have consumed the wake-up meant to pass the free lock
+                // on to the next sleeper: pass it on.
+                if word.load(Ordering::Relaxed) & LOCKED == 0 {
+                    self.word.wake(1);
+                }
+                return false;
+            }
+        }
+    }
+
+    fn take_handoff(&self) -> bool {
+        let word = self.word.atomic();
+        let mut state = word.load(Ordering::Relaxed);
+        while state & HANDOFF != 0 {
+            match word.compare_exchange_weak(
+                state,
+                state & !HANDOFF,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(seen) => state = seen,
+            }
+        }
+        false
+    }
+
+    /// Releases the lock; any thread may do this.
+    ///
+    /// Python: `lock.release()`.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeError`] `release unlocked lock` when it is not held.
+    pub fn release(&self) -> Result<(), Error> {
+        let word = self.word.atomic();
+        let mut state = word.load(Ordering::Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                return Err(Error::runtime(RELEASE_UNLOCKED));
+            }
+            if state & (CONTENDED | HANDOFF) != 0 {
+                self.release_contended(state);
+                return Ok(());
+            }
+            match word.compare_exchange_weak(state, 0, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(seen) => state = seen,
+            }
+        }
+    }
+
+    fn release_contended(&self, state: u32) {
+        let word = self.word.atomic();
+        if state & HANDOFF != 0 {
+            // Handed to a sleeper that has not taken it yet; the lock has no owner, so a
+            // release now unlocks it, and the woken sleeper competes for it as usual.
+            word.fetch_and(!(LOCKED | HANDOFF), Ordering::Release);
+            self.word.wake(1);
+            return;
+        }
+        if self.fair_turn_due() {
+            // Hand the lock over: it stays LOCKED, and only a woken waiter may take it.
+            word.fetch_or(HANDOFF, Ordering::Release);
+            if self.word.wake(1) > 0 {
+                return;
+            }
+            // Nobody was asleep to take it; a waiter about to sleep sees the changed word
+            // and takes it, else take the offer back.
+            if word
+                .compare_exchange(
+                    LOCKED | CONTENDED | HANDOFF,
+                    0,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                self.word.wake(1);
+            }
+            return;
+        }
+        word.swap(0, Ordering::Release);
+        self.word.wake(1);
+    }
+
+    fn fair_turn_due(&self) -> bool {
+        let now = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_handoff.load(Ordering::Relaxed);
+        let interval = FAIR_INTERVAL.as_nanos() as u64;
+        now.saturating_sub(last) >= interval
+            && self
+                .last_handoff
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Whether the lock is held.
+    ///
+    /// Python: `lock.locked()`.
+    pub fn locked(&self) -> bool {
+        self.word.load() & LOCKED != 0
+    }
+
+    /// Acquires the lock and returns a guard that releases it when dropped: Python's
+    /// `with lock:`.
+    ///
+    /// If another thread released the lock meanwhile (allowed: the lock has no owner), the
+    /// guard's drop finds it unlocked and does nothing, where CPython's `__exit__` would
+    /// raise `release unlocked lock`.
+    pub fn lock(&self) -> LockGuard<'_> {
+        self.acquire();
+        LockGuard { lock: self }
+    }
+}
+
+impl Default for Lock {
+    fn default() -> Lock {
+        Lock::new()
+    }
+}
+
+/// CPython's repr: `<unlocked _thread.lock object>` / `<locked _thread.lock object>`.
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.locked() { "locked" } else { "unlocked" };
+        write!(f, "<{state} _thread.lock object at {:p}>", self)
+    }
+}
+
+/// Releases a [`Lock`] when dropped; made by [`Lock::lock`].
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").field("lock", self.lock).finish()
+    }
+}

@@ -1,0 +1,211 @@
+//! `RLock`: Python's `threading.RLock`, a reentrant lock owned by the thread that holds it.
+//!
+//! Built on [`Lock`]: the owner's ident (`get_ident()`) and a recursion count sit beside
+//! it. Only the owner changes them, so they need no lock of their own; other threads only
+//! compare the owner with their own ident, which cannot match while they are not it.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::primitive::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::Lock;
+
+/// The message of releasing an `RLock` the caller does not hold.
+pub(crate) const RELEASE_UNACQUIRED: &str = "cannot release un-acquired lock";
+
+/// A reentrant lock: the thread holding it may acquire it again, and must release it as
+/// many times.
+///
+/// Python: `threading.RLock`. Only the owner may release it.
+///
+/// # Examples
+///
+/// ```
+/// use threading::RLock;
+///
+/// let lock = RLock::new();
+/// let _outer = lock.lock();
+/// let _inner = lock.lock(); // the owner may nest
+/// assert!(lock.is_owned());
+/// drop(_inner);
+/// drop(_outer);
+/// assert_eq!(lock.release().unwrap_err().to_string(), "cannot release un-acquired lock");
+/// ```
+pub struct RLock {
+    lock: Lock,
+    owner: AtomicU64,
+    count: AtomicUsize,
+}
+
+impl RLock {
+    /// A new, unlocked reentrant lock.
+    pub fn new() -> RLock {
+        RLock { lock: Lock::new(), owner: AtomicU64::new(0), count: AtomicUsize::new(0) }
+    }
+
+    fn me() -> u64 {
+        crate::get_ident()
+    }
+
+    fn is_mine(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == Self::me()
+    }
+
+    fn take(&self, count: usize) {
+        self.owner.store(Self::me(), Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+    }
+
+    /// Acquires the lock, waiting if another thread holds it; the owner's call nests.
+    ///
+    /// Python: `rlock.acquire()`.
+    pub fn acquire(&self) {
+        if !self.reenter() {
+            self.lock.acquire();
+            self.take(1);
+        }
+    }
+
+    fn reenter(&self) -> bool {
+        if self.is_mine() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Acquires the lock if that needs no waiting.
+    ///
+    /// Python: `rlock.acquire(blocking=False)`.
+    pub fn try_acquire(&self) -> bool {
+        if self.reenter() {
+            return true;
+        }
+        let taken = self.lock.try_acquire();
+        if taken {
+            self.take(1);
+        }
+        taken
+    }
+
+    /// Waits at most `timeout` for the lock; true if it was acquired.
+    ///
+    /// Python: `rlock.acquire(timeout=t)`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        if self.reenter() {
+            return true;
+        }
+        let taken = self.lock.acquire_timeout(timeout);
+        if taken {
+            self.take(1);
+        }
+        taken
+    }
+
+    /// Releases one level; the lock is free again when the count reaches zero.
+    ///
+    /// Python: `rlock.release()`.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeError`] `cannot release un-acquired lock` when the caller does not
+    /// hold it.
+    pub fn release(&self) -> Result<(), Error> {
+        if !self.is_mine() || self.count.load(Ordering::Relaxed) == 0 {
+            return Err(Error::runtime(RELEASE_UNACQUIRED));
+        }
+        if self.count.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.owner.store(0, Ordering::Relaxed);
+            self.lock.release()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the lock is held, by any thread.
+    ///
+    /// Python: `rlock.locked()` (3.14+; older versions only have it on `Lock`).
+    pub fn locked(&self) -> bool {
+        self.lock.locked()
+    }
+
+    /// Whether the calling thread holds the lock.
+    ///
+    /// Python: `rlock._is_owned()`.
+    pub fn is_owned(&self) -> bool {
+        self.is_mine() && self.count.load(Ordering::Relaxed) > 0
+    }
+
+    /// How many times the calling thread holds the lock (0 when it does not).
+    ///
+    /// Python: `rlock._recursion_count()`.
+    pub fn recursion_count(&self) -> usize {
+        if self.is_mine() { self.count.load(Ordering::Relaxed) } else { 0 }
+    }
+
+    /// Releases every level at once and returns the count: what `Condition::wait` does.
+    ///
+    /// Python: `rlock._release_save()`.
+    pub(crate) fn release_save(&self) -> Result<usize, Error> {
+        if !self.is_owned() {
+            return Err(Error::runtime(RELEASE_UNACQUIRED));
+        }
+        let count = self.count.swap(0, Ordering::Relaxed);
+        self.owner.store(0, Ordering::Relaxed);
+        self.lock.release()?;
+        Ok(count)
+    }
+
+    /// Re-acquires with the saved count. Python: `rlock._acquire_restore()`.
+    pub(crate) fn acquire_restore(&self, count: usize) {
+        self.lock.acquire();
+        self.take(count);
+    }
+
+    /// Acquires the lock and returns a guard that releases one level when dropped:
+    /// Python's `with rlock:`.
+    pub fn lock(&self) -> RLockGuard<'_> {
+        self.acquire();
+        RLockGuard { lock: self, _owner_only: PhantomData }
+    }
+}
+
+impl Default for RLock {
+    fn default() -> RLock {
+        RLock::new()
+    }
+}
+
+/// CPython's repr: `<locked _thread.RLock object owner=140… count=2>`.
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = if self.locked() { "locked" } else { "unlocked" };
+        write!(
+            f,
+            "<{state} _thread.RLock object owner={} count={} at {:p}>",
+            self.owner.load(Ordering::Relaxed),
+            self.count.load(Ordering::Relaxed),
+            self
+        )
+    }
+}
+
+/// Releases one level of an [`RLock`] when dropped; made by [`RLock::lock`].
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+    /// Not `Send`: only the owning thread can release an `RLock`.
+    _owner_only: PhantomData<*const ()>,
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard").field("lock", self.lock).finish()
+    }
+}
