@@ -185,8 +185,7 @@ impl Barrier {
 
     /// The last thread out of a draining or resetting cycle opens the next one.
     fn exit(&self) {
-        if self.count.load(Ordering::Relaxed) == 0 && matches!(self.state(), DRAINING | RESETTING)
-        {
+        if self.count.load(Ordering::Relaxed) == 0 && matches!(self.state(), DRAINING | RESETTING) {
             self.set_state(FILLING);
             let _ = self.cond.notify_all();
         }
@@ -245,7 +244,13 @@ impl fmt::Debug for Barrier {
         if self.broken() {
             write!(f, "<threading.Barrier at {:p}: broken>", self)
         } else {
-            write!(f, "<threading.Barrier at {:p}: waiters={}/{}>", self, self.n_waiting(), self.parties)
+            write!(
+                f,
+                "<threading.Barrier at {:p}: waiters={}/{}>",
+                self,
+                self.n_waiting(),
+                self.parties
+            )
         }
     }
 }

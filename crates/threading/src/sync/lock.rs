@@ -147,7 +147,12 @@ impl Lock {
             }
             if state & CONTENDED == 0
                 && word
-                    .compare_exchange(state, state | CONTENDED, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange(
+                        state,
+                        state | CONTENDED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
                     .is_err()
             {
                 continue;

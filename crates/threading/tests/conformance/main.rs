@@ -6,10 +6,17 @@
 //! exact thread counts and fork are in `tests/main_thread.rs`; exit behaviour in
 //! `tests/exit.rs`.
 
+mod barrier;
+mod condition;
 mod errors;
+mod event;
 mod excepthook;
 mod joinall;
+mod local;
+mod lock;
+mod lock_tests;
 mod registry;
+mod semaphore;
 mod thread;
 mod timer;
 
