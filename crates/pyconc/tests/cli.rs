@@ -57,6 +57,8 @@ fn bench_threads_quick_reports_every_operation() {
             "thread start+join",
             "current_thread()",
             "Timer start+cancel+join",
+            "Lock acquire+release",
+            "Event ping-pong round trip",
             "1000 threads start+join"
         ]
     );
@@ -65,6 +67,6 @@ fn bench_threads_quick_reports_every_operation() {
         assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
         assert!(table.contains(row["operation"].as_str().unwrap()));
     }
-    assert!(rows[3]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
+    assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

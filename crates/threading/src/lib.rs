@@ -83,7 +83,7 @@ pub use registry::{_after_fork_child, _register_exit_hook};
 pub use registry::{active_count, current_thread, enumerate, main_thread, shutdown};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, FAIR_INTERVAL, Lock, LockGuard,
-    RLock, RLockGuard, Semaphore, SemaphoreGuard,
+    RLock, RLockGuard, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,
 };
 pub use thread::{Builder, Runnable, Thread};
 pub use timer::Timer;

@@ -17,14 +17,23 @@ use linux_futex::{Futex, Private};
 
 use crate::primitive::{AtomicU32, Ordering};
 
+/// The loom emulation's futex queue: tickets `woken_below..next_ticket` sleep.
+#[cfg(loom)]
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    woken_below: u64,
+}
+
 /// A futex word with deadline-aware waiting.
 pub(crate) struct WaitWord {
     #[cfg(not(loom))]
     futex: Futex<Private>,
     #[cfg(loom)]
     value: AtomicU32,
+    /// The emulated futex queue, and the condition variable its sleepers wait on.
     #[cfg(loom)]
-    sleepers: (loom::sync::Mutex<()>, loom::sync::Condvar),
+    sleepers: (loom::sync::Mutex<Queue>, loom::sync::Condvar),
 }
 
 impl WaitWord {
@@ -37,7 +46,7 @@ impl WaitWord {
     pub(crate) fn new(value: u32) -> WaitWord {
         WaitWord {
             value: AtomicU32::new(value),
-            sleepers: (loom::sync::Mutex::new(()), loom::sync::Condvar::new()),
+            sleepers: (loom::sync::Mutex::new(Queue::default()), loom::sync::Condvar::new()),
         }
     }
 
@@ -80,16 +89,22 @@ impl WaitWord {
         {
             // The model has no clock: a deadline never passes (models use untimed waits).
             let _ = deadline;
-            let guard = self.sleepers.0.lock().unwrap();
-            if self.value.load(Ordering::SeqCst) == expected {
-                drop(self.sleepers.1.wait(guard).unwrap());
+            let mut queue = self.sleepers.0.lock().unwrap();
+            // A read-modify-write reads the latest value, as the kernel's check does.
+            if self.value.fetch_or(0, Ordering::SeqCst) == expected {
+                // Tickets make the queue FIFO and immune to spurious condvar wake-ups:
+                // a sleeper returns only once a `wake` counted its ticket in.
+                let ticket = queue.next_ticket;
+                queue.next_ticket += 1;
+                while queue.woken_below <= ticket {
+                    queue = self.sleepers.1.wait(queue).unwrap();
+                }
             }
             true
         }
     }
 
-    /// Wakes up to `n` threads sleeping on the word; returns how many were woken (under
-    /// loom: `n`, as it cannot tell).
+    /// Wakes up to `n` threads sleeping on the word; returns how many were woken.
     pub(crate) fn wake(&self, n: u32) -> u32 {
         #[cfg(not(loom))]
         {
@@ -98,13 +113,14 @@ impl WaitWord {
         }
         #[cfg(loom)]
         {
-            let _guard = self.sleepers.0.lock().unwrap();
-            if n == 1 {
-                self.sleepers.1.notify_one();
-            } else {
+            let mut queue = self.sleepers.0.lock().unwrap();
+            let sleeping = queue.next_ticket - queue.woken_below;
+            let woken = u64::from(n).min(sleeping);
+            queue.woken_below += woken;
+            if woken > 0 {
                 self.sleepers.1.notify_all();
             }
-            n
+            woken as u32
         }
     }
 

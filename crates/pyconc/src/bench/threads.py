@@ -57,6 +57,32 @@ def timer_cancel(n):
         t.join()
 
 
+def lock_acquire_release(n):
+    lock = threading.Lock()
+    acquire, release = lock.acquire, lock.release
+    for _ in range(n):
+        acquire()
+        release()
+
+
+def event_ping_pong(n):
+    ping, pong = threading.Event(), threading.Event()
+
+    def peer():
+        for _ in range(n):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    t = threading.Thread(target=peer)
+    t.start()
+    for _ in range(n):
+        ping.set()
+        pong.wait()
+        pong.clear()
+    t.join()
+
+
 def many():
     start = time.perf_counter_ns()
     threads = [threading.Thread(target=empty) for _ in range(1000)]
@@ -78,6 +104,8 @@ def ops(quick):
         "thread_start_join": measure(start_join, 20, *rounds),
         "current_thread": measure(current, 100000, *rounds),
         "timer_cancel": measure(timer_cancel, 20, *rounds),
+        "lock_acquire_release": measure(lock_acquire_release, 100000, *rounds),
+        "event_ping_pong": measure(event_ping_pong, 2000, *rounds),
     }
     print(json.dumps(result))
 

@@ -5,6 +5,8 @@
 //! | thread start+join    | `Thread::new(f)`, `start`, `join`   | `std::thread::spawn(f).join()`              | `Thread(target=f)`            |
 //! | current_thread       | `threading::current_thread()`       | `std::thread::current()`                    | `threading.current_thread()`  |
 //! | Timer cancel         | `Timer::new(1 s)`, start, cancel, join | thread + `Condvar::wait_timeout`, cancel, join | `Timer(1.0, f)`           |
+//! | Lock acquire+release | `Lock::acquire`, `release`          | `Mutex::lock`, drop                         | `lock.acquire(); lock.release()` |
+//! | Event ping-pong      | two `Event`s, set/wait/clear        | two `Mutex<bool>` + `Condvar`               | two `threading.Event`s        |
 //! | 1000 threads         | start 1000, join 1000, in a fresh process: time and peak RSS | the same with `std::thread` | the same              |
 
 use std::hint::black_box;
@@ -119,6 +121,98 @@ impl Operation for StdCondvarTimer {
     }
 }
 
+struct PyconcLock(threading::Lock);
+impl Operation for PyconcLock {
+    fn name(&self) -> &'static str {
+        "threading::Lock acquire+release"
+    }
+    fn run(&self, iterations: u64) {
+        for _ in 0..iterations {
+            self.0.acquire();
+            self.0.release().expect("release");
+        }
+    }
+}
+
+struct StdMutex(Mutex<()>);
+impl Operation for StdMutex {
+    fn name(&self) -> &'static str {
+        "std::sync::Mutex lock+unlock"
+    }
+    fn run(&self, iterations: u64) {
+        for _ in 0..iterations {
+            drop(black_box(self.0.lock().expect("lock")));
+        }
+    }
+}
+
+/// Round trips of a set->wait->clear ping-pong between two threads through two events.
+fn ping_pong<E: Send + Sync + 'static>(
+    iterations: u64,
+    make: fn() -> E,
+    set: fn(&E),
+    wait_and_clear: fn(&E),
+) {
+    let ping = Arc::new(make());
+    let pong = Arc::new(make());
+    let (pi, po) = (Arc::clone(&ping), Arc::clone(&pong));
+    let peer = std::thread::spawn(move || {
+        for _ in 0..iterations {
+            wait_and_clear(&pi);
+            set(&po);
+        }
+    });
+    for _ in 0..iterations {
+        set(&ping);
+        wait_and_clear(&pong);
+    }
+    peer.join().expect("peer");
+}
+
+struct PyconcEventPingPong;
+impl Operation for PyconcEventPingPong {
+    fn name(&self) -> &'static str {
+        "threading::Event ping-pong"
+    }
+    fn run(&self, iterations: u64) {
+        ping_pong(iterations, threading::Event::new, threading::Event::set, |e| {
+            e.wait();
+            e.clear();
+        });
+    }
+}
+
+/// The Mutex + Condvar event a Rust programmer would write without pyconc.
+#[derive(Default)]
+struct CondvarEvent {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+struct StdEventPingPong;
+impl Operation for StdEventPingPong {
+    fn name(&self) -> &'static str {
+        "std Mutex+Condvar event ping-pong"
+    }
+    fn run(&self, iterations: u64) {
+        ping_pong(
+            iterations,
+            CondvarEvent::default,
+            |e| {
+                *e.flag.lock().expect("lock") = true;
+                e.cv.notify_all();
+            },
+            |e| {
+                let mut flag = e.flag.lock().expect("lock");
+                while !*flag {
+                    flag = e.cv.wait(flag).expect("wait");
+                }
+                *flag = false;
+            },
+        );
+    }
+}
+
 /// Whole-process measurements, run by `pyconc bench-child JOB` in a fresh process so
 /// that its peak RSS is its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -212,10 +306,20 @@ pub(crate) fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let quick = if settings.quick { "1" } else { "0" };
     let python_ops = python.run_script(SCRIPT, &["ops", quick]);
-    let pairs: [(&'static str, &'static str, u64, &dyn Operation, &dyn Operation); 3] = [
+    let lock = PyconcLock(threading::Lock::new());
+    let mutex = StdMutex(Mutex::new(()));
+    let pairs: [(&'static str, &'static str, u64, &dyn Operation, &dyn Operation); 5] = [
         ("thread start+join", "thread_start_join", 20, &PyconcStartJoin, &StdSpawnJoin),
         ("current_thread()", "current_thread", 100_000, &PyconcCurrent, &StdCurrent),
         ("Timer start+cancel+join", "timer_cancel", 20, &PyconcTimerCancel, &StdCondvarTimer),
+        ("Lock acquire+release", "lock_acquire_release", 100_000, &lock, &mutex),
+        (
+            "Event ping-pong round trip",
+            "event_ping_pong",
+            2_000,
+            &PyconcEventPingPong,
+            &StdEventPingPong,
+        ),
     ];
     for (operation, key, batch, pyconc, raw) in pairs {
         let (pyconc, raw) = compare(settings, batch, pyconc, raw);

@@ -261,7 +261,9 @@ impl Condition {
         let mut waiters = lock(&self.waiters);
         for _ in 0..n {
             let Some(waiter) = waiters.pop_front() else { break };
-            waiter.atomic().store(NOTIFIED, crate::primitive::Ordering::Release);
+            // A swap rather than a store: loom (0.7) models a plain store racing with the
+            // waiter's futex check unfaithfully; the swap is just as cheap.
+            waiter.atomic().swap(NOTIFIED, crate::primitive::Ordering::AcqRel);
             waiter.wake(1);
         }
         Ok(())

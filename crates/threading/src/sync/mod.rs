@@ -27,4 +27,4 @@ pub use condition::{Condition, ConditionGuard};
 pub use event::Event;
 pub use lock::{FAIR_INTERVAL, Lock, LockGuard};
 pub use rlock::{RLock, RLockGuard};
-pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+pub use semaphore::{BoundedSemaphore, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard};

@@ -1,20 +1,33 @@
 //! `Semaphore` and `BoundedSemaphore`: Python's counting semaphores.
 //!
-//! The count is an atomic integer; `acquire` decrements it when it is positive. Sleepers
-//! wait on a separate futex word, `releases`, which every release bumps, and are counted in
-//! `sleepers`, so that a release wakes threads only when some sleep. A sleeper re-reads the
-//! count after announcing itself and sleeps only while `releases` has not moved, so no
-//! release can slip between its check and its sleep.
+//! One futex word: the count in bits 1–31 and, in bit 0, `SLEEPERS` — some thread may
+//! sleep on the word. `acquire` decrements the count by compare-and-swap when it is
+//! positive, else sets `SLEEPERS` and sleeps while the word is unchanged. `release` adds to
+//! the count and clears `SLEEPERS` in one atomic step and, if it was set, wakes every
+//! sleeper; those that find the count at zero again set the bit and sleep on. Keeping count
+//! and flag in one word leaves no window between a sleeper's check and its sleep.
+//!
+//! The count is limited to [`SEMAPHORE_VALUE_MAX`] (2³¹ − 1); larger values saturate.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::primitive::{AtomicU32, AtomicUsize, Ordering};
+use crate::primitive::Ordering;
 use crate::wait_word::{WaitWord, deadline_after};
 
 pub(crate) const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
 pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
+
+const SLEEPERS: u32 = 1;
+const ONE: u32 = 2;
+
+/// The largest count a semaphore holds; `new` and `release` saturate there.
+pub const SEMAPHORE_VALUE_MAX: usize = (u32::MAX >> 1) as usize;
+
+fn count_of(word: u32) -> usize {
+    (word >> 1) as usize
+}
 
 /// A counting semaphore: `acquire` waits while the count is zero, then decrements it;
 /// `release` increments it.
@@ -36,19 +49,14 @@ pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
 /// assert_eq!(slots.value(), 1);
 /// ```
 pub struct Semaphore {
-    value: AtomicUsize,
-    releases: WaitWord,
-    sleepers: AtomicU32,
+    word: WaitWord,
 }
 
 impl Semaphore {
-    /// A semaphore with count `value`.
+    /// A semaphore with count `value` (at most [`SEMAPHORE_VALUE_MAX`]).
     pub fn new(value: usize) -> Semaphore {
-        Semaphore {
-            value: AtomicUsize::new(value),
-            releases: WaitWord::new(0),
-            sleepers: AtomicU32::new(0),
-        }
+        let value = value.min(SEMAPHORE_VALUE_MAX) as u32;
+        Semaphore { word: WaitWord::new(value << 1) }
     }
 
     /// Decrements the count, waiting while it is zero.
@@ -62,16 +70,17 @@ impl Semaphore {
     ///
     /// Python: `sem.acquire(blocking=False)`.
     pub fn try_acquire(&self) -> bool {
-        let mut value = self.value.load(Ordering::Relaxed);
-        while value > 0 {
-            match self.value.compare_exchange_weak(
-                value,
-                value - 1,
+        let word = self.word.atomic();
+        let mut state = word.load(Ordering::Relaxed);
+        while state >= ONE {
+            match word.compare_exchange_weak(
+                state,
+                state - ONE,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return true,
-                Err(seen) => value = seen,
+                Err(seen) => state = seen,
             }
         }
         false
@@ -87,19 +96,16 @@ impl Semaphore {
 
     /// Waits until `deadline` (`None`: forever) to decrement the count.
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+        let word = self.word.atomic();
         loop {
             if self.try_acquire() {
                 return true;
             }
-            let seen = self.releases.load();
-            self.sleepers.fetch_add(1, Ordering::SeqCst);
-            let in_time = if self.value.load(Ordering::SeqCst) > 0 {
-                true
-            } else {
-                self.releases.wait(seen, deadline)
-            };
-            self.sleepers.fetch_sub(1, Ordering::SeqCst);
-            if !in_time {
+            let state = word.fetch_or(SLEEPERS, Ordering::Acquire) | SLEEPERS;
+            if state >= ONE {
+                continue; // released meanwhile
+            }
+            if !self.word.wait(state, deadline) {
                 return self.try_acquire();
             }
         }
@@ -127,20 +133,28 @@ impl Semaphore {
     }
 
     fn add(&self, n: usize) {
-        self.value.fetch_add(n, Ordering::SeqCst);
-        self.wake(n);
+        let add = n.min(SEMAPHORE_VALUE_MAX) as u32;
+        let old = self
+            .word
+            .atomic()
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+                let count = (w >> 1).saturating_add(add).min(SEMAPHORE_VALUE_MAX as u32);
+                Some(count << 1)
+            })
+            .unwrap_or_else(|w| w);
+        self.wake_if_sleepers(old);
     }
 
-    fn wake(&self, n: usize) {
-        self.releases.atomic().fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            self.releases.wake(u32::try_from(n).unwrap_or(u32::MAX));
+    /// Wakes the sleepers if the word before the release said there were any.
+    fn wake_if_sleepers(&self, old: u32) {
+        if old & SLEEPERS != 0 {
+            self.word.wake_all();
         }
     }
 
     /// The current count. Python: `sem._value`.
     pub fn value(&self) -> usize {
-        self.value.load(Ordering::Relaxed)
+        count_of(self.word.load())
     }
 
     /// Acquires and returns a guard that releases when dropped: Python's `with sem:`.
@@ -199,8 +213,10 @@ pub struct BoundedSemaphore {
 }
 
 impl BoundedSemaphore {
-    /// A bounded semaphore with count and bound `value`.
+    /// A bounded semaphore with count and bound `value` (at most
+    /// [`SEMAPHORE_VALUE_MAX`]).
     pub fn new(value: usize) -> BoundedSemaphore {
+        let value = value.min(SEMAPHORE_VALUE_MAX);
         BoundedSemaphore { semaphore: Semaphore::new(value), initial: value }
     }
 
@@ -238,13 +254,18 @@ impl BoundedSemaphore {
             return Err(Error::value(N_AT_LEAST_ONE));
         }
         let initial = self.initial;
-        self.semaphore
-            .value
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
-                v.checked_add(n).filter(|&sum| sum <= initial)
+        let old = self
+            .semaphore
+            .word
+            .atomic()
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
+                count_of(w)
+                    .checked_add(n)
+                    .filter(|&sum| sum <= initial)
+                    .map(|sum| (sum as u32) << 1)
             })
             .map_err(|_| Error::value(RELEASED_TOO_MANY))?;
-        self.semaphore.wake(n);
+        self.semaphore.wake_if_sleepers(old);
         Ok(())
     }
 

@@ -1,0 +1,235 @@
+//! Criterion benches of the synchronisation primitives next to what they replace, in one
+//! run: `Lock` vs parking_lot's and std's `Mutex` (uncontended and 2-thread contended),
+//! `Event` and `Semaphore` wake-up round trips vs a std `Mutex` + `Condvar` version.
+//! `cargo bench -p pyconc-threading --bench sync`.
+
+use std::hint::black_box;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn uncontended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock uncontended acquire+release");
+    let lock = threading::Lock::new();
+    group.bench_function("threading::Lock", |b| {
+        b.iter(|| {
+            lock.acquire();
+            lock.release().unwrap();
+        })
+    });
+    let pl = parking_lot::Mutex::new(());
+    group.bench_function("parking_lot::Mutex", |b| b.iter(|| drop(black_box(pl.lock()))));
+    let std_mutex = Mutex::new(());
+    group.bench_function("std::sync::Mutex", |b| b.iter(|| drop(black_box(std_mutex.lock()))));
+    group.finish();
+}
+
+/// Two threads each doing `per_thread` lock/unlock pairs around a tiny critical section.
+fn contended_run(per_thread: u64, lock: impl Fn() + Send + Sync + 'static) -> Duration {
+    let lock = Arc::new(lock);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let lock = Arc::clone(&lock);
+            std::thread::spawn(move || {
+                for _ in 0..per_thread {
+                    lock();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+fn contended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lock contended, 2 threads (time per pair)");
+    group.bench_function("threading::Lock", |b| {
+        b.iter_custom(|iters| {
+            let lock = threading::Lock::new();
+            let counter = std::sync::atomic::AtomicU64::new(0);
+            let state = Arc::new((lock, counter));
+            contended_run(iters.div_ceil(2), move || {
+                state.0.acquire();
+                state.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state.0.release().unwrap();
+            })
+        })
+    });
+    group.bench_function("std::sync::Mutex", |b| {
+        b.iter_custom(|iters| {
+            let m = Arc::new(Mutex::new(0u64));
+            contended_run(iters.div_ceil(2), move || *m.lock().unwrap() += 1)
+        })
+    });
+    group.bench_function("parking_lot::Mutex", |b| {
+        b.iter_custom(|iters| {
+            let m = Arc::new(parking_lot::Mutex::new(0u64));
+            contended_run(iters.div_ceil(2), move || *m.lock() += 1)
+        })
+    });
+    group.finish();
+}
+
+/// A std-only event: what one writes without pyconc.
+#[derive(Default)]
+struct CondvarEvent {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl CondvarEvent {
+    fn set(&self) {
+        *self.flag.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+    fn wait_and_clear(&self) {
+        let mut flag = self.flag.lock().unwrap();
+        while !*flag {
+            flag = self.cv.wait(flag).unwrap();
+        }
+        *flag = false;
+    }
+}
+
+fn event_ping_pong(c: &mut Criterion) {
+    let mut group = c.benchmark_group("event set->wait round trip (2 threads)");
+    group.bench_function("threading::Event", |b| {
+        b.iter_custom(|iters| {
+            let ping = Arc::new(threading::Event::new());
+            let pong = Arc::new(threading::Event::new());
+            let (pi, po) = (Arc::clone(&ping), Arc::clone(&pong));
+            let peer = std::thread::spawn(move || {
+                for _ in 0..iters {
+                    pi.wait();
+                    pi.clear();
+                    po.set();
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..iters {
+                ping.set();
+                pong.wait();
+                pong.clear();
+            }
+            let elapsed = start.elapsed();
+            peer.join().unwrap();
+            elapsed
+        })
+    });
+    group.bench_function("std Mutex+Condvar event", |b| {
+        b.iter_custom(|iters| {
+            let ping = Arc::new(CondvarEvent::default());
+            let pong = Arc::new(CondvarEvent::default());
+            let (pi, po) = (Arc::clone(&ping), Arc::clone(&pong));
+            let peer = std::thread::spawn(move || {
+                for _ in 0..iters {
+                    pi.wait_and_clear();
+                    po.set();
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..iters {
+                ping.set();
+                pong.wait_and_clear();
+            }
+            let elapsed = start.elapsed();
+            peer.join().unwrap();
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+/// A std-only counting semaphore.
+#[derive(Default)]
+struct CondvarSemaphore {
+    value: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl CondvarSemaphore {
+    fn acquire(&self) {
+        let mut value = self.value.lock().unwrap();
+        while *value == 0 {
+            value = self.cv.wait(value).unwrap();
+        }
+        *value -= 1;
+    }
+    fn release(&self) {
+        *self.value.lock().unwrap() += 1;
+        self.cv.notify_one();
+    }
+}
+
+fn semaphore(c: &mut Criterion) {
+    let mut group = c.benchmark_group("semaphore");
+    let sem = threading::Semaphore::new(1);
+    group.bench_function("threading::Semaphore acquire+release", |b| {
+        b.iter(|| {
+            sem.acquire();
+            sem.release();
+        })
+    });
+    let std_sem = CondvarSemaphore { value: Mutex::new(1), cv: Condvar::new() };
+    group.bench_function("std Mutex+Condvar acquire+release", |b| {
+        b.iter(|| {
+            std_sem.acquire();
+            std_sem.release();
+        })
+    });
+    group.bench_function("threading::Semaphore ping-pong", |b| {
+        b.iter_custom(|iters| {
+            let a = Arc::new(threading::Semaphore::new(0));
+            let z = Arc::new(threading::Semaphore::new(0));
+            let (a2, z2) = (Arc::clone(&a), Arc::clone(&z));
+            let peer = std::thread::spawn(move || {
+                for _ in 0..iters {
+                    a2.acquire();
+                    z2.release();
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..iters {
+                a.release();
+                z.acquire();
+            }
+            let elapsed = start.elapsed();
+            peer.join().unwrap();
+            elapsed
+        })
+    });
+    group.bench_function("std Mutex+Condvar ping-pong", |b| {
+        b.iter_custom(|iters| {
+            let a = Arc::new(CondvarSemaphore::default());
+            let z = Arc::new(CondvarSemaphore::default());
+            let (a2, z2) = (Arc::clone(&a), Arc::clone(&z));
+            let peer = std::thread::spawn(move || {
+                for _ in 0..iters {
+                    a2.acquire();
+                    z2.release();
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..iters {
+                a.release();
+                z.acquire();
+            }
+            let elapsed = start.elapsed();
+            peer.join().unwrap();
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+#[allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+mod group {
+    use super::*;
+    criterion_group!(benches, uncontended, contended, event_ping_pong, semaphore);
+}
+use group::benches;
+criterion_main!(benches);
