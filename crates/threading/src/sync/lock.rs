@@ -34,7 +34,7 @@ const CONTENDED: u32 = 2;
 const HANDOFF: u32 = 4;
 
 #[cfg(not(loom))]
-const SPINS: u32 = 40;
+const SPINS: u32 = 100;
 #[cfg(loom)]
 const SPINS: u32 = 0;
 
@@ -128,16 +128,19 @@ impl Lock {
     pub(crate) fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
         let timed = deadline.is_some();
         let word = self.word.atomic();
-        // A short spin first: critical sections are often shorter than a sleep. (Not in
-        // the loom model, where it would only multiply the interleavings.)
-        for _ in 0..SPINS {
-            if self.try_acquire() {
-                return true;
-            }
-            std::hint::spin_loop();
+        // A short spin first, reading only (as std's futex mutex does): critical sections
+        // are often shorter than a sleep. Not while others sleep, and not in the loom model,
+        // where it would only multiply the interleavings.
+        let mut state = self.spin();
+        if state & LOCKED == 0
+            && word
+                .compare_exchange(state, state | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return true;
         }
         loop {
-            let state = word.load(Ordering::Relaxed);
+            state = word.load(Ordering::Relaxed);
             if state & LOCKED == 0 {
                 // Free: take it, keeping CONTENDED so that later sleepers get woken.
                 if word
@@ -182,6 +185,20 @@ impl Lock {
         }
     }
 
+    /// Reads the word until the lock is free, someone sleeps, or the spin budget is spent.
+    fn spin(&self) -> u32 {
+        let word = self.word.atomic();
+        let mut budget = SPINS;
+        loop {
+            let state = word.load(Ordering::Relaxed);
+            if state & LOCKED == 0 || state & CONTENDED != 0 || budget == 0 {
+                return state;
+            }
+            budget -= 1;
+            std::hint::spin_loop();
+        }
+    }
+
     fn take_handoff(&self) -> bool {
         let word = self.word.atomic();
         let mut state = word.load(Ordering::Relaxed);
@@ -207,6 +224,20 @@ impl Lock {
     /// [`Error::RuntimeError`] `release unlocked lock` when it is not held.
     pub fn release(&self) -> Result<(), Error> {
         let word = self.word.atomic();
+        if !self.fairness_check_due() {
+            // The common path, one atomic swap (as std's mutex): an unlocked word is 0, so
+            // swapping 0 into it changes nothing and reports the error.
+            let old = word.swap(0, Ordering::Release);
+            if old & LOCKED == 0 {
+                return Err(Error::runtime(RELEASE_UNLOCKED));
+            }
+            if old & (CONTENDED | HANDOFF) != 0 {
+                // (A pending hand-off is cancelled too: the lock has no owner, so a release
+                // now unlocks it, and the woken sleeper competes for it as usual.)
+                self.word.wake(1);
+            }
+            return Ok(());
+        }
         let mut state = word.load(Ordering::Relaxed);
         loop {
             if state & LOCKED == 0 {
@@ -232,7 +263,7 @@ impl Lock {
             self.word.wake(1);
             return;
         }
-        if self.fair_turn_due() {
+        if self.fair_interval_passed() {
             // Hand the lock over: it stays LOCKED, and only a woken waiter may take it.
             word.fetch_or(HANDOFF, Ordering::Release);
             if self.word.wake(1) > 0 {
@@ -257,22 +288,47 @@ impl Lock {
         self.word.wake(1);
     }
 
-    #[cfg(loom)]
-    fn fair_turn_due(&self) -> bool {
-        // The model has no clock: always take the hand-off path, the intricate one.
-        true
+    /// Whether this release should look at fairness at all: on every 32nd release of the
+    /// calling thread (a thread-local count: no shared cache line is written for it, and
+    /// the clock is read only then). Always under loom, whose model has no clock.
+    fn fairness_check_due(&self) -> bool {
+        #[cfg(loom)]
+        {
+            true
+        }
+        #[cfg(not(loom))]
+        {
+            thread_local! {
+                static RELEASES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+            }
+            RELEASES
+                .try_with(|count| {
+                    let n = count.get().wrapping_add(1);
+                    count.set(n);
+                    n % 32 == 0
+                })
+                .unwrap_or(false)
+        }
     }
 
-    #[cfg(not(loom))]
-    fn fair_turn_due(&self) -> bool {
-        let now = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let last = self.last_handoff.load(Ordering::Relaxed);
-        let interval = FAIR_INTERVAL.as_nanos() as u64;
-        now.saturating_sub(last) >= interval
-            && self
-                .last_handoff
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
+    /// Whether at least [`FAIR_INTERVAL`] passed since this lock last handed itself over
+    /// (and if so, records now). Always under loom: the hand-off is the intricate path.
+    fn fair_interval_passed(&self) -> bool {
+        #[cfg(loom)]
+        {
+            true
+        }
+        #[cfg(not(loom))]
+        {
+            let now = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let last = self.last_handoff.load(Ordering::Relaxed);
+            let interval = FAIR_INTERVAL.as_nanos() as u64;
+            now.saturating_sub(last) >= interval
+                && self
+                    .last_handoff
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+        }
     }
 
     /// Whether the lock is held.
