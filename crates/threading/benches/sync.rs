@@ -97,50 +97,46 @@ impl CondvarEvent {
     }
 }
 
+/// Round trips between two threads: this one signals `there` and waits on `back`, the
+/// peer waits on `there` and signals `back`; returns the time of `iters` round trips.
+fn ping_pong<S: Send + Sync + 'static>(
+    iters: u64,
+    make: fn() -> S,
+    signal: fn(&S),
+    wait: fn(&S),
+) -> Duration {
+    let there = Arc::new(make());
+    let back = Arc::new(make());
+    let (t, b) = (Arc::clone(&there), Arc::clone(&back));
+    let peer = std::thread::spawn(move || {
+        for _ in 0..iters {
+            wait(&t);
+            signal(&b);
+        }
+    });
+    let start = Instant::now();
+    for _ in 0..iters {
+        signal(&there);
+        wait(&back);
+    }
+    let elapsed = start.elapsed();
+    peer.join().unwrap();
+    elapsed
+}
+
 fn event_ping_pong(c: &mut Criterion) {
     let mut group = c.benchmark_group("event set->wait round trip (2 threads)");
     group.bench_function("threading::Event", |b| {
         b.iter_custom(|iters| {
-            let ping = Arc::new(threading::Event::new());
-            let pong = Arc::new(threading::Event::new());
-            let (pi, po) = (Arc::clone(&ping), Arc::clone(&pong));
-            let peer = std::thread::spawn(move || {
-                for _ in 0..iters {
-                    pi.wait();
-                    pi.clear();
-                    po.set();
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..iters {
-                ping.set();
-                pong.wait();
-                pong.clear();
-            }
-            let elapsed = start.elapsed();
-            peer.join().unwrap();
-            elapsed
+            ping_pong(iters, threading::Event::new, threading::Event::set, |e| {
+                e.wait();
+                e.clear();
+            })
         })
     });
     group.bench_function("std Mutex+Condvar event", |b| {
         b.iter_custom(|iters| {
-            let ping = Arc::new(CondvarEvent::default());
-            let pong = Arc::new(CondvarEvent::default());
-            let (pi, po) = (Arc::clone(&ping), Arc::clone(&pong));
-            let peer = std::thread::spawn(move || {
-                for _ in 0..iters {
-                    pi.wait_and_clear();
-                    po.set();
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..iters {
-                ping.set();
-                pong.wait_and_clear();
-            }
-            let elapsed = start.elapsed();
-            peer.join().unwrap();
-            elapsed
+            ping_pong(iters, CondvarEvent::default, CondvarEvent::set, CondvarEvent::wait_and_clear)
         })
     });
     group.finish();
@@ -185,44 +181,22 @@ fn semaphore(c: &mut Criterion) {
     });
     group.bench_function("threading::Semaphore ping-pong", |b| {
         b.iter_custom(|iters| {
-            let a = Arc::new(threading::Semaphore::new(0));
-            let z = Arc::new(threading::Semaphore::new(0));
-            let (a2, z2) = (Arc::clone(&a), Arc::clone(&z));
-            let peer = std::thread::spawn(move || {
-                for _ in 0..iters {
-                    a2.acquire();
-                    z2.release();
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..iters {
-                a.release();
-                z.acquire();
-            }
-            let elapsed = start.elapsed();
-            peer.join().unwrap();
-            elapsed
+            ping_pong(
+                iters,
+                || threading::Semaphore::new(0),
+                threading::Semaphore::release,
+                threading::Semaphore::acquire,
+            )
         })
     });
     group.bench_function("std Mutex+Condvar ping-pong", |b| {
         b.iter_custom(|iters| {
-            let a = Arc::new(CondvarSemaphore::default());
-            let z = Arc::new(CondvarSemaphore::default());
-            let (a2, z2) = (Arc::clone(&a), Arc::clone(&z));
-            let peer = std::thread::spawn(move || {
-                for _ in 0..iters {
-                    a2.acquire();
-                    z2.release();
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..iters {
-                a.release();
-                z.acquire();
-            }
-            let elapsed = start.elapsed();
-            peer.join().unwrap();
-            elapsed
+            ping_pong(
+                iters,
+                CondvarSemaphore::default,
+                CondvarSemaphore::release,
+                CondvarSemaphore::acquire,
+            )
         })
     });
     group.finish();

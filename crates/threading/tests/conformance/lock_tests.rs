@@ -69,72 +69,34 @@ pub(crate) trait LockApi: Send + Sync + 'static {
     fn with<R>(&self, f: impl FnOnce() -> R) -> R;
 }
 
-impl LockApi for threading::Lock {
-    fn make() -> Self {
-        threading::Lock::new()
-    }
-    fn acquire(&self) {
-        threading::Lock::acquire(self)
-    }
-    fn try_acquire(&self) -> bool {
-        threading::Lock::try_acquire(self)
-    }
-    fn acquire_timeout(&self, timeout: Duration) -> bool {
-        threading::Lock::acquire_timeout(self, timeout)
-    }
-    fn release(&self) -> Result<(), Error> {
-        threading::Lock::release(self)
-    }
-    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _held = self.lock();
-        f()
-    }
+/// `Lock`, `RLock` and (ConditionAsRLockTests) a default `Condition` share these names.
+macro_rules! impl_lock_api {
+    ($($lock:ty),*) => {$(
+        impl LockApi for $lock {
+            fn make() -> Self {
+                <$lock>::new()
+            }
+            fn acquire(&self) {
+                <$lock>::acquire(self)
+            }
+            fn try_acquire(&self) -> bool {
+                <$lock>::try_acquire(self)
+            }
+            fn acquire_timeout(&self, timeout: Duration) -> bool {
+                <$lock>::acquire_timeout(self, timeout)
+            }
+            fn release(&self) -> Result<(), Error> {
+                <$lock>::release(self)
+            }
+            fn with<R>(&self, f: impl FnOnce() -> R) -> R {
+                let _held = self.lock();
+                f()
+            }
+        }
+    )*};
 }
 
-impl LockApi for threading::RLock {
-    fn make() -> Self {
-        threading::RLock::new()
-    }
-    fn acquire(&self) {
-        threading::RLock::acquire(self)
-    }
-    fn try_acquire(&self) -> bool {
-        threading::RLock::try_acquire(self)
-    }
-    fn acquire_timeout(&self, timeout: Duration) -> bool {
-        threading::RLock::acquire_timeout(self, timeout)
-    }
-    fn release(&self) -> Result<(), Error> {
-        threading::RLock::release(self)
-    }
-    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _held = self.lock();
-        f()
-    }
-}
-
-/// ConditionAsRLockTests: a default Condition behaves as its RLock.
-impl LockApi for threading::Condition {
-    fn make() -> Self {
-        threading::Condition::new()
-    }
-    fn acquire(&self) {
-        threading::Condition::acquire(self)
-    }
-    fn try_acquire(&self) -> bool {
-        threading::Condition::try_acquire(self)
-    }
-    fn acquire_timeout(&self, timeout: Duration) -> bool {
-        threading::Condition::acquire_timeout(self, timeout)
-    }
-    fn release(&self) -> Result<(), Error> {
-        threading::Condition::release(self)
-    }
-    fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _held = self.lock();
-        f()
-    }
-}
+impl_lock_api!(threading::Lock, threading::RLock, threading::Condition);
 
 /// BaseLockTests.test_acquire_release
 pub(crate) fn acquire_release<L: LockApi>() {
