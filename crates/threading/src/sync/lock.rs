@@ -20,7 +20,11 @@
 //! at least [`FAIR_INTERVAL`] has passed since this lock last did so, `release` hands the
 //! lock directly to a sleeper instead (`HANDOFF`): the lock stays `LOCKED` and only a woken
 //! waiter may take it. A waiter therefore waits at most about that long plus one critical
-//! section, whatever the other threads do; `tests/conformance/lock.rs` measures it.
+//! section, whatever the other threads do. The check costs a thread-local count per
+//! release and a clock read on every 32nd. `tests/conformance/lock.rs`
+//! (`a_waiter_is_not_starved_by_a_releasing_reacquirer`, run with `--nocapture`) measures
+//! the worst of 20 acquires against a thread that releases and re-acquires in a tight
+//! loop: 3–66 µs on the reference 2-core machine.
 
 use std::fmt;
 use std::time::{Duration, Instant};
