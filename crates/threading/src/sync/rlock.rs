@@ -191,6 +191,14 @@ impl fmt::Debug for RLock {
 }
 
 /// Releases one level of an [`RLock`] when dropped; made by [`RLock::lock`].
+///
+/// Not `Send`: only the owning thread can release an `RLock`.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let lock = threading::RLock::new();
+/// send(lock.lock());
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     lock: &'a RLock,

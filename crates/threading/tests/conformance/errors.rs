@@ -45,3 +45,21 @@ fn joining_current_thread_is_an_error() {
     assert_eq!(rx.recv().unwrap(), "cannot join current thread");
     assert_eq!(rx.recv().unwrap(), "cannot join current thread");
 }
+
+#[test]
+fn public_types_are_send_and_sync() {
+    // CPython's objects are shareable between threads; so are these (share with Arc or a
+    // static). A compile-time check: this test fails to build if one is not.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Thread>();
+    send_sync::<threading::Timer>();
+    send_sync::<threading::Lock>();
+    send_sync::<threading::RLock>();
+    send_sync::<threading::Condition>();
+    send_sync::<threading::Semaphore>();
+    send_sync::<threading::BoundedSemaphore>();
+    send_sync::<threading::Event>();
+    send_sync::<threading::Barrier>();
+    send_sync::<threading::Local<std::cell::Cell<u8>>>();
+    send_sync::<Error>();
+}
