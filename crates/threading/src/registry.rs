@@ -78,8 +78,11 @@ pub(crate) fn add(thread: &Thread) {
 
 /// Unregisters a thread (it ended, or could not be started).
 pub(crate) fn remove(thread: &Thread) {
+    remove_locked(&mut registry(), thread);
+}
+
+fn remove_locked(reg: &mut Registry, thread: &Thread) {
     let key = thread.inner.key.load(Ordering::Relaxed);
-    let mut reg = registry();
     if reg.threads.get(&key) == Some(thread) {
         reg.threads.remove(&key);
     }
@@ -127,12 +130,17 @@ pub(crate) fn set_current(thread: &Thread) {
 }
 
 fn thread_exit(thread: &Thread) {
-    if thread.kind() == Kind::Main || registry().main.as_ref() == Some(thread) {
-        // The main thread's thread-locals die inside exit(), before the exit hook runs;
-        // it stays listed (CPython lists it during atexit) and is marked stopped there.
-        return;
+    {
+        // One lock for the check and the removal: this runs at every thread's end.
+        let mut reg = registry();
+        if thread.kind() == Kind::Main || reg.main.as_ref() == Some(thread) {
+            // The main thread's thread-locals die inside exit(), before the exit hook
+            // runs; it stays listed (CPython lists it during atexit) and is marked
+            // stopped there.
+            return;
+        }
+        remove_locked(&mut reg, thread);
     }
-    remove(thread);
     thread.advance(ENDED);
 }
 

@@ -345,7 +345,8 @@ impl Thread {
     /// # Errors
     /// As [`join`](Thread::join).
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Error> {
-        self.wait_end(deadline_after(timeout).or(Some(far_future())))
+        // A deadline too far away to represent is no deadline, as for the primitives.
+        self.wait_end(deadline_after(timeout))
     }
 
     pub(crate) fn wait_end(&self, deadline: Option<Instant>) -> Result<bool, Error> {
@@ -524,12 +525,6 @@ impl Thread {
             target();
         }
     }
-}
-
-/// A join of "forever" still needs a finite deadline for `join_timeout(Duration::MAX)`-like
-/// calls whose deadline overflowed; this is far enough.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 100)
 }
 
 /// The first and last thing a started thread does.

@@ -10,17 +10,7 @@ use threading::{Error, Thread};
 
 /// Runs `f(i)` in `n` threads and joins them (lock_tests.Bunch).
 pub(crate) fn bunch(n: usize, f: impl Fn(usize) + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    let threads: Vec<Thread> = (0..n)
-        .map(|i| {
-            let f = Arc::clone(&f);
-            Thread::new(move || f(i))
-        })
-        .collect();
-    for t in &threads {
-        t.start().unwrap();
-    }
-    threading::joinall(&threads).unwrap();
+    threading::joinall(&bunch_started(n, f)).unwrap();
 }
 
 /// Starts `f` in `n` threads without waiting for them.
