@@ -1,20 +1,71 @@
 //! Python's `multiprocessing` module in Rust.
 //!
-//! `use multiprocessing::cpu_count;` is `from multiprocessing import cpu_count`. This crate
-//! grows into `Process` (fork, spawn, forkserver), `Pipe`, `Queue`, `Pool`, shared
-//! `Value`/`Array` and cross-process locks, with the same API shape as the `threading`
-//! crate; so far it has the module's helper functions that need no child process.
+//! `use multiprocessing::Process;` is `from multiprocessing import Process`: a target run in
+//! a child process, with the same API as `threading::Thread` — but the child has its own
+//! memory, so it runs truly in parallel and cannot corrupt the parent's data; what it
+//! shares must be sent.
 //!
-//! | Python                      | Rust            |
-//! |-----------------------------|-----------------|
-//! | `multiprocessing.cpu_count()` | [`cpu_count`] |
-#![warn(missing_docs)]
+//! | Python | Rust |
+//! |---|---|
+//! | `multiprocessing.Process(target=f)` | [`Process::new`] (closure, fork) / [`Process::call`] (`fn(A)`, every start method) |
+//! | `Process(name=, daemon=)`, `get_context(m).Process` | [`Process::builder`] |
+//! | `p.start()`, `p.join([timeout])`, `p.is_alive()` | [`Process::start`], [`Process::join`] / [`Process::join_timeout`], [`Process::is_alive`] |
+//! | `p.pid`, `p.exitcode`, `p.sentinel` | [`Process::pid`], [`Process::exitcode`], [`Process::sentinel`] |
+//! | `p.terminate()`, `p.kill()`, `p.close()` | [`Process::terminate`], [`Process::kill`], [`Process::close`] |
+//! | `current_process()`, `parent_process()`, `active_children()` | [`current_process`], [`parent_process`], [`active_children`] |
+//! | `cpu_count()` | [`cpu_count`] |
+//! | `set_start_method`, `get_start_method`, `get_all_start_methods` | [`set_start_method`], [`get_start_method`], [`get_all_start_methods`] |
+//! | `freeze_support()` | [`init`] (required first line of `main` for spawn/forkserver) |
+//!
+//! # Start methods
+//!
+//! [`StartMethod::Fork`] (the default, as CPython 3.11 on Linux) copies the parent;
+//! [`StartMethod::Spawn`] runs the program again; [`StartMethod::ForkServer`] asks a
+//! single-threaded server process to fork. Spawn and forkserver need
+//! [`init()`] as the first line of `main` — see [`context`](crate::init) for why.
+//!
+//! # At exit
+//!
+//! When `main` returns or `std::process::exit` is called, the program first joins its
+//! non-daemon threads (the `threading` crate), then terminates its daemonic children and
+//! joins the others — CPython's order. Beyond CPython, daemonic children also die when the
+//! parent dies abruptly (SIGKILL, a crash): the kernel sends them SIGKILL
+//! (`PR_SET_PDEATHSIG`). Every child is reaped; none is left a zombie.
+//!
+//! # Examples
+//!
+//! ```
+//! use multiprocessing::Process;
+//!
+//! let p = Process::new(|| println!("hello from {}", multiprocessing::current_process().name()));
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!(p.exitcode(), Some(0));
+//! # Ok::<(), multiprocessing::Error>(())
+//! ```
 
-/// The number of CPUs the system has online.
+mod bootstrap;
+mod children;
+mod codec;
+mod context;
+mod error;
+mod process;
+mod start;
+mod sys;
+
+pub use context::{
+    StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set, init,
+    set_start_method, set_start_method_force,
+};
+pub use error::Error;
+pub use process::{Builder, Process, active_children, current_process, parent_process};
+
+/// The number of CPUs this process may use: its CPU affinity mask and cgroup quota
+/// (`std::thread::available_parallelism`). At least 1.
 ///
-/// Python: `multiprocessing.cpu_count()` (which is `os.cpu_count()`): the CPUs of the
-/// system, not those this process may use (for those, see
-/// `std::thread::available_parallelism`). At least 1.
+/// Python: `multiprocessing.cpu_count()`. CPython returns `os.cpu_count()`, every CPU of the
+/// system; a pool sized by it oversubscribes a process pinned to fewer CPUs (`taskset`,
+/// containers), so this counts the usable ones, like Python 3.13's `os.process_cpu_count()`.
 ///
 /// # Examples
 ///
@@ -22,40 +73,5 @@
 /// assert!(multiprocessing::cpu_count() >= 1);
 /// ```
 pub fn cpu_count() -> usize {
-    std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|ranges| count_cpu_list(ranges.trim()))
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
-}
-
-/// Counts a kernel CPU list such as `0-3,8,10-11`.
-fn count_cpu_list(list: &str) -> Option<usize> {
-    let mut total = 0;
-    for part in list.split(',') {
-        total += match part.split_once('-') {
-            Some((first, last)) => {
-                last.parse::<usize>().ok()?.checked_sub(first.parse().ok()?)? + 1
-            }
-            None => {
-                part.parse::<usize>().ok()?;
-                1
-            }
-        };
-    }
-    (total > 0).then_some(total)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::count_cpu_list;
-
-    #[test]
-    fn cpu_lists_are_counted_like_the_kernel_writes_them() {
-        assert_eq!(count_cpu_list("0"), Some(1));
-        assert_eq!(count_cpu_list("0-1"), Some(2));
-        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
-        assert_eq!(count_cpu_list(""), None);
-        assert_eq!(count_cpu_list("3-1"), None);
-    }
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

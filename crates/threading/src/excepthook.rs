@@ -238,6 +238,29 @@ fn report(thread: &Thread, payload: Box<dyn Any + Send>) {
     }
 }
 
+/// Runs `body` the way a started thread runs its target, but hands a panic back to the
+/// caller as its report text (`panicked at FILE:LINE:COL:` and the message, plus the
+/// backtrace when `RUST_BACKTRACE` asks for one) instead of calling the exception hook.
+/// Rust's own panic message is not printed. For `multiprocessing`, whose children print
+/// `Process NAME:` and this text, as CPython's `_bootstrap` prints the traceback.
+#[doc(hidden)]
+pub fn _run_reporting_panic(body: impl FnOnce()) -> Result<(), String> {
+    install_panic_hook();
+    let was_capturing = CAPTURING.try_with(|c| c.replace(true)).unwrap_or(false);
+    let outcome = catch_unwind(AssertUnwindSafe(body));
+    let _ = CAPTURING.try_with(|c| c.set(was_capturing));
+    outcome.map_err(|payload| {
+        let recorded = take_recorded();
+        let text = describe_panic(
+            &payload_message(&*payload),
+            recorded.location.as_ref(),
+            recorded.backtrace.as_deref(),
+        );
+        drop_payload(payload);
+        text
+    })
+}
+
 /// Drops a panic payload; a payload whose destructor panics is not allowed to unwind further.
 fn drop_payload(payload: Box<dyn Any + Send>) {
     if let Err(inner) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {

@@ -349,9 +349,20 @@ fn reset_after_fork(reg: &mut Registry) {
 
 /// Called once, before `main`, on the main thread.
 pub(crate) fn on_process_start(main_ident: u64) {
-    MAIN_IDENT.store(main_ident, Ordering::Relaxed);
-    sys::atexit(at_exit);
-    sys::atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        MAIN_IDENT.store(main_ident, Ordering::Relaxed);
+        sys::atexit(at_exit);
+        sys::atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    });
+}
+
+/// Runs this crate's start-of-process setup now, if it has not run yet: for code that runs
+/// before `main` itself (another `.init_array` entry, such as `multiprocessing`'s
+/// `init_before_main!`), which may come before this crate's own. Call it on the main thread.
+#[doc(hidden)]
+pub fn _ensure_initialized() {
+    on_process_start(sys::pthread_self());
 }
 
 /// Hooks run at exit after the non-daemon threads were joined (CPython runs

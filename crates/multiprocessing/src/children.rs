@@ -1,0 +1,221 @@
+//! The per-process bookkeeping: CPython's `process._children`, `_current_process`,
+//! `_parent_process` and `_process_counter`, and `util._exit_function`.
+//!
+//! Beyond CPython, a reaper thread reaps every child whose last `Process` handle was dropped
+//! while it ran, so that no zombie outlives the child (CPython leaves it until the next
+//! `start()` or `active_children()`). The thread starts with the first such child.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::process::{Inner, Role};
+use crate::start::{ChildSpec, Waiter};
+use crate::sys::{self, Pid};
+
+/// The bookkeeping of one process; reset in every child.
+pub(crate) struct State {
+    /// The last number handed out for a child's identity (CPython's `_process_counter`).
+    counter: u32,
+    /// Started children not yet known to have ended (CPython's `_children`).
+    children: Vec<Arc<Inner>>,
+    current: Option<Arc<Inner>>,
+    parent: Option<Arc<Inner>>,
+    /// Running children whose every handle was dropped; the reaper waits for them.
+    orphans: Vec<Arc<Inner>>,
+    /// The reaper thread's wake-up eventfd, once it runs.
+    reaper: Option<Arc<OwnedFd>>,
+    exit_installed: bool,
+    exiting: bool,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    counter: 0,
+    children: Vec::new(),
+    current: None,
+    parent: None,
+    orphans: Vec::new(),
+    reaper: None,
+    exit_installed: false,
+    exiting: false,
+});
+
+/// Threads this crate runs for itself (the reaper, the launcher), which the fork warning
+/// does not count.
+pub(crate) static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+pub(crate) fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn current_of(state: &mut State) -> Arc<Inner> {
+    Arc::clone(state.current.get_or_insert_with(|| {
+        Inner::new_self(
+            "_MainProcess",
+            "MainProcess".to_owned(),
+            false,
+            Vec::new(),
+            Role::Current,
+            sys::getpid(),
+            None,
+        )
+    }))
+}
+
+/// The calling process's own object.
+pub(crate) fn current() -> Arc<Inner> {
+    current_of(&mut state())
+}
+
+/// The parent's object, in a child.
+pub(crate) fn parent() -> Option<Arc<Inner>> {
+    state().parent.clone()
+}
+
+/// The identity of a new child: the creator's identity plus the next counter value.
+pub(crate) fn next_identity() -> Vec<u32> {
+    let mut state = state();
+    let mut identity = current_of(&mut state).identity.clone();
+    state.counter += 1;
+    identity.push(state.counter);
+    identity
+}
+
+/// Makes `state` describe a new child: CPython's `_bootstrap` resetting `_children`,
+/// `_process_counter`, `_current_process` and `_parent_process`. Threads do not survive a
+/// fork, so the reaper is gone too.
+pub(crate) fn become_child(state: &mut State, spec: &ChildSpec) {
+    state.counter = 0;
+    state.children.clear();
+    state.orphans.clear();
+    state.reaper = None;
+    state.exiting = false;
+    HELPER_THREADS.store(0, Ordering::Relaxed);
+    state.current = Some(Inner::new_self(
+        "Process",
+        spec.name.clone(),
+        spec.daemon,
+        spec.identity.clone(),
+        Role::Current,
+        sys::getpid(),
+        None,
+    ));
+    let parent_pid = Pid(spec.parent_pid);
+    let sentinel = sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd);
+    state.parent = Some(Inner::new_self(
+        "_ParentProcess",
+        spec.parent_name.clone(),
+        false,
+        Vec::new(),
+        Role::Parent,
+        parent_pid,
+        sentinel,
+    ));
+}
+
+/// Records a started child.
+pub(crate) fn add(child: Arc<Inner>) {
+    state().children.push(child);
+}
+
+/// Forgets a child that has ended (or was closed).
+pub(crate) fn remove(child: &Arc<Inner>) {
+    let mut state = state();
+    state.children.retain(|c| !Arc::ptr_eq(c, child));
+    state.orphans.retain(|c| !Arc::ptr_eq(c, child));
+}
+
+/// The started children not yet known to have ended.
+pub(crate) fn list() -> Vec<Arc<Inner>> {
+    state().children.clone()
+}
+
+/// Reaps every child that has ended (CPython's `process._cleanup`).
+pub(crate) fn cleanup() {
+    for child in list() {
+        if !matches!(child.poll_exit(), Ok(None)) {
+            remove(&child);
+        }
+    }
+}
+
+/// The last handle of `child` was dropped: if it still runs, the reaper takes it.
+pub(crate) fn last_handle_dropped(child: &Arc<Inner>) {
+    if !child.running_child() {
+        return;
+    }
+    let mut state = state();
+    if !state.children.iter().any(|c| Arc::ptr_eq(c, child)) {
+        return;
+    }
+    state.orphans.push(Arc::clone(child));
+    let wake = match &state.reaper {
+        Some(wake) => Arc::clone(wake),
+        None => {
+            let Ok(wake) = sys::eventfd() else { return };
+            let wake = Arc::new(wake);
+            let for_thread = Arc::clone(&wake);
+            let spawned = std::thread::Builder::new()
+                .name("pyconc-reaper".into())
+                .spawn(move || reap_orphans(&for_thread));
+            if spawned.is_err() {
+                // No thread: the orphan is reaped by the next start(), active_children()
+                // or exit, as in CPython.
+                return;
+            }
+            HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+            state.reaper = Some(Arc::clone(&wake));
+            wake
+        }
+    };
+    sys::eventfd_signal(wake.as_fd());
+}
+
+/// The reaper thread: sleeps on the orphans' sentinels and reaps each as it ends.
+fn reap_orphans(wake: &OwnedFd) {
+    loop {
+        let orphans: Vec<(Arc<Inner>, Arc<Waiter>)> =
+            state().orphans.iter().filter_map(|o| o.waiter().map(|w| (Arc::clone(o), w))).collect();
+        let mut fds = vec![wake.as_fd()];
+        fds.extend(orphans.iter().map(|(_, w)| w.sentinel()));
+        if sys::wait_any_readable(&fds, None).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        sys::eventfd_clear(wake.as_fd());
+        for (orphan, _) in orphans {
+            if !matches!(orphan.poll_exit(), Ok(None)) {
+                remove(&orphan);
+            }
+        }
+    }
+}
+
+/// Registers [`exit_function`] with the threading crate's exit hook, once per process.
+pub(crate) fn install_exit_function() {
+    let mut state = state();
+    if !state.exit_installed {
+        state.exit_installed = true;
+        threading::_register_exit_hook(exit_function);
+    }
+}
+
+/// CPython's `util._exit_function`, run once at exit (after the non-daemon threads were
+/// joined) and at the end of every child: terminate the daemonic children, then join every
+/// child.
+pub(crate) fn exit_function() {
+    {
+        let mut state = state();
+        if state.exiting {
+            return;
+        }
+        state.exiting = true;
+    }
+    for child in crate::active_children() {
+        if child.daemon() {
+            let _ = child.terminate();
+        }
+    }
+    for child in crate::active_children() {
+        let _ = child.join();
+    }
+}

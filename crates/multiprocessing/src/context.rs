@@ -1,0 +1,251 @@
+//! Start methods and the program's entry hook: CPython's `multiprocessing.context` and
+//! `freeze_support()`.
+//!
+//! A start method says how a child process begins:
+//!
+//! | Method | The child is | Targets | Start+join here |
+//! |---|---|---|---|
+//! | [`Fork`](StartMethod::Fork) (default) | a copy of the parent (`fork()`) | closures and `fn(A)` | ~0.1–0.3 ms |
+//! | [`Spawn`](StartMethod::Spawn) | this program run again (`/proc/self/exe`) | `fn(A)` with serde args | ~1–2 ms |
+//! | [`ForkServer`](StartMethod::ForkServer) | forked by a single-threaded server process | `fn(A)` with serde args | ~0.3 ms |
+//!
+//! # `init()`: the first line of `main`
+//!
+//! Spawn and forkserver children run this very program again. **Everything `main` does
+//! before it calls [`init()`] also runs in every such child** — Rust has no
+//! `if __name__ == "__main__"` guard — so `init()` must be `main`'s first line:
+//!
+//! ```no_run
+//! fn square(n: u64) {
+//!     println!("{}", n * n);
+//! }
+//!
+//! fn main() -> Result<(), multiprocessing::Error> {
+//!     multiprocessing::init(); // a spawned child runs its target here, then exits
+//!     multiprocessing::set_start_method(multiprocessing::StartMethod::Spawn)?;
+//!     let p = multiprocessing::Process::call(square, 12);
+//!     p.start()?;
+//!     p.join()
+//! }
+//! ```
+//!
+//! A program that never calls `init()` cannot use spawn or forkserver: `start()` says so
+//! instead of running `main` a second time in the child. Test binaries, whose `main` is
+//! libtest's, put [`init_before_main!()`](crate::init_before_main) at the top of the test
+//! file instead.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::error::CONTEXT_SET;
+
+/// How a child process is started.
+///
+/// Python: the names `'fork'`, `'spawn'`, `'forkserver'` of `multiprocessing`'s contexts.
+/// `Display` and `FromStr` use those names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StartMethod {
+    /// `fork()`: the child is a copy of the parent and runs the target from there.
+    Fork,
+    /// Run the program again (`/proc/self/exe`); `init()` runs the target.
+    Spawn,
+    /// Ask a fork server — a single-threaded process spawned on first use — to fork.
+    ForkServer,
+}
+
+impl StartMethod {
+    /// The Python name: `"fork"`, `"spawn"` or `"forkserver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    /// The class-name prefix of a process started through this method's context, as
+    /// CPython names them (`ForkProcess-1`, `SpawnProcess-2`, `ForkServerProcess-3`).
+    pub(crate) fn process_class(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "ForkProcess",
+            StartMethod::Spawn => "SpawnProcess",
+            StartMethod::ForkServer => "ForkServerProcess",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = Error;
+
+    /// Python: `multiprocessing.get_context(name)`; an unknown name gives CPython's
+    /// `cannot find context for 'bogus'`.
+    fn from_str(name: &str) -> Result<StartMethod, Error> {
+        get_all_start_methods()
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| Error::ValueError(format!("cannot find context for '{name}'").into()))
+    }
+}
+
+/// The fixed start method: 0 = not fixed yet, else `StartMethod::code`.
+static METHOD: Mutex<u8> = Mutex::new(0);
+
+fn decode(code: u8) -> Option<StartMethod> {
+    get_all_start_methods().into_iter().find(|m| m.code() == code)
+}
+
+/// Fixes the start method for the whole program.
+///
+/// Python: `multiprocessing.set_start_method(method)`. Once a method is fixed — by this
+/// call, by [`get_start_method`], or by starting a process with the default method — a
+/// second call fails; [`set_start_method_force`] overrides.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{StartMethod, get_start_method, set_start_method};
+///
+/// set_start_method(StartMethod::Fork)?;
+/// assert_eq!(get_start_method(), StartMethod::Fork);
+/// let err = set_start_method(StartMethod::Spawn).unwrap_err();
+/// assert_eq!(err.to_string(), "context has already been set");
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::RuntimeError`] `context has already been set`.
+pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
+    let mut fixed = METHOD.lock().unwrap_or_else(|e| e.into_inner());
+    if *fixed != 0 {
+        return Err(Error::runtime(CONTEXT_SET));
+    }
+    *fixed = method.code();
+    Ok(())
+}
+
+/// Sets the start method even if one is fixed already; `None` un-fixes it.
+///
+/// Python: `multiprocessing.set_start_method(method, force=True)`.
+pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
+    *METHOD.lock().unwrap_or_else(|e| e.into_inner()) = method.into().map_or(0, StartMethod::code);
+}
+
+/// The start method, fixing the default ([`StartMethod::Fork`], as CPython 3.11 on Linux)
+/// if none was set.
+///
+/// Python: `multiprocessing.get_start_method()`. In a child it is the method that started
+/// the child.
+pub fn get_start_method() -> StartMethod {
+    let mut fixed = METHOD.lock().unwrap_or_else(|e| e.into_inner());
+    if *fixed == 0 {
+        *fixed = StartMethod::Fork.code();
+    }
+    decode(*fixed).unwrap_or(StartMethod::Fork)
+}
+
+/// The start method if one is fixed, without fixing the default.
+///
+/// Python: `multiprocessing.get_start_method(allow_none=True)`.
+pub fn get_start_method_if_set() -> Option<StartMethod> {
+    decode(*METHOD.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// Every start method this platform has, the default first.
+///
+/// Python: `multiprocessing.get_all_start_methods()` (Linux: fork, spawn, forkserver).
+pub fn get_all_start_methods() -> Vec<StartMethod> {
+    vec![StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer]
+}
+
+/// Whether `init()` ran in this process (or in the parent it was forked from).
+static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn init_called() -> bool {
+    INIT_CALLED.load(Ordering::Acquire)
+}
+
+/// The entry hook for spawn and forkserver children: the first line of `main`.
+///
+/// Python: `multiprocessing.freeze_support()` — what a frozen executable calls first so
+/// that a child started with `--multiprocessing-fork` runs its target instead of `main`.
+///
+/// In the parent it only notes that the program calls it (spawn and forkserver refuse to
+/// start a child of a program that does not). In a child started by spawn it receives
+/// the target over a pipe, runs it and exits the process; in the fork server it serves
+/// forever. **Code before it runs in children too**; see the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     multiprocessing::init();
+///     // ... the program ...
+/// }
+/// # main();
+/// ```
+pub fn init() {
+    threading::_ensure_initialized();
+    INIT_CALLED.store(true, Ordering::Release);
+    if let Some(role) = crate::start::spawn::take_child_role() {
+        crate::start::spawn::run_child_role(role);
+    }
+}
+
+/// Calls [`init()`] before `main`, for programs whose `main` is not theirs to edit: test
+/// binaries (libtest's `main`) and benches. Put it once at the top level of the crate.
+///
+/// It adds an ELF `.init_array` entry (as the `ctor` crate does), so a spawned child runs
+/// its target before `main` starts, and `main` (the test harness) never runs in it.
+///
+/// # Examples
+///
+/// ```no_run
+/// // tests/spawn.rs
+/// multiprocessing::init_before_main!();
+///
+/// fn work(n: u32) {
+///     assert_eq!(n, 7);
+/// }
+///
+/// #[test]
+/// fn spawn_runs_work() {
+///     let p = multiprocessing::Process::builder()
+///         .start_method(multiprocessing::StartMethod::Spawn)
+///         .call(work, 7);
+///     p.start().unwrap();
+///     p.join().unwrap();
+///     assert_eq!(p.exitcode(), Some(0));
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! init_before_main {
+    () => {
+        const _: () = {
+            extern "C" fn __multiprocessing_init_before_main() {
+                $crate::init();
+            }
+            // SAFETY: `.init_array` holds `extern "C" fn()`s that the loader calls once, on
+            // the main thread, before `main`; `init` is written to run that early.
+            #[unsafe(link_section = ".init_array")]
+            #[used]
+            static __MULTIPROCESSING_INIT_BEFORE_MAIN: extern "C" fn() =
+                __multiprocessing_init_before_main;
+        };
+    };
+}

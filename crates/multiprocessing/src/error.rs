@@ -1,0 +1,141 @@
+//! The crate's one error type, `Error`, whose `Display` is CPython 3.11's message word for
+//! word.
+//!
+//! `multiprocessing` reports misuse with `assert` statements (`AssertionError`), closed
+//! objects with `ValueError`, context misuse with `RuntimeError`, and OS failures with
+//! `OSError`; each becomes a variant named after the Python exception, carrying CPython's
+//! exact text. The texts are kept as constants here so that every message lives in one place.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+
+/// `start()` called a second time.
+pub(crate) const START_TWICE: &str = "cannot start a process twice";
+/// `start()` of an object created in another process.
+pub(crate) const START_FOREIGN: &str = "can only start a process object created by current process";
+/// `start()` in a daemonic process.
+pub(crate) const DAEMONIC_CHILDREN: &str = "daemonic processes are not allowed to have children";
+/// `join()` before `start()`.
+pub(crate) const JOIN_UNSTARTED: &str = "can only join a started process";
+/// `join()` of a process that is not a child of the caller.
+pub(crate) const JOIN_FOREIGN: &str = "can only join a child process";
+/// Setting `daemon` after `start()`.
+pub(crate) const ALREADY_STARTED: &str = "process has already started";
+/// Any use of a closed process object.
+pub(crate) const CLOSED: &str = "process object is closed";
+/// `close()` of a running process.
+pub(crate) const CLOSE_RUNNING: &str = "Cannot close a process while it is still running. You should first call join() or terminate().";
+/// `sentinel` (and, beyond CPython, `terminate`/`kill`) before `start()`.
+pub(crate) const NOT_STARTED: &str = "process not started";
+/// `terminate`/`kill` of a process that is not the caller's child (CPython has no check).
+pub(crate) const SIGNAL_FOREIGN: &str = "can only signal a child process";
+/// `set_start_method` once the method is fixed.
+pub(crate) const CONTEXT_SET: &str = "context has already been set";
+/// A closure target with a start method that runs a new program.
+pub(crate) const CLOSURE_NEEDS_FORK: &str = "a closure target needs the fork start method: \
+     spawn and forkserver children run a new program, which a closure cannot reach; \
+     use Process::call(function, args) instead";
+/// spawn/forkserver in a program whose `main` does not call `init()`.
+pub(crate) const MISSING_INIT: &str = "the spawn and forkserver start methods re-run this \
+     program, whose main() must call multiprocessing::init() as its first line (tests: \
+     multiprocessing::init_before_main!()); it was not called in this process";
+/// `start()` in a spawned child that has not reached `init()` (CPython's TestNoForkBomb).
+pub(crate) const BOOTSTRAPPING: &str = "
+        An attempt has been made to start a new process before the
+        current process has finished its bootstrapping phase.
+
+        This probably means that you are not using fork to start your
+        child processes and you have forgotten to use the proper idiom
+        in the main module:
+
+            fn main() {
+                multiprocessing::init();
+                ...
+            }
+
+        A Rust program has no \"if __name__\" guard: multiprocessing::init()
+        must be the first line of main, before anything that starts a
+        process.";
+
+/// An error from the `multiprocessing` crate.
+///
+/// Python: the exceptions `multiprocessing` raises. `Display` gives CPython 3.11's message,
+/// word for word, where CPython has one.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Error, Process};
+///
+/// let p = Process::new(|| {});
+/// let err = p.join().unwrap_err();
+/// assert!(matches!(err, Error::AssertionError(_)));
+/// assert_eq!(err.to_string(), "can only join a started process");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Python's `AssertionError`: CPython checks API misuse with `assert` (`cannot start a
+    /// process twice`, `can only join a child process`, ...). pyconc always checks.
+    AssertionError(Cow<'static, str>),
+    /// Python's `ValueError`: a closed object or a bad argument.
+    ValueError(Cow<'static, str>),
+    /// Python's `RuntimeError`: not allowed in the current state (`context has already
+    /// been set`, starting a process during a spawned child's bootstrap).
+    RuntimeError(Cow<'static, str>),
+    /// Python's `OSError`: the operating system refused.
+    OsError(io::Error),
+    /// Python's `pickle.PicklingError`: a value could not be serialized.
+    PicklingError(String),
+    /// Python's `pickle.UnpicklingError`: bytes could not be deserialized.
+    UnpicklingError(String),
+}
+
+impl Error {
+    pub(crate) const fn assertion(message: &'static str) -> Error {
+        Error::AssertionError(Cow::Borrowed(message))
+    }
+
+    pub(crate) const fn value(message: &'static str) -> Error {
+        Error::ValueError(Cow::Borrowed(message))
+    }
+
+    pub(crate) const fn runtime(message: &'static str) -> Error {
+        Error::RuntimeError(Cow::Borrowed(message))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::AssertionError(m) | Error::ValueError(m) | Error::RuntimeError(m) => {
+                f.write_str(m)
+            }
+            Error::OsError(e) => fmt::Display::fmt(e, f),
+            Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::OsError(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Error {
+        Error::OsError(error)
+    }
+}
+
+impl From<Error> for threading::Error {
+    /// A process error joined through [`threading::Joinable`] (`threading::joinall`).
+    fn from(error: Error) -> threading::Error {
+        threading::Error::Other(Box::new(error))
+    }
+}

@@ -1,0 +1,800 @@
+//! `Process`: a target run in a child process, with the same API as `threading::Thread`.
+//!
+//! Python: `multiprocessing.Process` (`Lib/multiprocessing/process.py`) and its helpers
+//! `current_process()`, `parent_process()`, `active_children()`.
+//!
+//! A `Process` is a cheap handle (`Clone`, `Send`, `Sync`); clones are the same process.
+//! Its life, as CPython's:
+//!
+//! | State | `pid` | `exitcode` | `is_alive` | `sentinel` |
+//! |---|---|---|---|---|
+//! | initial | `None` | `None` | false | error `process not started` |
+//! | started, running | `Some` | `None` | true | fd, not readable |
+//! | started, ended | `Some` | `Some(code)` | false | fd, readable |
+//! | closed | `None` | `None` | false | error `process object is closed` |
+//!
+//! Every child is reaped: by `join`, `is_alive`, `exitcode` or `active_children()` like
+//! CPython, and — beyond CPython — by a background reaper once the last handle of a
+//! running child is dropped, so no zombie is ever left behind. At exit the parent
+//! terminates its daemonic children and waits for the others (see [`crate`] docs).
+//!
+//! # Examples
+//!
+//! ```
+//! use multiprocessing::Process;
+//!
+//! let p = Process::new(|| std::process::exit(3));
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!(p.exitcode(), Some(3));
+//! # Ok::<(), multiprocessing::Error>(())
+//! ```
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+use crate::children;
+use crate::context::{StartMethod, get_start_method};
+use crate::error::{
+    ALREADY_STARTED, BOOTSTRAPPING, CLOSE_RUNNING, CLOSED, CLOSURE_NEEDS_FORK, DAEMONIC_CHILDREN,
+    JOIN_FOREIGN, JOIN_UNSTARTED, NOT_STARTED, SIGNAL_FOREIGN, START_FOREIGN, START_TWICE,
+};
+use crate::start::{self, ChildSpec, Target, Waiter};
+use crate::sys::{self, ExitStatus, Pid};
+
+/// A child process running a target: Python's `multiprocessing.Process`.
+///
+/// Build one with [`Process::new`] (a closure; fork start method), [`Process::call`] (a
+/// `fn(A)` with serde arguments; every start method) or [`Process::builder`]; then
+/// [`start`](Process::start) and [`join`](Process::join) it. Clones are handles to the
+/// same process; `==` compares identity. `Send + Sync`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::Process;
+///
+/// fn greet(name: String) {
+///     println!("hello, {name}");
+/// }
+///
+/// let p = Process::call(greet, "bob".to_owned());
+/// assert_eq!(p.pid(), None);
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// assert!(!p.is_alive());
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Process {
+    handle: Arc<Handle>,
+}
+
+/// One user-visible handle; when the last one of a running child is dropped, the child is
+/// handed to the reaper.
+struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            children::last_handle_dropped(&self.inner);
+        }
+    }
+}
+
+/// Which process a `Process` object describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A child of `owner` (created with `new`/`call`/`builder`).
+    Child,
+    /// The calling process itself (`current_process()`).
+    Current,
+    /// The calling process's parent (`parent_process()`).
+    Parent,
+}
+
+pub(crate) struct Inner {
+    pub(crate) role: Role,
+    class: &'static str,
+    name: Mutex<String>,
+    daemon: AtomicBool,
+    pub(crate) identity: Vec<u32>,
+    start_method: Option<StartMethod>,
+    /// The process that created this object; only it may start, join or signal it.
+    pub(crate) owner: Pid,
+    target: Mutex<Option<Target>>,
+    status: Mutex<Status>,
+    handles: AtomicUsize,
+}
+
+pub(crate) enum Status {
+    Initial,
+    Started { pid: Pid, waiter: Option<Arc<Waiter>>, exit: Option<ExitStatus> },
+    Closed,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    pub(crate) fn new_self(
+        class: &'static str,
+        name: String,
+        daemon: bool,
+        identity: Vec<u32>,
+        role: Role,
+        pid: Pid,
+        waiter: Option<Waiter>,
+    ) -> Arc<Inner> {
+        Arc::new(Inner {
+            role,
+            class,
+            name: Mutex::new(name),
+            daemon: AtomicBool::new(daemon),
+            identity,
+            start_method: None,
+            owner: sys::getpid(),
+            target: Mutex::new(None),
+            status: Mutex::new(Status::Started { pid, waiter: waiter.map(Arc::new), exit: None }),
+            handles: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn name(&self) -> String {
+        lock(&self.name).clone()
+    }
+
+    pub(crate) fn daemon(&self) -> bool {
+        self.daemon.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a started child of the calling process whose end is not yet known.
+    pub(crate) fn running_child(&self) -> bool {
+        self.role == Role::Child
+            && self.owner == sys::getpid()
+            && matches!(*lock(&self.status), Status::Started { exit: None, .. })
+    }
+
+    /// The sentinel of a started child, to wait on without holding the lock.
+    pub(crate) fn waiter(&self) -> Option<Arc<Waiter>> {
+        match &*lock(&self.status) {
+            Status::Started { waiter, .. } => waiter.clone(),
+            _ => None,
+        }
+    }
+
+    /// CPython's `Popen.poll()`: the exit status if the child has ended (reaping it).
+    pub(crate) fn poll_exit(&self) -> Result<Option<ExitStatus>, Error> {
+        let mut status = lock(&self.status);
+        let Status::Started { pid, waiter, exit } = &mut *status else {
+            return Ok(None);
+        };
+        if exit.is_none() && self.role == Role::Child {
+            if let Some(waiter) = waiter {
+                *exit = waiter.try_status(*pid)?;
+            }
+        }
+        Ok(*exit)
+    }
+
+    /// Waits until the child ends or `deadline` passes; `Ok(true)` when it has ended.
+    fn wait(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        loop {
+            if self.poll_exit()?.is_some() {
+                return Ok(true);
+            }
+            let Some(waiter) = self.waiter() else {
+                // A parent whose pidfd could not be opened had ended already.
+                return if self.role == Role::Parent {
+                    Ok(true)
+                } else {
+                    Err(Error::value(CLOSED))
+                };
+            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            let ready = sys::wait_readable(waiter.sentinel(), left)?;
+            if ready && self.role == Role::Parent {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn parent_alive(&self) -> bool {
+        self.waiter().is_some_and(|w| {
+            !sys::wait_readable(w.sentinel(), Some(Duration::ZERO)).unwrap_or(true)
+        })
+    }
+}
+
+impl Process {
+    /// A process that runs `target` in a forked child; start it with [`start`](Process::start).
+    ///
+    /// Python: `multiprocessing.Process(target=f)`. A closure cannot cross `exec`, so it
+    /// needs the [fork](StartMethod::Fork) start method (the default); with spawn or
+    /// forkserver, `start()` fails and names [`Process::call`].
+    pub fn new<F: FnOnce() + Send + 'static>(target: F) -> Process {
+        Builder::new().target(target)
+    }
+
+    /// A process that runs `function(args)`; works with every start method.
+    ///
+    /// Python: `multiprocessing.Process(target=function, args=(args,))`. For spawn and
+    /// forkserver the arguments travel to the child serialized (CPython pickles them); a
+    /// serialization error is returned by `start()` and nothing is started. Several
+    /// arguments are one tuple.
+    pub fn call<A>(function: fn(A), args: A) -> Process
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Builder::new().call(function, args)
+    }
+
+    /// A builder for a process with a name, a daemon flag or a start method.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_inner(inner: Arc<Inner>) -> Process {
+        inner.handles.fetch_add(1, Ordering::AcqRel);
+        Process { handle: Arc::new(Handle { inner }) }
+    }
+
+    fn inner(&self) -> &Arc<Inner> {
+        &self.handle.inner
+    }
+
+    /// Starts the child process.
+    ///
+    /// Python: `Process.start()`. Finished children are reaped first (CPython's
+    /// `_cleanup()`); the parent's copy of the target (closure and captures) is dropped, so
+    /// a pipe end moved into the closure is closed in the parent, as CPython drops
+    /// `_target`. Starting with the default method fixes it (see [`get_start_method`]).
+    ///
+    /// # Errors
+    /// - [`Error::AssertionError`] `cannot start a process twice`,
+    ///   `can only start a process object created by current process`,
+    ///   `daemonic processes are not allowed to have children`;
+    /// - [`Error::ValueError`] `process object is closed`, or a closure with a start method
+    ///   other than fork;
+    /// - [`Error::RuntimeError`] spawn/forkserver in a program that does not call
+    ///   [`init()`](crate::init), or a start during a spawned child's bootstrap;
+    /// - [`Error::PicklingError`] arguments that cannot be serialized;
+    /// - [`Error::OsError`] the OS refused to create the process.
+    pub fn start(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        let mut status = lock(&inner.status);
+        match *status {
+            Status::Closed => return Err(Error::value(CLOSED)),
+            Status::Started { .. } => return Err(Error::assertion(START_TWICE)),
+            Status::Initial => {}
+        }
+        if inner.owner != sys::getpid() {
+            return Err(Error::assertion(START_FOREIGN));
+        }
+        if current_process().daemon() {
+            return Err(Error::assertion(DAEMONIC_CHILDREN));
+        }
+        if start::spawn::bootstrapping() {
+            return Err(Error::runtime(BOOTSTRAPPING));
+        }
+        children::cleanup();
+        let method = inner.start_method.unwrap_or_else(get_start_method);
+        let mut slot = lock(&inner.target);
+        if matches!(*slot, Some(Target::Closure(_))) && method != StartMethod::Fork {
+            return Err(Error::value(CLOSURE_NEEDS_FORK));
+        }
+        let target = slot.take().unwrap_or(Target::Nothing);
+        drop(slot);
+        let current = current_process();
+        let spec = ChildSpec {
+            name: inner.name(),
+            daemon: inner.daemon(),
+            identity: inner.identity.clone(),
+            method,
+            parent_pid: sys::getpid().0,
+            parent_name: current.name(),
+        };
+        children::install_exit_function();
+        let launched = start::launch(method, spec, target)?;
+        *status = Status::Started {
+            pid: launched.pid,
+            waiter: Some(Arc::new(launched.waiter)),
+            exit: None,
+        };
+        drop(status);
+        children::add(Arc::clone(inner));
+        Ok(())
+    }
+
+    /// Runs the target in the calling process, as `Thread::run` does; afterwards the
+    /// process object has no target.
+    ///
+    /// Python: `Process.run()`.
+    pub fn run(&self) {
+        let target = lock(&self.inner().target).take();
+        if let Some(target) = target {
+            target.run_here();
+        }
+    }
+
+    /// Waits until the process ends (and reaps it).
+    ///
+    /// Python: `Process.join()`. Any number of threads may join the same process.
+    /// `parent_process().join()` waits for the parent to end.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `process object is closed`; [`Error::AssertionError`]
+    /// `can only join a child process` (another process's child, or
+    /// `current_process()`), `can only join a started process`.
+    pub fn join(&self) -> Result<(), Error> {
+        self.join_until(None).map(drop)
+    }
+
+    /// Waits at most `timeout` for the process to end; `Ok(true)` when it has ended.
+    ///
+    /// Python: `Process.join(timeout)` (which returns `None`; check `exitcode`).
+    /// `Duration::ZERO` checks and returns at once. Event-driven: it sleeps on the
+    /// process's pidfd, not in a polling loop.
+    ///
+    /// # Errors
+    /// As [`join`](Process::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        self.join_until(Instant::now().checked_add(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let inner = self.inner();
+        if matches!(*lock(&inner.status), Status::Closed) {
+            return Err(Error::value(CLOSED));
+        }
+        match inner.role {
+            Role::Current => return Err(Error::assertion(JOIN_FOREIGN)),
+            Role::Parent => return inner.wait(deadline),
+            Role::Child => {}
+        }
+        if inner.owner != sys::getpid() {
+            return Err(Error::assertion(JOIN_FOREIGN));
+        }
+        if matches!(*lock(&inner.status), Status::Initial) {
+            return Err(Error::assertion(JOIN_UNSTARTED));
+        }
+        let ended = inner.wait(deadline)?;
+        if ended {
+            children::remove(inner);
+        }
+        Ok(ended)
+    }
+
+    /// Whether the process is running; reaps a child that has ended.
+    ///
+    /// Python: `Process.is_alive()`. `false` before start and after close, and for a
+    /// handle of another process's child (where CPython raises `can only test a child
+    /// process`); `true` for `current_process()`; for `parent_process()`, whether the
+    /// parent still runs.
+    pub fn is_alive(&self) -> bool {
+        let inner = self.inner();
+        match inner.role {
+            Role::Current => !matches!(*lock(&inner.status), Status::Closed),
+            Role::Parent => inner.parent_alive(),
+            Role::Child if inner.owner != sys::getpid() => false,
+            Role::Child => {
+                if !matches!(*lock(&inner.status), Status::Started { .. }) {
+                    return false;
+                }
+                match inner.poll_exit() {
+                    Ok(None) => true,
+                    Ok(Some(_)) => {
+                        children::remove(inner);
+                        false
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+
+    /// The process's name: `Process-N` by default (`Process-1:2` for the second child
+    /// created by the process named `Process-1`), as CPython names them.
+    ///
+    /// Python: `Process.name`.
+    pub fn name(&self) -> String {
+        self.inner().name()
+    }
+
+    /// Renames the process object (the child keeps the name it started with).
+    ///
+    /// Python: `Process.name = name`.
+    pub fn set_name(&self, name: impl Into<String>) {
+        *lock(&self.inner().name) = name.into();
+    }
+
+    /// Whether the process is daemonic: terminated when its parent exits, and not allowed
+    /// to start children. Defaults to the creating process's flag.
+    ///
+    /// Python: `Process.daemon`.
+    pub fn daemon(&self) -> bool {
+        self.inner().daemon()
+    }
+
+    /// Sets the daemon flag; only before `start()`.
+    ///
+    /// Python: `Process.daemon = daemonic`.
+    ///
+    /// # Errors
+    /// [`Error::AssertionError`] `process has already started`.
+    pub fn set_daemon(&self, daemonic: bool) -> Result<(), Error> {
+        let inner = self.inner();
+        if inner.role == Role::Child && !matches!(*lock(&inner.status), Status::Initial) {
+            return Err(Error::assertion(ALREADY_STARTED));
+        }
+        inner.daemon.store(daemonic, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The process id once started; `None` before start and after close.
+    ///
+    /// Python: `Process.pid`.
+    pub fn pid(&self) -> Option<i32> {
+        match *lock(&self.inner().status) {
+            Status::Started { pid, .. } => Some(pid.0),
+            _ => None,
+        }
+    }
+
+    /// The same as [`pid`](Process::pid). Python: `Process.ident`.
+    pub fn ident(&self) -> Option<i32> {
+        self.pid()
+    }
+
+    /// How the child ended: `None` while it runs (or before start, after close, or for a
+    /// process that is not the caller's child); `0` when the target returned; `1` after a
+    /// panic; `n` after `std::process::exit(n)`; `-N` when signal N killed it.
+    ///
+    /// Python: `Process.exitcode`.
+    pub fn exitcode(&self) -> Option<i32> {
+        let inner = self.inner();
+        if inner.role != Role::Child || inner.owner != sys::getpid() {
+            return None;
+        }
+        let exit = inner.poll_exit().ok().flatten()?;
+        children::remove(inner);
+        Some(exit.exitcode())
+    }
+
+    /// Sends SIGTERM to the child; nothing once it has ended.
+    ///
+    /// Python: `Process.terminate()`. The child's exit code becomes `-15` unless it
+    /// handles the signal.
+    ///
+    /// # Errors
+    /// `process object is closed`; `process not started` (CPython: an `AttributeError`);
+    /// `can only signal a child process`; [`Error::OsError`].
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Sends SIGKILL to the child; nothing once it has ended.
+    ///
+    /// Python: `Process.kill()`. The exit code becomes `-9`.
+    ///
+    /// # Errors
+    /// As [`terminate`](Process::terminate).
+    pub fn kill(&self) -> Result<(), Error> {
+        self.signal(libc::SIGKILL)
+    }
+
+    fn signal(&self, signal: i32) -> Result<(), Error> {
+        let inner = self.inner();
+        if inner.role != Role::Child || inner.owner != sys::getpid() {
+            return match *lock(&inner.status) {
+                Status::Closed => Err(Error::value(CLOSED)),
+                _ => Err(Error::assertion(SIGNAL_FOREIGN)),
+            };
+        }
+        // Reaping happens under this lock, so the pid cannot be reused while we signal it.
+        let mut status = lock(&inner.status);
+        match &mut *status {
+            Status::Closed => Err(Error::value(CLOSED)),
+            Status::Initial => Err(Error::value(NOT_STARTED)),
+            Status::Started { exit: Some(_), .. } => Ok(()),
+            Status::Started { pid, waiter, exit } => {
+                if let Some(waiter) = waiter {
+                    *exit = waiter.try_status(*pid)?;
+                }
+                if exit.is_none() {
+                    sys::kill(*pid, signal)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Releases the process object's resources (its sentinel); later uses fail with
+    /// `process object is closed`, except `name`/`daemon`. Idempotent; allowed before start.
+    ///
+    /// Python: `Process.close()`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Cannot close a process while it is still running. You should
+    /// first call join() or terminate().`
+    pub fn close(&self) -> Result<(), Error> {
+        let inner = self.inner();
+        let running = inner.role == Role::Child
+            && inner.owner == sys::getpid()
+            && matches!(*lock(&inner.status), Status::Started { .. })
+            && inner.poll_exit()?.is_none();
+        if running {
+            return Err(Error::value(CLOSE_RUNNING));
+        }
+        *lock(&inner.status) = Status::Closed;
+        lock(&inner.target).take();
+        children::remove(inner);
+        Ok(())
+    }
+
+    /// An fd that becomes readable when the child ends — for `poll`/`select` over many
+    /// processes, as `multiprocessing.connection.wait([p.sentinel])`. Owned by the process
+    /// object: do not close it; it stays valid until [`close`](Process::close).
+    ///
+    /// Python: `Process.sentinel`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `process not started`, `process object is closed`.
+    pub fn sentinel(&self) -> Result<RawFd, Error> {
+        match &*lock(&self.inner().status) {
+            Status::Closed => Err(Error::value(CLOSED)),
+            Status::Started { waiter: Some(waiter), .. } => {
+                Ok(waiter.sentinel().as_fd().as_raw_fd())
+            }
+            _ => Err(Error::value(NOT_STARTED)),
+        }
+    }
+}
+
+impl PartialEq for Process {
+    fn eq(&self, other: &Process) -> bool {
+        Arc::ptr_eq(self.inner(), other.inner())
+    }
+}
+
+impl Eq for Process {}
+
+impl std::hash::Hash for Process {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(self.inner()).hash(state);
+    }
+}
+
+/// CPython's `repr`: `<Process name='Process-1' pid=5553 parent=5512 stopped exitcode=0>`.
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.inner();
+        write!(f, "<{} name='{}'", inner.class, inner.name())?;
+        let (pid, exit, closed) = match &*lock(&inner.status) {
+            Status::Initial => (None, None, false),
+            Status::Started { pid, exit, .. } => (Some(*pid), *exit, false),
+            Status::Closed => (None, None, true),
+        };
+        if let (Some(pid), Role::Child) = (pid, inner.role) {
+            write!(f, " pid={}", pid.0)?;
+        }
+        match inner.role {
+            Role::Child => write!(f, " parent={}", inner.owner.0)?,
+            Role::Current => match parent_process() {
+                Some(parent) => write!(f, " parent={}", parent.pid().unwrap_or(0))?,
+                None => f.write_str(" parent=None")?,
+            },
+            Role::Parent => f.write_str(" parent=None")?,
+        }
+        let status = if closed {
+            "closed"
+        } else if inner.role == Role::Parent || inner.owner != sys::getpid() {
+            "unknown"
+        } else if pid.is_none() {
+            "initial"
+        } else if exit.is_some() {
+            "stopped"
+        } else {
+            "started"
+        };
+        write!(f, " {status}")?;
+        if let Some(exit) = exit {
+            match exit {
+                ExitStatus::Signaled(signal) => write!(f, " exitcode=-{}", signal_name(signal))?,
+                ExitStatus::Exited(code) => write!(f, " exitcode={code}")?,
+            }
+        }
+        if inner.daemon() {
+            f.write_str(" daemon")?;
+        }
+        f.write_str(">")
+    }
+}
+
+/// The name CPython's repr gives a signal (`-SIGTERM`).
+fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return signal.to_string(),
+    };
+    name.to_owned()
+}
+
+impl threading::Joinable for Process {
+    fn join(&self) -> Result<(), threading::Error> {
+        Process::join(self).map_err(Into::into)
+    }
+    fn join_timeout(&self, timeout: Duration) -> Result<bool, threading::Error> {
+        Process::join_timeout(self, timeout).map_err(Into::into)
+    }
+    fn is_alive(&self) -> bool {
+        Process::is_alive(self)
+    }
+    fn name(&self) -> String {
+        Process::name(self)
+    }
+}
+
+/// Configures a [`Process`] before it is created: name, daemon flag, start method.
+///
+/// Python: the keyword arguments of `multiprocessing.Process(...)`, and
+/// `multiprocessing.get_context(method).Process` for the start method.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Process, StartMethod};
+///
+/// let p = Process::builder().name("worker").daemon(true).start_method(StartMethod::Fork).target(|| {});
+/// assert_eq!(p.name(), "worker");
+/// assert!(p.daemon());
+/// let q = Process::builder().start_method(StartMethod::Fork).target(|| {});
+/// assert!(q.name().starts_with("ForkProcess-"));
+/// ```
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct Builder {
+    name: Option<String>,
+    daemon: Option<bool>,
+    start_method: Option<StartMethod>,
+}
+
+impl Builder {
+    /// A builder with every setting at its default.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// The process's name (default `Process-N`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// The daemon flag (default: the creating process's).
+    pub fn daemon(mut self, daemonic: bool) -> Builder {
+        self.daemon = Some(daemonic);
+        self
+    }
+
+    /// The start method for this process only, as a CPython context's `Process`; the
+    /// default name then follows the context's class (`SpawnProcess-N`).
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Builds an unstarted process that runs the closure `target` (fork start method).
+    pub fn target<F: FnOnce() + Send + 'static>(self, target: F) -> Process {
+        self.with_target(Target::Closure(Box::new(target)))
+    }
+
+    /// Builds an unstarted process that runs `function(args)` (every start method).
+    pub fn call<A>(self, function: fn(A), args: A) -> Process
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.with_target(Target::call(function, args))
+    }
+
+    /// Builds an unstarted process without a target: its child exits with code 0.
+    ///
+    /// Python: `multiprocessing.Process()`.
+    pub fn build(self) -> Process {
+        self.with_target(Target::Nothing)
+    }
+
+    fn with_target(self, target: Target) -> Process {
+        let identity = children::next_identity();
+        let class = self.start_method.map_or("Process", StartMethod::process_class);
+        let numbers: Vec<String> = identity.iter().map(u32::to_string).collect();
+        let name = self.name.unwrap_or_else(|| format!("{class}-{}", numbers.join(":")));
+        let daemon = self.daemon.unwrap_or_else(|| current_process().daemon());
+        Process::from_inner(Arc::new(Inner {
+            role: Role::Child,
+            class,
+            name: Mutex::new(name),
+            daemon: AtomicBool::new(daemon),
+            identity,
+            start_method: self.start_method,
+            owner: sys::getpid(),
+            target: Mutex::new(Some(target)),
+            status: Mutex::new(Status::Initial),
+            handles: AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// The process running this code: `MainProcess` in the program's first process; in a child,
+/// the child's own `Process` (its name, daemon flag and pid).
+///
+/// Python: `multiprocessing.current_process()`. Its `is_alive()` is `true`, `exitcode()`
+/// `None`; joining it fails with `can only join a child process`.
+///
+/// # Examples
+///
+/// ```
+/// let me = multiprocessing::current_process();
+/// assert_eq!(me.name(), "MainProcess");
+/// assert_eq!(me.pid(), Some(std::process::id() as i32));
+/// assert!(me.is_alive());
+/// ```
+pub fn current_process() -> Process {
+    Process::from_inner(children::current())
+}
+
+/// The parent of this process, in a child; `None` in the main process.
+///
+/// Python: `multiprocessing.parent_process()`. Its `is_alive()` tells whether the parent
+/// still runs, and `join()` waits for it to end.
+pub fn parent_process() -> Option<Process> {
+    children::parent().map(Process::from_inner)
+}
+
+/// The children of this process that are still running, after reaping those that ended.
+///
+/// Python: `multiprocessing.active_children()`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Process, active_children};
+///
+/// let p = Process::new(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+/// p.start()?;
+/// assert!(active_children().contains(&p));
+/// p.join()?;
+/// assert!(!active_children().contains(&p));
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub fn active_children() -> Vec<Process> {
+    children::cleanup();
+    children::list().into_iter().map(Process::from_inner).collect()
+}

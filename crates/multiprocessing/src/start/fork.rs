@@ -1,0 +1,91 @@
+//! The fork start method: CPython's `popen_fork.Popen`.
+//!
+//! The child is a copy of the parent made by `fork()`, so it can run a closure. Only the
+//! forking thread exists in the child; a lock that another thread held at the fork would
+//! stay locked forever there. So the forking thread holds, across `fork()`, every lock the
+//! child will need — stdout and stderr (flushed first, so nothing buffered is written
+//! twice), this crate's bookkeeping, launcher and fork-server slots ([`ForkLocks`]), and,
+//! through its `pthread_atfork` handler, the threading registry — and the child resets
+//! what they guard before it unlocks them: the thread registry (the forking thread becomes
+//! the main thread, CPython's `threading._after_fork`), the list of children, the current
+//! and parent process, the helper threads and the fork-server connection.
+//!
+//! Between `fork()` and that reset the child makes only async-signal-safe system calls
+//! (the parent-death signal). Then it runs ordinary code, as CPython's fork children do.
+//! It always ends in `_exit` ([`bootstrap`](crate::bootstrap)), never by returning into
+//! the parent's stack.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{ChildSpec, ForkLocks, Launched, Target, Waiter};
+use crate::Error;
+use crate::bootstrap::{self, Ending};
+use crate::children::HELPER_THREADS;
+use crate::sys::{self, Fork};
+
+/// Forks a child that runs `target`.
+pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error> {
+    warn_if_multithreaded();
+    let parent = sys::getpid();
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.flush();
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.flush();
+    let locks = ForkLocks::acquire();
+    // SAFETY: the child only makes async-signal-safe system calls until
+    // `locks.reset_in_child`, and after it touches only state whose locks this thread held
+    // across the fork (listed in the module docs), as `sys::fork` requires.
+    let forked = unsafe { sys::fork() };
+    match forked {
+        Err(error) => Err(error.into()),
+        Ok(Fork::Parent(pid)) => {
+            drop(locks);
+            drop(stderr);
+            drop(stdout);
+            match sys::pidfd_open(pid) {
+                Ok(pidfd) => Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd) }),
+                Err(error) => {
+                    // Without a sentinel the child could not be joined: undo the start.
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::wait(pid);
+                    Err(error.into())
+                }
+            }
+        }
+        Ok(Fork::Child) => {
+            // Async-signal-safe from here to `reset_in_child`.
+            if spec.daemon {
+                let _ = sys::set_parent_death_signal(libc::SIGKILL);
+                if sys::getppid() != parent {
+                    // The parent died before the signal was armed.
+                    sys::exit_now(1);
+                }
+            }
+            locks.reset_in_child(&spec);
+            drop(stderr);
+            drop(stdout);
+            threading::_after_fork_child();
+            WARNED.store(false, Ordering::Relaxed);
+            bootstrap::run(Ending::Immediate, move || {
+                target.run_here();
+                Ok(())
+            })
+        }
+    }
+}
+
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// CPython 3.12's `DeprecationWarning`, once per process: forking while other threads run
+/// can leave the child with a lock that no thread will ever release.
+fn warn_if_multithreaded() {
+    let others = sys::thread_count().saturating_sub(1 + HELPER_THREADS.load(Ordering::Relaxed));
+    if others > 0 && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "pyconc: DeprecationWarning: This process (pid={}) is multi-threaded, use of \
+             fork() may lead to deadlocks in the child.",
+            sys::getpid().0
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The forkserver start method: CPython's `forkserver.py` and `popen_forkserver.Popen`.
+//!
+//! On first use the parent spawns a fork server — this program run again, whose `init()`
+//! serves instead of running `main`. It has a single thread, so forking it is safe, and
+//! it is cheap to fork because it holds nothing of the parent. It is connected to the
+//! parent by a Unix socket pair (the *control* socket); it lives until the parent closes
+//! its end (the parent exits or dies).
+//!
+//! To start a child, the parent makes a socket pair per child and sends one end to the
+//! server over the control socket (`SCM_RIGHTS`, with a one-byte message); then it
+//! writes the child's [`Payload`] frame into its own end. The server forks; the child
+//! reads its payload from the passed socket and runs it; the server writes the child's
+//! pid into that socket, and — when the child's pidfd says it ended — its raw wait
+//! status. The parent's end of the pair is the sentinel: readable once the status came.
+//!
+//! Daemonic children get the parent-death signal from the server; the server exits when
+//! the parent dies, so they die with the parent.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use super::{ChildSpec, Launched, Payload, Portable, Waiter};
+use crate::Error;
+use crate::bootstrap::Ending;
+use crate::codec::{self, MAX_FRAME};
+use crate::context;
+use crate::error::MISSING_INIT;
+use crate::sys::{self, Fork, Pid};
+
+/// The parent's connection to its fork server.
+#[derive(Debug)]
+pub(crate) struct Server {
+    control: Mutex<UnixStream>,
+    pid: Pid,
+    pidfd: OwnedFd,
+}
+
+impl Server {
+    /// In a forked child of the parent: the server belongs to the parent. The control
+    /// socket is replaced by `/dev/null` (not closed: other copies of this `Server` may
+    /// still name the fd), so the server sees the end of the parent alone.
+    pub(crate) fn forget_in_child(&self) {
+        if let Ok(control) = self.control.try_lock() {
+            let _ = sys::replace_with_dev_null(control.as_raw_fd());
+        }
+    }
+
+    fn alive(&self) -> bool {
+        !sys::wait_readable(self.pidfd.as_fd(), Some(Duration::ZERO)).unwrap_or(true)
+    }
+}
+
+static SERVER: Mutex<Option<Arc<Server>>> = Mutex::new(None);
+
+pub(crate) fn server_slot() -> MutexGuard<'static, Option<Arc<Server>>> {
+    SERVER.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The running fork server, started (or restarted, if it died) as needed.
+fn server() -> Result<Arc<Server>, Error> {
+    let mut slot = server_slot();
+    if let Some(server) = &*slot {
+        if server.alive() {
+            return Ok(Arc::clone(server));
+        }
+        let _ = sys::try_wait(server.pid);
+    }
+    let (ours, theirs) = UnixStream::pair()?;
+    let child = super::spawn::command("forkserver", theirs.as_raw_fd(), false).spawn()?;
+    drop(theirs);
+    let pid = Pid(child.id() as i32);
+    let pidfd = sys::pidfd_open(pid)?;
+    let server = Arc::new(Server { control: Mutex::new(ours), pid, pidfd });
+    *slot = Some(Arc::clone(&server));
+    Ok(server)
+}
+
+/// Asks the fork server for a child that runs `target`.
+pub(crate) fn launch(spec: ChildSpec, target: Portable) -> Result<Launched, Error> {
+    if !context::init_called() {
+        return Err(Error::runtime(MISSING_INIT));
+    }
+    let payload = codec::encode(&Payload { spec, target })?;
+    let server = server()?;
+    let (ours, theirs) = UnixStream::pair()?;
+    {
+        let control = server.control.lock().unwrap_or_else(PoisonError::into_inner);
+        sys::send_with_fds(control.as_fd(), b"F", &[theirs.as_raw_fd()])?;
+    }
+    drop(theirs);
+    codec::write_frame(&ours, &payload)?;
+    let mut pid = [0u8; 4];
+    (&ours).read_exact(&mut pid).map_err(|e| {
+        io::Error::new(e.kind(), format!("the fork server did not start the child: {e}"))
+    })?;
+    let pid = i32::from_ne_bytes(pid);
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(-pid).into());
+    }
+    ours.set_nonblocking(true)?;
+    Ok(Launched { pid: Pid(pid), waiter: Waiter::Server(ours) })
+}
+
+/// A child of the server, as the server tracks it.
+struct Child {
+    pid: Pid,
+    pidfd: OwnedFd,
+    status: UnixStream,
+}
+
+/// The fork server's main loop; never returns. Exits when the parent closes the control
+/// socket.
+pub(crate) fn serve(control: OwnedFd) -> ! {
+    sys::ignore_interrupts(true);
+    let control = UnixStream::from(control);
+    let mut children: Vec<Child> = Vec::new();
+    loop {
+        let mut fds = vec![control.as_fd()];
+        fds.extend(children.iter().map(|c| c.pidfd.as_fd()));
+        let ready = sys::wait_any_readable(&fds, None).unwrap_or_default();
+        let mut ended: Vec<usize> = ready.iter().filter(|&&i| i > 0).map(|i| i - 1).collect();
+        ended.sort_unstable_by(|a, b| b.cmp(a));
+        for index in ended {
+            let child = children.swap_remove(index);
+            let raw = match sys::wait(child.pid) {
+                Ok(sys::ExitStatus::Exited(code)) => code << 8,
+                Ok(sys::ExitStatus::Signaled(signal)) => signal,
+                Err(_) => 255 << 8,
+            };
+            let _ = (&child.status).write_all(&raw.to_ne_bytes());
+        }
+        if !ready.contains(&0) {
+            continue;
+        }
+        let mut byte = [0u8; 1];
+        let (n, mut fds) = match sys::recv_with_fds(control.as_fd(), &mut byte, 1) {
+            Ok(received) => received,
+            Err(_) => sys::exit_now(0),
+        };
+        if n == 0 {
+            // The parent is gone: so is the server. Daemonic children die with it.
+            sys::exit_now(0);
+        }
+        let Some(status) = fds.pop().map(UnixStream::from) else { continue };
+        // SAFETY: the server is single-threaded, so the child may run any code.
+        match unsafe { sys::fork() } {
+            Ok(Fork::Child) => {
+                drop(control);
+                drop(children);
+                run_child(status)
+            }
+            Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
+                Ok(pidfd) => {
+                    let _ = (&status).write_all(&pid.0.to_ne_bytes());
+                    children.push(Child { pid, pidfd, status });
+                }
+                Err(error) => {
+                    let _ = sys::kill(pid, libc::SIGKILL);
+                    let _ = sys::wait(pid);
+                    let errno = error.raw_os_error().unwrap_or(libc::EIO);
+                    let _ = (&status).write_all(&(-errno).to_ne_bytes());
+                }
+            },
+            Err(error) => {
+                let errno = error.raw_os_error().unwrap_or(libc::EIO);
+                let _ = (&status).write_all(&(-errno).to_ne_bytes());
+            }
+        }
+    }
+}
+
+/// In a child of the server: read the payload, then run it.
+fn run_child(status: UnixStream) -> ! {
+    sys::ignore_interrupts(false);
+    let server = sys::getppid();
+    let payload = codec::read_frame(File::from(OwnedFd::from(status)), MAX_FRAME)
+        .map_err(Error::from)
+        .and_then(|bytes: Vec<u8>| codec::decode::<Payload>(&bytes));
+    let payload = match payload {
+        Ok(payload) => payload,
+        Err(error) => {
+            eprintln!("multiprocessing: a forkserver child could not read its target: {error}");
+            sys::exit_now(1);
+        }
+    };
+    if payload.spec.daemon {
+        let _ = sys::set_parent_death_signal(libc::SIGKILL);
+        if sys::getppid() != server {
+            sys::exit_now(1);
+        }
+    }
+    super::spawn::run_payload(payload, Ending::Immediate)
+}

@@ -1,0 +1,326 @@
+//! Starting a child: what every start method shares (CPython's `Popen` classes).
+//!
+//! [`launch`] hands a [`ChildSpec`] (who the child is) and a [`Target`] (what it runs) to
+//! one of the three methods, and gets back the child's pid and a [`Waiter`]: the
+//! sentinel fd that becomes readable when the child ends, and the way to read its exit
+//! status. The child side of every method ends in [`bootstrap`](crate::bootstrap).
+//!
+//! A daemonic child is killed by the kernel when its parent dies (`PR_SET_PDEATHSIG`). The
+//! kernel ties that to the *thread* that created the child, so a daemonic child started
+//! from any thread but the main one is created by a long-lived launcher thread instead.
+
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod spawn;
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::children::{self, HELPER_THREADS, State};
+use crate::codec;
+use crate::context::StartMethod;
+use crate::sys::{self, ExitStatus, Pid};
+
+/// Who a child is: what CPython pickles of the process object for spawn.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ChildSpec {
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) identity: Vec<u32>,
+    pub(crate) method: StartMethod,
+    pub(crate) parent_pid: i32,
+    pub(crate) parent_name: String,
+}
+
+/// What a child runs.
+pub(crate) enum Target {
+    /// Nothing: `Process()` without a target; the child exits with 0.
+    Nothing,
+    /// A closure; only a forked child can run it.
+    Closure(Box<dyn FnOnce() + Send>),
+    /// `function(args)`; can cross `exec` as a [`Portable`].
+    Call(Box<dyn CallTarget>),
+}
+
+impl Target {
+    pub(crate) fn call<A>(function: fn(A), args: A) -> Target
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Target::Call(Box::new(Call { function, args }))
+    }
+
+    /// Runs the target in this process.
+    pub(crate) fn run_here(self) {
+        match self {
+            Target::Nothing => {}
+            Target::Closure(closure) => closure(),
+            Target::Call(call) => call.run(),
+        }
+    }
+
+    /// The target in a form that a new program (this binary, run again) can run.
+    pub(crate) fn portable(self) -> Result<Portable, Error> {
+        match self {
+            Target::Nothing => Ok(Portable::new(run_nothing, 0, Vec::new())),
+            Target::Closure(_) => Err(Error::value(crate::error::CLOSURE_NEEDS_FORK)),
+            Target::Call(call) => call.portable(),
+        }
+    }
+}
+
+/// A `fn(A)` with its arguments, type-erased.
+pub(crate) trait CallTarget: Send {
+    fn run(self: Box<Self>);
+    fn portable(&self) -> Result<Portable, Error>;
+}
+
+struct Call<A> {
+    function: fn(A),
+    args: A,
+}
+
+impl<A: Serialize + DeserializeOwned + Send + 'static> CallTarget for Call<A> {
+    fn run(self: Box<Self>) {
+        (self.function)(self.args)
+    }
+
+    fn portable(&self) -> Result<Portable, Error> {
+        let args = codec::encode(&self.args)?;
+        Ok(Portable::new(run_call::<A>, self.function as usize, args))
+    }
+}
+
+/// The entry point of a [`Portable`]: given the function's address and the serialized
+/// arguments, deserializes and calls.
+type Entry = fn(usize, &[u8]) -> Result<(), Error>;
+
+/// A target that crosses `exec`: code addresses as offsets from an anchor function of this
+/// binary (the child is the same binary, loaded at another address), plus the arguments
+/// serialized. This is how a function reference "travels over the pipe".
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Portable {
+    /// The offset of a second anchor: a child whose layout differs refuses to run.
+    layout: u64,
+    /// The offset of the monomorphized [`Entry`].
+    entry: u64,
+    /// The offset of the user's `fn(A)` (0 for none).
+    function: u64,
+    args: Vec<u8>,
+}
+
+#[inline(never)]
+fn anchor() {}
+
+#[inline(never)]
+fn layout_anchor() -> u8 {
+    1
+}
+
+fn offset(address: usize) -> u64 {
+    (address as u64).wrapping_sub(anchor as *const () as usize as u64)
+}
+
+fn address(offset: u64) -> usize {
+    (anchor as *const () as usize as u64).wrapping_add(offset) as usize
+}
+
+fn run_nothing(_: usize, _: &[u8]) -> Result<(), Error> {
+    Ok(())
+}
+
+fn run_call<A: DeserializeOwned>(function: usize, args: &[u8]) -> Result<(), Error> {
+    let args: A = codec::decode(args)?;
+    // SAFETY: `function` is the address of a `fn(A)` of this very binary: the parent took
+    // it from a `fn(A)` (Call::portable) as an offset from `anchor`, and `Portable::run`
+    // checked that this binary has the parent's layout. This entry was monomorphized for
+    // the same `A`, so the signature matches.
+    let function: fn(A) = unsafe { std::mem::transmute::<usize, fn(A)>(function) };
+    function(args);
+    Ok(())
+}
+
+impl Portable {
+    fn new(entry: Entry, function: usize, args: Vec<u8>) -> Portable {
+        Portable {
+            layout: offset(layout_anchor as *const () as usize),
+            entry: offset(entry as usize),
+            function: if function == 0 { 0 } else { offset(function) },
+            args,
+        }
+    }
+
+    /// Runs the target in this process (a child of the same binary).
+    pub(crate) fn run(self) -> Result<(), Error> {
+        if self.layout != offset(layout_anchor as *const () as usize) {
+            return Err(Error::UnpicklingError(
+                "the target comes from a different program: spawn and forkserver children \
+                 must run the parent's own executable"
+                    .to_owned(),
+            ));
+        }
+        // SAFETY: `entry` is the offset of an `Entry` function of this binary (see
+        // `Portable::new`), and the layout check above shows that offsets of the parent's
+        // code name the same code here.
+        let entry: Entry = unsafe { std::mem::transmute::<usize, Entry>(address(self.entry)) };
+        let function = if self.function == 0 { 0 } else { address(self.function) };
+        entry(function, &self.args)
+    }
+}
+
+/// What a spawn or forkserver child reads first: who it is and what to run.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Payload {
+    pub(crate) spec: ChildSpec,
+    pub(crate) target: Portable,
+}
+
+/// A started child as its parent sees it.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub(crate) pid: Pid,
+    pub(crate) waiter: Waiter,
+}
+
+/// How the parent learns that a child ended.
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    /// A pidfd of our own child (fork, spawn): readable once it ends; `waitpid` reaps it.
+    Pidfd(OwnedFd),
+    /// The fork server's status socket: it sends the raw wait status when the child ends.
+    Server(UnixStream),
+}
+
+impl Waiter {
+    /// The fd that becomes readable when the child ends.
+    pub(crate) fn sentinel(&self) -> BorrowedFd<'_> {
+        match self {
+            Waiter::Pidfd(fd) => fd.as_fd(),
+            Waiter::Server(socket) => socket.as_fd(),
+        }
+    }
+
+    /// The exit status if the child has ended (reaping it), without blocking.
+    pub(crate) fn try_status(&self, pid: Pid) -> io::Result<Option<ExitStatus>> {
+        match self {
+            Waiter::Pidfd(_) => sys::try_wait(pid),
+            Waiter::Server(socket) => {
+                let mut raw = [0u8; 4];
+                match (&*socket).read(&mut raw) {
+                    Ok(4) => Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))),
+                    Ok(_) => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the fork server ended without reporting the child's exit status",
+                    )),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// Starts a child with `method`.
+pub(crate) fn launch(
+    method: StartMethod,
+    spec: ChildSpec,
+    target: Target,
+) -> Result<Launched, Error> {
+    // The parent-death signal follows the creating thread: create daemonic children from
+    // a thread that lives as long as the process. (Fork-server children are created by the
+    // single-threaded server.)
+    let long_lived_thread_needed =
+        spec.daemon && method != StartMethod::ForkServer && !sys::on_main_thread();
+    let here = move || match method {
+        StartMethod::Fork => fork::launch(spec, target),
+        StartMethod::Spawn => spawn::launch(spec, target.portable()?),
+        StartMethod::ForkServer => forkserver::launch(spec, target.portable()?),
+    };
+    if long_lived_thread_needed { on_launcher_thread(here) } else { here() }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+type LauncherSlot = Option<(Pid, mpsc::Sender<Job>)>;
+
+/// The launcher thread's queue, with the pid of the process that started it.
+static LAUNCHER: Mutex<LauncherSlot> = Mutex::new(None);
+
+/// Runs `launch` on the launcher thread (started on first use); on this thread if no
+/// launcher thread can be started.
+fn on_launcher_thread(
+    launch: impl FnOnce() -> Result<Launched, Error> + Send + 'static,
+) -> Result<Launched, Error> {
+    let (reply, result) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = reply.send(launch());
+    });
+    let unsent = match launcher() {
+        Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| {
+            *LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            job
+        }),
+        None => Some(job),
+    };
+    if let Some(job) = unsent {
+        job();
+    }
+    result.recv().unwrap_or_else(|_| {
+        Err(Error::OsError(io::Error::other("the pyconc launcher thread ended unexpectedly")))
+    })
+}
+
+fn launcher() -> Option<mpsc::Sender<Job>> {
+    let mut slot = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
+    let me = sys::getpid();
+    if let Some((pid, sender)) = &*slot {
+        if *pid == me {
+            return Some(sender.clone());
+        }
+    }
+    let (sender, jobs) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("pyconc-launcher".into())
+        .spawn(move || jobs.into_iter().for_each(|job| job()))
+        .ok()?;
+    HELPER_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    *slot = Some((me, sender.clone()));
+    Some(sender)
+}
+
+/// The locks a forked child must find unlocked, held by the forking thread across
+/// `fork()`: the bookkeeping, the launcher queue and the fork-server connection. (The
+/// threading registry is held by `threading`'s own `pthread_atfork` handler; stdout and
+/// stderr by `fork.rs`.)
+pub(crate) struct ForkLocks {
+    state: MutexGuard<'static, State>,
+    launcher: MutexGuard<'static, LauncherSlot>,
+    server: MutexGuard<'static, Option<std::sync::Arc<forkserver::Server>>>,
+}
+
+impl ForkLocks {
+    pub(crate) fn acquire() -> ForkLocks {
+        let state = children::state();
+        let launcher = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
+        let server = forkserver::server_slot();
+        ForkLocks { state, launcher, server }
+    }
+
+    /// In the child: makes the bookkeeping describe the child, forgets the parent's helper
+    /// threads and fork server, and unlocks.
+    pub(crate) fn reset_in_child(mut self, spec: &ChildSpec) {
+        children::become_child(&mut self.state, spec);
+        if let Some((_, sender)) = self.launcher.take() {
+            // Dropping a sender only decrements a counter; the thread is gone anyway.
+            drop(sender);
+        }
+        if let Some(server) = self.server.take() {
+            server.forget_in_child();
+        }
+    }
+}

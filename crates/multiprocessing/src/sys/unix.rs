@@ -1,0 +1,343 @@
+//! Linux system calls, each wrapped once.
+//!
+//! Functions documented "async-signal-safe" are single system calls (or `_exit`) that
+//! allocate nothing and take no lock, so they may run in a child between `fork()` and
+//! `exec()`/`_exit()` of a multi-threaded parent.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+
+/// A process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Pid(pub(crate) i32);
+
+/// How a child ended, as `waitpid` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitStatus {
+    /// It called `exit(code)` (or returned from `main`).
+    Exited(i32),
+    /// Signal N killed it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Python's `os.waitstatus_to_exitcode`: the code, or minus the signal number.
+    pub(crate) fn exitcode(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => -signal,
+        }
+    }
+
+    /// Decodes a raw `wait` status.
+    pub(crate) fn from_raw(status: i32) -> ExitStatus {
+        if libc::WIFSIGNALED(status) {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result == -1 { Err(io::Error::last_os_error()) } else { Ok(result) }
+}
+
+/// This process's id. Async-signal-safe.
+pub(crate) fn getpid() -> Pid {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    Pid(unsafe { libc::getpid() })
+}
+
+/// The parent's process id. Async-signal-safe.
+pub(crate) fn getppid() -> Pid {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    Pid(unsafe { libc::getppid() })
+}
+
+/// The calling thread's kernel id. Async-signal-safe.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Whether the calling thread is the process's first thread, whose end ends the process.
+pub(crate) fn on_main_thread() -> bool {
+    gettid() == getpid().0
+}
+
+/// What `fork` returned in this process.
+#[derive(Debug)]
+pub(crate) enum Fork {
+    /// In the parent: the child's pid.
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// `fork()`.
+///
+/// # Safety
+/// In a multi-threaded parent the child has only the calling thread, and every lock that
+/// another thread held stays locked in it forever. Until it execs or `_exit`s, the child
+/// may only call async-signal-safe functions, or touch state whose locks the caller held
+/// across the fork (as `start/fork.rs` does).
+pub(crate) unsafe fn fork() -> io::Result<Fork> {
+    // SAFETY: forwarded to the caller (above).
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(Pid(pid))),
+    }
+}
+
+/// Ends the process at once with `code`: no atexit handlers, no stdio flush.
+/// Async-signal-safe.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pidfd for `pid` (`pidfd_open`): readable once the process has ended.
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it. pidfds are
+    // opened close-on-exec.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has ended (and reaps it), else `None`.
+pub(crate) fn try_wait(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
+        match unsafe { libc::waitpid(pid.0, &mut status, libc::WNOHANG) } {
+            0 => return Ok(None),
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            _ => return Ok(Some(ExitStatus::from_raw(status))),
+        }
+    }
+}
+
+/// Blocking `waitpid(pid)`, for the fork server, which waits only for children whose
+/// pidfd reported their end.
+pub(crate) fn wait(pid: Pid) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        if unsafe { libc::waitpid(pid.0, &mut status, 0) } != -1 {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Sends `signal` to `pid`; a process that is already gone is not an error.
+pub(crate) fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    match check(unsafe { libc::kill(pid.0, signal) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Asks the kernel to send `signal` to this process when the thread that created it
+/// ends (`PR_SET_PDEATHSIG`). Async-signal-safe.
+pub(crate) fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; the unused arguments are 0.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Points fd 0 at `/dev/null`, as CPython's child bootstrap replaces `sys.stdin`.
+pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: both fds are open; dup2 replaces fd 0 atomically.
+    check(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Lets `fd` survive `exec`. Async-signal-safe (for `pre_exec`).
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on an fd number; an invalid fd gives EBADF.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Takes ownership of an fd number handed to this process by its parent.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else in this process.
+pub(crate) unsafe fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: forwarded to the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Waits until `fd` is readable (or hung up), at most `timeout` (`None`: forever).
+/// Returns whether it is.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let ready = wait_any_readable(&[fd], timeout)?;
+    Ok(!ready.is_empty())
+}
+
+/// Waits until one of `fds` is readable (or hung up), at most `timeout`; returns the
+/// indices of the ready ones (empty on timeout).
+pub(crate) fn wait_any_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect();
+    loop {
+        let wait_ms = match (timeout, deadline) {
+            (None, _) | (Some(_), None) => -1,
+            (Some(_), Some(deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up so that a wait never ends before its deadline.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: pollfds is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait_ms) };
+        if n == -1 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        if n > 0 {
+            return Ok(pollfds
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.revents != 0)
+                .map(|(i, _)| i)
+                .collect());
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(Vec::new());
+        }
+    }
+}
+
+/// An eventfd: a counter whose fd is readable while it is non-zero.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes an initial value and flags.
+    let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a valid buffer; a full counter (EAGAIN) is still readable.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+}
+
+/// Resets an eventfd to zero.
+pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
+    let mut value = [0u8; 8];
+    // SAFETY: reads 8 bytes into a valid buffer; the fd is non-blocking.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), value.as_mut_ptr().cast(), value.len()) };
+}
+
+/// Sends `data` and `fds` (as `SCM_RIGHTS`) in one message on a Unix socket.
+pub(crate) fn send_with_fds(socket: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let iov = [IoSlice::new(data)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage<'_>] = if fds.is_empty() { &[] } else { &rights };
+    loop {
+        match sendmsg::<()>(socket.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) if n == data.len() => return Ok(()),
+            Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short sendmsg")),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+}
+
+/// Receives a message of at most `buf.len()` bytes and up to `max_fds` passed fds (opened
+/// close-on-exec). Returns the byte count (0 at end of stream) and the fds.
+pub(crate) fn recv_with_fds(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = vec![0u8; cmsg_space_for(max_fds)];
+    let mut iov = [IoSliceMut::new(buf)];
+    let message = loop {
+        match recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(message) => break message,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    };
+    let mut fds = Vec::new();
+    for cmsg in message.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel installed these fds in this process for this message.
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    Ok((message.bytes, fds))
+}
+
+fn cmsg_space_for(fds: usize) -> usize {
+    let payload = (fds.max(1) * std::mem::size_of::<RawFd>()) as libc::c_uint;
+    // SAFETY: CMSG_SPACE is a pure size computation.
+    let space = unsafe { libc::CMSG_SPACE(payload) };
+    space as usize
+}
+
+/// How many threads this process runs (`/proc/self/stat`, field 20), as CPython 3.12
+/// counts them for its fork warning.
+pub(crate) fn thread_count() -> usize {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 1 };
+    // The command name (field 2) may hold spaces; fields after it follow its ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number stays
+/// valid for whoever else holds it.
+pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2 onto an fd number this process owns; the old file is closed atomically.
+    check(unsafe { libc::dup2(null.as_raw_fd(), fd) }).map(drop)
+}
+
+/// Ignores SIGINT (`true`) or restores its default action, as CPython's fork server does
+/// so that Ctrl-C in a terminal reaches the program and its children, not the server.
+pub(crate) fn ignore_interrupts(ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: installs SIG_IGN or SIG_DFL, which run no code of ours.
+    unsafe { libc::signal(libc::SIGINT, action) };
+}
