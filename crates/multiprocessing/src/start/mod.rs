@@ -17,6 +17,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -213,7 +214,12 @@ impl Waiter {
             Waiter::Server(socket) => {
                 let mut raw = [0u8; 4];
                 match (&*socket).read(&mut raw) {
-                    Ok(4) => Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))),
+                    Ok(4) => {
+                        // The server closes its end right after the status; wait for that
+                        // end-of-stream, so the sentinel stays readable from now on.
+                        let _ = sys::wait_readable(socket.as_fd(), Some(Duration::from_secs(1)));
+                        Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw))))
+                    }
                     Ok(_) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the fork server ended without reporting the child's exit status",

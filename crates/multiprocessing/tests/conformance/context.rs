@@ -1,0 +1,77 @@
+//! Start methods, ported from `TestStartMethod` (test_set_get, test_get_all,
+//! test_context). The start method is process-wide, so each check runs in a fork child
+//! that reports through its exit code.
+
+use multiprocessing::{
+    Process, StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set,
+    set_start_method, set_start_method_force,
+};
+
+use crate::support;
+
+fn in_child(check: fn() -> bool) {
+    let _serial = support::serial();
+    let p = Process::builder().start_method(StartMethod::Fork).target(move || {
+        std::process::exit(if check() { 0 } else { 7 });
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+/// test_get_all.
+#[test]
+fn all_start_methods_are_available_fork_first() {
+    assert_eq!(
+        get_all_start_methods(),
+        [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer]
+    );
+}
+
+/// test_set_get: the first set wins; a second set fails; force overrides.
+#[test]
+fn set_start_method_twice_fails_unless_forced() {
+    in_child(|| {
+        set_start_method_force(None);
+        get_start_method_if_set().is_none()
+            && set_start_method(StartMethod::Spawn).is_ok()
+            && get_start_method() == StartMethod::Spawn
+            && set_start_method(StartMethod::Fork).unwrap_err().to_string()
+                == "context has already been set"
+            && {
+                set_start_method_force(StartMethod::ForkServer);
+                get_start_method() == StartMethod::ForkServer
+            }
+    });
+}
+
+/// get_start_method() fixes the default (fork) when none was set.
+#[test]
+fn get_start_method_fixes_the_default() {
+    in_child(|| {
+        set_start_method_force(None);
+        get_start_method() == StartMethod::Fork
+            && get_start_method_if_set() == Some(StartMethod::Fork)
+            && set_start_method(StartMethod::Spawn).is_err()
+    });
+}
+
+fn child_reports_method(_: ()) {
+    let code = match multiprocessing::get_start_method() {
+        StartMethod::Fork => 10,
+        StartMethod::Spawn => 11,
+        StartMethod::ForkServer => 12,
+    };
+    std::process::exit(code);
+}
+
+/// The global method applies to processes without their own; a child started with
+/// method M reports M (check_context).
+#[test]
+fn the_global_method_starts_children_and_children_report_it() {
+    in_child(|| {
+        set_start_method_force(StartMethod::Spawn);
+        let p = Process::call(child_reports_method, ());
+        p.start().is_ok() && p.join().is_ok() && p.exitcode() == Some(11)
+    });
+}

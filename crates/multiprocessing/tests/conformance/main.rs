@@ -1,0 +1,17 @@
+//! Conformance tests ported from CPython 3.11's `Lib/test/_test_multiprocessing.py`
+//! (`_TestProcess`, `TestStartMethod`, `_TestSubclassingProcess`...), one module per Python
+//! feature. Each test names its source test, and every process test runs once per start
+//! method (`fork`, `spawn`, `forkserver` submodules), as CPython runs its suite as
+//! `test_multiprocessing_fork`, `_spawn` and `_forkserver`.
+//!
+//! Spawn and forkserver children run this test binary again; `init_before_main!` makes
+//! them run their target before libtest's `main` starts. Process tests take one global
+//! lock ([`support::serial`]) — forking while other tests run would copy their half-done
+//! state into the child — and check, when they end, that no child is left a zombie.
+
+multiprocessing::init_before_main!();
+
+mod context;
+mod errors;
+mod process;
+mod support;

@@ -1,0 +1,578 @@
+//! `Process`, ported from `_TestProcess` in CPython 3.11's `_test_multiprocessing.py`.
+
+use std::collections::BTreeSet;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use multiprocessing::{
+    Process, StartMethod, active_children, current_process, parent_process,
+};
+
+use crate::each_start_method;
+use crate::support::{self, TempPath, append, call, process_ended};
+
+// ---- child targets (plain fns, so that every start method can run them) ----
+
+fn exit_with(code: i32) {
+    std::process::exit(code)
+}
+
+fn panic_with(message: String) {
+    panic!("{message}")
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms))
+}
+
+fn nothing(_: ()) {}
+
+/// test_process's `_test`: the child reports what it sees of itself and its parent.
+fn report(path: String) {
+    // Long enough for the parent to see it running.
+    std::thread::sleep(Duration::from_millis(100));
+    let me = current_process();
+    let parent = parent_process().expect("a child has a parent");
+    let mut stdin = String::new();
+    let read = std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin);
+    append(&path, &format!("name={}", me.name()));
+    append(&path, &format!("daemon={}", me.daemon()));
+    append(&path, &format!("pid={}", me.pid().unwrap()));
+    append(&path, &format!("os_pid={}", std::process::id()));
+    append(&path, &format!("alive={}", me.is_alive()));
+    append(&path, &format!("parent_name={}", parent.name()));
+    append(&path, &format!("parent_pid={}", parent.pid().unwrap()));
+    append(&path, &format!("parent_alive={}", parent.is_alive()));
+    append(&path, &format!("method={}", multiprocessing::get_start_method()));
+    append(&path, &format!("stdin={:?}", read.map(|_| stdin)));
+    append(&path, &format!("children={}", active_children().len()));
+}
+
+fn lines(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+each_start_method! {
+    process_reports_itself_and_its_parent => process_reports_itself_and_its_parent;
+    exit_codes_follow_the_childs_ending => exit_codes_follow_the_childs_ending;
+    terminate_gives_minus_sigterm => terminate_gives_minus_sigterm;
+    kill_gives_minus_sigkill => kill_gives_minus_sigkill;
+    join_timeout_returns_false_while_running => join_timeout_returns_false_while_running;
+    active_children_lists_running_children => active_children_lists_running_children;
+    sentinel_becomes_readable_at_exit => sentinel_becomes_readable_at_exit;
+    close_refuses_a_running_process_then_closes => close_refuses_a_running_process_then_closes;
+    many_processes_start_and_end => many_processes_start_and_end;
+    child_waits_for_its_non_daemon_threads => child_waits_for_its_non_daemon_threads;
+    children_of_children_are_named_with_both_numbers => children_of_children_are_named_with_both_numbers;
+    grandchild_sees_its_parent_die => grandchild_sees_its_parent_die;
+    daemonic_child_cannot_start_children => daemonic_child_cannot_start_children;
+    join_from_many_threads => join_from_many_threads;
+    dropped_handle_child_is_reaped => dropped_handle_child_is_reaped;
+    child_exit_function_terminates_its_daemonic_children => child_exit_function_terminates_its_daemonic_children;
+    daemonic_child_started_from_a_short_lived_thread_survives_it => daemonic_child_started_from_a_short_lived_thread_survives_it;
+    joinall_waits_for_threads_and_processes => joinall_waits_for_threads_and_processes;
+}
+
+/// test_process (and test_parent_process_attributes, test_current in the child).
+fn process_reports_itself_and_its_parent(method: StartMethod) {
+    let out = TempPath::new("report");
+    let p = Process::builder().start_method(method).daemon(true).call(report, out.arg());
+    assert!(p.daemon());
+    assert_eq!(p.exitcode(), None);
+    assert!(!p.is_alive());
+    assert!(!active_children().contains(&p));
+    p.start().unwrap();
+    assert_eq!(p.exitcode(), None);
+    assert_eq!(p.pid(), p.ident());
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(!p.is_alive());
+    assert!(!active_children().contains(&p));
+    let seen = lines(&out.read());
+    assert_eq!(seen["name"], p.name());
+    assert_eq!(seen["daemon"], "true");
+    assert_eq!(seen["pid"], p.pid().unwrap().to_string());
+    assert_eq!(seen["os_pid"], seen["pid"]);
+    assert_eq!(seen["alive"], "true");
+    assert_eq!(seen["parent_name"], "MainProcess");
+    assert_eq!(seen["parent_pid"], std::process::id().to_string());
+    assert_eq!(seen["parent_alive"], "true");
+    assert_eq!(seen["method"], method.name(), "check_context: the child reports its method");
+    assert_eq!(seen["stdin"], r#"Ok("")"#, "stdin is /dev/null in a child");
+    assert_eq!(seen["children"], "0", "a child starts with no children");
+}
+
+/// test_sys_exit, test_exitcode table of CPYTHON.md §2.2.
+fn exit_codes_follow_the_childs_ending(method: StartMethod) {
+    for (code, expected) in [(0, 0), (8, 8), (1, 1), (256, 0), (-1, 255)] {
+        let p = call(method, exit_with, code);
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(expected), "exit({code})");
+    }
+    let p = call(method, panic_with, "boom".to_owned());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(1), "a panic");
+    let p = call(method, nothing, ());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0), "a target that returns");
+    let p = Process::builder().start_method(method).build();
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0), "no target");
+}
+
+/// test_terminate (`_kill_process(p.terminate)`): join(0) returns at once while the child
+/// lives, then the exit code is -SIGTERM.
+fn terminate_gives_minus_sigterm(method: StartMethod) {
+    let p = call(method, sleep_ms, 60_000);
+    p.start().unwrap();
+    assert!(p.is_alive());
+    let began = Instant::now();
+    assert!(!p.join_timeout(Duration::ZERO).unwrap());
+    assert!(began.elapsed() < Duration::from_secs(1));
+    assert!(p.is_alive());
+    p.terminate().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+    assert!(format!("{p:?}").contains("exitcode=-SIGTERM"), "{p:?}");
+    p.terminate().unwrap(); // a no-op once the exit code is known
+    p.kill().unwrap();
+    assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+}
+
+/// test_kill.
+fn kill_gives_minus_sigkill(method: StartMethod) {
+    let p = call(method, sleep_ms, 60_000);
+    p.start().unwrap();
+    p.kill().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+}
+
+/// test_process's join(timeout) parts; _TestProcess.test_join_timeout.
+fn join_timeout_returns_false_while_running(method: StartMethod) {
+    let p = call(method, sleep_ms, 400);
+    p.start().unwrap();
+    let began = Instant::now();
+    assert!(!p.join_timeout(Duration::from_millis(100)).unwrap());
+    let waited = began.elapsed();
+    assert!(waited >= Duration::from_millis(90), "{waited:?}");
+    assert!(p.is_alive());
+    assert!(p.join_timeout(Duration::from_secs(30)).unwrap());
+    assert!(p.join_timeout(Duration::ZERO).unwrap(), "repeatable after the end");
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+/// test_active_children.
+fn active_children_lists_running_children(method: StartMethod) {
+    let p = call(method, sleep_ms, 60_000);
+    assert!(!active_children().contains(&p));
+    p.start().unwrap();
+    assert!(active_children().contains(&p));
+    p.terminate().unwrap();
+    p.join().unwrap();
+    assert!(!active_children().contains(&p));
+}
+
+/// test_sentinel.
+fn sentinel_becomes_readable_at_exit(method: StartMethod) {
+    let p = call(method, sleep_ms, 300);
+    assert_eq!(p.sentinel().unwrap_err().to_string(), "process not started");
+    p.start().unwrap();
+    let fd = p.sentinel().unwrap();
+    // SAFETY: the process object owns the fd and lives through this test.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    assert!(!readable(fd, 0));
+    assert!(readable(fd, 30_000));
+    p.join().unwrap();
+    assert!(readable(fd, 0));
+}
+
+fn readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) == 1 }
+}
+
+/// test_close.
+fn close_refuses_a_running_process_then_closes(method: StartMethod) {
+    let p = call(method, sleep_ms, 60_000);
+    p.start().unwrap();
+    assert!(p.is_alive());
+    let err = p.close().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Cannot close a process while it is still running. You should first call join() or terminate()."
+    );
+    p.terminate().unwrap();
+    p.join().unwrap();
+    p.close().unwrap();
+    p.close().unwrap(); // idempotent
+    assert!(!p.is_alive());
+    assert_eq!(p.pid(), None);
+    for err in [p.join().unwrap_err(), p.start().unwrap_err(), p.terminate().unwrap_err()] {
+        assert_eq!(err.to_string(), "process object is closed");
+    }
+    assert_eq!(p.sentinel().unwrap_err().to_string(), "process object is closed");
+    assert!(p.name().ends_with(&p.name()[p.name().len() - 1..]), "name stays readable");
+    // An unstarted process can be closed too.
+    call(method, nothing, ()).close().unwrap();
+}
+
+/// test_many_processes: some end on their own, some are terminated.
+fn many_processes_start_and_end(method: StartMethod) {
+    let n = if method == StartMethod::Fork { 20 } else { 10 };
+    let procs: Vec<Process> = (0..n).map(|i| call(method, sleep_ms, if i % 2 == 0 { 10 } else { 60_000 })).collect();
+    for p in &procs {
+        p.start().unwrap();
+    }
+    for (i, p) in procs.iter().enumerate() {
+        if i % 2 == 1 {
+            p.terminate().unwrap();
+        }
+    }
+    for (i, p) in procs.iter().enumerate() {
+        p.join().unwrap();
+        let expected = if i % 2 == 0 { 0 } else { -libc::SIGTERM };
+        assert_eq!(p.exitcode(), Some(expected), "process {i}");
+    }
+}
+
+fn thread_then_file(path: String) {
+    // test_wait_for_threads: a non-daemon thread finishes after the target returned.
+    threading::Thread::builder()
+        .daemon(false)
+        .start(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            append(&path, "thread done");
+        })
+        .unwrap();
+}
+
+/// test_wait_for_threads.
+fn child_waits_for_its_non_daemon_threads(method: StartMethod) {
+    let out = TempPath::new("threads");
+    let p = call(method, thread_then_file, out.arg());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(out.read(), "thread done\n", "join returned after the child's thread ended");
+}
+
+fn spawn_grandchildren(path: String) {
+    append(&path, &current_process().name());
+    let method = multiprocessing::get_start_method();
+    for _ in 0..2 {
+        let child = Process::builder()
+            .start_method(method)
+            .call(|path: String| append(&path, &current_process().name()), path.clone());
+        child.start().unwrap();
+        child.join().unwrap();
+    }
+}
+
+/// test_recursion (names, CPYTHON.md §2.2: a child of `Process-4` names its own `Process-4:1`).
+fn children_of_children_are_named_with_both_numbers(method: StartMethod) {
+    let out = TempPath::new("names");
+    let p = Process::builder().start_method(method).daemon(false).call(spawn_grandchildren, out.arg());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    let names: Vec<String> = out.read().lines().map(str::to_owned).collect();
+    let class = match method {
+        StartMethod::Fork => "ForkProcess",
+        StartMethod::Spawn => "SpawnProcess",
+        StartMethod::ForkServer => "ForkServerProcess",
+    };
+    let own = p.name();
+    let number = own.strip_prefix(&format!("{class}-")).unwrap();
+    assert_eq!(names, [own.clone(), format!("{class}-{number}:1"), format!("{class}-{number}:2")]);
+}
+
+fn grandchild_reports_parent(path: String) {
+    let method = multiprocessing::get_start_method();
+    let grandchild = Process::builder().start_method(method).call(
+        |path: String| {
+            let parent = parent_process().unwrap();
+            append(&path, &format!("started {}", parent.is_alive()));
+            // Wait for the parent to be terminated, then report.
+            let ended = parent.join_timeout(Duration::from_secs(20)).unwrap();
+            append(&path, &format!("parent ended {ended} alive {}", parent.is_alive()));
+        },
+        path,
+    );
+    grandchild.start().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// test_parent_process: after the child is terminated, the grandchild reports "not alive".
+fn grandchild_sees_its_parent_die(method: StartMethod) {
+    let out = TempPath::new("parent");
+    let p = Process::builder().start_method(method).daemon(false).call(grandchild_reports_parent, out.arg());
+    p.start().unwrap();
+    assert_eq!(out.wait_lines(1), "started true\n");
+    p.terminate().unwrap();
+    p.join().unwrap();
+    assert_eq!(out.wait_lines(2), "started true\nparent ended true alive false\n");
+}
+
+fn try_start_child(path: String) {
+    let child = Process::new(|| {});
+    append(&path, &format!("daemon={}", child.daemon()));
+    let err = child.start().unwrap_err();
+    append(&path, &err.to_string());
+}
+
+/// CPYTHON.md §2.2 Daemon: a daemonic process cannot start children; the Process objects
+/// it creates default to daemonic.
+fn daemonic_child_cannot_start_children(method: StartMethod) {
+    let out = TempPath::new("daemonic");
+    let p = Process::builder().start_method(method).daemon(true).call(try_start_child, out.arg());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(out.read(), "daemon=true\ndaemonic processes are not allowed to have children\n");
+}
+
+/// Beyond CPython's tests: join from several threads at once, all return when it ends.
+fn join_from_many_threads(method: StartMethod) {
+    let p = call(method, sleep_ms, 300);
+    p.start().unwrap();
+    let joiners: Vec<_> = (0..4)
+        .map(|_| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                p.join().unwrap();
+                p.exitcode()
+            })
+        })
+        .collect();
+    for joiner in joiners {
+        assert_eq!(joiner.join().unwrap(), Some(0));
+    }
+}
+
+/// Beyond CPython: a child whose every handle was dropped while it ran is still reaped
+/// (the support guard checks for zombies).
+fn dropped_handle_child_is_reaped(method: StartMethod) {
+    let p = call(method, sleep_ms, 100);
+    p.start().unwrap();
+    let pid = p.pid().unwrap();
+    drop(p);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !process_ended(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(process_ended(pid));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(support::zombies().is_empty(), "the reaper reaped it");
+}
+
+fn start_daemonic_and_return(path: String) {
+    let method = multiprocessing::get_start_method();
+    let daemonic = Process::builder()
+        .start_method(method)
+        .daemon(true)
+        .call(|path: String| {
+            append(&path, &format!("{}", std::process::id()));
+            std::thread::sleep(Duration::from_secs(60));
+        }, path.clone());
+    daemonic.start().unwrap();
+    let _ = support::TempPath::new("unused");
+    while std::fs::read_to_string(&path).unwrap_or_default().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// _exit_function in a child: its daemonic children are terminated when it ends.
+fn child_exit_function_terminates_its_daemonic_children(method: StartMethod) {
+    let out = TempPath::new("grand-daemon");
+    let p = Process::builder().start_method(method).daemon(false).call(start_daemonic_and_return, out.arg());
+    p.start().unwrap();
+    assert!(p.join_timeout(Duration::from_secs(30)).unwrap(), "the child did not wait 60 s");
+    assert_eq!(p.exitcode(), Some(0));
+    let grandchild: i32 = out.read().trim().parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_ended(grandchild) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(process_ended(grandchild));
+}
+
+/// PR_SET_PDEATHSIG follows the creating thread: a daemonic child started from a thread
+/// that then ends must keep running (it is created by the launcher thread).
+fn daemonic_child_started_from_a_short_lived_thread_survives_it(method: StartMethod) {
+    let p = Process::builder().start_method(method).daemon(true).call(sleep_ms, 60_000);
+    let q = p.clone();
+    std::thread::spawn(move || q.start().unwrap()).join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(p.is_alive(), "the daemonic child died with the thread that started it");
+    p.kill().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+}
+
+/// The seed's joinall exercise over threads and processes together.
+fn joinall_waits_for_threads_and_processes(method: StartMethod) {
+    let p = call(method, sleep_ms, 200);
+    let t = threading::Thread::new(|| std::thread::sleep(Duration::from_millis(100)));
+    p.start().unwrap();
+    t.start().unwrap();
+    let handles: Vec<&dyn threading::Joinable> = vec![&p, &t];
+    threading::joinall(handles).unwrap();
+    assert!(!p.is_alive() && !t.is_alive());
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+// ---- fork-only: closures ----
+
+/// test_lose_target_ref: start() drops the parent's copy of the target.
+#[test]
+fn start_drops_the_parents_copy_of_the_closure() {
+    let _serial = support::serial();
+    let captured = Arc::new(());
+    let in_child = Arc::clone(&captured);
+    let p = Process::new(move || drop(in_child));
+    assert_eq!(Arc::strong_count(&captured), 2);
+    p.start().unwrap();
+    assert_eq!(Arc::strong_count(&captured), 1);
+    p.join().unwrap();
+}
+
+/// A closure child sees the parent's memory as it was at the fork.
+#[test]
+fn fork_child_runs_a_closure_with_captures() {
+    let _serial = support::serial();
+    let values = vec![1, 2, 3];
+    let p = Process::new(move || std::process::exit(values.iter().sum()));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(6));
+}
+
+/// CPYTHON.md §2.2: default names `Process-N`, numbered at construction.
+#[test]
+fn default_names_count_up_from_construction() {
+    let _serial = support::serial();
+    let a = Process::new(|| {});
+    let b = Process::call(nothing, ());
+    let na: u32 = a.name().strip_prefix("Process-").unwrap().parse().unwrap();
+    let nb: u32 = b.name().strip_prefix("Process-").unwrap().parse().unwrap();
+    assert!(nb > na, "{} then {}", a.name(), b.name());
+    b.set_name("renamed");
+    assert_eq!(b.name(), "renamed");
+}
+
+/// test_daemon_argument: default = the creating process's flag (false in the main process).
+#[test]
+fn daemon_defaults_to_the_creators_flag() {
+    let _serial = support::serial();
+    let p = Process::new(|| {});
+    assert!(!p.daemon());
+    p.set_daemon(true).unwrap();
+    assert!(p.daemon());
+    p.start().unwrap();
+    assert_eq!(p.set_daemon(false).unwrap_err().to_string(), "process has already started");
+    p.join().unwrap();
+}
+
+/// test_current.
+#[test]
+fn current_process_is_the_main_process() {
+    let me = current_process();
+    assert_eq!(me.name(), "MainProcess");
+    assert_eq!(me.ident(), Some(std::process::id() as i32));
+    assert!(me.is_alive());
+    assert_eq!(me.exitcode(), None);
+    assert!(!me.daemon());
+    assert_eq!(me.join().unwrap_err().to_string(), "can only join a child process");
+    assert!(parent_process().is_none());
+    assert_eq!(format!("{me:?}"), "<_MainProcess name='MainProcess' parent=None started>");
+}
+
+/// test_cpu_count.
+#[test]
+fn cpu_count_is_at_least_one() {
+    assert!(multiprocessing::cpu_count() >= 1);
+}
+
+/// repr, CPYTHON.md §2.2.
+#[test]
+fn debug_output_is_cpythons_repr() {
+    let _serial = support::serial();
+    let p = Process::builder().name("R").target(|| std::process::exit(3));
+    let me = std::process::id();
+    assert_eq!(format!("{p:?}"), format!("<Process name='R' parent={me} initial>"));
+    p.start().unwrap();
+    let pid = p.pid().unwrap();
+    p.join().unwrap();
+    assert_eq!(format!("{p:?}"), format!("<Process name='R' pid={pid} parent={me} stopped exitcode=3>"));
+    p.close().unwrap();
+    assert_eq!(format!("{p:?}"), format!("<Process name='R' parent={me} closed>"));
+}
+
+/// A process inherited by a fork child is not that child's to start or join.
+#[test]
+fn a_forked_child_cannot_start_or_join_the_parents_process_objects() {
+    let _serial = support::serial();
+    let unstarted = Process::new(|| {});
+    let started = Process::new(|| sleep_ms(200));
+    started.start().unwrap();
+    let (u, s) = (unstarted.clone(), started.clone());
+    let checker = Process::new(move || {
+        let ok = u.start().unwrap_err().to_string()
+            == "can only start a process object created by current process"
+            && s.join().unwrap_err().to_string() == "can only join a child process"
+            && !s.is_alive()
+            && s.exitcode().is_none()
+            && s.terminate().is_err();
+        std::process::exit(if ok { 42 } else { 1 });
+    });
+    checker.start().unwrap();
+    checker.join().unwrap();
+    assert_eq!(checker.exitcode(), Some(42));
+    started.join().unwrap();
+}
+
+/// Process::new with spawn/forkserver: an error naming Process::call, nothing started.
+#[test]
+fn a_closure_needs_the_fork_start_method() {
+    let _serial = support::serial();
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let p = Process::builder().start_method(method).target(|| {});
+        let err = p.start().unwrap_err();
+        assert!(err.to_string().contains("Process::call"), "{err}");
+        assert_eq!(p.pid(), None);
+    }
+}
+
+/// Distinct processes have distinct pids; a started set of them is what active_children shows.
+#[test]
+fn active_children_is_exactly_the_running_set() {
+    let _serial = support::serial();
+    let procs: Vec<Process> = (0..3).map(|_| Process::call(sleep_ms, 60_000)).collect();
+    for p in &procs {
+        p.start().unwrap();
+    }
+    let pids: BTreeSet<i32> = procs.iter().map(|p| p.pid().unwrap()).collect();
+    assert_eq!(pids.len(), 3);
+    let active: BTreeSet<i32> = active_children().iter().filter_map(Process::pid).collect();
+    assert!(pids.is_subset(&active));
+    for p in &procs {
+        p.kill().unwrap();
+        p.join().unwrap();
+    }
+    let active: BTreeSet<i32> = active_children().iter().filter_map(Process::pid).collect();
+    assert!(pids.is_disjoint(&active));
+}

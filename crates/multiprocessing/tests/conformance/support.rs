@@ -1,0 +1,139 @@
+//! Helpers shared by the process tests.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use multiprocessing::{Process, StartMethod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+static FORK: Mutex<()> = Mutex::new(());
+
+/// Held by every process test: one test forks at a time; on drop, checks for zombies.
+pub(crate) struct Serial {
+    _guard: MutexGuard<'static, ()>,
+}
+
+pub(crate) fn serial() -> Serial {
+    Serial { _guard: FORK.lock().unwrap_or_else(PoisonError::into_inner) }
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !zombies().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(zombies(), Vec::<i32>::new(), "zombie children left behind");
+    }
+}
+
+/// The pids of this process's children that have ended but were not reaped.
+pub(crate) fn zombies() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 1 && fields[0] == "Z" && fields[1] == me {
+            found.extend(entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+        }
+    }
+    found
+}
+
+/// A process of `method` running `function(args)`.
+pub(crate) fn call<A>(method: StartMethod, function: fn(A), args: A) -> Process
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    Process::builder().start_method(method).call(function, args)
+}
+
+/// A fresh path in the temporary directory (removed when the value drops).
+pub(crate) struct TempPath(pub(crate) PathBuf);
+
+impl TempPath {
+    pub(crate) fn new(tag: &str) -> TempPath {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        TempPath(std::env::temp_dir().join(format!("pyconc-mp-{}-{tag}-{n}", std::process::id())))
+    }
+
+    pub(crate) fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+
+    pub(crate) fn read(&self) -> String {
+        std::fs::read_to_string(&self.0).unwrap_or_default()
+    }
+
+    /// Waits until the file holds at least `lines` lines.
+    pub(crate) fn wait_lines(&self, lines: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.read();
+            if text.lines().count() >= lines || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Appends a line to the file at `path` (children report through files).
+pub(crate) fn append(path: &str, line: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    writeln!(file, "{line}").unwrap();
+}
+
+/// Whether process `pid` is gone (or a zombie: it has ended, whoever reaps it).
+pub(crate) fn process_ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// Defines `mod NAME { fn fork(); fn spawn(); fn forkserver(); }` tests calling `body(method)`.
+#[macro_export]
+macro_rules! each_start_method {
+    ($($name:ident => $body:ident;)*) => {
+        $(
+            mod $name {
+                use multiprocessing::StartMethod;
+
+                #[test]
+                fn fork() {
+                    let _serial = $crate::support::serial();
+                    super::$body(StartMethod::Fork);
+                }
+
+                #[test]
+                fn spawn() {
+                    let _serial = $crate::support::serial();
+                    super::$body(StartMethod::Spawn);
+                }
+
+                #[test]
+                fn forkserver() {
+                    let _serial = $crate::support::serial();
+                    super::$body(StartMethod::ForkServer);
+                }
+            }
+        )*
+    };
+}
