@@ -5,9 +5,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use multiprocessing::{
-    Process, StartMethod, active_children, current_process, parent_process,
-};
+use multiprocessing::{Process, StartMethod, active_children, current_process, parent_process};
 
 use crate::each_start_method;
 use crate::support::{self, TempPath, append, call, process_ended};
@@ -230,7 +228,8 @@ fn close_refuses_a_running_process_then_closes(method: StartMethod) {
 /// test_many_processes: some end on their own, some are terminated.
 fn many_processes_start_and_end(method: StartMethod) {
     let n = if method == StartMethod::Fork { 20 } else { 10 };
-    let procs: Vec<Process> = (0..n).map(|i| call(method, sleep_ms, if i % 2 == 0 { 10 } else { 60_000 })).collect();
+    let procs: Vec<Process> =
+        (0..n).map(|i| call(method, sleep_ms, if i % 2 == 0 { 10 } else { 60_000 })).collect();
     for p in &procs {
         p.start().unwrap();
     }
@@ -282,7 +281,8 @@ fn spawn_grandchildren(path: String) {
 /// test_recursion (names, CPYTHON.md §2.2: a child of `Process-4` names its own `Process-4:1`).
 fn children_of_children_are_named_with_both_numbers(method: StartMethod) {
     let out = TempPath::new("names");
-    let p = Process::builder().start_method(method).daemon(false).call(spawn_grandchildren, out.arg());
+    let p =
+        Process::builder().start_method(method).daemon(false).call(spawn_grandchildren, out.arg());
     p.start().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));
@@ -316,7 +316,10 @@ fn grandchild_reports_parent(path: String) {
 /// test_parent_process: after the child is terminated, the grandchild reports "not alive".
 fn grandchild_sees_its_parent_die(method: StartMethod) {
     let out = TempPath::new("parent");
-    let p = Process::builder().start_method(method).daemon(false).call(grandchild_reports_parent, out.arg());
+    let p = Process::builder()
+        .start_method(method)
+        .daemon(false)
+        .call(grandchild_reports_parent, out.arg());
     p.start().unwrap();
     assert_eq!(out.wait_lines(1), "started true\n");
     p.terminate().unwrap();
@@ -381,13 +384,13 @@ fn dropped_handle_child_is_reaped(method: StartMethod) {
 
 fn start_daemonic_and_return(path: String) {
     let method = multiprocessing::get_start_method();
-    let daemonic = Process::builder()
-        .start_method(method)
-        .daemon(true)
-        .call(|path: String| {
+    let daemonic = Process::builder().start_method(method).daemon(true).call(
+        |path: String| {
             append(&path, &format!("{}", std::process::id()));
             std::thread::sleep(Duration::from_secs(60));
-        }, path.clone());
+        },
+        path.clone(),
+    );
     daemonic.start().unwrap();
     let _ = support::TempPath::new("unused");
     while std::fs::read_to_string(&path).unwrap_or_default().is_empty() {
@@ -398,7 +401,10 @@ fn start_daemonic_and_return(path: String) {
 /// _exit_function in a child: its daemonic children are terminated when it ends.
 fn child_exit_function_terminates_its_daemonic_children(method: StartMethod) {
     let out = TempPath::new("grand-daemon");
-    let p = Process::builder().start_method(method).daemon(false).call(start_daemonic_and_return, out.arg());
+    let p = Process::builder()
+        .start_method(method)
+        .daemon(false)
+        .call(start_daemonic_and_return, out.arg());
     p.start().unwrap();
     assert!(p.join_timeout(Duration::from_secs(30)).unwrap(), "the child did not wait 60 s");
     assert_eq!(p.exitcode(), Some(0));
@@ -517,7 +523,10 @@ fn debug_output_is_cpythons_repr() {
     p.start().unwrap();
     let pid = p.pid().unwrap();
     p.join().unwrap();
-    assert_eq!(format!("{p:?}"), format!("<Process name='R' pid={pid} parent={me} stopped exitcode=3>"));
+    assert_eq!(
+        format!("{p:?}"),
+        format!("<Process name='R' pid={pid} parent={me} stopped exitcode=3>")
+    );
     p.close().unwrap();
     assert_eq!(format!("{p:?}"), format!("<Process name='R' parent={me} closed>"));
 }

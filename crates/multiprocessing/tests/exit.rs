@@ -1,0 +1,156 @@
+//! Exit behaviour, panics, the parent being killed and the `init()` rules, checked by
+//! running the crate's example binaries as child processes. Sources: CPYTHON.md §2.5
+//! (the verified parent-exit script), _test_multiprocessing.py test_stderr_flush,
+//! TestNoForkBomb.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const METHODS: [&str; 3] = ["fork", "spawn", "forkserver"];
+
+fn example(name: &str) -> PathBuf {
+    let mut path = std::env::current_exe().expect("test binary path");
+    path.pop(); // deps/
+    path.pop(); // <profile>/
+    path.join("examples").join(name)
+}
+
+fn run_example(name: &str, args: &[&str]) -> (Output, Duration) {
+    let began = Instant::now();
+    let output = Command::new(example(name))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+    (output, began.elapsed())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn main_returning_terminates_daemonic_children_and_joins_the_others() {
+    for method in METHODS {
+        let (out, took) = run_example("mp_exit", &[method]);
+        assert_eq!(out.status.code(), Some(0), "{method}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "parent main done\nnon-daemon child finished\n", "{method}");
+        assert!(took < Duration::from_secs(8), "{method}: the daemonic child was not waited for");
+        assert!(took >= Duration::from_millis(300), "{method}: the worker was waited for");
+    }
+}
+
+#[test]
+fn process_exit_in_main_also_runs_the_exit_function() {
+    for method in METHODS {
+        let (out, took) = run_example("mp_exit", &[method, "exit"]);
+        assert_eq!(out.status.code(), Some(4), "{method}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "parent main done\nnon-daemon child finished\n", "{method}");
+        assert!(took < Duration::from_secs(8), "{method}");
+    }
+}
+
+#[test]
+fn a_panicking_child_reports_process_name_and_exits_with_1() {
+    for method in METHODS {
+        let (out, _) = run_example("mp_panic", &[method]);
+        assert_eq!(out.status.code(), Some(0), "the parent is unaffected");
+        assert_eq!(text(&out.stdout), "exitcode Some(1)\n");
+        let class = match method {
+            "fork" => "ForkProcess",
+            "spawn" => "SpawnProcess",
+            _ => "ForkServerProcess",
+        };
+        let stderr = text(&out.stderr);
+        let expected_start = format!("Process {class}-1:\npanicked at ");
+        assert!(stderr.starts_with(&expected_start), "{method}: {stderr}");
+        assert!(stderr.contains("examples/mp_panic.rs:"), "{stderr}");
+        assert!(stderr.ends_with(":\nboom\n"), "{stderr}");
+        assert!(!stderr.contains("thread '"), "Rust's own panic message is not printed: {stderr}");
+    }
+}
+
+fn ended(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+    }
+}
+
+fn wait_ended(pid: i32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if ended(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    ended(pid)
+}
+
+fn parent_killed(method: &str, extra: &[&str]) {
+    let mut parent = Command::new(example("mp_parent_killed"))
+        .arg(method)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+    let mut pid_of = |label: &str| -> i32 {
+        let line = lines.next().unwrap().unwrap();
+        line.strip_prefix(label).unwrap().trim().parse().unwrap()
+    };
+    let daemon = pid_of("daemon");
+    let worker = pid_of("worker");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!ended(daemon) && !ended(worker), "{method}: both children run");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let daemon_died = wait_ended(daemon, Duration::from_secs(5));
+    let worker_alive = !ended(worker);
+    // SAFETY: plain kill of the leftover worker (and daemon, if the test failed).
+    unsafe {
+        libc::kill(worker, libc::SIGKILL);
+        libc::kill(daemon, libc::SIGKILL);
+    }
+    assert!(daemon_died, "{method} {extra:?}: the daemonic child outlived its SIGKILLed parent");
+    assert!(worker_alive, "{method} {extra:?}: the non-daemonic child keeps running");
+}
+
+#[test]
+fn daemonic_children_die_when_the_parent_is_sigkilled() {
+    for method in METHODS {
+        parent_killed(method, &[]);
+    }
+}
+
+#[test]
+fn daemonic_children_started_from_an_ended_thread_die_with_the_parent_only() {
+    for method in METHODS {
+        parent_killed(method, &["thread"]);
+    }
+}
+
+#[test]
+fn without_init_spawn_and_forkserver_refuse_and_main_runs_once() {
+    let (out, _) = run_example("mp_no_init", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("main runs once").count(), 1, "{stdout}");
+    for method in ["spawn", "forkserver"] {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{method}:"))).unwrap();
+        assert!(line.contains("must call multiprocessing::init() as its first line"), "{line}");
+    }
+    assert!(stdout.contains("fork: exitcode Some(0)"), "{stdout}");
+}
+
+#[test]
+fn starting_a_process_before_init_in_a_spawned_child_is_refused() {
+    let (out, _) = run_example("mp_late_init", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "child exitcode Some(0)\n");
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("RuntimeError: \n        An attempt has been made to start a new process before the\n        current process has finished its bootstrapping phase."), "{stderr}");
+}
