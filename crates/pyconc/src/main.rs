@@ -1,4 +1,4 @@
-//! `pyconc`: runs the Python course's threading examples on pyconc (`pyconc demo NAME`) and
+//! `pyconc`: runs the Python course's threading and multiprocessing examples on pyconc (`pyconc demo NAME`) and
 //! measures pyconc against raw Rust and CPython side by side (`pyconc bench GROUP`).
 
 mod bench;
@@ -28,6 +28,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Spawn and forkserver children of the demos and benchmarks run this program again;
+    // they run their target here and never reach the rest of main.
+    multiprocessing::init();
+    bench::exit_if_raw_spawn_probe();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Demo(args) => demo::run(&args),

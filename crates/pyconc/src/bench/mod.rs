@@ -4,10 +4,11 @@
 //! The backends of one operation run in alternating rounds (warm-up first, then rounds
 //! until a time budget), so that drift of this noisy machine hits them alike; the table
 //! shows medians and the ratios between backends. CPython runs the equivalent script
-//! (`threads.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! (`threads.py`, `processes.py`, shipped inside the binary) with the `python3` found on `PATH` or given
 //! by `--python`; without it, its column says why it is missing.
 
 mod measure;
+mod processes;
 mod python;
 mod threads;
 
@@ -20,6 +21,8 @@ use clap::{Args, ValueEnum};
 pub(crate) enum Group {
     /// Thread start+join, current_thread, Timer, 1000 threads (time and peak RSS).
     Threads,
+    /// Process start+join with fork, spawn and forkserver.
+    Processes,
 }
 
 /// Arguments of `pyconc bench`.
@@ -46,13 +49,18 @@ pub(crate) struct ChildArgs {
 }
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let groups = if args.groups.is_empty() { vec![Group::Threads] } else { args.groups.clone() };
+    let groups = if args.groups.is_empty() {
+        vec![Group::Threads, Group::Processes]
+    } else {
+        args.groups.clone()
+    };
     let settings = measure::Settings::new(args.quick);
     let python = python::Python::find(&args.python);
     let mut report = measure::Report::new(&python);
     for group in groups {
         match group {
             Group::Threads => threads::run(&settings, &python, &mut report)?,
+            Group::Processes => processes::run(&settings, &python, &mut report)?,
         }
     }
     print!("{}", report.table());
@@ -65,4 +73,11 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 pub(crate) fn run_child(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {
     threads::run_child(args.job)
+}
+
+/// In the child of the raw spawn baseline (this program run again), exits at once.
+pub(crate) fn exit_if_raw_spawn_probe() {
+    if std::env::var_os(processes::RAW_SPAWN_PROBE).is_some() {
+        std::process::exit(0);
+    }
 }

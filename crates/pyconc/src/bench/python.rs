@@ -5,6 +5,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::measure::{Figures, Stats};
+
 /// The CPython interpreter to compare with, if it runs.
 #[derive(Debug)]
 pub(crate) struct Python {
@@ -33,15 +35,31 @@ impl Python {
         self.version.clone()
     }
 
-    /// Runs `script` with `args` and parses the JSON object it prints last.
+    /// Runs `script` with `args` (as `python3 -c`) and parses the JSON object it prints last.
     pub(crate) fn run_script(&self, script: &str, args: &[&str]) -> Result<Value, String> {
         self.version.as_ref()?;
-        let out = Command::new(&self.program)
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.program.display()))?;
+        let mut command = Command::new(&self.program);
+        command.arg("-c").arg(script).args(args);
+        Self::json_of(&self.program, command)
+    }
+
+    /// Runs `script` saved as a file named `name` in a fresh temporary directory: a script
+    /// whose spawn children must import it as their main module needs a real file.
+    pub(crate) fn run_script_file(&self, name: &str, script: &str, args: &[&str]) -> Result<Value, String> {
+        self.version.as_ref()?;
+        let dir = std::env::temp_dir().join(format!("pyconc-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let path = dir.join(name);
+        std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut command = Command::new(&self.program);
+        command.arg(&path).args(args);
+        let result = Self::json_of(&self.program, command);
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    fn json_of(program: &Path, mut command: Command) -> Result<Value, String> {
+        let out = command.output().map_err(|e| format!("cannot run {}: {e}", program.display()))?;
         if !out.status.success() {
             return Err(format!(
                 "the CPython script failed ({}): {}",
@@ -53,4 +71,22 @@ impl Python {
         let last = stdout.lines().last().unwrap_or_default();
         serde_json::from_str(last).map_err(|e| format!("unreadable CPython output: {e}"))
     }
+}
+
+/// The figures of operation `key` in the JSON printed by a CPython script.
+pub(crate) fn python_figures(
+    all: &Result<Value, String>,
+    key: &str,
+    backend: &str,
+) -> Result<Figures, String> {
+    let all = all.as_ref().map_err(Clone::clone)?;
+    let op = &all[key];
+    let wall = &op["wall_ns"];
+    let get = |field: &str| wall[field].as_f64().ok_or_else(|| format!("{key}: no {field}"));
+    Ok(Figures {
+        backend: backend.to_owned(),
+        wall_ns: Stats { min: get("min")?, median: get("median")?, max: get("max")? },
+        cpu_ns: op["cpu_ns"].as_f64(),
+        peak_rss_kib: None,
+    })
 }

@@ -19,7 +19,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 use serde_json::Value;
 
 use super::measure::{Figures, Operation, Report, Row, Settings, Stats, compare};
-use super::python::Python;
+use super::python::{Python, python_figures};
 
 const SCRIPT: &str = include_str!("threads.py");
 const GROUP: &str = "threads";
@@ -286,19 +286,6 @@ fn figures_of_runs(name: &str, runs: &[Value]) -> Result<Figures, String> {
     })
 }
 
-fn python_figures(all: &Result<Value, String>, key: &str) -> Result<Figures, String> {
-    let all = all.as_ref().map_err(Clone::clone)?;
-    let op = &all[key];
-    let wall = &op["wall_ns"];
-    let get = |field: &str| wall[field].as_f64().ok_or_else(|| format!("{key}: no {field}"));
-    Ok(Figures {
-        backend: "CPython threading".to_owned(),
-        wall_ns: Stats { min: get("min")?, median: get("median")?, max: get("max")? },
-        cpu_ns: op["cpu_ns"].as_f64(),
-        peak_rss_kib: None,
-    })
-}
-
 pub(crate) fn run(
     settings: &Settings,
     python: &Python,
@@ -328,7 +315,7 @@ pub(crate) fn run(
             operation,
             pyconc,
             raw,
-            python: python_figures(&python_ops, key),
+            python: python_figures(&python_ops, key, "CPython threading"),
         });
     }
 

@@ -1,5 +1,5 @@
 //! `pyconc demo NAME`: the course examples. Each is also a standalone example of the
-//! `threading` crate (`crates/threading/examples/`), whose source is included here, so the
+//! `threading` or `multiprocessing` crate (`crates/*/examples/`), whose source is included here, so the
 //! CLI and `cargo run --example` run the very same code.
 
 use clap::{Args, ValueEnum};
@@ -21,6 +21,8 @@ examples! {
     helpers: "../../../threading/examples/helpers.rs",
     timer: "../../../threading/examples/timer.rs",
     joinall: "../../../threading/examples/joinall.rs",
+    processes: "../../../multiprocessing/examples/processes.rs",
+    process_vs_thread: "../../../multiprocessing/examples/process_vs_thread.rs",
 }
 
 /// Which example to run.
@@ -39,6 +41,11 @@ pub(crate) enum Demo {
     Timer,
     /// The `joinall()` exercise, with and without one shared deadline.
     Joinall,
+    /// The counters as processes: same API as `Thread`, with pids and exit codes.
+    Processes,
+    /// Process vs Thread: a CPU-bound job on 1 and N workers, and a counter that
+    /// processes do not share.
+    ProcessVsThread,
 }
 
 /// Arguments of `pyconc demo`.
@@ -58,6 +65,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Demo::Helpers,
         Demo::Timer,
         Demo::Joinall,
+        Demo::Processes,
+        Demo::ProcessVsThread,
         Demo::Daemon,
     ];
     let chosen = match args.name {
@@ -77,6 +86,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             Demo::Helpers => helpers::demo(fast)?,
             Demo::Timer => timer::demo(fast)?,
             Demo::Joinall => joinall::demo(fast)?,
+            Demo::Processes => processes::demo(fast)?,
+            Demo::ProcessVsThread => process_vs_thread::demo(fast)?,
         }
     }
     Ok(())
