@@ -31,8 +31,10 @@ fn split(limit: u64, workers: u64) -> Vec<(u64, u64)> {
 
 fn with_threads(limit: u64, workers: u64) -> Result<Duration, Box<dyn std::error::Error>> {
     let began = Instant::now();
-    let threads: Vec<Thread> =
-        split(limit, workers).into_iter().map(|slice| Thread::new(move || prime_slice(slice))).collect();
+    let threads: Vec<Thread> = split(limit, workers)
+        .into_iter()
+        .map(|slice| Thread::new(move || prime_slice(slice)))
+        .collect();
     for t in &threads {
         t.start()?;
     }
@@ -63,16 +65,25 @@ fn add_thousand(_: ()) {
 pub(crate) fn demo(fast: bool) -> Result<(), Box<dyn std::error::Error>> {
     let limit = if fast { 20_000 } else { 3_000_000 };
     let workers = multiprocessing::cpu_count().clamp(2, 4) as u64;
-    println!("CPU-bound: count the primes below {limit} ({} CPUs usable)", multiprocessing::cpu_count());
+    println!(
+        "CPU-bound: count the primes below {limit} ({} CPUs usable)",
+        multiprocessing::cpu_count()
+    );
     let one_thread = with_threads(limit, 1)?;
     let many_threads = with_threads(limit, workers)?;
     let one_process = with_processes(limit, 1)?;
     let many_processes = with_processes(limit, workers)?;
     let speedup = |one: Duration, many: Duration| one.as_secs_f64() / many.as_secs_f64();
     println!("  1 thread:    {one_thread:>10.2?}");
-    println!("  {workers} threads:   {many_threads:>10.2?}  speedup {:.2}x", speedup(one_thread, many_threads));
+    println!(
+        "  {workers} threads:   {many_threads:>10.2?}  speedup {:.2}x",
+        speedup(one_thread, many_threads)
+    );
     println!("  1 process:   {one_process:>10.2?}");
-    println!("  {workers} processes: {many_processes:>10.2?}  speedup {:.2}x", speedup(one_process, many_processes));
+    println!(
+        "  {workers} processes: {many_processes:>10.2?}  speedup {:.2}x",
+        speedup(one_process, many_processes)
+    );
     println!("  (CPython: threads stay at ~1x because of the GIL; Rust threads have none)");
 
     println!("Shared memory: each worker adds 1000 to a global counter");

@@ -1,38 +1,5 @@
 //! Start methods and the program's entry hook: CPython's `multiprocessing.context` and
-//! `freeze_support()`.
-//!
-//! A start method says how a child process begins:
-//!
-//! | Method | The child is | Targets | Start+join here |
-//! |---|---|---|---|
-//! | [`Fork`](StartMethod::Fork) (default) | a copy of the parent (`fork()`) | closures and `fn(A)` | ~0.1–0.3 ms |
-//! | [`Spawn`](StartMethod::Spawn) | this program run again (`/proc/self/exe`) | `fn(A)` with serde args | ~1–2 ms |
-//! | [`ForkServer`](StartMethod::ForkServer) | forked by a single-threaded server process | `fn(A)` with serde args | ~0.3 ms |
-//!
-//! # `init()`: the first line of `main`
-//!
-//! Spawn and forkserver children run this very program again. **Everything `main` does
-//! before it calls [`init()`] also runs in every such child** — Rust has no
-//! `if __name__ == "__main__"` guard — so `init()` must be `main`'s first line:
-//!
-//! ```no_run
-//! fn square(n: u64) {
-//!     println!("{}", n * n);
-//! }
-//!
-//! fn main() -> Result<(), multiprocessing::Error> {
-//!     multiprocessing::init(); // a spawned child runs its target here, then exits
-//!     multiprocessing::set_start_method(multiprocessing::StartMethod::Spawn)?;
-//!     let p = multiprocessing::Process::call(square, 12);
-//!     p.start()?;
-//!     p.join()
-//! }
-//! ```
-//!
-//! A program that never calls `init()` cannot use spawn or forkserver: `start()` says so
-//! instead of running `main` a second time in the child. Test binaries, whose `main` is
-//! libtest's, put [`init_before_main!()`](crate::init_before_main) at the top of the test
-//! file instead.
+//! `freeze_support()`. The user-facing story is on [`StartMethod`] and [`init`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -48,6 +15,14 @@ use crate::error::CONTEXT_SET;
 ///
 /// Python: the names `'fork'`, `'spawn'`, `'forkserver'` of `multiprocessing`'s contexts.
 /// `Display` and `FromStr` use those names.
+///
+/// | Method | The child is | Targets | Start+join here |
+/// |---|---|---|---|
+/// | [`Fork`](StartMethod::Fork) (default) | a copy of the parent (`fork()`) | closures and `fn(A)` | ~0.2 ms |
+/// | [`Spawn`](StartMethod::Spawn) | this program run again (`/proc/self/exe`) | `fn(A)` with serde args | ~1 ms |
+/// | [`ForkServer`](StartMethod::ForkServer) | forked by a single-threaded server process | `fn(A)` with serde args | ~0.3 ms |
+///
+/// Spawn and forkserver need [`init()`] as the first line of `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// `fork()`: the child is a copy of the parent and runs the target from there.
@@ -187,16 +162,36 @@ pub(crate) fn init_called() -> bool {
 /// In the parent it only notes that the program calls it (spawn and forkserver refuse to
 /// start a child of a program that does not). In a child started by spawn it receives
 /// the target over a pipe, runs it and exits the process; in the fork server it serves
-/// forever. **Code before it runs in children too**; see the [module docs](self).
+/// forever.
+///
+/// # Call it first: code before it runs in every child
+///
+/// Spawn and forkserver children run this very program again. **Everything `main` does
+/// before it calls `init()` also runs in every such child** — Rust has no
+/// `if __name__ == "__main__"` guard — so `init()` must be `main`'s first line. A process
+/// started by code that runs before `init()` in a spawned child fails with CPython's
+/// "An attempt has been made to start a new process before the current process has
+/// finished its bootstrapping phase" error, instead of starting processes without end.
+///
+/// A program that never calls `init()` cannot use spawn or forkserver: `start()` says so
+/// instead of running `main` a second time in the child. Test binaries, whose `main` is
+/// libtest's, put [`init_before_main!()`](crate::init_before_main) at the top of the test
+/// crate instead.
 ///
 /// # Examples
 ///
-/// ```
-/// fn main() {
-///     multiprocessing::init();
-///     // ... the program ...
+/// ```no_run
+/// fn square(n: u64) {
+///     println!("{}", n * n);
 /// }
-/// # main();
+///
+/// fn main() -> Result<(), multiprocessing::Error> {
+///     multiprocessing::init(); // a spawned child runs its target here, then exits
+///     multiprocessing::set_start_method(multiprocessing::StartMethod::Spawn)?;
+///     let p = multiprocessing::Process::call(square, 12);
+///     p.start()?;
+///     p.join()
+/// }
 /// ```
 pub fn init() {
     threading::_ensure_initialized();

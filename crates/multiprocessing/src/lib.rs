@@ -22,7 +22,8 @@
 //! [`StartMethod::Fork`] (the default, as CPython 3.11 on Linux) copies the parent;
 //! [`StartMethod::Spawn`] runs the program again; [`StartMethod::ForkServer`] asks a
 //! single-threaded server process to fork. Spawn and forkserver need
-//! [`init()`] as the first line of `main` — see [`context`](crate::init) for why.
+//! [`init()`] as the first line of `main` — see [`init`] for why; test binaries use
+//! [`init_before_main!`].
 //!
 //! # At exit
 //!

@@ -1,5 +1,5 @@
-//! The `pyconc` program end to end: every demo with `--fast`, and `bench threads --quick`
-//! writing JSON.
+//! The `pyconc` program end to end: every demo with `--fast`, and `bench threads|processes
+//! --quick` writing JSON.
 
 use std::process::Command;
 
@@ -16,6 +16,8 @@ fn every_demo_runs_with_fast_sleeps() {
         ("helpers", "MainThread"),
         ("timer", "hello after"),
         ("joinall", "still alive"),
+        ("processes", "Count5 (pid "),
+        ("process-vs-thread", "after 2 processes: 0"),
     ] {
         let out = pyconc(&["demo", demo, "--fast"]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -29,7 +31,7 @@ fn demo_without_a_name_runs_them_all() {
     let out = pyconc(&["demo", "--fast"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert_eq!(text.matches("== pyconc demo ").count(), 6, "{text}");
+    assert_eq!(text.matches("== pyconc demo ").count(), 8, "{text}");
 }
 
 #[test]
@@ -68,5 +70,37 @@ fn bench_threads_quick_reports_every_operation() {
         assert!(table.contains(row["operation"].as_str().unwrap()));
     }
     assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn processes_demo_reports_exit_codes() {
+    let out = pyconc(&["demo", "processes", "--fast"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("exited with Some(5)") && text.contains("exited with Some(0)"), "{text}");
+    assert_eq!(
+        text.matches("Count10 (pid ").count(),
+        10 + 1,
+        "ten counts and the exit line: {text}"
+    );
+}
+
+#[test]
+fn bench_processes_quick_reports_every_start_method() {
+    let dir = std::env::temp_dir().join(format!("pyconc-cli-processes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = pyconc(&["bench", "processes", "--quick", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    assert_eq!(operations, ["fork start+join", "spawn start+join", "forkserver start+join"]);
+    for row in rows {
+        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

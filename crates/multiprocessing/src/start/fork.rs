@@ -80,6 +80,9 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 /// CPython 3.12's `DeprecationWarning`, once per process: forking while other threads run
 /// can leave the child with a lock that no thread will ever release.
 fn warn_if_multithreaded() {
+    if WARNED.load(Ordering::Relaxed) {
+        return;
+    }
     let others = sys::thread_count().saturating_sub(1 + HELPER_THREADS.load(Ordering::Relaxed));
     if others > 0 && !WARNED.swap(true, Ordering::Relaxed) {
         eprintln!(

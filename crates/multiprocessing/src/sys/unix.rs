@@ -316,9 +316,20 @@ fn cmsg_space_for(fds: usize) -> usize {
 }
 
 /// How many threads this process runs (`/proc/self/stat`, field 20), as CPython 3.12
-/// counts them for its fork warning.
+/// counts them for its fork warning. The file stays open (per process: `/proc/self` names
+/// the process that opened it), so a check costs one `pread`.
 pub(crate) fn thread_count() -> usize {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 1 };
+    static STAT: std::sync::Mutex<Option<(Pid, std::fs::File)>> = std::sync::Mutex::new(None);
+    let mut slot = STAT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = getpid();
+    if slot.as_ref().is_none_or(|(pid, _)| *pid != me) {
+        let Ok(file) = std::fs::File::open("/proc/self/stat") else { return 1 };
+        *slot = Some((me, file));
+    }
+    let Some((_, file)) = slot.as_ref() else { return 1 };
+    let mut buf = [0u8; 1024];
+    let Ok(n) = std::os::unix::fs::FileExt::read_at(file, &mut buf, 0) else { return 1 };
+    let stat = String::from_utf8_lossy(&buf[..n]);
     // The command name (field 2) may hold spaces; fields after it follow its ')'.
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().nth(17))

@@ -460,7 +460,7 @@ fn start_drops_the_parents_copy_of_the_closure() {
 #[test]
 fn fork_child_runs_a_closure_with_captures() {
     let _serial = support::serial();
-    let values = vec![1, 2, 3];
+    let values: Vec<i32> = (1..=3).collect();
     let p = Process::new(move || std::process::exit(values.iter().sum()));
     p.start().unwrap();
     p.join().unwrap();

@@ -45,12 +45,19 @@ impl Python {
 
     /// Runs `script` saved as a file named `name` in a fresh temporary directory: a script
     /// whose spawn children must import it as their main module needs a real file.
-    pub(crate) fn run_script_file(&self, name: &str, script: &str, args: &[&str]) -> Result<Value, String> {
+    pub(crate) fn run_script_file(
+        &self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+    ) -> Result<Value, String> {
         self.version.as_ref()?;
         let dir = std::env::temp_dir().join(format!("pyconc-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(name);
-        std::fs::write(&path, script).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(&path, script)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let mut command = Command::new(&self.program);
         command.arg(&path).args(args);
         let result = Self::json_of(&self.program, command);
