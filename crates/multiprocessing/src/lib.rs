@@ -76,3 +76,17 @@ pub use process::{Builder, Process, active_children, current_process, parent_pro
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The contract's Send/Sync promises (API.md).
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn send_sync<T: Send + Sync + Clone + std::fmt::Debug>() {}
+        send_sync::<crate::Process>();
+        send_sync::<crate::Builder>();
+        send_sync::<crate::StartMethod>();
+        fn send_sync_error<T: Send + Sync + std::error::Error>() {}
+        send_sync_error::<crate::Error>();
+    }
+}
