@@ -56,6 +56,19 @@ use crate::sys::{self, ExitStatus, Pid};
 /// [`start`](Process::start) and [`join`](Process::join) it. Clones are handles to the
 /// same process; `==` compares identity. `Send + Sync`.
 ///
+/// # Differences from CPython
+/// - Misuse is always checked (CPython uses `assert`, gone under `python -O`).
+/// - `pid()`/`exitcode()` of a closed process are `None` (CPython raises `ValueError`);
+///   `is_alive()` of another process's child is `false` (CPython raises).
+/// - `terminate()`/`kill()` before `start()` say `process not started` (CPython: a stray
+///   `AttributeError`).
+/// - `join_timeout` tells whether the process ended (CPython's `join` returns `None`).
+/// - Beyond CPython: a child whose handles are all dropped is still reaped (no zombie), and
+///   a daemonic child dies with its parent even when the parent is killed.
+/// - Spawn and forkserver children run the program again, so they need
+///   [`init()`](crate::init) as `main`'s first line; their targets are `fn(A)` with serde
+///   arguments (CPython pickles a function reference and the arguments likewise).
+///
 /// # Examples
 ///
 /// ```
@@ -449,7 +462,12 @@ impl Process {
     ///
     /// Python: `Process.pid`.
     pub fn pid(&self) -> Option<i32> {
-        match *lock(&self.inner().status) {
+        let inner = self.inner();
+        if inner.role == Role::Current {
+            // CPython: `os.getpid()` for the current process, right even after a raw fork.
+            return Some(sys::getpid().0);
+        }
+        match *lock(&inner.status) {
             Status::Started { pid, .. } => Some(pid.0),
             _ => None,
         }

@@ -32,12 +32,12 @@ fn zombies() -> usize {
 }
 
 #[test]
-#[ignore = "stress: about a minute"]
+#[ignore = "stress: 4000 rounds, a few seconds"]
 fn concurrent_start_kill_join_under_every_start_method() {
     let workers: Vec<_> = (0..4)
         .map(|worker| {
             std::thread::spawn(move || {
-                for round in 0..150u32 {
+                for round in 0..1000u32 {
                     let method = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer]
                         [(round as usize + worker) % 3];
                     let code = (round % 7) as i32;

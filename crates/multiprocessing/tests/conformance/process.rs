@@ -585,3 +585,30 @@ fn active_children_is_exactly_the_running_set() {
     let active: BTreeSet<i32> = active_children().iter().filter_map(Process::pid).collect();
     assert!(pids.is_disjoint(&active));
 }
+
+fn tuple_args((a, b, text): (u8, u8, String)) {
+    std::process::exit(i32::from(a) * 10 + i32::from(b) + text.len() as i32);
+}
+
+each_start_method! {
+    several_arguments_travel_as_one_tuple => several_arguments_travel_as_one_tuple;
+}
+
+/// test_args_argument: several arguments are one tuple.
+fn several_arguments_travel_as_one_tuple(method: StartMethod) {
+    let p = call(method, tuple_args, (3, 4, "xy".to_owned()));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(36));
+}
+
+/// Process.run() runs the target in the calling process (CPython: `run()` called directly).
+#[test]
+fn run_calls_the_target_here() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static RAN: AtomicBool = AtomicBool::new(false);
+    let p = Process::new(|| RAN.store(true, Ordering::SeqCst));
+    p.run();
+    assert!(RAN.load(Ordering::SeqCst));
+    assert_eq!(p.pid(), None, "run() starts no process");
+}
