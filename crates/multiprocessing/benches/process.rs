@@ -39,5 +39,10 @@ fn start_join(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, start_join);
+#[allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
+mod group {
+    use super::*;
+    criterion_group!(benches, start_join);
+}
+use group::benches;
 criterion_main!(benches);

@@ -16,7 +16,6 @@
 //! Daemonic children get the parent-death signal from the server; the server exits when
 //! the parent dies, so they die with the parent.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -26,7 +25,7 @@ use std::time::Duration;
 use super::{ChildSpec, Launched, Payload, Portable, Waiter};
 use crate::Error;
 use crate::bootstrap::Ending;
-use crate::codec::{self, MAX_FRAME};
+use crate::codec;
 use crate::context;
 use crate::error::MISSING_INIT;
 use crate::sys::{self, Fork, Pid};
@@ -177,10 +176,7 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
 fn run_child(status: UnixStream) -> ! {
     sys::ignore_interrupts(false);
     let server = sys::getppid();
-    let payload = codec::read_frame(File::from(OwnedFd::from(status)), MAX_FRAME)
-        .map_err(Error::from)
-        .and_then(|bytes: Vec<u8>| codec::decode::<Payload>(&bytes));
-    let payload = match payload {
+    let payload = match super::spawn::read_payload(OwnedFd::from(status)) {
         Ok(payload) => payload,
         Err(error) => {
             eprintln!("multiprocessing: a forkserver child could not read its target: {error}");

@@ -77,17 +77,19 @@ pub(crate) fn run_child_role(role: ChildRole) -> ! {
 }
 
 fn run_spawned(pipe: OwnedFd) -> ! {
-    let payload = codec::read_frame(File::from(pipe), MAX_FRAME)
-        .map_err(Error::from)
-        .and_then(|bytes: Vec<u8>| codec::decode::<Payload>(&bytes));
-    let payload = match payload {
-        Ok(payload) => payload,
+    match read_payload(pipe) {
+        Ok(payload) => run_payload(payload, Ending::Normal),
         Err(error) => {
             eprintln!("multiprocessing: a spawned child could not read its target: {error}");
             std::process::exit(1);
         }
-    };
-    run_payload(payload, Ending::Normal)
+    }
+}
+
+/// Reads the one frame a spawn or forkserver child receives, and decodes it.
+pub(crate) fn read_payload(from: OwnedFd) -> Result<Payload, Error> {
+    let bytes = codec::read_frame(File::from(from), MAX_FRAME)?;
+    codec::decode(&bytes)
 }
 
 /// Runs a decoded payload as this process's target (spawn and forkserver children).

@@ -7,6 +7,9 @@ use serde_json::Value;
 
 use super::measure::{Figures, Stats};
 
+/// The timing loop every CPython script uses.
+const COMMON: &str = include_str!("common.py");
+
 /// The CPython interpreter to compare with, if it runs.
 #[derive(Debug)]
 pub(crate) struct Python {
@@ -35,11 +38,12 @@ impl Python {
         self.version.clone()
     }
 
-    /// Runs `script` with `args` (as `python3 -c`) and parses the JSON object it prints last.
+    /// Runs `script` with `args` (as `python3 -c`, after the shared `common.py`) and parses
+    /// the JSON object it prints last.
     pub(crate) fn run_script(&self, script: &str, args: &[&str]) -> Result<Value, String> {
         self.version.as_ref()?;
         let mut command = Command::new(&self.program);
-        command.arg("-c").arg(script).args(args);
+        command.arg("-c").arg(format!("{COMMON}\n{script}")).args(args);
         Self::json_of(&self.program, command)
     }
 

@@ -2,34 +2,12 @@
 # same way (alternating is not possible across processes, so rounds run back to back), and
 # printed as one JSON line of per-operation nanoseconds.
 #
-# usage: python3 -c "$(cat threads.py)" ops QUICK | many
+# usage: python3 -c "$(cat common.py threads.py)" ops QUICK | many
 import json
 import resource
 import sys
 import threading
 import time
-
-
-def stats(samples):
-    samples = sorted(samples)
-    n = len(samples)
-    median = samples[n // 2] if n % 2 else (samples[n // 2 - 1] + samples[n // 2]) / 2
-    return {"min": samples[0], "median": median, "max": samples[-1]}
-
-
-def measure(op, batch, min_rounds, max_rounds, budget):
-    op(max(1, batch // 4))  # warm-up
-    wall, cpu = [], []
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < min_rounds or (rounds < max_rounds and time.perf_counter() - start < budget):
-        c0 = time.process_time_ns()
-        t0 = time.perf_counter_ns()
-        op(batch)
-        wall.append((time.perf_counter_ns() - t0) / batch)
-        cpu.append((time.process_time_ns() - c0) / batch)
-        rounds += 1
-    return {"wall_ns": stats(wall), "cpu_ns": stats(cpu)["median"]}
 
 
 def empty():
