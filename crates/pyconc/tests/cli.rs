@@ -3,6 +3,11 @@
 
 use std::process::Command;
 
+/// Whether `python3` runs here (then every row must have CPython figures).
+fn have_python() -> bool {
+    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
 fn pyconc(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pyconc")).args(args).output().expect("run pyconc")
 }
@@ -68,6 +73,9 @@ fn bench_threads_quick_reports_every_operation() {
         assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
         assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
         assert!(table.contains(row["operation"].as_str().unwrap()));
+        if have_python() {
+            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        }
     }
     assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
@@ -101,6 +109,9 @@ fn bench_processes_quick_reports_every_start_method() {
     for row in rows {
         assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
         assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        if have_python() {
+            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        }
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -60,7 +60,7 @@ impl Python {
         std::fs::create_dir_all(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(name);
-        std::fs::write(&path, script)
+        std::fs::write(&path, format!("{COMMON}\n{script}"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let mut command = Command::new(&self.program);
         command.arg(&path).args(args);
