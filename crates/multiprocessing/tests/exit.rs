@@ -154,3 +154,17 @@ fn starting_a_process_before_init_in_a_spawned_child_is_refused() {
     let stderr = text(&out.stderr);
     assert!(stderr.starts_with("RuntimeError: \n        An attempt has been made to start a new process before the\n        current process has finished its bootstrapping phase."), "{stderr}");
 }
+
+#[test]
+fn forking_a_multi_threaded_process_warns_once() {
+    let (out, _) = run_example("mp_fork_warning", &["threads"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("DeprecationWarning: This process (pid=").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is multi-threaded, use of fork() may lead to deadlocks in the child.")
+    );
+    let (out, _) = run_example("mp_fork_warning", &[]);
+    assert_eq!(text(&out.stdout), "forked 3 times\n");
+    assert_eq!(text(&out.stderr), "", "a single-threaded fork does not warn");
+}
