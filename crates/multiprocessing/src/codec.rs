@@ -2,22 +2,30 @@
 //! well-kept binary format), sent as length-prefixed frames.
 //!
 //! A frame is a 4-byte big-endian length (CPython's `Connection.send_bytes` header) and that
-//! many bytes. A reader refuses a frame longer than its limit before allocating anything,
-//! so a malformed or hostile length is an error, never an out-of-memory abort.
+//! many bytes ([`Connection`](crate::Connection) reads and writes them); the frames that
+//! start a spawn or forkserver child also carry fds. A reader refuses a frame longer than
+//! its limit before allocating anything, so a malformed or hostile length is an error,
+//! never an out-of-memory abort.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::Error;
+use crate::{Error, reduction, sys};
 
 /// The largest frame a reader accepts unless told otherwise: 64 MiB.
 pub(crate) const MAX_FRAME: usize = 64 << 20;
 
 /// Serializes `value`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(value).map_err(|e| Error::PicklingError(format!("cannot serialize: {e}")))
+    postcard::to_allocvec(value).map_err(|e| {
+        Error::PicklingError(
+            reduction::take_refusal().unwrap_or_else(|| format!("cannot serialize: {e}")),
+        )
+    })
 }
 
 /// Deserializes a `T` from all of `bytes`.
@@ -28,27 +36,55 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             "cannot deserialize: {} bytes left over",
             rest.len()
         ))),
-        Err(e) => Err(Error::UnpicklingError(format!("cannot deserialize: {e}"))),
+        Err(e) => Err(Error::UnpicklingError(
+            reduction::take_refusal().unwrap_or_else(|| format!("cannot deserialize: {e}")),
+        )),
     }
 }
 
-/// Writes one frame.
-pub(crate) fn write_frame(mut out: impl Write, payload: &[u8]) -> io::Result<()> {
+/// The most fds one frame may carry (the kernel's `SCM_MAX_FD`).
+pub(crate) const MAX_FDS: usize = 253;
+
+/// Sends one frame with `fds` attached (`SCM_RIGHTS`) on a Unix stream socket. The header
+/// is the length and the fd count, 4 bytes each, big-endian; the fds ride on it.
+pub(crate) fn send_frame_with_fds(
+    socket: &UnixStream,
+    payload: &[u8],
+    fds: &[RawFd],
+) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many file descriptors"));
+    }
     let length = u32::try_from(payload.len())
         .ok()
         .filter(|&n| n <= i32::MAX as u32)
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
-    let mut frame = Vec::with_capacity(4 + payload.len());
-    frame.extend_from_slice(&length.to_be_bytes());
-    frame.extend_from_slice(payload);
-    out.write_all(&frame)
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&length.to_be_bytes());
+    header[4..].copy_from_slice(&(fds.len() as u32).to_be_bytes());
+    sys::send_with_fds(socket.as_fd(), &header, fds)?;
+    (&*socket).write_all(payload)
 }
 
-/// Reads one frame of at most `max` bytes.
-pub(crate) fn read_frame(mut input: impl Read, max: usize) -> io::Result<Vec<u8>> {
-    let mut header = [0u8; 4];
-    input.read_exact(&mut header)?;
-    let length = u32::from_be_bytes(header) as usize;
+/// Receives a frame sent by [`send_frame_with_fds`], of at most `max` bytes.
+pub(crate) fn recv_frame_with_fds(
+    socket: &UnixStream,
+    max: usize,
+) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut header = [0u8; 8];
+    let (n, fds) = sys::recv_with_fds(socket.as_fd(), &mut header, MAX_FDS)?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    (&*socket).read_exact(&mut header[n..])?;
+    let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let count = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    if count != fds.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected {count} file descriptors with the frame, got {}", fds.len()),
+        ));
+    }
     if length > max {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -56,8 +92,8 @@ pub(crate) fn read_frame(mut input: impl Read, max: usize) -> io::Result<Vec<u8>
         ));
     }
     let mut payload = vec![0u8; length];
-    input.read_exact(&mut payload)?;
-    Ok(payload)
+    (&*socket).read_exact(&mut payload)?;
+    Ok((payload, fds))
 }
 
 #[cfg(test)]
@@ -65,24 +101,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_frame_round_trips() {
-        let mut wire = Vec::new();
-        write_frame(&mut wire, b"hello").unwrap();
-        assert_eq!(&wire[..4], &[0, 0, 0, 5]);
-        assert_eq!(read_frame(&wire[..], MAX_FRAME).unwrap(), b"hello");
-    }
-
-    #[test]
-    fn an_oversized_length_is_refused_before_allocating() {
-        let wire = [0x7f, 0xff, 0xff, 0xff];
-        let err = read_frame(&wire[..], 1024).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-    }
-
-    #[test]
-    fn a_truncated_frame_is_an_eof_error() {
-        let wire = [0, 0, 0, 9, 1, 2];
-        assert_eq!(read_frame(&wire[..], 1024).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    fn a_frame_carries_its_fds() {
+        use std::os::fd::AsRawFd;
+        let (a, b) = UnixStream::pair().unwrap();
+        let (r, w) = crate::sys::pipe().unwrap();
+        send_frame_with_fds(&a, b"payload", &[r.as_raw_fd(), w.as_raw_fd()]).unwrap();
+        let (payload, fds) = recv_frame_with_fds(&b, MAX_FRAME).unwrap();
+        assert_eq!(payload, b"payload");
+        assert_eq!(fds.len(), 2);
+        let mut out = std::fs::File::from(fds.into_iter().nth(1).unwrap());
+        out.write_all(b"x").unwrap();
+        let mut byte = [0u8];
+        std::fs::File::from(r).read_exact(&mut byte).unwrap();
+        assert_eq!(&byte, b"x");
     }
 
     #[test]

@@ -58,6 +58,13 @@ pub(crate) const BOOTSTRAPPING: &str = "
         must be the first line of main, before anything that starts a
         process.";
 
+/// Any use of a closed `Connection`.
+pub(crate) const HANDLE_CLOSED: &str = "handle is closed";
+/// `send` on the receiving end of a one-way pipe.
+pub(crate) const READ_ONLY: &str = "connection is read-only";
+/// `recv` on the sending end of a one-way pipe.
+pub(crate) const WRITE_ONLY: &str = "connection is write-only";
+
 /// An error from the `multiprocessing` crate.
 ///
 /// Python: the exceptions `multiprocessing` raises. `Display` gives CPython 3.11's message,
@@ -90,6 +97,9 @@ pub enum Error {
     PicklingError(String),
     /// Python's `pickle.UnpicklingError`: bytes could not be deserialized.
     UnpicklingError(String),
+    /// Python's `EOFError`: the other end of a connection was closed, so no message will
+    /// come. (CPython's message is empty; this one says what happened.)
+    EOFError,
 }
 
 impl Error {
@@ -114,6 +124,7 @@ impl fmt::Display for Error {
             }
             Error::OsError(e) => fmt::Display::fmt(e, f),
             Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
+            Error::EOFError => f.write_str("EOF: the peer closed the connection"),
         }
     }
 }

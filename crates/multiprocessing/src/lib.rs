@@ -48,12 +48,15 @@
 mod bootstrap;
 mod children;
 mod codec;
+mod connection;
 mod context;
 mod error;
 mod process;
+mod reduction;
 mod start;
 mod sys;
 
+pub use connection::{Connection, pipe};
 pub use context::{
     StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set, init,
     set_start_method, set_start_method_force,

@@ -8,7 +8,8 @@
 //!
 //! To start a child, the parent makes a socket pair per child and sends one end to the
 //! server over the control socket (`SCM_RIGHTS`, with a one-byte message); then it
-//! writes the child's [`Payload`] frame into its own end. The server forks; the child
+//! writes the child's [`Payload`] frame into its own end, with the fds of the objects in
+//! the target's arguments attached. The server forks; the child
 //! reads its payload from the passed socket and runs it; the server writes the child's
 //! pid into that socket, and — when the child's pidfd says it ended — its raw wait
 //! status. The parent's end of the pair is the sentinel: readable once the status came.
@@ -17,7 +18,7 @@
 //! the parent dies, so they die with the parent.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -79,7 +80,7 @@ fn server() -> Result<Arc<Server>, Error> {
 }
 
 /// Asks the fork server for a child that runs `target`.
-pub(crate) fn launch(spec: ChildSpec, target: Portable) -> Result<Launched, Error> {
+pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result<Launched, Error> {
     if !context::init_called() {
         return Err(Error::runtime(MISSING_INIT));
     }
@@ -91,7 +92,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable) -> Result<Launched, Erro
         sys::send_with_fds(control.as_fd(), b"F", &[theirs.as_raw_fd()])?;
     }
     drop(theirs);
-    codec::write_frame(&ours, &payload)?;
+    codec::send_frame_with_fds(&ours, &payload, fds)?;
     let mut pid = [0u8; 4];
     (&ours).read_exact(&mut pid).map_err(|e| {
         io::Error::new(e.kind(), format!("the fork server did not start the child: {e}"))
@@ -176,8 +177,8 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
 fn run_child(status: UnixStream) -> ! {
     sys::ignore_interrupts(false);
     let server = sys::getppid();
-    let payload = match super::spawn::read_payload(OwnedFd::from(status)) {
-        Ok(payload) => payload,
+    let (payload, fds) = match super::spawn::read_payload(OwnedFd::from(status)) {
+        Ok(received) => received,
         Err(error) => {
             eprintln!("multiprocessing: a forkserver child could not read its target: {error}");
             sys::exit_now(1);
@@ -189,5 +190,5 @@ fn run_child(status: UnixStream) -> ! {
             sys::exit_now(1);
         }
     }
-    super::spawn::run_payload(payload, Ending::Immediate)
+    super::spawn::run_payload(payload, fds, Ending::Immediate)
 }

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::children::{self, HELPER_THREADS, State};
-use crate::codec;
 use crate::context::StartMethod;
 use crate::sys::{self, ExitStatus, Pid};
+use crate::{codec, reduction};
 
 /// Who a child is: what CPython pickles of the process object for spawn.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,8 +66,10 @@ impl Target {
         }
     }
 
-    /// The target in a form that a new program (this binary, run again) can run.
-    pub(crate) fn portable(self) -> Result<Portable, Error> {
+    /// The target in a form that a new program (this binary, run again) can run. Objects
+    /// in the arguments that own fds put them in the current fd table
+    /// ([`reduction`](crate::reduction)); `self` must live until they are sent.
+    pub(crate) fn portable(&self) -> Result<Portable, Error> {
         match self {
             Target::Nothing => Ok(Portable::new(run_nothing, 0, Vec::new())),
             Target::Closure(_) => Err(Error::value(crate::error::CLOSURE_NEEDS_FORK)),
@@ -157,8 +159,9 @@ impl Portable {
         }
     }
 
-    /// Runs the target in this process (a child of the same binary).
-    pub(crate) fn run(self) -> Result<(), Error> {
+    /// Runs the target in this process (a child of the same binary); `fds` are the fds
+    /// that came with it, for the objects in its arguments.
+    pub(crate) fn run(self, fds: Vec<OwnedFd>) -> Result<(), Error> {
         if self.layout != offset(layout_anchor as *const () as usize) {
             return Err(Error::UnpicklingError(
                 "the target comes from a different program: spawn and forkserver children \
@@ -171,7 +174,7 @@ impl Portable {
         // code name the same code here.
         let entry: Entry = unsafe { std::mem::transmute::<usize, Entry>(address(self.entry)) };
         let function = if self.function == 0 { 0 } else { address(self.function) };
-        entry(function, &self.args)
+        reduction::providing_fds(fds, || entry(function, &self.args))
     }
 }
 
@@ -243,10 +246,18 @@ pub(crate) fn launch(
     // single-threaded server.)
     let long_lived_thread_needed =
         spec.daemon && method != StartMethod::ForkServer && !sys::on_main_thread();
-    let here = move || match method {
-        StartMethod::Fork => fork::launch(spec, target),
-        StartMethod::Spawn => spawn::launch(spec, target.portable()?),
-        StartMethod::ForkServer => forkserver::launch(spec, target.portable()?),
+    let here = move || {
+        if method == StartMethod::Fork {
+            return fork::launch(spec, target);
+        }
+        let (portable, fds) = reduction::collecting_fds(|| target.portable());
+        let launched = match method {
+            StartMethod::Spawn => spawn::launch(spec, portable?, &fds),
+            _ => forkserver::launch(spec, portable?, &fds),
+        };
+        // The arguments own the fds just sent: drop them only now.
+        drop(target);
+        launched
     };
     if long_lived_thread_needed { on_launcher_thread(here) } else { here() }
 }

@@ -1,9 +1,11 @@
 //! The spawn start method: CPython's `popen_spawn_posix.Popen` and `spawn.spawn_main`.
 //!
 //! The parent runs this very program again (`/proc/self/exe`, with the parent's arguments)
-//! with the environment variable `PYCONC_MULTIPROCESSING_FORK=spawn:FD`, where FD is the
-//! read end of a pipe left open across `exec`. It writes one frame to the pipe: a
-//! [`Payload`] (who the child is, and the target as a [`Portable`]). In the child,
+//! with the environment variable `PYCONC_MULTIPROCESSING_FORK=spawn:FD`, where FD is one
+//! end of a Unix socket pair left open across `exec`. It writes one frame to the socket: a
+//! [`Payload`] (who the child is, and the target as a [`Portable`]), with the fds of the
+//! objects in the target's arguments attached (`SCM_RIGHTS`, see
+//! [`reduction`](crate::reduction)). In the child,
 //! [`init()`](crate::init) — the first line of `main` — finds the variable, reads the
 //! frame, runs the target and exits; `main` itself never runs in the child.
 //!
@@ -11,13 +13,13 @@
 //! ([`forkserver`](super::forkserver)).
 //!
 //! Between `fork` and `exec` (std's `Command` with `pre_exec`) the child only clears
-//! close-on-exec on the pipe and, for a daemonic child, arms the parent-death signal:
+//! close-on-exec on the socket and, for a daemonic child, arms the parent-death signal:
 //! async-signal-safe system calls.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -76,9 +78,9 @@ pub(crate) fn run_child_role(role: ChildRole) -> ! {
     }
 }
 
-fn run_spawned(pipe: OwnedFd) -> ! {
-    match read_payload(pipe) {
-        Ok(payload) => run_payload(payload, Ending::Normal),
+fn run_spawned(socket: OwnedFd) -> ! {
+    match read_payload(socket) {
+        Ok((payload, fds)) => run_payload(payload, fds, Ending::Normal),
         Err(error) => {
             eprintln!("multiprocessing: a spawned child could not read its target: {error}");
             std::process::exit(1);
@@ -86,18 +88,19 @@ fn run_spawned(pipe: OwnedFd) -> ! {
     }
 }
 
-/// Reads the one frame a spawn or forkserver child receives, and decodes it.
-pub(crate) fn read_payload(from: OwnedFd) -> Result<Payload, Error> {
-    let bytes = codec::read_frame(File::from(from), MAX_FRAME)?;
-    codec::decode(&bytes)
+/// Reads the one frame a spawn or forkserver child receives, with the fds of the objects
+/// in its arguments, and decodes it.
+pub(crate) fn read_payload(from: OwnedFd) -> Result<(Payload, Vec<OwnedFd>), Error> {
+    let (bytes, fds) = codec::recv_frame_with_fds(&UnixStream::from(from), MAX_FRAME)?;
+    Ok((codec::decode(&bytes)?, fds))
 }
 
 /// Runs a decoded payload as this process's target (spawn and forkserver children).
-pub(crate) fn run_payload(payload: Payload, ending: Ending) -> ! {
+pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -> ! {
     let Payload { spec, target } = payload;
     set_start_method_force(spec.method);
     children::become_child(&mut children::state(), &spec);
-    bootstrap::run(ending, move || target.run())
+    bootstrap::run(ending, move || target.run(fds))
 }
 
 /// The command that runs this program again with `role` (`spawn:FD` or `forkserver:FD`);
@@ -125,17 +128,17 @@ pub(crate) fn command(role: &str, fd: RawFd, daemon: bool) -> Command {
     command
 }
 
-/// Starts this program again as a child that runs `target`.
-pub(crate) fn launch(spec: ChildSpec, target: Portable) -> Result<Launched, Error> {
+/// Starts this program again as a child that runs `target`; `fds` travel with it.
+pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result<Launched, Error> {
     if !context::init_called() {
         return Err(Error::runtime(MISSING_INIT));
     }
     let daemon = spec.daemon;
     // Serialize first: an argument that cannot be serialized starts nothing.
     let payload = codec::encode(&Payload { spec, target })?;
-    let (read, write) = sys::pipe()?;
-    let child = command("spawn", read.as_raw_fd(), daemon).spawn()?;
-    drop(read);
+    let (ours, theirs) = UnixStream::pair()?;
+    let child = command("spawn", theirs.as_raw_fd(), daemon).spawn()?;
+    drop(theirs);
     let pid = Pid(child.id() as i32);
     let pidfd = match sys::pidfd_open(pid) {
         Ok(pidfd) => pidfd,
@@ -145,7 +148,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable) -> Result<Launched, Erro
             return Err(error.into());
         }
     };
-    match codec::write_frame(File::from(write), &payload) {
+    match codec::send_frame_with_fds(&ours, &payload, fds) {
         // A child that died before reading reports itself through its exit code.
         Err(error) if error.kind() != ErrorKind::BrokenPipe => {
             let _ = sys::kill(pid, libc::SIGKILL);

@@ -352,3 +352,100 @@ pub(crate) fn ignore_interrupts(ignore: bool) {
     // SAFETY: installs SIG_IGN or SIG_DFL, which run no code of ours.
     unsafe { libc::signal(libc::SIGINT, action) };
 }
+
+/// A connected pair of Unix sockets of `kind` (`SOCK_STREAM`, `SOCK_SEQPACKET`),
+/// close-on-exec.
+pub(crate) fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    check(unsafe {
+        libc::socketpair(libc::AF_UNIX, kind | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets `O_NONBLOCK` on the file description of `fd` (shared with every process that has
+/// a copy of it).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on an open fd.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// `read` into `buf`; `Ok(None)` when it would block.
+pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: reads at most buf.len() bytes into a valid buffer.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(error),
+        }
+    }
+}
+
+/// `writev` of `parts` (without SIGPIPE); `Ok(None)` when it would block.
+pub(crate) fn write_nonblocking(
+    fd: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: IoSlice is ABI-compatible with iovec; the count matches the slice.
+        let n = unsafe {
+            libc::writev(
+                fd.as_raw_fd(),
+                parts.as_ptr().cast(),
+                parts.len().min(1024) as libc::c_int,
+            )
+        };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(error),
+        }
+    }
+}
+
+/// Polls one fd for `events` (`POLLIN`, `POLLOUT`), at most `timeout`; returns `revents`
+/// (0 on timeout).
+pub(crate) fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: i16,
+    timeout: Option<Duration>,
+) -> io::Result<i16> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut pollfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    loop {
+        let wait_ms = match (timeout, deadline) {
+            (None, _) | (Some(_), None) => -1,
+            (Some(_), Some(deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pollfd, 1, wait_ms) };
+        if n > 0 {
+            return Ok(pollfd.revents);
+        }
+        if n == -1 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        } else if deadline.is_some_and(|d| Instant::now() >= d) || timeout == Some(Duration::ZERO) {
+            return Ok(0);
+        }
+    }
+}

@@ -13,5 +13,6 @@ multiprocessing::init_before_main!();
 
 mod context;
 mod errors;
+mod pipe;
 mod process;
 mod support;

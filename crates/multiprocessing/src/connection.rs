@@ -1,0 +1,450 @@
+//! `Connection` and `pipe()`: CPython's `multiprocessing.connection.Connection` and
+//! `multiprocessing.Pipe`.
+//!
+//! A connection carries *messages*: each is a frame — a 4-byte big-endian length, as
+//! CPython's `send_bytes` writes it, then the bytes. `send`/`recv` put one serde value in
+//! a frame (the crate's codec: `postcard`). A reader refuses a frame longer than its limit
+//! ([`Connection::set_max_frame`], 64 MiB by default) before allocating, and closes the
+//! connection, as CPython does for `recv_bytes(maxlength)`.
+//!
+//! Both ends of a duplex pipe may send large messages at the same time without deadlock:
+//! the fd is non-blocking, and a sender whose write would block reads what the peer sent
+//! into the connection's buffer meanwhile (so the peer's write can finish), where the next
+//! `recv` finds it. CPython's `Connection` deadlocks there; its `Queue` needs a feeder
+//! thread for the same reason.
+//!
+//! # Examples
+//!
+//! ```
+//! use multiprocessing::{Process, pipe};
+//!
+//! let (parent, child) = pipe(true)?;
+//! let p = Process::new(move || {
+//!     let n: u64 = child.recv().unwrap();
+//!     child.send(&(n * n)).unwrap();
+//! });
+//! p.start()?;
+//! parent.send(&12u64)?;
+//! assert_eq!(parent.recv::<u64>()?, 144);
+//! p.join()?;
+//! # Ok::<(), multiprocessing::Error>(())
+//! ```
+
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, MAX_FRAME};
+use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
+use crate::{Error, reduction, sys};
+
+/// How much a read asks the kernel for at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// One end of a pipe: sends and receives messages.
+///
+/// Python: `multiprocessing.connection.Connection`. `Send + Sync`: several threads may use
+/// it; a message is sent and received whole (a send lock and a receive lock keep frames
+/// from interleaving). Hand it to a child by moving it into a fork child's closure, or in
+/// `Process::call`'s arguments (its fd travels with the arguments).
+pub struct Connection {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    closed: AtomicBool,
+    max_frame: AtomicUsize,
+    send_lock: Mutex<()>,
+    received: Mutex<Received>,
+}
+
+/// Bytes read from the fd that no `recv` has taken yet.
+#[derive(Default)]
+struct Received {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Received {
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads what the fd has into the buffer, without blocking. `Ok(false)` at EOF.
+    fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<Option<bool>> {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        let read = sys::read_nonblocking(fd, &mut self.buf[len..]);
+        let n = match &read {
+            Ok(Some(n)) => *n,
+            _ => 0,
+        };
+        self.buf.truncate(len + n);
+        match read? {
+            None => Ok(None),
+            Some(0) => Ok(Some(false)),
+            Some(_) => Ok(Some(true)),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn os_error(message: &'static str) -> Error {
+    Error::OsError(io::Error::other(message))
+}
+
+/// A pair of connected [`Connection`]s.
+///
+/// Python: `multiprocessing.Pipe(duplex)`. Duplex: a Unix socket pair, both ends send and
+/// receive. Otherwise an OS pipe: the first end only receives, the second only sends.
+///
+/// # Errors
+/// [`Error::OsError`] when the OS has no fds left.
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
+    if duplex {
+        let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
+        Ok((Connection::new(a, true, true)?, Connection::new(b, true, true)?))
+    } else {
+        let (r, w) = sys::pipe()?;
+        Ok((Connection::new(r, true, false)?, Connection::new(w, false, true)?))
+    }
+}
+
+impl Connection {
+    fn new(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection, Error> {
+        sys::set_nonblocking(fd.as_fd())?;
+        Ok(Connection {
+            fd,
+            readable,
+            writable,
+            closed: AtomicBool::new(false),
+            max_frame: AtomicUsize::new(MAX_FRAME),
+            send_lock: Mutex::new(()),
+            received: Mutex::new(Received::default()),
+        })
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) { Err(os_error(HANDLE_CLOSED)) } else { Ok(()) }
+    }
+
+    fn check_writable(&self) -> Result<(), Error> {
+        self.check_open()?;
+        if self.writable { Ok(()) } else { Err(os_error(READ_ONLY)) }
+    }
+
+    fn check_readable(&self) -> Result<(), Error> {
+        self.check_open()?;
+        if self.readable { Ok(()) } else { Err(os_error(WRITE_ONLY)) }
+    }
+
+    /// Sends `value` as one message.
+    ///
+    /// Python: `Connection.send(obj)` (which pickles; this serializes with serde).
+    ///
+    /// # Errors
+    /// `handle is closed`, `connection is read-only`, [`Error::PicklingError`], or the
+    /// OS error of a peer that is gone (`EPIPE`).
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+        self.check_writable()?;
+        self.send_bytes(&codec::encode(value)?)
+    }
+
+    /// Receives one message and deserializes it.
+    ///
+    /// Python: `Connection.recv()`.
+    ///
+    /// # Errors
+    /// [`Error::EOFError`] when the peer closed its end; `handle is closed`,
+    /// `connection is write-only`, [`Error::UnpicklingError`] for bytes that are not a `T`.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        codec::decode(&self.recv_bytes()?)
+    }
+
+    /// Sends `data` as one message.
+    ///
+    /// Python: `Connection.send_bytes(buf)`. The frame is CPython's, so a Python peer's
+    /// `recv_bytes()` reads it.
+    ///
+    /// # Errors
+    /// As [`send`](Connection::send); a message over 2 GiB is refused.
+    pub fn send_bytes(&self, data: &[u8]) -> Result<(), Error> {
+        self.check_writable()?;
+        let length = u32::try_from(data.len())
+            .ok()
+            .filter(|&n| n <= i32::MAX as u32)
+            .ok_or_else(|| Error::ValueError("message too long for one frame".into()))?;
+        let header = length.to_be_bytes();
+        let _sending = lock(&self.send_lock);
+        let mut parts = [IoSlice::new(&header), IoSlice::new(data)];
+        let mut parts: &mut [IoSlice<'_>] = &mut parts;
+        let mut left = header.len() + data.len();
+        while left > 0 {
+            match sys::write_nonblocking(self.fd.as_fd(), parts)? {
+                Some(n) => {
+                    left -= n;
+                    IoSlice::advance_slices(&mut parts, n);
+                }
+                None => self.wait_writable()?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the fd takes more bytes; meanwhile reads what the peer sends (when no
+    /// other thread is receiving), so that two senders cannot block each other forever.
+    fn wait_writable(&self) -> Result<(), Error> {
+        loop {
+            let pump = if self.readable { self.received.try_lock().ok() } else { None };
+            let events = if pump.is_some() { libc::POLLOUT | libc::POLLIN } else { libc::POLLOUT };
+            let revents = sys::poll_one(self.fd.as_fd(), events, None)?;
+            if revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0 {
+                return Ok(());
+            }
+            if let Some(mut received) = pump {
+                if revents & libc::POLLIN != 0 && received.fill(self.fd.as_fd())? == Some(false) {
+                    return Ok(()); // the peer is gone: the write will say so
+                }
+            }
+        }
+    }
+
+    /// Receives one message.
+    ///
+    /// Python: `Connection.recv_bytes()`.
+    ///
+    /// # Errors
+    /// As [`recv`](Connection::recv); a frame longer than [`max_frame`](Connection::max_frame)
+    /// → `bad message length`, and the connection is closed.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, Error> {
+        let mut message = Vec::new();
+        self.recv_bytes_into(&mut message)?;
+        Ok(message)
+    }
+
+    /// Receives one message into `buf` (replacing its contents, reusing its allocation);
+    /// returns the message's length.
+    ///
+    /// Python: `Connection.recv_bytes_into(buffer)`.
+    ///
+    /// # Errors
+    /// As [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, Error> {
+        self.check_readable()?;
+        let max = self.max_frame.load(Ordering::Relaxed);
+        let mut received = lock(&self.received);
+        let length = loop {
+            if let Some(header) = received.pending().get(..4) {
+                let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                break length as usize;
+            }
+            self.read_more(&mut received, true)?;
+        };
+        if length > max {
+            drop(received);
+            self.closed.store(true, Ordering::Release);
+            return Err(Error::OsError(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "bad message length: {length} bytes, over this connection's limit of {max}"
+                ),
+            )));
+        }
+        received.consume(4);
+        buf.clear();
+        buf.reserve(length);
+        while buf.len() < length {
+            let pending = received.pending();
+            if !pending.is_empty() {
+                let take = pending.len().min(length - buf.len());
+                buf.extend_from_slice(&pending[..take]);
+                received.consume(take);
+                continue;
+            }
+            if length - buf.len() >= READ_CHUNK {
+                // A large message: read straight into its buffer.
+                let len = buf.len();
+                buf.resize(length, 0);
+                let read = sys::read_nonblocking(self.fd.as_fd(), &mut buf[len..]);
+                let n = match read {
+                    Ok(Some(0)) => {
+                        buf.truncate(len);
+                        return Err(truncated());
+                    }
+                    Ok(Some(n)) => n,
+                    Ok(None) => 0,
+                    Err(e) => {
+                        buf.truncate(len);
+                        return Err(e.into());
+                    }
+                };
+                buf.truncate(len + n);
+                if n == 0 {
+                    sys::poll_one(self.fd.as_fd(), libc::POLLIN, None)?;
+                }
+                continue;
+            }
+            self.read_more(&mut received, false)?;
+        }
+        Ok(length)
+    }
+
+    /// Reads more bytes into `received`, waiting for them. `at_boundary`: nothing of the
+    /// next message was read yet, so EOF is the peer closing (not a truncated message).
+    fn read_more(&self, received: &mut Received, at_boundary: bool) -> Result<(), Error> {
+        loop {
+            match received.fill(self.fd.as_fd())? {
+                Some(true) => return Ok(()),
+                Some(false) if at_boundary && received.pending().is_empty() => {
+                    return Err(Error::EOFError);
+                }
+                Some(false) => return Err(truncated()),
+                None => {
+                    sys::poll_one(self.fd.as_fd(), libc::POLLIN, None)?;
+                }
+            }
+        }
+    }
+
+    /// Whether a message (or EOF) can be received without waiting; waits up to `timeout`
+    /// (`None`: until there is one).
+    ///
+    /// Python: `Connection.poll(timeout)`; `poll(Some(Duration::ZERO))` is Python's
+    /// `poll()`, `poll(None)` is `poll(None)`.
+    ///
+    /// # Errors
+    /// `handle is closed`, `connection is write-only`.
+    pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, Error> {
+        self.check_readable()?;
+        if let Ok(received) = self.received.try_lock() {
+            if !received.pending().is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(sys::poll_one(self.fd.as_fd(), libc::POLLIN, timeout)? != 0)
+    }
+
+    /// Closes the connection: every later call fails with `handle is closed`. The fd
+    /// itself is released when the `Connection` is dropped; the peer sees the end once
+    /// every process holding this end has closed or dropped it.
+    ///
+    /// Python: `Connection.close()`.
+    ///
+    /// # Errors
+    /// None so far; `Result` for the contract's shape.
+    pub fn close(&self) -> Result<(), Error> {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // The peer must see EOF now, not when this object is dropped.
+            let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
+        }
+        Ok(())
+    }
+
+    /// Whether [`close`](Connection::close) was called. Python: `Connection.closed`.
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether this end receives. Python: `Connection.readable`.
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end sends. Python: `Connection.writable`.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The fd, for `poll`/`select` with other fds; owned by the connection.
+    ///
+    /// Python: `Connection.fileno()`.
+    ///
+    /// # Errors
+    /// `handle is closed`.
+    pub fn fileno(&self) -> Result<RawFd, Error> {
+        self.check_open()?;
+        Ok(self.fd.as_raw_fd())
+    }
+
+    /// The longest message this end accepts (64 MiB unless set).
+    pub fn max_frame(&self) -> usize {
+        self.max_frame.load(Ordering::Relaxed)
+    }
+
+    /// Sets the longest message this end accepts; a longer one is refused before anything
+    /// is allocated for it (CPython: `recv_bytes(maxlength)`).
+    pub fn set_max_frame(&self, bytes: usize) {
+        self.max_frame.store(bytes, Ordering::Relaxed);
+    }
+}
+
+fn truncated() -> Error {
+    Error::OsError(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the peer closed the connection in the middle of a message",
+    ))
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .field("closed", &self.closed())
+            .finish()
+    }
+}
+
+/// A connection in `Process::call`'s arguments travels to a spawn or forkserver child
+/// with its fd ([`reduction`](crate::reduction)); anywhere else it refuses with CPython's
+/// `Connection objects should only be shared between processes through inheritance`.
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Fd<'a>(BorrowedFd<'a>);
+        impl Serialize for Fd<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                reduction::serialize_fd(self.0, "Connection", serializer)
+            }
+        }
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(&Fd(self.fd.as_fd()))?;
+        tuple.serialize_element(&self.readable)?;
+        tuple.serialize_element(&self.writable)?;
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Connection, D::Error> {
+        struct Fd(OwnedFd);
+        impl<'de> Deserialize<'de> for Fd {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fd, D::Error> {
+                reduction::deserialize_fd(deserializer).map(Fd)
+            }
+        }
+        let (Fd(fd), readable, writable) = <(Fd, bool, bool)>::deserialize(deserializer)?;
+        Connection::new(fd, readable, writable).map_err(serde::de::Error::custom)
+    }
+}
