@@ -100,6 +100,9 @@ pub enum Error {
     /// Python's `EOFError`: the other end of a connection was closed, so no message will
     /// come. (CPython's message is empty; this one says what happened.)
     EOFError,
+    /// Python's `threading.BrokenBarrierError`: the barrier was broken. (CPython's message
+    /// is empty; this one says `broken barrier`.)
+    BrokenBarrierError,
 }
 
 impl Error {
@@ -125,6 +128,7 @@ impl fmt::Display for Error {
             Error::OsError(e) => fmt::Display::fmt(e, f),
             Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
             Error::EOFError => f.write_str("EOF: the peer closed the connection"),
+            Error::BrokenBarrierError => f.write_str("broken barrier"),
         }
     }
 }

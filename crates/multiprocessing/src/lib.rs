@@ -51,9 +51,11 @@ mod codec;
 mod connection;
 mod context;
 mod error;
+mod heap;
 mod process;
 mod reduction;
 mod start;
+mod synchronize;
 mod sys;
 
 pub use connection::{Connection, pipe};
@@ -63,6 +65,9 @@ pub use context::{
 };
 pub use error::Error;
 pub use process::{Builder, Process, active_children, current_process, parent_process};
+pub use synchronize::{
+    Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
+};
 
 /// The number of CPUs this process may use: its CPU affinity mask and cgroup quota
 /// (`std::thread::available_parallelism`). At least 1.

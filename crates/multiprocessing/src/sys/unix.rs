@@ -449,3 +449,107 @@ pub(crate) fn poll_one(
         }
     }
 }
+
+/// A new anonymous shared-memory file of `len` bytes (`memfd_create`), close-on-exec.
+pub(crate) fn memfd(len: usize) -> io::Result<OwnedFd> {
+    // SAFETY: the name is a valid C string; flags are plain integers.
+    let fd = check(unsafe { libc::memfd_create(c"pyconc".as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: a new fd that nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ftruncate on the fd just created.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
+    Ok(fd)
+}
+
+/// The size of the file behind `fd`.
+pub(crate) fn file_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // SAFETY: `stat` is plain data, filled by fstat.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd and a valid out-pointer.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) })?;
+    Ok(stat.st_size as usize)
+}
+
+/// Maps `len` bytes of `fd` shared and read-write.
+pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// Unmaps a mapping made by [`map_shared`].
+///
+/// # Safety
+/// `ptr`/`len` must be a mapping from `map_shared` that nothing uses any more.
+pub(crate) unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: forwarded to the caller.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
+/// Sleeps while the shared word at `word` holds `expected`, until woken or `deadline`
+/// (a process-shared futex: the word may be mapped at other addresses in other
+/// processes). Returns false on timeout.
+pub(crate) fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
+    use linux_futex::{Futex, Shared, TimedWaitError};
+    // SAFETY: `Futex<Shared>` is `repr(transparent)` over `AtomicU32`.
+    let futex = unsafe { &*(word as *const std::sync::atomic::AtomicU32).cast::<Futex<Shared>>() };
+    match deadline {
+        None => {
+            let _ = futex.wait(expected);
+            true
+        }
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            !matches!(futex.wait_for(expected, left), Err(TimedWaitError::TimedOut))
+        }
+    }
+}
+
+/// Wakes up to `n` sleepers of a shared futex word.
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
+    use linux_futex::{Futex, Shared};
+    // SAFETY: `Futex<Shared>` is `repr(transparent)` over `AtomicU32`.
+    let futex = unsafe { &*(word as *const std::sync::atomic::AtomicU32).cast::<Futex<Shared>>() };
+    futex.wake(n);
+}
+
+/// Whether process (or thread) `id` still runs: it exists and is not a zombie.
+pub(crate) fn alive(id: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    if unsafe { libc::kill(id, 0) } == -1
+        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{id}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Sets a pipe's capacity (`F_SETPIPE_SZ`); best effort.
+pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) {
+    // SAFETY: fcntl on an open fd; failure leaves the default size.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes as libc::c_int) };
+}

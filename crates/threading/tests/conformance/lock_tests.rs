@@ -50,11 +50,13 @@ pub(crate) fn assert_waited(elapsed: Duration, timeout: Duration) {
 
 /// What BaseLockTests needs of a lock.
 pub(crate) trait LockApi: Send + Sync + 'static {
+    /// The crate's error type (`threading::Error`, `multiprocessing::Error`).
+    type Error: std::fmt::Debug;
     fn make() -> Self;
     fn acquire(&self);
     fn try_acquire(&self) -> bool;
     fn acquire_timeout(&self, timeout: Duration) -> bool;
-    fn release(&self) -> Result<(), Error>;
+    fn release(&self) -> Result<(), Self::Error>;
     /// `with lock:` — acquire, run, release.
     fn with<R>(&self, f: impl FnOnce() -> R) -> R;
 }
@@ -63,6 +65,7 @@ pub(crate) trait LockApi: Send + Sync + 'static {
 macro_rules! impl_lock_api {
     ($($lock:ty),*) => {$(
         impl LockApi for $lock {
+            type Error = Error;
             fn make() -> Self {
                 <$lock>::new()
             }

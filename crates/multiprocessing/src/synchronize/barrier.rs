@@ -1,0 +1,250 @@
+//! `Barrier` across processes: CPython's state machine over a shared [`Lock`] and words.
+//!
+//! Words: 0 how many wait in the current generation, 1 the generation (waiters sleep on
+//! it), 2 broken (0/1), 3 parties, 4 a ring of 32 bits: bit `g % 32` set when generation
+//! `g` ended by breaking rather than by filling, so a waiter released by a `reset` or an
+//! `abort` knows to fail.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Lock, deadline_after};
+use crate::heap::SharedMemory;
+use crate::{Error, sys};
+
+const COUNT: usize = 0;
+const GENERATION: usize = 1;
+const BROKEN: usize = 2;
+const PARTIES: usize = 3;
+const OUTCOMES: usize = 4;
+
+type Action = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// A barrier for a fixed number of threads or processes: Python's
+/// `multiprocessing.Barrier`.
+///
+/// The action ([`with_action`](Barrier::with_action)) runs in the process of the last
+/// arriver; it is a closure of this process, so a spawn or forkserver child, which
+/// receives the barrier serialized, has none (give it one with `with_action`).
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Barrier, Process};
+///
+/// let barrier = Barrier::new(2);
+/// let theirs = barrier.clone();
+/// let p = Process::new(move || {
+///     theirs.wait().unwrap();
+/// });
+/// p.start()?;
+/// barrier.wait()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    lock: Lock,
+    mem: Arc<SharedMemory>,
+    action: Option<Action>,
+    timeout: Option<Duration>,
+}
+
+impl Barrier {
+    /// A barrier for `parties` parties.
+    ///
+    /// # Panics
+    /// If `parties` is 0 or the OS refuses shared memory; [`Barrier::try_new`] returns
+    /// those errors instead.
+    pub fn new(parties: usize) -> Barrier {
+        Barrier::try_new(parties).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`new`](Barrier::new), returning errors.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `parties must be > 0` (where CPython would hang);
+    /// [`Error::OsError`].
+    pub fn try_new(parties: usize) -> Result<Barrier, Error> {
+        if parties == 0 || parties > u32::MAX as usize {
+            return Err(Error::value("parties must be > 0"));
+        }
+        let mem = SharedMemory::new(32)?;
+        mem.word(PARTIES).store(parties as u32, Ordering::Relaxed);
+        Ok(Barrier { lock: Lock::try_new()?, mem: Arc::new(mem), action: None, timeout: None })
+    }
+
+    /// Runs `action` in the last arriver before the others are released.
+    pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
+        self.action = Some(Arc::new(action));
+        self
+    }
+
+    /// The default timeout of [`wait`](Barrier::wait).
+    pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    fn word(&self, index: usize) -> &AtomicU32 {
+        self.mem.word(index)
+    }
+
+    /// Waits until `parties` parties wait; returns this party's arrival index
+    /// (`0..parties`). Python: `Barrier.wait()`.
+    ///
+    /// # Errors
+    /// [`Error::BrokenBarrierError`] if the barrier is or becomes broken (a timeout, an
+    /// `abort`, a `reset` while waiting, a panicking action).
+    pub fn wait(&self) -> Result<usize, Error> {
+        self.wait_until(self.timeout.and_then(deadline_after))
+    }
+
+    /// As [`wait`](Barrier::wait) with its own timeout. Python: `Barrier.wait(timeout)`.
+    ///
+    /// # Errors
+    /// As [`wait`](Barrier::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, Error> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, Error> {
+        self.lock.acquire();
+        if self.word(BROKEN).load(Ordering::Relaxed) != 0 {
+            let _ = self.lock.release();
+            return Err(Error::BrokenBarrierError);
+        }
+        let generation = self.word(GENERATION).load(Ordering::Relaxed);
+        let index = self.word(COUNT).fetch_add(1, Ordering::Relaxed);
+        if index + 1 == self.word(PARTIES).load(Ordering::Relaxed) {
+            let outcome = match &self.action {
+                Some(action) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())),
+                None => Ok(()),
+            };
+            let broken = outcome.is_err();
+            self.end_generation(broken);
+            if broken {
+                self.word(BROKEN).store(1, Ordering::Relaxed);
+            }
+            let _ = self.lock.release();
+            return if broken { Err(Error::BrokenBarrierError) } else { Ok(index as usize) };
+        }
+        let _ = self.lock.release();
+        let word = self.word(GENERATION);
+        loop {
+            sys::futex_wait(word, generation, deadline);
+            if word.load(Ordering::Acquire) != generation {
+                let broke =
+                    self.word(OUTCOMES).load(Ordering::Acquire) & (1 << (generation % 32)) != 0;
+                return if broke { Err(Error::BrokenBarrierError) } else { Ok(index as usize) };
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // A timeout breaks the barrier for everyone, as in CPython.
+                self.lock.acquire();
+                if self.word(GENERATION).load(Ordering::Relaxed) == generation {
+                    self.word(BROKEN).store(1, Ordering::Relaxed);
+                    self.end_generation(true);
+                    let _ = self.lock.release();
+                    return Err(Error::BrokenBarrierError);
+                }
+                let _ = self.lock.release();
+            }
+        }
+    }
+
+    /// Ends the current generation (the lock is held): records how, wakes its waiters.
+    fn end_generation(&self, broken: bool) {
+        let generation = self.word(GENERATION).load(Ordering::Relaxed);
+        let bit = 1 << (generation % 32);
+        if broken {
+            self.word(OUTCOMES).fetch_or(bit, Ordering::Relaxed);
+        } else {
+            self.word(OUTCOMES).fetch_and(!bit, Ordering::Relaxed);
+        }
+        self.word(COUNT).store(0, Ordering::Relaxed);
+        self.word(GENERATION).store(generation.wrapping_add(1), Ordering::Release);
+        sys::futex_wake(self.word(GENERATION), i32::MAX);
+    }
+
+    /// Returns the barrier to its initial state; parties waiting now get the broken
+    /// error. Python: `Barrier.reset()`.
+    pub fn reset(&self) {
+        self.lock.acquire();
+        if self.word(COUNT).load(Ordering::Relaxed) > 0 {
+            self.end_generation(true);
+        }
+        self.word(BROKEN).store(0, Ordering::Relaxed);
+        let _ = self.lock.release();
+    }
+
+    /// Breaks the barrier: waiting and future `wait`s fail until [`reset`](Barrier::reset).
+    /// Python: `Barrier.abort()`.
+    pub fn abort(&self) {
+        self.lock.acquire();
+        self.word(BROKEN).store(1, Ordering::Relaxed);
+        if self.word(COUNT).load(Ordering::Relaxed) > 0 {
+            self.end_generation(true);
+        }
+        let _ = self.lock.release();
+    }
+
+    /// The number of parties. Python: `Barrier.parties`.
+    pub fn parties(&self) -> usize {
+        self.word(PARTIES).load(Ordering::Relaxed) as usize
+    }
+
+    /// How many parties wait now. Python: `Barrier.n_waiting`.
+    pub fn n_waiting(&self) -> usize {
+        self.word(COUNT).load(Ordering::Relaxed) as usize
+    }
+
+    /// Whether the barrier is broken. Python: `Barrier.broken`.
+    pub fn broken(&self) -> bool {
+        self.word(BROKEN).load(Ordering::Relaxed) != 0
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<Barrier(parties={}, waiting={}, broken={})>",
+            self.parties(),
+            self.n_waiting(),
+            self.broken()
+        )
+    }
+}
+
+impl serde::Serialize for Barrier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Mem<'a>(&'a SharedMemory);
+        impl serde::Serialize for Mem<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize_as("Barrier", serializer)
+            }
+        }
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(&Mem(self.lock.shared_mem()))?;
+        tuple.serialize_element(&Mem(&self.mem))?;
+        tuple.serialize_element(&self.timeout)?;
+        tuple.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Barrier {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Barrier, D::Error> {
+        let (lock, mem, timeout) =
+            <(SharedMemory, SharedMemory, Option<Duration>)>::deserialize(deserializer)?;
+        Ok(Barrier {
+            lock: Lock::from_shared(Arc::new(lock)),
+            mem: Arc::new(mem),
+            action: None,
+            timeout,
+        })
+    }
+}

@@ -1,0 +1,274 @@
+//! `Condition` across processes: a lock plus a sequence word that `notify` bumps and
+//! waiters sleep on. `notify` runs under the lock, so it wakes only threads already
+//! waiting.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{Lock, RLock, deadline_after};
+use crate::heap::SharedMemory;
+use crate::{Error, sys};
+
+const SEQUENCE: usize = 0;
+const WAITING: usize = 1;
+
+const WAIT_NOT_OWNED: &str = "must acquire() condition before using wait()";
+const NOTIFY_NOT_OWNED: &str = "lock is not owned";
+
+#[derive(Clone)]
+enum Underlying {
+    Lock(Lock),
+    RLock(RLock),
+}
+
+/// A condition variable that works across processes: Python's
+/// `multiprocessing.Condition`.
+///
+/// Built on an [`RLock`] by default ([`Condition::with_lock`] takes a [`Lock`]).
+#[derive(Clone)]
+pub struct Condition {
+    lock: Underlying,
+    mem: Arc<SharedMemory>,
+}
+
+impl Condition {
+    /// A condition over a new [`RLock`].
+    ///
+    /// # Panics
+    /// If the OS refuses shared memory; [`Condition::try_new`] returns that error instead.
+    pub fn new() -> Condition {
+        Condition::try_new().unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
+    }
+
+    /// As [`new`](Condition::new), returning the OS's refusal.
+    ///
+    /// # Errors
+    /// [`Error::OsError`].
+    pub fn try_new() -> Result<Condition, Error> {
+        Ok(Condition {
+            lock: Underlying::RLock(RLock::try_new()?),
+            mem: Arc::new(SharedMemory::new(16)?),
+        })
+    }
+
+    /// A condition over `lock`. Python: `multiprocessing.Condition(lock)`.
+    ///
+    /// # Panics
+    /// As [`new`](Condition::new).
+    pub fn with_lock(lock: Lock) -> Condition {
+        let mem =
+            SharedMemory::new(16).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"));
+        Condition { lock: Underlying::Lock(lock), mem: Arc::new(mem) }
+    }
+
+    /// A condition over `lock`.
+    ///
+    /// # Panics
+    /// As [`new`](Condition::new).
+    pub fn with_rlock(lock: RLock) -> Condition {
+        let mem =
+            SharedMemory::new(16).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"));
+        Condition { lock: Underlying::RLock(lock), mem: Arc::new(mem) }
+    }
+
+    fn from_shared(lock: Arc<SharedMemory>, mem: Arc<SharedMemory>, reentrant: bool) -> Condition {
+        let lock = if reentrant {
+            Underlying::RLock(RLock::from_shared(lock))
+        } else {
+            Underlying::Lock(Lock::from_shared(lock))
+        };
+        Condition { lock, mem }
+    }
+
+    /// Acquires the underlying lock.
+    pub fn acquire(&self) {
+        match &self.lock {
+            Underlying::Lock(l) => l.acquire(),
+            Underlying::RLock(l) => l.acquire(),
+        }
+    }
+
+    /// Acquires the underlying lock if free.
+    pub fn try_acquire(&self) -> bool {
+        match &self.lock {
+            Underlying::Lock(l) => l.try_acquire(),
+            Underlying::RLock(l) => l.try_acquire(),
+        }
+    }
+
+    /// Waits at most `timeout` for the underlying lock.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        match &self.lock {
+            Underlying::Lock(l) => l.acquire_timeout(timeout),
+            Underlying::RLock(l) => l.acquire_timeout(timeout),
+        }
+    }
+
+    /// Releases the underlying lock.
+    ///
+    /// # Errors
+    /// The underlying lock's release errors.
+    pub fn release(&self) -> Result<(), Error> {
+        match &self.lock {
+            Underlying::Lock(l) => l.release(),
+            Underlying::RLock(l) => l.release(),
+        }
+    }
+
+    /// Whether the caller may wait/notify: it holds the RLock; for a Lock, it is held
+    /// (a `Lock` has no owner to check).
+    fn owned(&self) -> bool {
+        match &self.lock {
+            Underlying::Lock(l) => l.locked(),
+            Underlying::RLock(l) => l.is_owned(),
+        }
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        if !self.owned() {
+            return Err(Error::assertion(WAIT_NOT_OWNED));
+        }
+        let sequence = self.mem.word(SEQUENCE);
+        let seen = sequence.load(Ordering::Acquire);
+        self.mem.word(WAITING).fetch_add(1, Ordering::Relaxed);
+        let levels = match &self.lock {
+            Underlying::Lock(l) => {
+                l.release()?;
+                1
+            }
+            Underlying::RLock(l) => l.release_all(),
+        };
+        let mut notified = false;
+        loop {
+            sys::futex_wait(sequence, seen, deadline);
+            if sequence.load(Ordering::Acquire) != seen {
+                notified = true;
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+        }
+        self.mem.word(WAITING).fetch_sub(1, Ordering::Relaxed);
+        match &self.lock {
+            Underlying::Lock(l) => l.acquire(),
+            Underlying::RLock(l) => l.restore(levels),
+        }
+        Ok(notified)
+    }
+
+    /// Releases the lock, waits for a notify, and takes the lock again.
+    /// Python: `Condition.wait()`.
+    ///
+    /// # Errors
+    /// [`Error::AssertionError`] `must acquire() condition before using wait()`.
+    pub fn wait(&self) -> Result<(), Error> {
+        self.wait_until(None).map(drop)
+    }
+
+    /// As [`wait`](Condition::wait), at most `timeout`; whether it was notified.
+    ///
+    /// # Errors
+    /// As [`wait`](Condition::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    /// Waits until `predicate` is true (checked under the lock), at most `timeout`;
+    /// returns the predicate's last value. Python: `Condition.wait_for(predicate, timeout)`.
+    ///
+    /// # Errors
+    /// As [`wait`](Condition::wait).
+    pub fn wait_for(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool, Error> {
+        let deadline = timeout.and_then(deadline_after);
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            self.wait_until(deadline)?;
+        }
+    }
+
+    /// Wakes up to `n` waiters. Python: `Condition.notify(n)`.
+    ///
+    /// # Errors
+    /// [`Error::AssertionError`] `lock is not owned`.
+    pub fn notify(&self, n: usize) -> Result<(), Error> {
+        if !self.owned() {
+            return Err(Error::assertion(NOTIFY_NOT_OWNED));
+        }
+        let sequence = self.mem.word(SEQUENCE);
+        sequence.fetch_add(1, Ordering::Release);
+        sys::futex_wake(sequence, n.min(i32::MAX as usize) as i32);
+        Ok(())
+    }
+
+    /// Wakes every waiter. Python: `Condition.notify_all()`.
+    ///
+    /// # Errors
+    /// As [`notify`](Condition::notify).
+    pub fn notify_all(&self) -> Result<(), Error> {
+        self.notify(usize::MAX)
+    }
+
+    /// How many threads wait.
+    pub fn waiting(&self) -> usize {
+        self.mem.word(WAITING).load(Ordering::Relaxed) as usize
+    }
+
+    fn lock_mem(&self) -> &SharedMemory {
+        match &self.lock {
+            Underlying::Lock(l) => l.shared_mem(),
+            Underlying::RLock(l) => l.shared_mem(),
+        }
+    }
+}
+
+impl Default for Condition {
+    fn default() -> Condition {
+        Condition::new()
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.lock {
+            Underlying::Lock(l) => write!(f, "<Condition({l:?}, {})>", self.waiting()),
+            Underlying::RLock(l) => write!(f, "<Condition({l:?}, {})>", self.waiting()),
+        }
+    }
+}
+
+impl serde::Serialize for Condition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Mem<'a>(&'a SharedMemory);
+        impl serde::Serialize for Mem<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize_as("Condition", serializer)
+            }
+        }
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(&Mem(self.lock_mem()))?;
+        tuple.serialize_element(&Mem(&self.mem))?;
+        tuple.serialize_element(&matches!(self.lock, Underlying::RLock(_)))?;
+        tuple.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Condition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Condition, D::Error> {
+        let (lock, mem, reentrant) =
+            <(SharedMemory, SharedMemory, bool)>::deserialize(deserializer)?;
+        Ok(Condition::from_shared(Arc::new(lock), Arc::new(mem), reentrant))
+    }
+}
