@@ -100,6 +100,8 @@ pub enum Error {
     /// Python's `EOFError`: the other end of a connection was closed, so no message will
     /// come. (CPython's message is empty; this one says what happened.)
     EOFError,
+    /// Python's `IndexError`: an index past the end of an `Array`.
+    IndexError(Cow<'static, str>),
     /// Python's `threading.BrokenBarrierError`: the barrier was broken. (CPython's message
     /// is empty; this one says `broken barrier`.)
     BrokenBarrierError,
@@ -122,9 +124,10 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::AssertionError(m) | Error::ValueError(m) | Error::RuntimeError(m) => {
-                f.write_str(m)
-            }
+            Error::AssertionError(m)
+            | Error::ValueError(m)
+            | Error::RuntimeError(m)
+            | Error::IndexError(m) => f.write_str(m),
             Error::OsError(e) => fmt::Display::fmt(e, f),
             Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
             Error::EOFError => f.write_str("EOF: the peer closed the connection"),

@@ -54,6 +54,7 @@ mod error;
 mod heap;
 mod process;
 mod reduction;
+mod shared;
 mod start;
 mod synchronize;
 mod sys;
@@ -65,6 +66,7 @@ pub use context::{
 };
 pub use error::Error;
 pub use process::{Builder, Process, active_children, current_process, parent_process};
+pub use shared::{Array, Value};
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
 };

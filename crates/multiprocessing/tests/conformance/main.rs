@@ -18,5 +18,6 @@ mod errors;
 mod lock_tests;
 mod pipe;
 mod process;
+mod shared;
 mod support;
 mod synchronize;

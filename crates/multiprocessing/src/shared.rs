@@ -1,0 +1,322 @@
+//! `Value` and `Array`: plain data in shared memory, CPython's
+//! `multiprocessing.sharedctypes` (`Value`, `Array`, `RawValue`, `RawArray`).
+//!
+//! The element type is any [`bytemuck::Pod`] type — numbers, arrays of them,
+//! `#[repr(C)]` structs of them: types for which every bit pattern is a value, so another
+//! process can never hand this one an invalid `T`. `get`/`set` take the object's
+//! [`RLock`] (CPython's synchronized wrapper); `new_raw` objects skip it (`lock=False`).
+//! Reads and writes are volatile copies of the whole value.
+//!
+//! # Examples
+//!
+//! ```
+//! use multiprocessing::{Process, Value};
+//!
+//! let counter = Value::new(0u64)?;
+//! let procs: Vec<Process> = (0..2)
+//!     .map(|_| {
+//!         let counter = counter.clone();
+//!         Process::new(move || {
+//!             for _ in 0..1000 {
+//!                 counter.update(|n| *n += 1); // read-modify-write under the lock
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//! for p in &procs {
+//!     p.start()?;
+//! }
+//! threading::joinall(&procs).unwrap();
+//! assert_eq!(counter.get(), 2000);
+//! # Ok::<(), multiprocessing::Error>(())
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use bytemuck::Pod;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::heap::SharedMemory;
+use crate::{Error, RLock};
+
+/// One `T` in shared memory: Python's `multiprocessing.Value`.
+///
+/// Clones share the value. `Send + Sync`; hand it to a child by moving a clone into a fork
+/// child's closure, or in `Process::call`'s arguments.
+pub struct Value<T: Pod> {
+    mem: Arc<SharedMemory>,
+    lock: RLock,
+    synchronized: bool,
+    _type: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for Value<T> {
+    fn clone(&self) -> Value<T> {
+        Value {
+            mem: Arc::clone(&self.mem),
+            lock: self.lock.clone(),
+            synchronized: self.synchronized,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> Value<T> {
+    /// A shared `T` holding `value`, with a lock. Python: `multiprocessing.Value(type, value)`.
+    ///
+    /// # Errors
+    /// [`Error::OsError`] when the OS refuses shared memory.
+    pub fn new(value: T) -> Result<Value<T>, Error> {
+        Value::make(value, true)
+    }
+
+    /// A shared `T` whose `get`/`set` take no lock. Python: `Value(type, value, lock=False)`
+    /// / `RawValue`.
+    ///
+    /// # Errors
+    /// As [`new`](Value::new).
+    pub fn new_raw(value: T) -> Result<Value<T>, Error> {
+        Value::make(value, false)
+    }
+
+    fn make(value: T, synchronized: bool) -> Result<Value<T>, Error> {
+        let mem = Arc::new(SharedMemory::new(std::mem::size_of::<T>())?);
+        let shared = Value { mem, lock: RLock::try_new()?, synchronized, _type: PhantomData };
+        shared.write(value);
+        Ok(shared)
+    }
+
+    fn read(&self) -> T {
+        // SAFETY: the mapping is page-aligned and at least size_of::<T>() long; T is Pod,
+        // so every bit pattern another process wrote is a valid T.
+        unsafe { std::ptr::read_volatile(self.mem.as_ptr().cast::<T>()) }
+    }
+
+    fn write(&self, value: T) {
+        // SAFETY: as in `read`; the mapping is writable.
+        unsafe { std::ptr::write_volatile(self.mem.as_ptr().cast::<T>(), value) }
+    }
+
+    /// The value. Python: `v.value`.
+    pub fn get(&self) -> T {
+        if !self.synchronized {
+            return self.read();
+        }
+        self.lock.acquire();
+        let value = self.read();
+        let _ = self.lock.release();
+        value
+    }
+
+    /// Stores `value`. Python: `v.value = value`.
+    pub fn set(&self, value: T) {
+        if !self.synchronized {
+            return self.write(value);
+        }
+        self.lock.acquire();
+        self.write(value);
+        let _ = self.lock.release();
+    }
+
+    /// Changes the value under the lock: Python's `with v.get_lock(): v.value += 1`.
+    /// Returns the new value.
+    pub fn update(&self, change: impl FnOnce(&mut T)) -> T {
+        self.lock.acquire();
+        let mut value = self.read();
+        change(&mut value);
+        self.write(value);
+        let _ = self.lock.release();
+        value
+    }
+
+    /// The lock that guards the value (an [`RLock`], as CPython's default).
+    /// Python: `v.get_lock()`.
+    pub fn get_lock(&self) -> &RLock {
+        &self.lock
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Synchronized wrapper for {:?}>", self.read())
+    }
+}
+
+/// `len` values of `T` in shared memory: Python's `multiprocessing.Array`.
+pub struct Array<T: Pod> {
+    mem: Arc<SharedMemory>,
+    lock: RLock,
+    len: usize,
+    synchronized: bool,
+    _type: PhantomData<T>,
+}
+
+impl<T: Pod> Clone for Array<T> {
+    fn clone(&self) -> Array<T> {
+        Array {
+            mem: Arc::clone(&self.mem),
+            lock: self.lock.clone(),
+            len: self.len,
+            synchronized: self.synchronized,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// `len` zeroes. Python: `multiprocessing.Array(type, len)`.
+    ///
+    /// # Errors
+    /// [`Error::OsError`] when the OS refuses shared memory; [`Error::ValueError`] for a
+    /// length whose size overflows.
+    pub fn new(len: usize) -> Result<Array<T>, Error> {
+        Array::make(len, true)
+    }
+
+    /// `len` zeroes without a lock. Python: `Array(type, len, lock=False)` / `RawArray`.
+    ///
+    /// # Errors
+    /// As [`new`](Array::new).
+    pub fn new_raw(len: usize) -> Result<Array<T>, Error> {
+        Array::make(len, false)
+    }
+
+    /// A copy of `values`. Python: `multiprocessing.Array(type, sequence)`.
+    ///
+    /// # Errors
+    /// As [`new`](Array::new).
+    pub fn from_slice(values: &[T]) -> Result<Array<T>, Error> {
+        let array = Array::make(values.len(), true)?;
+        for (i, value) in values.iter().enumerate() {
+            array.write(i, *value);
+        }
+        Ok(array)
+    }
+
+    fn make(len: usize, synchronized: bool) -> Result<Array<T>, Error> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .filter(|&b| b <= isize::MAX as usize / 2)
+            .ok_or_else(|| Error::value("array too large"))?;
+        let mem = Arc::new(SharedMemory::new(bytes)?);
+        Ok(Array { mem, lock: RLock::try_new()?, len, synchronized, _type: PhantomData })
+    }
+
+    fn read(&self, index: usize) -> T {
+        debug_assert!(index < self.len);
+        // SAFETY: index < len, so the element lies in the mapping (len * size_of::<T>()
+        // bytes at least); the mapping is page-aligned, so it is aligned for T; T is Pod.
+        unsafe { std::ptr::read_volatile(self.mem.as_ptr().cast::<T>().add(index)) }
+    }
+
+    fn write(&self, index: usize, value: T) {
+        debug_assert!(index < self.len);
+        // SAFETY: as in `read`; the mapping is writable.
+        unsafe { std::ptr::write_volatile(self.mem.as_ptr().cast::<T>().add(index), value) }
+    }
+
+    fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.synchronized {
+            self.lock.acquire();
+        }
+        let result = f();
+        if self.synchronized {
+            let _ = self.lock.release();
+        }
+        result
+    }
+
+    /// The number of elements. Python: `len(a)`.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Element `index`, or `None` past the end. Python: `a[index]`.
+    pub fn get(&self, index: usize) -> Option<T> {
+        (index < self.len).then(|| self.locked(|| self.read(index)))
+    }
+
+    /// Stores element `index`. Python: `a[index] = value`.
+    ///
+    /// # Errors
+    /// [`Error::IndexError`] `invalid index` past the end (CPython's ctypes message).
+    pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
+        if index >= self.len {
+            return Err(Error::IndexError("invalid index".into()));
+        }
+        self.locked(|| self.write(index, value));
+        Ok(())
+    }
+
+    /// A copy of every element, taken under the lock. Python: `a[:]`.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.locked(|| (0..self.len).map(|i| self.read(i)).collect())
+    }
+
+    /// The lock that guards the array. Python: `a.get_lock()`.
+    pub fn get_lock(&self) -> &RLock {
+        &self.lock
+    }
+}
+
+impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "<SynchronizedArray wrapper for {:?}>",
+            (0..self.len).map(|i| self.read(i)).collect::<Vec<T>>()
+        )
+    }
+}
+
+struct Mem<'a>(&'a SharedMemory, &'static str);
+
+impl Serialize for Mem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_as(self.1, serializer)
+    }
+}
+
+impl<T: Pod> Serialize for Value<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (Mem(&self.mem, "Value"), &self.lock, self.synchronized).serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Value<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value<T>, D::Error> {
+        let (mem, lock, synchronized) = <(SharedMemory, RLock, bool)>::deserialize(deserializer)?;
+        if mem.len() < std::mem::size_of::<T>() {
+            return Err(serde::de::Error::custom("shared memory too small for the value"));
+        }
+        Ok(Value { mem: Arc::new(mem), lock, synchronized, _type: PhantomData })
+    }
+}
+
+impl<T: Pod> Serialize for Array<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (Mem(&self.mem, "Array"), &self.lock, self.len as u64, self.synchronized)
+            .serialize(serializer)
+    }
+}
+
+impl<'de, T: Pod> Deserialize<'de> for Array<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Array<T>, D::Error> {
+        let (mem, lock, len, synchronized) =
+            <(SharedMemory, RLock, u64, bool)>::deserialize(deserializer)?;
+        let len = usize::try_from(len).map_err(serde::de::Error::custom)?;
+        let fits =
+            len.checked_mul(std::mem::size_of::<T>()).is_some_and(|bytes| bytes <= mem.len());
+        if !fits {
+            return Err(serde::de::Error::custom("shared memory too small for the array"));
+        }
+        Ok(Array { mem: Arc::new(mem), lock, len, synchronized, _type: PhantomData })
+    }
+}

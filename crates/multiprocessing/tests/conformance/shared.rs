@@ -1,0 +1,106 @@
+//! `Value` and `Array`, ported from `_TestValue` and `_TestArray` in CPython 3.11's
+//! `_test_multiprocessing.py` (test_value, test_rawvalue, test_getobj_getlock, test_array,
+//! test_array_from_size, test_rawarray, test_getobj_getlock_obj) for each start method.
+
+use multiprocessing::{Array, Error, StartMethod, Value};
+
+use crate::each_start_method;
+use crate::support::call;
+
+fn set_values((int, float, byte): (Value<i32>, Value<f64>, Value<u8>)) {
+    int.set(int.get() + 1);
+    float.set(float.get() * 2.0);
+    byte.set(b'x');
+}
+
+fn add_in_child((counter, rounds): (Value<u64>, u64)) {
+    for _ in 0..rounds {
+        counter.update(|n| *n += 1);
+    }
+}
+
+fn fill_array(array: Array<i64>) {
+    for i in 0..array.len() {
+        let value = array.get(i).unwrap();
+        array.set(i, value * 10 + i as i64).unwrap();
+    }
+}
+
+each_start_method! {
+    a_child_changes_values_the_parent_sees => a_child_changes_values_the_parent_sees;
+    updates_under_the_lock_are_not_lost => updates_under_the_lock_are_not_lost;
+    a_child_changes_an_array_the_parent_sees => a_child_changes_an_array_the_parent_sees;
+    raw_values_and_arrays_reach_children_too => raw_values_and_arrays_reach_children_too;
+}
+
+/// test_value.
+fn a_child_changes_values_the_parent_sees(method: StartMethod) {
+    let values =
+        (Value::new(-1i32).unwrap(), Value::new(1.25f64).unwrap(), Value::new(b'a').unwrap());
+    let p = call(method, set_values, values.clone());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!((values.0.get(), values.1.get(), values.2.get()), (0, 2.5, b'x'));
+}
+
+/// The shared counter with a lock: two processes, no update lost.
+fn updates_under_the_lock_are_not_lost(method: StartMethod) {
+    let counter = Value::new(0u64).unwrap();
+    let procs: Vec<_> =
+        (0..2).map(|_| call(method, add_in_child, (counter.clone(), 2000))).collect();
+    for p in &procs {
+        p.start().unwrap();
+    }
+    for p in &procs {
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    }
+    assert_eq!(counter.get(), 4000);
+}
+
+/// test_array.
+fn a_child_changes_an_array_the_parent_sees(method: StartMethod) {
+    let array = Array::from_slice(&[1i64, 2, 3, 4, 5]).unwrap();
+    let p = call(method, fill_array, array.clone());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(array.to_vec(), [10, 21, 32, 43, 54]);
+}
+
+fn touch_raw((value, array): (Value<u32>, Array<u16>)) {
+    value.set(7);
+    array.set(2, 9).unwrap();
+}
+
+/// test_rawvalue / test_rawarray.
+fn raw_values_and_arrays_reach_children_too(method: StartMethod) {
+    let value = Value::new_raw(0u32).unwrap();
+    let array = Array::<u16>::new_raw(4).unwrap();
+    let p = call(method, touch_raw, (value.clone(), array.clone()));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(value.get(), 7);
+    assert_eq!(array.to_vec(), [0, 0, 9, 0]);
+}
+
+/// test_array_from_size, indexing, test_getobj_getlock.
+#[test]
+fn arrays_start_zeroed_and_refuse_bad_indices() {
+    let array = Array::<f32>::new(3).unwrap();
+    assert_eq!(array.len(), 3);
+    assert_eq!(array.to_vec(), [0.0; 3]);
+    assert_eq!(array.get(3), None);
+    let err = array.set(3, 1.0).unwrap_err();
+    assert!(matches!(err, Error::IndexError(_)));
+    assert_eq!(err.to_string(), "invalid index");
+    let lock = array.get_lock();
+    lock.acquire();
+    assert!(lock.is_owned());
+    array.set(0, 1.5).unwrap(); // an RLock: the same thread may take it again
+    lock.release().unwrap();
+    assert_eq!(array.get(0), Some(1.5));
+    let value = Value::new(3u8).unwrap();
+    assert_eq!(value.update(|v| *v *= 2), 6);
+    assert!(!value.get_lock().locked());
+}
