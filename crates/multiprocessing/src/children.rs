@@ -218,4 +218,6 @@ pub(crate) fn exit_function() {
     for child in crate::active_children() {
         let _ = child.join();
     }
+    // CPython's queue finalizers (exit priority -5): feeders write what is pending.
+    crate::queue::flush_feeders_at_exit();
 }

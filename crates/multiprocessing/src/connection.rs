@@ -417,7 +417,7 @@ impl fmt::Debug for Connection {
 }
 
 /// A connection in `Process::call`'s arguments travels to a spawn or forkserver child
-/// with its fd ([`reduction`](crate::reduction)); anywhere else it refuses with CPython's
+/// with its fd (sent beside the arguments, `SCM_RIGHTS`); anywhere else it refuses with CPython's
 /// `Connection objects should only be shared between processes through inheritance`.
 impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

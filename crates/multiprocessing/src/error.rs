@@ -100,6 +100,10 @@ pub enum Error {
     /// Python's `EOFError`: the other end of a connection was closed, so no message will
     /// come. (CPython's message is empty; this one says what happened.)
     EOFError,
+    /// Python's `queue.Empty`: no item came in time (`get_nowait`, `get_timeout`).
+    Empty,
+    /// Python's `queue.Full`: no free place in a bounded queue came in time.
+    Full,
     /// Python's `IndexError`: an index past the end of an `Array`.
     IndexError(Cow<'static, str>),
     /// Python's `threading.BrokenBarrierError`: the barrier was broken. (CPython's message
@@ -132,6 +136,8 @@ impl fmt::Display for Error {
             Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
             Error::EOFError => f.write_str("EOF: the peer closed the connection"),
             Error::BrokenBarrierError => f.write_str("broken barrier"),
+            Error::Empty => f.write_str("queue is empty"),
+            Error::Full => f.write_str("queue is full"),
         }
     }
 }

@@ -53,6 +53,7 @@ mod context;
 mod error;
 mod heap;
 mod process;
+mod queue;
 mod reduction;
 mod shared;
 mod start;
@@ -66,6 +67,7 @@ pub use context::{
 };
 pub use error::Error;
 pub use process::{Builder, Process, active_children, current_process, parent_process};
+pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,

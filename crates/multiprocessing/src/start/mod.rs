@@ -318,6 +318,7 @@ pub(crate) struct ForkLocks {
     state: MutexGuard<'static, State>,
     launcher: MutexGuard<'static, LauncherSlot>,
     server: MutexGuard<'static, Option<std::sync::Arc<forkserver::Server>>>,
+    feeders: MutexGuard<'static, Option<crate::queue::Feeders>>,
 }
 
 impl ForkLocks {
@@ -325,7 +326,8 @@ impl ForkLocks {
         let state = children::state();
         let launcher = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
         let server = forkserver::server_slot();
-        ForkLocks { state, launcher, server }
+        let feeders = crate::queue::feeders_slot();
+        ForkLocks { state, launcher, server, feeders }
     }
 
     /// In the child: makes the bookkeeping describe the child, forgets the parent's helper
@@ -338,6 +340,12 @@ impl ForkLocks {
         }
         if let Some(server) = self.server.take() {
             server.forget_in_child();
+        }
+        // The parent's feeder threads do not exist here; their pending items are the
+        // parent's to write (CPython's `Queue._after_fork`). Leak them: their locks may be
+        // held by threads that are gone.
+        if let Some(feeders) = self.feeders.take() {
+            std::mem::forget(feeders);
         }
     }
 }

@@ -127,11 +127,6 @@ impl BoundedSemaphore {
         Ok(BoundedSemaphore { mem: new_semaphore(value, value)? })
     }
 
-    /// A bounded semaphore with `value` free slots out of `bound` (a queue's free places).
-    pub(crate) fn with_bound(value: usize, bound: usize) -> Result<BoundedSemaphore, Error> {
-        Ok(BoundedSemaphore { mem: new_semaphore(value, bound)? })
-    }
-
     fn from_shared(mem: Arc<SharedMemory>) -> BoundedSemaphore {
         BoundedSemaphore { mem }
     }

@@ -18,6 +18,7 @@ mod errors;
 mod lock_tests;
 mod pipe;
 mod process;
+mod queue;
 mod shared;
 mod support;
 mod synchronize;

@@ -1,0 +1,852 @@
+//! `Queue`, `SimpleQueue` and `JoinableQueue`: CPython's `multiprocessing.queues`.
+//!
+//! As CPython's: a pipe carries one frame per item (its 4-byte length, then the item
+//! serialized); a reader lock makes each frame go to one consumer whole, a writer lock
+//! keeps producers' frames from interleaving; a bounded queue counts free places with a
+//! semaphore. Every lock is a robust cross-process [`Lock`]: a consumer killed while it
+//! waited (holding the reader lock) does not wedge the others, and — the frame it waited
+//! for being still unread — no item is lost.
+//!
+//! `Queue::put` never blocks on the pipe: a frame that fits the pipe now is written at
+//! once; otherwise (the pipe is full, or the frame is large) it goes to this process's
+//! *feeder* thread, which writes it when the pipe has room — CPython's feeder, but only
+//! when needed. Items of one producer arrive in the order they were put. At exit (and at
+//! the end of every child) a process waits until its feeders have written everything,
+//! unless [`Queue::cancel_join_thread`] was called, as in CPython.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, IoSlice};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::codec::{self, MAX_FRAME};
+use crate::heap::SharedMemory;
+use crate::synchronize::{BoundedSemaphore, Lock, deadline_after};
+use crate::{Error, reduction, sys};
+
+/// The pipe's capacity, where the kernel allows it.
+const PIPE_SIZE: usize = 1 << 20;
+/// Frames up to this size are written whole or not at all (`PIPE_BUF`).
+const ATOMIC_WRITE: usize = 4096;
+
+const COUNT: usize = 0;
+const UNFINISHED: usize = 1;
+
+/// What every kind of queue shares: the pipe, its locks and counters.
+pub(crate) struct Channel {
+    reader: OwnedFd,
+    writer: OwnedFd,
+    rlock: Lock,
+    wlock: Lock,
+    /// Free places of a bounded queue.
+    slots: Option<BoundedSemaphore>,
+    /// Word 0: items put and not yet got (`qsize`); word 1: unfinished tasks.
+    counters: Arc<SharedMemory>,
+    maxsize: usize,
+    /// Closed in this process (`close()`); not shared.
+    closed: AtomicBool,
+    /// This process does not wait for its feeder at exit.
+    cancel_join: AtomicBool,
+}
+
+impl Channel {
+    fn new(maxsize: usize) -> Result<Channel, Error> {
+        let (reader, writer) = sys::pipe()?;
+        sys::set_pipe_size(writer.as_fd(), PIPE_SIZE);
+        sys::set_nonblocking(reader.as_fd())?;
+        sys::set_nonblocking(writer.as_fd())?;
+        let slots = match maxsize {
+            0 => None,
+            n => Some(BoundedSemaphore::try_new(n.min(crate::SEM_VALUE_MAX))?),
+        };
+        Ok(Channel {
+            reader,
+            writer,
+            rlock: Lock::try_new()?,
+            wlock: Lock::try_new()?,
+            slots,
+            counters: Arc::new(SharedMemory::new(8)?),
+            maxsize,
+            closed: AtomicBool::new(false),
+            cancel_join: AtomicBool::new(false),
+        })
+    }
+
+    fn check_open(&self, this: &dyn fmt::Debug) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::ValueError(format!("Queue {this:?} is closed").into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Writes one whole frame, waiting for room; the writer lock is held.
+    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+        let header = (frame.len() as u32).to_be_bytes();
+        let mut parts = [IoSlice::new(&header), IoSlice::new(frame)];
+        let mut parts: &mut [IoSlice<'_>] = &mut parts;
+        let mut left = header.len() + frame.len();
+        while left > 0 {
+            match sys::write_nonblocking(self.writer.as_fd(), parts)? {
+                Some(n) => {
+                    left -= n;
+                    IoSlice::advance_slices(&mut parts, n);
+                }
+                None => {
+                    sys::poll_one(self.writer.as_fd(), libc::POLLOUT, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a small frame if the pipe takes it now without waiting: `Ok(false)` if not.
+    fn try_write_frame(&self, frame: &[u8]) -> io::Result<bool> {
+        if frame.len() + 4 > ATOMIC_WRITE || !self.wlock.try_acquire() {
+            return Ok(false);
+        }
+        let header = (frame.len() as u32).to_be_bytes();
+        let written = sys::write_nonblocking(
+            self.writer.as_fd(),
+            &[IoSlice::new(&header), IoSlice::new(frame)],
+        );
+        let _ = self.wlock.release();
+        // A pipe write of at most PIPE_BUF bytes is all or nothing.
+        Ok(written?.is_some())
+    }
+
+    /// Reads exactly `buf.len()` bytes, waiting for them; the reader lock is held.
+    fn read_exact(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let mut done = 0;
+        while done < buf.len() {
+            match sys::read_nonblocking(self.reader.as_fd(), &mut buf[done..])? {
+                Some(0) => return Err(Error::EOFError),
+                Some(n) => done += n,
+                None => {
+                    sys::poll_one(self.reader.as_fd(), libc::POLLIN, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one frame, waiting until `deadline`; `Ok(None)` when none came in time.
+    fn get_frame(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
+        let locked = match deadline {
+            None => {
+                self.rlock.acquire();
+                true
+            }
+            Some(deadline) => {
+                self.rlock.acquire_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        if !locked {
+            return Ok(None);
+        }
+        let frame = self.read_frame_locked(deadline);
+        let _ = self.rlock.release();
+        let frame = frame?;
+        if frame.is_some() {
+            self.counters.word(COUNT).fetch_sub(1, Ordering::Relaxed);
+            if let Some(slots) = &self.slots {
+                let _ = slots.release();
+            }
+        }
+        Ok(frame)
+    }
+
+    fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if sys::poll_one(self.reader.as_fd(), libc::POLLIN, left)? == 0 {
+            return Ok(None);
+        }
+        let mut header = [0u8; 4];
+        self.read_exact(&mut header)?;
+        let length = u32::from_be_bytes(header) as usize;
+        if length > MAX_FRAME {
+            return Err(Error::OsError(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad message length: {length} bytes"),
+            )));
+        }
+        let mut frame = vec![0u8; length];
+        self.read_exact(&mut frame)?;
+        Ok(Some(frame))
+    }
+
+    fn readable_now(&self) -> bool {
+        sys::poll_one(self.reader.as_fd(), libc::POLLIN, Some(Duration::ZERO)).unwrap_or(0) != 0
+    }
+}
+
+/// This process's feeder for one queue: frames waiting for room in the pipe.
+pub(crate) struct Feeder {
+    state: Mutex<FeederState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct FeederState {
+    pending: VecDeque<Vec<u8>>,
+    /// Frames taken off `pending` and being written.
+    writing: usize,
+    /// Holds the channel alive while frames are pending (the thread keeps only a `Weak`).
+    keep_alive: Option<Arc<Channel>>,
+    closing: bool,
+    running: bool,
+}
+
+/// Every feeder of this process, by channel address. Held across `fork()` and emptied in
+/// the child ([`crate::start::ForkLocks`]): a child has no feeder threads, and must not
+/// touch the parent's.
+pub(crate) type Feeders = HashMap<usize, Arc<Feeder>>;
+static FEEDERS: Mutex<Option<Feeders>> = Mutex::new(None);
+
+pub(crate) fn feeders_slot() -> MutexGuard<'static, Option<Feeders>> {
+    FEEDERS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn feeder_of(channel: &Arc<Channel>) -> Arc<Feeder> {
+    let key = Arc::as_ptr(channel) as usize;
+    let mut slot = feeders_slot();
+    let feeders = slot.get_or_insert_with(HashMap::new);
+    Arc::clone(feeders.entry(key).or_insert_with(|| {
+        Arc::new(Feeder { state: Mutex::new(FeederState::default()), changed: Condvar::new() })
+    }))
+}
+
+/// Puts one frame: at once if the pipe takes it and nothing of this process is waiting
+/// before it, else through the feeder.
+fn send(channel: &Arc<Channel>, frame: Vec<u8>) -> Result<(), Error> {
+    let feeder = feeder_of(channel);
+    let mut state = lock(&feeder.state);
+    if state.pending.is_empty() && state.writing == 0 && channel.try_write_frame(&frame)? {
+        return Ok(());
+    }
+    state.pending.push_back(frame);
+    state.keep_alive = Some(Arc::clone(channel));
+    if !state.running {
+        let (for_thread, weak) = (Arc::clone(&feeder), Arc::downgrade(channel));
+        std::thread::Builder::new()
+            .name("pyconc-queue-feeder".into())
+            .spawn(move || feed(&for_thread, &weak))
+            .map_err(Error::OsError)?;
+        state.running = true;
+        crate::children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+    }
+    feeder.changed.notify_all();
+    Ok(())
+}
+
+/// The feeder thread: writes pending frames in order; ends when its queue is closed (or
+/// gone) and nothing is pending.
+fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
+    loop {
+        let (frame, channel) = {
+            let mut state = lock(&feeder.state);
+            loop {
+                if let Some(frame) = state.pending.pop_front() {
+                    state.writing += 1;
+                    break (frame, state.keep_alive.clone().or_else(|| channel.upgrade()));
+                }
+                state.keep_alive = None;
+                if state.closing || channel.strong_count() == 0 {
+                    state.running = false;
+                    crate::children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
+                    feeder.changed.notify_all();
+                    return;
+                }
+                state = feeder.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if let Some(channel) = &channel {
+            channel.wlock.acquire();
+            if let Err(error) = channel.write_frame(&frame) {
+                eprintln!("multiprocessing: a queue's feeder could not write an item: {error}");
+            }
+            let _ = channel.wlock.release();
+        }
+        let mut state = lock(&feeder.state);
+        state.writing -= 1;
+        if state.pending.is_empty() && state.writing == 0 {
+            state.keep_alive = None;
+        }
+        feeder.changed.notify_all();
+    }
+}
+
+/// Waits until `feeder` has written everything (CPython's `Queue.join_thread`).
+fn flush(feeder: &Feeder) {
+    let mut state = lock(&feeder.state);
+    while !state.pending.is_empty() || state.writing > 0 {
+        state = feeder.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// At exit: waits for every feeder of this process whose queue did not cancel that.
+pub(crate) fn flush_feeders_at_exit() {
+    let feeders: Vec<Arc<Feeder>> =
+        feeders_slot().as_ref().map(|f| f.values().cloned().collect()).unwrap_or_default();
+    for feeder in feeders {
+        let cancelled = lock(&feeder.state)
+            .keep_alive
+            .as_ref()
+            .is_some_and(|c| c.cancel_join.load(Ordering::Relaxed));
+        if !cancelled {
+            flush(&feeder);
+        }
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        // Tell an idle feeder thread that its queue is gone.
+        let key = self as *const Channel as usize;
+        let feeder = feeders_slot().as_mut().and_then(|f| f.remove(&key));
+        if let Some(feeder) = feeder {
+            lock(&feeder.state).closing = true;
+            feeder.changed.notify_all();
+        }
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue across processes: Python's
+/// `multiprocessing.Queue`.
+///
+/// `T` travels serialized (serde). Clones share the queue; hand it to a child by moving a
+/// clone into a fork child's closure, or in `Process::call`'s arguments.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Process, Queue};
+///
+/// let q = Queue::<String>::new(0)?;
+/// let producer = q.clone();
+/// let p = Process::new(move || {
+///     for word in ["hello", "world"] {
+///         producer.put(word.to_owned()).unwrap();
+///     }
+/// });
+/// p.start()?;
+/// assert_eq!(q.get()?, "hello");
+/// assert_eq!(q.get()?, "world");
+/// p.join()?;
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub struct Queue<T> {
+    channel: Arc<Channel>,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Queue<T> {
+        Queue { channel: Arc::clone(&self.channel), _items: PhantomData }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
+    /// A queue that holds at most `maxsize` items; 0: unbounded.
+    /// Python: `multiprocessing.Queue(maxsize)`.
+    ///
+    /// # Errors
+    /// [`Error::OsError`] when the OS refuses the pipe or shared memory.
+    pub fn new(maxsize: usize) -> Result<Queue<T>, Error> {
+        Ok(Queue { channel: Arc::new(Channel::new(maxsize)?), _items: PhantomData })
+    }
+
+    fn put_until(&self, item: &T, deadline: Option<Instant>, block: bool) -> Result<(), Error> {
+        self.channel.check_open(self)?;
+        let frame = codec::encode(item)?;
+        if let Some(slots) = &self.channel.slots {
+            let free = if block { slots.acquire_until(deadline) } else { slots.try_acquire() };
+            if !free {
+                return Err(Error::Full);
+            }
+        }
+        self.channel.counters.word(COUNT).fetch_add(1, Ordering::Relaxed);
+        send(&self.channel, frame)
+    }
+
+    /// Puts `item`, waiting for a free place in a full bounded queue.
+    /// Python: `Queue.put(obj)`.
+    ///
+    /// # Errors
+    /// `Queue <...> is closed`; [`Error::PicklingError`] (only this item fails).
+    pub fn put(&self, item: T) -> Result<(), Error> {
+        self.put_until(&item, None, true)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for a free place.
+    /// Python: `Queue.put(obj, timeout=t)`.
+    ///
+    /// # Errors
+    /// [`Error::Full`] if no place freed in time; as [`put`](Queue::put).
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Error> {
+        self.put_until(&item, deadline_after(timeout), true)
+    }
+
+    /// Puts `item` if there is a free place now. Python: `Queue.put_nowait(obj)`.
+    ///
+    /// # Errors
+    /// [`Error::Full`]; as [`put`](Queue::put).
+    pub fn put_nowait(&self, item: T) -> Result<(), Error> {
+        self.put_until(&item, None, false)
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<T, Error> {
+        self.channel.check_open(self)?;
+        match self.channel.get_frame(deadline)? {
+            Some(frame) => codec::decode(&frame),
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// Takes the next item, waiting for one. Python: `Queue.get()`.
+    ///
+    /// # Errors
+    /// `Queue <...> is closed`; [`Error::UnpicklingError`].
+    pub fn get(&self) -> Result<T, Error> {
+        self.get_until(None)
+    }
+
+    /// Takes the next item, waiting at most `timeout`. Python: `Queue.get(timeout=t)`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if none came in time; as [`get`](Queue::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        self.get_until(
+            deadline_after(timeout).or(Some(Instant::now() + Duration::from_secs(u32::MAX as u64))),
+        )
+    }
+
+    /// Takes the next item if one is there now. Python: `Queue.get_nowait()`.
+    ///
+    /// # Errors
+    /// [`Error::Empty`]; as [`get`](Queue::get).
+    pub fn get_nowait(&self) -> Result<T, Error> {
+        self.get_until(Some(Instant::now()))
+    }
+
+    /// The approximate number of items in the queue. Python: `Queue.qsize()`.
+    pub fn qsize(&self) -> usize {
+        self.channel.counters.word(COUNT).load(Ordering::Relaxed) as usize
+    }
+
+    /// Whether no item can be read now (approximate, as CPython's). Python: `Queue.empty()`.
+    pub fn empty(&self) -> bool {
+        !self.channel.readable_now()
+    }
+
+    /// Whether a bounded queue has no free place (approximate). Python: `Queue.full()`.
+    pub fn full(&self) -> bool {
+        self.channel.slots.as_ref().is_some_and(|s| s.value() == 0)
+    }
+
+    /// The bound given to [`new`](Queue::new) (0: unbounded).
+    pub fn maxsize(&self) -> usize {
+        self.channel.maxsize
+    }
+
+    /// This process will put no more items; its feeder ends once it has written what is
+    /// pending. Python: `Queue.close()`.
+    pub fn close(&self) {
+        self.channel.closed.store(true, Ordering::Release);
+        let feeder = feeder_of(&self.channel);
+        lock(&feeder.state).closing = true;
+        feeder.changed.notify_all();
+    }
+
+    /// Waits until the feeder has written every pending item; only after
+    /// [`close`](Queue::close). Python: `Queue.join_thread()`.
+    ///
+    /// # Errors
+    /// [`Error::AssertionError`] `Queue <...> not closed`.
+    pub fn join_thread(&self) -> Result<(), Error> {
+        if !self.channel.closed.load(Ordering::Acquire) {
+            return Err(Error::AssertionError(format!("Queue {self:?} not closed").into()));
+        }
+        flush(&feeder_of(&self.channel));
+        Ok(())
+    }
+
+    /// Lets this process exit without waiting for the feeder (pending items may be lost).
+    /// Python: `Queue.cancel_join_thread()`.
+    pub fn cancel_join_thread(&self) {
+        self.channel.cancel_join.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<Queue object at {:p}>", Arc::as_ptr(&self.channel))
+    }
+}
+
+/// A [`Queue`] that counts unfinished tasks: Python's `multiprocessing.JoinableQueue`.
+///
+/// Every `put` adds a task; a consumer calls [`task_done`](JoinableQueue::task_done) per
+/// item it has finished; [`join`](JoinableQueue::join) waits until no task is unfinished.
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> JoinableQueue<T> {
+        JoinableQueue { queue: self.queue.clone() }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
+    /// As [`Queue::new`]. Python: `multiprocessing.JoinableQueue(maxsize)`.
+    ///
+    /// # Errors
+    /// As [`Queue::new`].
+    pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, Error> {
+        Ok(JoinableQueue { queue: Queue::new(maxsize)? })
+    }
+
+    fn unfinished(&self) -> &std::sync::atomic::AtomicU32 {
+        self.queue.channel.counters.word(UNFINISHED)
+    }
+
+    fn counted(&self, outcome: Result<(), Error>) -> Result<(), Error> {
+        if outcome.is_err() {
+            self.task_done_quietly();
+        }
+        outcome
+    }
+
+    fn task_done_quietly(&self) {
+        let _ = self
+            .unfinished()
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// As [`Queue::put`], adding a task. Python: `JoinableQueue.put(obj)`.
+    ///
+    /// # Errors
+    /// As [`Queue::put`].
+    pub fn put(&self, item: T) -> Result<(), Error> {
+        self.unfinished().fetch_add(1, Ordering::AcqRel);
+        self.counted(self.queue.put(item))
+    }
+
+    /// As [`Queue::put_timeout`].
+    ///
+    /// # Errors
+    /// As [`Queue::put_timeout`].
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Error> {
+        self.unfinished().fetch_add(1, Ordering::AcqRel);
+        self.counted(self.queue.put_timeout(item, timeout))
+    }
+
+    /// As [`Queue::put_nowait`].
+    ///
+    /// # Errors
+    /// As [`Queue::put_nowait`].
+    pub fn put_nowait(&self, item: T) -> Result<(), Error> {
+        self.unfinished().fetch_add(1, Ordering::AcqRel);
+        self.counted(self.queue.put_nowait(item))
+    }
+
+    /// As [`Queue::get`].
+    ///
+    /// # Errors
+    /// As [`Queue::get`].
+    pub fn get(&self) -> Result<T, Error> {
+        self.queue.get()
+    }
+
+    /// As [`Queue::get_timeout`].
+    ///
+    /// # Errors
+    /// As [`Queue::get_timeout`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        self.queue.get_timeout(timeout)
+    }
+
+    /// As [`Queue::get_nowait`].
+    ///
+    /// # Errors
+    /// As [`Queue::get_nowait`].
+    pub fn get_nowait(&self) -> Result<T, Error> {
+        self.queue.get_nowait()
+    }
+
+    /// Marks one task finished. Python: `JoinableQueue.task_done()`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `task_done() called too many times`.
+    pub fn task_done(&self) -> Result<(), Error> {
+        let word = self.unfinished();
+        match word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+            Err(_) => Err(Error::value("task_done() called too many times")),
+            Ok(1) => {
+                sys::futex_wake(word, i32::MAX);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Waits until every task put is done. Python: `JoinableQueue.join()`.
+    ///
+    /// # Errors
+    /// None so far; `Result` for the contract's shape.
+    pub fn join(&self) -> Result<(), Error> {
+        let word = self.unfinished();
+        loop {
+            let n = word.load(Ordering::Acquire);
+            if n == 0 {
+                return Ok(());
+            }
+            sys::futex_wait(word, n, None);
+        }
+    }
+
+    /// As [`Queue::qsize`].
+    pub fn qsize(&self) -> usize {
+        self.queue.qsize()
+    }
+
+    /// As [`Queue::empty`].
+    pub fn empty(&self) -> bool {
+        self.queue.empty()
+    }
+
+    /// As [`Queue::full`].
+    pub fn full(&self) -> bool {
+        self.queue.full()
+    }
+
+    /// As [`Queue::close`].
+    pub fn close(&self) {
+        self.queue.close()
+    }
+
+    /// As [`Queue::join_thread`].
+    ///
+    /// # Errors
+    /// As [`Queue::join_thread`].
+    pub fn join_thread(&self) -> Result<(), Error> {
+        self.queue.join_thread()
+    }
+
+    /// As [`Queue::cancel_join_thread`].
+    pub fn cancel_join_thread(&self) {
+        self.queue.cancel_join_thread()
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<JoinableQueue object at {:p}>", Arc::as_ptr(&self.queue.channel))
+    }
+}
+
+/// A simple queue across processes: Python's `multiprocessing.SimpleQueue`.
+///
+/// No feeder thread and no size: `put` writes the item itself, and waits while the pipe
+/// (1 MiB here) is full.
+pub struct SimpleQueue<T> {
+    channel: Arc<Channel>,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> SimpleQueue<T> {
+        SimpleQueue { channel: Arc::clone(&self.channel), _items: PhantomData }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
+    /// An empty queue. Python: `multiprocessing.SimpleQueue()`.
+    ///
+    /// # Errors
+    /// As [`Queue::new`].
+    pub fn new() -> Result<SimpleQueue<T>, Error> {
+        Ok(SimpleQueue { channel: Arc::new(Channel::new(0)?), _items: PhantomData })
+    }
+
+    /// Puts `item`. Python: `SimpleQueue.put(obj)`.
+    ///
+    /// # Errors
+    /// `Queue <...> is closed`; [`Error::PicklingError`]; [`Error::OsError`].
+    pub fn put(&self, item: T) -> Result<(), Error> {
+        self.channel.check_open(self)?;
+        let frame = codec::encode(&item)?;
+        self.channel.wlock.acquire();
+        let written = self.channel.write_frame(&frame);
+        let _ = self.channel.wlock.release();
+        self.channel.counters.word(COUNT).fetch_add(1, Ordering::Relaxed);
+        Ok(written?)
+    }
+
+    /// Takes the next item, waiting for one. Python: `SimpleQueue.get()`.
+    ///
+    /// # Errors
+    /// `Queue <...> is closed`; [`Error::UnpicklingError`].
+    pub fn get(&self) -> Result<T, Error> {
+        self.channel.check_open(self)?;
+        match self.channel.get_frame(None)? {
+            Some(frame) => codec::decode(&frame),
+            None => Err(Error::Empty),
+        }
+    }
+
+    /// Whether no item can be read now. Python: `SimpleQueue.empty()`.
+    pub fn empty(&self) -> bool {
+        !self.channel.readable_now()
+    }
+
+    /// Closes the queue in this process. Python: `SimpleQueue.close()`.
+    pub fn close(&self) {
+        self.channel.closed.store(true, Ordering::Release);
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<SimpleQueue object at {:p}>", Arc::as_ptr(&self.channel))
+    }
+}
+
+// ---- sending queues to spawn and forkserver children ----
+
+struct Fd<'a>(&'a OwnedFd);
+
+impl Serialize for Fd<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        reduction::serialize_fd(self.0.as_fd(), "Queue", serializer)
+    }
+}
+
+struct Mem<'a>(&'a SharedMemory);
+
+impl Serialize for Mem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_as("Queue", serializer)
+    }
+}
+
+impl Serialize for Channel {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (
+            Fd(&self.reader),
+            Fd(&self.writer),
+            &self.rlock,
+            &self.wlock,
+            &self.slots,
+            Mem(&self.counters),
+            self.maxsize as u64,
+        )
+            .serialize(serializer)
+    }
+}
+
+struct OwnedFdDe(OwnedFd);
+
+impl<'de> Deserialize<'de> for OwnedFdDe {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFdDe, D::Error> {
+        reduction::deserialize_fd(deserializer).map(OwnedFdDe)
+    }
+}
+
+impl<'de> Deserialize<'de> for Channel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
+        let (reader, writer, rlock, wlock, slots, counters, maxsize) = <(
+            OwnedFdDe,
+            OwnedFdDe,
+            Lock,
+            Lock,
+            Option<BoundedSemaphore>,
+            SharedMemory,
+            u64,
+        )>::deserialize(
+            deserializer
+        )?;
+        Ok(Channel {
+            reader: reader.0,
+            writer: writer.0,
+            rlock,
+            wlock,
+            slots,
+            counters: Arc::new(counters),
+            maxsize: maxsize as usize,
+            closed: AtomicBool::new(false),
+            cancel_join: AtomicBool::new(false),
+        })
+    }
+}
+
+macro_rules! queue_serde {
+    ($($queue:ident),*) => {$(
+        impl<T> Serialize for $queue<T> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                queue_channel(self).serialize(serializer)
+            }
+        }
+    )*};
+}
+
+fn queue_channel<Q: HasChannel>(queue: &Q) -> &Channel {
+    queue.channel()
+}
+
+trait HasChannel {
+    fn channel(&self) -> &Channel;
+}
+
+impl<T> HasChannel for Queue<T> {
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+}
+
+impl<T> HasChannel for SimpleQueue<T> {
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+}
+
+impl<T> HasChannel for JoinableQueue<T> {
+    fn channel(&self) -> &Channel {
+        &self.queue.channel
+    }
+}
+
+queue_serde!(Queue, SimpleQueue, JoinableQueue);
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Queue<T>, D::Error> {
+        Ok(Queue { channel: Arc::new(Channel::deserialize(deserializer)?), _items: PhantomData })
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SimpleQueue<T>, D::Error> {
+        Ok(SimpleQueue {
+            channel: Arc::new(Channel::deserialize(deserializer)?),
+            _items: PhantomData,
+        })
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JoinableQueue<T>, D::Error> {
+        Ok(JoinableQueue { queue: Queue::deserialize(deserializer)? })
+    }
+}
