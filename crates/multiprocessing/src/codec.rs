@@ -28,6 +28,18 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error>
     })
 }
 
+/// Serializes `value` after the bytes already in `buffer` (one allocation for a frame).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    buffer: Vec<u8>,
+) -> Result<Vec<u8>, Error> {
+    postcard::to_extend(value, buffer).map_err(|e| {
+        Error::PicklingError(
+            reduction::take_refusal().unwrap_or_else(|| format!("cannot serialize: {e}")),
+        )
+    })
+}
+
 /// Deserializes a `T` from all of `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     match postcard::take_from_bytes(bytes) {

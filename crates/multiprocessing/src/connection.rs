@@ -282,25 +282,13 @@ impl Connection {
                 continue;
             }
             if length - buf.len() >= READ_CHUNK {
-                // A large message: read straight into its buffer.
-                let len = buf.len();
-                buf.resize(length, 0);
-                let read = sys::read_nonblocking(self.fd.as_fd(), &mut buf[len..]);
-                let n = match read {
-                    Ok(Some(0)) => {
-                        buf.truncate(len);
-                        return Err(truncated());
+                // A large message: read straight into its buffer, without zero-filling.
+                match sys::read_into_spare(self.fd.as_fd(), buf, length - buf.len())? {
+                    Some(0) => return Err(truncated()),
+                    Some(_) => {}
+                    None => {
+                        sys::poll_one(self.fd.as_fd(), libc::POLLIN, None)?;
                     }
-                    Ok(Some(n)) => n,
-                    Ok(None) => 0,
-                    Err(e) => {
-                        buf.truncate(len);
-                        return Err(e.into());
-                    }
-                };
-                buf.truncate(len + n);
-                if n == 0 {
-                    sys::poll_one(self.fd.as_fd(), libc::POLLIN, None)?;
                 }
                 continue;
             }

@@ -35,6 +35,27 @@ use crate::{Error, reduction, sys};
 const PIPE_SIZE: usize = 1 << 20;
 /// Frames up to this size are written whole or not at all (`PIPE_BUF`).
 const ATOMIC_WRITE: usize = 4096;
+/// Frames are whole blocks of this size: the first holds the length and the start of the
+/// item, so a small item takes one `read` (a reader must not read past its frame: the
+/// next one may be another consumer's).
+const BLOCK: usize = 64;
+
+/// An item's frame: its length (4 bytes, big-endian), the item serialized, zeroes up to
+/// a whole number of blocks.
+fn frame_of<T: Serialize>(item: &T) -> Result<Vec<u8>, Error> {
+    let mut buffer = Vec::with_capacity(BLOCK);
+    buffer.extend_from_slice(&[0; 4]);
+    let mut frame = codec::encode_into(item, buffer)?;
+    let length = frame.len() - 4;
+    if length > MAX_FRAME {
+        return Err(Error::PicklingError(format!(
+            "an item of {length} bytes is over the {MAX_FRAME}-byte limit"
+        )));
+    }
+    frame[..4].copy_from_slice(&(length as u32).to_be_bytes());
+    frame.resize((length + 4).next_multiple_of(BLOCK), 0);
+    Ok(frame)
+}
 
 const COUNT: usize = 0;
 const UNFINISHED: usize = 1;
@@ -54,6 +75,9 @@ pub(crate) struct Channel {
     closed: AtomicBool,
     /// This process does not wait for its feeder at exit.
     cancel_join: AtomicBool,
+    /// The feeder of the process that first needed one (a forked child, whose pid
+    /// differs, finds its own in [`FEEDERS`]): saves the global lookup per `put`.
+    feeder: std::sync::OnceLock<(sys::Pid, Arc<Feeder>)>,
 }
 
 impl Channel {
@@ -76,6 +100,7 @@ impl Channel {
             maxsize,
             closed: AtomicBool::new(false),
             cancel_join: AtomicBool::new(false),
+            feeder: std::sync::OnceLock::new(),
         })
     }
 
@@ -87,12 +112,11 @@ impl Channel {
         }
     }
 
-    /// Writes one whole frame, waiting for room; the writer lock is held.
+    /// Writes one whole frame (see [`frame_of`]), waiting for room; the writer lock is held.
     fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
-        let header = (frame.len() as u32).to_be_bytes();
-        let mut parts = [IoSlice::new(&header), IoSlice::new(frame)];
+        let mut parts = [IoSlice::new(frame)];
         let mut parts: &mut [IoSlice<'_>] = &mut parts;
-        let mut left = header.len() + frame.len();
+        let mut left = frame.len();
         while left > 0 {
             match sys::write_nonblocking(self.writer.as_fd(), parts)? {
                 Some(n) => {
@@ -109,14 +133,10 @@ impl Channel {
 
     /// Writes a small frame if the pipe takes it now without waiting: `Ok(false)` if not.
     fn try_write_frame(&self, frame: &[u8]) -> io::Result<bool> {
-        if frame.len() + 4 > ATOMIC_WRITE || !self.wlock.try_acquire() {
+        if frame.len() > ATOMIC_WRITE || !self.wlock.try_acquire() {
             return Ok(false);
         }
-        let header = (frame.len() as u32).to_be_bytes();
-        let written = sys::write_nonblocking(
-            self.writer.as_fd(),
-            &[IoSlice::new(&header), IoSlice::new(frame)],
-        );
+        let written = sys::write_nonblocking(self.writer.as_fd(), &[IoSlice::new(frame)]);
         let _ = self.wlock.release();
         // A pipe write of at most PIPE_BUF bytes is all or nothing.
         Ok(written?.is_some())
@@ -138,7 +158,7 @@ impl Channel {
     }
 
     /// Takes one frame, waiting until `deadline`; `Ok(None)` when none came in time.
-    fn get_frame(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
+    fn get_item(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
         let locked = match deadline {
             None => {
                 self.rlock.acquire();
@@ -164,22 +184,40 @@ impl Channel {
     }
 
     fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if sys::poll_one(self.reader.as_fd(), libc::POLLIN, left)? == 0 {
-            return Ok(None);
+        let mut first = [0u8; BLOCK];
+        // Try first; wait only when the pipe is empty.
+        let got = loop {
+            match sys::read_nonblocking(self.reader.as_fd(), &mut first)? {
+                Some(0) => return Err(Error::EOFError),
+                Some(n) => break n,
+                None => {
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if sys::poll_one(self.reader.as_fd(), libc::POLLIN, left)? == 0 {
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        if got < BLOCK {
+            self.read_exact(&mut first[got..])?;
         }
-        let mut header = [0u8; 4];
-        self.read_exact(&mut header)?;
-        let length = u32::from_be_bytes(header) as usize;
+        let length = u32::from_be_bytes([first[0], first[1], first[2], first[3]]) as usize;
         if length > MAX_FRAME {
             return Err(Error::OsError(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("bad message length: {length} bytes"),
             )));
         }
-        let mut frame = vec![0u8; length];
-        self.read_exact(&mut frame)?;
-        Ok(Some(frame))
+        let in_first = length.min(BLOCK - 4);
+        let mut item = Vec::with_capacity(length);
+        item.extend_from_slice(&first[4..4 + in_first]);
+        if length > in_first {
+            let rest = (length + 4).next_multiple_of(BLOCK) - BLOCK;
+            item.resize(in_first + rest, 0);
+            self.read_exact(&mut item[in_first..])?;
+            item.truncate(length);
+        }
+        Ok(Some(item))
     }
 
     fn readable_now(&self) -> bool {
@@ -191,6 +229,9 @@ impl Channel {
 pub(crate) struct Feeder {
     state: Mutex<FeederState>,
     changed: Condvar,
+    /// Frames pending or being written: while 0, `put` may write directly without
+    /// taking `state` (the items of every thread before it are all written).
+    backlog: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Default)]
@@ -219,11 +260,27 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn feeder_of(channel: &Arc<Channel>) -> Arc<Feeder> {
+    let me = sys::getpid();
+    if let Some((pid, feeder)) = channel.feeder.get() {
+        if *pid == me {
+            return Arc::clone(feeder);
+        }
+    }
+    let feeder = registered_feeder(channel);
+    let _ = channel.feeder.set((me, Arc::clone(&feeder)));
+    feeder
+}
+
+fn registered_feeder(channel: &Arc<Channel>) -> Arc<Feeder> {
     let key = Arc::as_ptr(channel) as usize;
     let mut slot = feeders_slot();
     let feeders = slot.get_or_insert_with(HashMap::new);
     Arc::clone(feeders.entry(key).or_insert_with(|| {
-        Arc::new(Feeder { state: Mutex::new(FeederState::default()), changed: Condvar::new() })
+        Arc::new(Feeder {
+            state: Mutex::new(FeederState::default()),
+            changed: Condvar::new(),
+            backlog: std::sync::atomic::AtomicUsize::new(0),
+        })
     }))
 }
 
@@ -231,10 +288,11 @@ fn feeder_of(channel: &Arc<Channel>) -> Arc<Feeder> {
 /// before it, else through the feeder.
 fn send(channel: &Arc<Channel>, frame: Vec<u8>) -> Result<(), Error> {
     let feeder = feeder_of(channel);
-    let mut state = lock(&feeder.state);
-    if state.pending.is_empty() && state.writing == 0 && channel.try_write_frame(&frame)? {
+    if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(&frame)? {
         return Ok(());
     }
+    let mut state = lock(&feeder.state);
+    feeder.backlog.fetch_add(1, Ordering::AcqRel);
     state.pending.push_back(frame);
     state.keep_alive = Some(Arc::clone(channel));
     if !state.running {
@@ -280,6 +338,7 @@ fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
         }
         let mut state = lock(&feeder.state);
         state.writing -= 1;
+        feeder.backlog.fetch_sub(1, Ordering::AcqRel);
         if state.pending.is_empty() && state.writing == 0 {
             state.keep_alive = None;
         }
@@ -369,7 +428,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     fn put_until(&self, item: &T, deadline: Option<Instant>, block: bool) -> Result<(), Error> {
         self.channel.check_open(self)?;
-        let frame = codec::encode(item)?;
+        let frame = frame_of(item)?;
         if let Some(slots) = &self.channel.slots {
             let free = if block { slots.acquire_until(deadline) } else { slots.try_acquire() };
             if !free {
@@ -408,7 +467,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, Error> {
         self.channel.check_open(self)?;
-        match self.channel.get_frame(deadline)? {
+        match self.channel.get_item(deadline)? {
             Some(frame) => codec::decode(&frame),
             None => Err(Error::Empty),
         }
@@ -687,7 +746,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     /// `Queue <...> is closed`; [`Error::PicklingError`]; [`Error::OsError`].
     pub fn put(&self, item: T) -> Result<(), Error> {
         self.channel.check_open(self)?;
-        let frame = codec::encode(&item)?;
+        let frame = frame_of(&item)?;
         self.channel.wlock.acquire();
         let written = self.channel.write_frame(&frame);
         let _ = self.channel.wlock.release();
@@ -701,7 +760,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     /// `Queue <...> is closed`; [`Error::UnpicklingError`].
     pub fn get(&self) -> Result<T, Error> {
         self.channel.check_open(self)?;
-        match self.channel.get_frame(None)? {
+        match self.channel.get_item(None)? {
             Some(frame) => codec::decode(&frame),
             None => Err(Error::Empty),
         }
@@ -788,6 +847,7 @@ impl<'de> Deserialize<'de> for Channel {
             maxsize: maxsize as usize,
             closed: AtomicBool::new(false),
             cancel_join: AtomicBool::new(false),
+            feeder: std::sync::OnceLock::new(),
         })
     }
 }

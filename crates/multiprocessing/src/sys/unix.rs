@@ -46,10 +46,31 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     if result == -1 { Err(io::Error::last_os_error()) } else { Ok(result) }
 }
 
-/// This process's id. Async-signal-safe.
+/// This process's id, cached (glibc does not cache it, and queues ask per item). A fork
+/// handler clears the cache in every child, whoever forks. Async-signal-safe.
 pub(crate) fn getpid() -> Pid {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    static CACHED: AtomicI32 = AtomicI32::new(0);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget_in_child() {
+        CACHED.store(0, Ordering::Relaxed);
+    }
+    let cached = CACHED.load(Ordering::Relaxed);
+    if cached != 0 {
+        return Pid(cached);
+    }
     // SAFETY: getpid has no preconditions and cannot fail.
-    Pid(unsafe { libc::getpid() })
+    let pid = unsafe { libc::getpid() };
+    // The first call registers the fork handler (the parent's `start()` calls this before
+    // it forks, so a child's async-signal-safe section never gets here with the `Once`
+    // unfinished).
+    HANDLER.call_once(|| {
+        // SAFETY: registers a 'static `extern "C" fn` that only stores to an atomic, which
+        // is async-signal-safe in the child of a fork.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
+    CACHED.store(pid, Ordering::Relaxed);
+    Pid(pid)
 }
 
 /// The parent's process id. Async-signal-safe.
@@ -552,4 +573,32 @@ pub(crate) fn alive(id: i32) -> bool {
 pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) {
     // SAFETY: fcntl on an open fd; failure leaves the default size.
     let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes as libc::c_int) };
+}
+
+/// `read` into the spare capacity of `buf` (at most `max` bytes), extending its length by
+/// what was read, without zero-filling first; `Ok(None)` when it would block.
+pub(crate) fn read_into_spare(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    loop {
+        // SAFETY: reads at most `want` bytes into the vector's spare capacity, which is
+        // allocated and at least that long; `read` never reads the old contents.
+        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+        if n >= 0 {
+            // SAFETY: the kernel initialized the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n as usize) };
+            return Ok(Some(n as usize));
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(error),
+        }
+    }
 }

@@ -4,9 +4,10 @@
 //! The backends of one operation run in alternating rounds (warm-up first, then rounds
 //! until a time budget), so that drift of this noisy machine hits them alike; the table
 //! shows medians and the ratios between backends. CPython runs the equivalent script
-//! (`threads.py`, `processes.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! (`threads.py`, `processes.py`, `ipc.py`, shipped inside the binary) with the `python3` found on `PATH` or given
 //! by `--python`; without it, its column says why it is missing.
 
+mod ipc;
 mod measure;
 mod processes;
 mod python;
@@ -23,6 +24,8 @@ pub(crate) enum Group {
     Threads,
     /// Process start+join with fork, spawn and forkserver.
     Processes,
+    /// Pipe and Queue messages, 1 MiB messages and round trips between processes.
+    Ipc,
 }
 
 /// Arguments of `pyconc bench`.
@@ -50,7 +53,7 @@ pub(crate) struct ChildArgs {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let groups = if args.groups.is_empty() {
-        vec![Group::Threads, Group::Processes]
+        vec![Group::Threads, Group::Processes, Group::Ipc]
     } else {
         args.groups.clone()
     };
@@ -61,6 +64,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         match group {
             Group::Threads => threads::run(&settings, &python, &mut report)?,
             Group::Processes => processes::run(&settings, &python, &mut report)?,
+            Group::Ipc => ipc::run(&settings, &python, &mut report)?,
         }
     }
     print!("{}", report.table());
