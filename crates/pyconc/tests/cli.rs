@@ -23,6 +23,7 @@ fn every_demo_runs_with_fast_sleeps() {
         ("joinall", "still alive"),
         ("processes", "Count5 (pid "),
         ("process-vs-thread", "after 2 processes: 0"),
+        ("ipc", "with the lock:  400000 (none lost)"),
     ] {
         let out = pyconc(&["demo", demo, "--fast"]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -36,7 +37,7 @@ fn demo_without_a_name_runs_them_all() {
     let out = pyconc(&["demo", "--fast"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert_eq!(text.matches("== pyconc demo ").count(), 8, "{text}");
+    assert_eq!(text.matches("== pyconc demo ").count(), 9, "{text}");
 }
 
 #[test]
@@ -106,6 +107,36 @@ fn bench_processes_quick_reports_every_start_method() {
     let rows = report["rows"].as_array().unwrap();
     let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
     assert_eq!(operations, ["fork start+join", "spawn start+join", "forkserver start+join"]);
+    for row in rows {
+        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+        if have_python() {
+            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bench_ipc_quick_reports_every_operation() {
+    let dir = std::env::temp_dir().join(format!("pyconc-cli-ipc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = pyconc(&["bench", "ipc", "--quick", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    assert_eq!(
+        operations,
+        [
+            "Pipe small message (64 B)",
+            "Queue small item",
+            "Pipe 1 MiB message",
+            "Pipe round trip (64 B)"
+        ]
+    );
     for row in rows {
         assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
         assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);

@@ -23,6 +23,7 @@ examples! {
     joinall: "../../../threading/examples/joinall.rs",
     processes: "../../../multiprocessing/examples/processes.rs",
     process_vs_thread: "../../../multiprocessing/examples/process_vs_thread.rs",
+    ipc: "../../../multiprocessing/examples/ipc.rs",
 }
 
 /// Which example to run.
@@ -46,6 +47,9 @@ pub(crate) enum Demo {
     /// Process vs Thread: a CPU-bound job on 1 and N workers, and a counter that
     /// processes do not share.
     ProcessVsThread,
+    /// Processes that talk: producer/consumers over a Queue, and a shared counter with
+    /// and without a Lock (the lost-update race).
+    Ipc,
 }
 
 /// Arguments of `pyconc demo`.
@@ -67,6 +71,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Demo::Joinall,
         Demo::Processes,
         Demo::ProcessVsThread,
+        Demo::Ipc,
         Demo::Daemon,
     ];
     let chosen = match args.name {
@@ -88,6 +93,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             Demo::Joinall => joinall::demo(fast)?,
             Demo::Processes => processes::demo(fast)?,
             Demo::ProcessVsThread => process_vs_thread::demo(fast)?,
+            Demo::Ipc => ipc::demo(fast)?,
         }
     }
     Ok(())
