@@ -3,7 +3,8 @@
 //! `use multiprocessing::Process;` is `from multiprocessing import Process`: a target run in
 //! a child process, with the same API as `threading::Thread` — but the child has its own
 //! memory, so it runs truly in parallel and cannot corrupt the parent's data; what it
-//! shares must be sent.
+//! shares must be sent: over a [`Connection`] or a [`Queue`], or kept in shared memory
+//! ([`Value`], [`Array`]) guarded by cross-process locks.
 //!
 //! | Python | Rust |
 //! |---|---|
@@ -16,6 +17,18 @@
 //! | `cpu_count()` | [`cpu_count`] |
 //! | `set_start_method`, `get_start_method`, `get_all_start_methods` | [`set_start_method`], [`get_start_method`], [`get_all_start_methods`] |
 //! | `freeze_support()` | [`init`] (required first line of `main` for spawn/forkserver) |
+//! | `Pipe(duplex)`, `Connection` | [`pipe`], [`Connection`] |
+//! | `Queue`, `SimpleQueue`, `JoinableQueue` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`] |
+//! | `Value`, `Array` (`RawValue`, `RawArray`: `lock=False`) | [`Value`], [`Array`] (`new_raw`) |
+//! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | the same names: cross-process, robust locks |
+//!
+//! # Sharing objects with a child
+//!
+//! Connections, queues, shared values and the cross-process primitives are `Send + Sync`.
+//! A fork child gets them by capture (move a clone into its closure); a spawn or forkserver
+//! child gets them inside [`Process::call`]'s arguments, serialized, their fds travelling
+//! beside the arguments (CPython's reduction). Serialized anywhere else, they refuse with
+//! CPython's "`... objects should only be shared between processes through inheritance`".
 //!
 //! # Start methods
 //!
