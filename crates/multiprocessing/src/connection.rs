@@ -89,15 +89,7 @@ impl Received {
             self.buf.clear();
             self.start = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        let read = sys::read_nonblocking(fd, &mut self.buf[len..]);
-        let n = match &read {
-            Ok(Some(n)) => *n,
-            _ => 0,
-        };
-        self.buf.truncate(len + n);
-        match read? {
+        match sys::read_into_spare(fd, &mut self.buf, READ_CHUNK)? {
             None => Ok(None),
             Some(0) => Ok(Some(false)),
             Some(_) => Ok(Some(true)),

@@ -436,7 +436,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
             }
         }
         self.channel.counters.word(COUNT).fetch_add(1, Ordering::Relaxed);
-        send(&self.channel, frame)
+        let sent = send(&self.channel, frame);
+        if sent.is_err() {
+            // Nothing was queued: give the place and the count back.
+            self.channel.counters.word(COUNT).fetch_sub(1, Ordering::Relaxed);
+            if let Some(slots) = &self.channel.slots {
+                let _ = slots.release();
+            }
+        }
+        sent
     }
 
     /// Puts `item`, waiting for a free place in a full bounded queue.

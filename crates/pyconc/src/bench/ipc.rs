@@ -6,7 +6,7 @@
 //! | small messages (64 B) | `pipe(false)`: `send_bytes` → child `recv_bytes` | an OS pipe: `write(2)` of 64 B per message → child `read(2)` | `Pipe(False)`: `send_bytes` |
 //! | Queue small items | `Queue::put(u64)` → child `get` | the raw pipe row's baseline | `Queue.put(int)` |
 //! | 1 MiB messages | `pipe(true)`: `send_bytes(1 MiB)` | `write_all` 1 MiB on a socket pair → child `read_exact` | `Pipe(True)`: `send_bytes(1 MiB)` |
-//! | round trip | `send_bytes` 64 B, child echoes, `recv_bytes` | `write`/`read` on a socket pair | the same |
+//! | round trip (both sides pinned to CPU 0) | `send_bytes` 64 B, child echoes, `recv_bytes` | `write`/`read` on a socket pair | the same, pinned with `os.sched_setaffinity` |
 //!
 //! Each message batch ends with the child's one-byte acknowledgement, so a round
 //! measures delivery, not just buffering.
@@ -24,6 +24,23 @@ const SCRIPT: &str = include_str!("ipc.py");
 const GROUP: &str = "ipc";
 const SMALL: usize = 64;
 const BIG: usize = 1 << 20;
+
+/// Pins the calling thread (or, in a child, the process) to CPU 0, or back to every CPU.
+/// The round-trip rows run pinned on both sides: a wake-up across cores can cost tens of
+/// microseconds of idle-state exit, which would measure the CPUs' power states, and the
+/// scheduler's placement of the child, more than the IPC.
+fn pin_to_cpu0(pinned: bool) {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        let cpus = if pinned { 1 } else { multiprocessing::cpu_count().max(1) };
+        for cpu in 0..cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
 
 /// A child process that serves one kind of operation until its connection closes.
 struct Child {
@@ -189,6 +206,7 @@ impl PyconcRoundTrip {
     fn new() -> PyconcRoundTrip {
         let (conn, theirs) = pipe(true).expect("pipe");
         let child = Child::start(move || {
+            pin_to_cpu0(true);
             let mut buf = Vec::new();
             while theirs.recv_bytes_into(&mut buf).is_ok() {
                 theirs.send_bytes(&buf).expect("echo");
@@ -222,6 +240,7 @@ impl RawRoundTrip {
     fn new() -> RawRoundTrip {
         let (stream, mut theirs) = UnixStream::pair().expect("socketpair");
         let child = Child::start(move || {
+            pin_to_cpu0(true);
             let mut buf = [0u8; SMALL];
             while theirs.read_exact(&mut buf).is_ok() {
                 theirs.write_all(&buf).expect("echo");
@@ -280,7 +299,9 @@ pub(crate) fn run(
     }
     {
         let (ours, raw) = (PyconcRoundTrip::new(), RawRoundTrip::new());
-        push("Pipe round trip (64 B)", "round_trip", 500, &ours, &raw);
+        pin_to_cpu0(true);
+        push("Pipe round trip (64 B), one CPU", "round_trip", 500, &ours, &raw);
+        pin_to_cpu0(false);
     }
     Ok(())
 }
