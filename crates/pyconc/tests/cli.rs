@@ -134,7 +134,7 @@ fn bench_ipc_quick_reports_every_operation() {
             "Pipe small message (64 B)",
             "Queue small item",
             "Pipe 1 MiB message",
-            "Pipe round trip (64 B)"
+            "Pipe round trip (64 B), one CPU"
         ]
     );
     for row in rows {
