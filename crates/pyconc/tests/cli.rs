@@ -8,6 +8,33 @@ fn have_python() -> bool {
     Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
+/// Runs `pyconc bench GROUP --quick --json F`; returns the printed table and the JSON rows,
+/// after checking that every row has figures for pyconc, raw Rust and (when `python3`
+/// runs) CPython.
+fn bench_rows(group: &str) -> (String, Vec<serde_json::Value>) {
+    let dir = std::env::temp_dir().join(format!("pyconc-cli-{group}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("bench.json");
+    let out = pyconc(&["bench", group, "--quick", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let rows = report["rows"].as_array().unwrap().clone();
+    for row in &rows {
+        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        if have_python() {
+            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        }
+    }
+    (String::from_utf8_lossy(&out.stdout).into_owned(), rows)
+}
+
+fn operations(rows: &[serde_json::Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["operation"].as_str().unwrap()).collect()
+}
+
 fn pyconc(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_pyconc")).args(args).output().expect("run pyconc")
 }
@@ -49,18 +76,9 @@ fn unknown_demo_is_a_usage_error() {
 
 #[test]
 fn bench_threads_quick_reports_every_operation() {
-    let dir = std::env::temp_dir().join(format!("pyconc-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = pyconc(&["bench", "threads", "--quick", "--json", json.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let table = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    let (table, rows) = bench_rows("threads");
     assert_eq!(
-        operations,
+        operations(&rows),
         [
             "thread start+join",
             "current_thread()",
@@ -70,16 +88,10 @@ fn bench_threads_quick_reports_every_operation() {
             "1000 threads start+join"
         ]
     );
-    for row in rows {
-        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        assert!(table.contains(row["operation"].as_str().unwrap()));
-        if have_python() {
-            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        }
+    for operation in operations(&rows) {
+        assert!(table.contains(operation));
     }
     assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -97,39 +109,15 @@ fn processes_demo_reports_exit_codes() {
 
 #[test]
 fn bench_processes_quick_reports_every_start_method() {
-    let dir = std::env::temp_dir().join(format!("pyconc-cli-processes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = pyconc(&["bench", "processes", "--quick", "--json", json.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
-    assert_eq!(operations, ["fork start+join", "spawn start+join", "forkserver start+join"]);
-    for row in rows {
-        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        if have_python() {
-            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        }
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
+    let (_, rows) = bench_rows("processes");
+    assert_eq!(operations(&rows), ["fork start+join", "spawn start+join", "forkserver start+join"]);
 }
 
 #[test]
 fn bench_ipc_quick_reports_every_operation() {
-    let dir = std::env::temp_dir().join(format!("pyconc-cli-ipc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = pyconc(&["bench", "ipc", "--quick", "--json", json.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let rows = report["rows"].as_array().unwrap();
-    let operations: Vec<&str> = rows.iter().map(|r| r["operation"].as_str().unwrap()).collect();
+    let (_, rows) = bench_rows("ipc");
     assert_eq!(
-        operations,
+        operations(&rows),
         [
             "Pipe small message (64 B)",
             "Queue small item",
@@ -137,12 +125,4 @@ fn bench_ipc_quick_reports_every_operation() {
             "Pipe round trip (64 B), one CPU"
         ]
     );
-    for row in rows {
-        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
-        if have_python() {
-            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        }
-    }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

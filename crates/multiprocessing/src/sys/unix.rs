@@ -395,11 +395,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
 }
 
-/// `read` into `buf`; `Ok(None)` when it would block.
-pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+/// Runs a `read`/`write`-like call until it is not interrupted: the byte count, or
+/// `Ok(None)` when it would block.
+fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
     loop {
-        // SAFETY: reads at most buf.len() bytes into a valid buffer.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = call();
         if n >= 0 {
             return Ok(Some(n as usize));
         }
@@ -412,30 +412,20 @@ pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result
     }
 }
 
-/// `writev` of `parts` (without SIGPIPE); `Ok(None)` when it would block.
+/// `read` into `buf`; `Ok(None)` when it would block.
+pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: reads at most buf.len() bytes into a valid buffer.
+    nonblocking(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `writev` of `parts`; `Ok(None)` when it would block.
 pub(crate) fn write_nonblocking(
     fd: BorrowedFd<'_>,
     parts: &[IoSlice<'_>],
 ) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: IoSlice is ABI-compatible with iovec; the count matches the slice.
-        let n = unsafe {
-            libc::writev(
-                fd.as_raw_fd(),
-                parts.as_ptr().cast(),
-                parts.len().min(1024) as libc::c_int,
-            )
-        };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let error = io::Error::last_os_error();
-        match error.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(error),
-        }
-    }
+    let count = parts.len().min(1024) as libc::c_int;
+    // SAFETY: IoSlice is ABI-compatible with iovec; the count is within the slice.
+    nonblocking(|| unsafe { libc::writev(fd.as_raw_fd(), parts.as_ptr().cast(), count) })
 }
 
 /// Polls one fd for `events` (`POLLIN`, `POLLOUT`), at most `timeout`; returns `revents`
@@ -585,20 +575,13 @@ pub(crate) fn read_into_spare(
     buf.reserve(max);
     let spare = buf.spare_capacity_mut();
     let want = spare.len().min(max);
-    loop {
-        // SAFETY: reads at most `want` bytes into the vector's spare capacity, which is
-        // allocated and at least that long; `read` never reads the old contents.
-        let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
-        if n >= 0 {
-            // SAFETY: the kernel initialized the first `n` bytes of the spare capacity.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            return Ok(Some(n as usize));
-        }
-        let error = io::Error::last_os_error();
-        match error.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(error),
-        }
+    // SAFETY: reads at most `want` bytes into the vector's spare capacity, which is
+    // allocated and at least that long; `read` never reads the old contents.
+    let read =
+        nonblocking(|| unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) })?;
+    if let Some(n) = read {
+        // SAFETY: the kernel initialized the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
     }
+    Ok(read)
 }

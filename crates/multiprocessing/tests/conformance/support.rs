@@ -25,7 +25,7 @@ impl Drop for Serial {
         if std::thread::panicking() {
             return;
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while !zombies().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
