@@ -145,7 +145,10 @@ pub(crate) fn last_handle_dropped(child: &Arc<Inner>) {
         return;
     }
     let mut state = state();
-    if !state.children.iter().any(|c| Arc::ptr_eq(c, child)) {
+    let known = |list: &[Arc<Inner>]| list.iter().any(|c| Arc::ptr_eq(c, child));
+    // Only a started child not yet reaped; once (handles come and go, e.g. through
+    // `active_children()`).
+    if !known(&state.children) || known(&state.orphans) {
         return;
     }
     state.orphans.push(Arc::clone(child));
