@@ -132,7 +132,14 @@ pub(crate) struct Inner {
 
 pub(crate) enum Status {
     Initial,
-    Started { pid: Pid, waiter: Option<Arc<Waiter>>, exit: Option<ExitStatus> },
+    /// `start()` is creating the child. The lock is not held meanwhile: a forked child
+    /// must find this object's lock free (its closure may hold a handle to it).
+    Starting,
+    Started {
+        pid: Pid,
+        waiter: Option<Arc<Waiter>>,
+        exit: Option<ExitStatus>,
+    },
     Closed,
 }
 
@@ -206,6 +213,11 @@ impl Inner {
         loop {
             if self.poll_exit()?.is_some() {
                 return Ok(true);
+            }
+            if matches!(*lock(&self.status), Status::Starting) {
+                // Another thread is in `start()`: it takes a few hundred microseconds.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
             }
             let Some(waiter) = self.waiter() else {
                 // A parent whose pidfd could not be opened had ended already.
@@ -292,7 +304,9 @@ impl Process {
         let mut status = lock(&inner.status);
         match *status {
             Status::Closed => return Err(Error::value(CLOSED)),
-            Status::Started { .. } => return Err(Error::assertion(START_TWICE)),
+            Status::Started { .. } | Status::Starting => {
+                return Err(Error::assertion(START_TWICE));
+            }
             Status::Initial => {}
         }
         if inner.owner != sys::getpid() {
@@ -312,6 +326,8 @@ impl Process {
         }
         let target = slot.take().unwrap_or(Target::Nothing);
         drop(slot);
+        *status = Status::Starting;
+        drop(status);
         let current = current_process();
         let spec = ChildSpec {
             name: inner.name(),
@@ -322,13 +338,18 @@ impl Process {
             parent_name: current.name(),
         };
         children::install_exit_function();
-        let launched = start::launch(method, spec, target)?;
-        *status = Status::Started {
+        let launched = match start::launch(method, spec, target) {
+            Ok(launched) => launched,
+            Err(error) => {
+                *lock(&inner.status) = Status::Initial;
+                return Err(error);
+            }
+        };
+        *lock(&inner.status) = Status::Started {
             pid: launched.pid,
             waiter: Some(Arc::new(launched.waiter)),
             exit: None,
         };
-        drop(status);
         children::add(Arc::clone(inner));
         Ok(())
     }
@@ -527,7 +548,7 @@ impl Process {
         let mut status = lock(&inner.status);
         match &mut *status {
             Status::Closed => Err(Error::value(CLOSED)),
-            Status::Initial => Err(Error::value(NOT_STARTED)),
+            Status::Initial | Status::Starting => Err(Error::value(NOT_STARTED)),
             Status::Started { exit: Some(_), .. } => Ok(()),
             Status::Started { pid, waiter, exit } => {
                 if let Some(waiter) = waiter {
@@ -553,7 +574,7 @@ impl Process {
         let inner = self.inner();
         let running = inner.role == Role::Child
             && inner.owner == sys::getpid()
-            && matches!(*lock(&inner.status), Status::Started { .. })
+            && matches!(*lock(&inner.status), Status::Started { .. } | Status::Starting)
             && inner.poll_exit()?.is_none();
         if running {
             return Err(Error::value(CLOSE_RUNNING));
@@ -603,7 +624,7 @@ impl fmt::Debug for Process {
         let inner = self.inner();
         write!(f, "<{} name='{}'", inner.class, inner.name())?;
         let (pid, exit, closed) = match &*lock(&inner.status) {
-            Status::Initial => (None, None, false),
+            Status::Initial | Status::Starting => (None, None, false),
             Status::Started { pid, exit, .. } => (Some(*pid), *exit, false),
             Status::Closed => (None, None, true),
         };

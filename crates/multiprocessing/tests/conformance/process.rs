@@ -614,3 +614,21 @@ fn run_calls_the_target_here() {
     assert!(RAN.load(Ordering::SeqCst));
     assert_eq!(p.pid(), None, "run() starts no process");
 }
+
+/// A fork child may use a handle to its own `Process` object (copied from the parent while
+/// `start()` was running): nothing it locks was held across the fork.
+#[test]
+fn a_fork_child_can_use_its_own_process_handle() {
+    let _serial = support::serial();
+    let slot: Arc<std::sync::OnceLock<Process>> = Arc::new(std::sync::OnceLock::new());
+    let in_child = Arc::clone(&slot);
+    let p = Process::new(move || {
+        let me = in_child.get().unwrap();
+        let text = format!("{me:?} {:?} {}", me.pid(), me.is_alive());
+        std::process::exit(if text.contains("unknown") { 0 } else { 2 });
+    });
+    slot.set(p.clone()).unwrap();
+    p.start().unwrap();
+    assert!(p.join_timeout(Duration::from_secs(20)).unwrap(), "the child deadlocked");
+    assert_eq!(p.exitcode(), Some(0));
+}
