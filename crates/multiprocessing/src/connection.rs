@@ -46,6 +46,8 @@ use crate::{Error, reduction, sys};
 
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 64 * 1024;
+/// How many times a reader that found nothing yields its CPU before it sleeps.
+const YIELDS_BEFORE_SLEEP: u32 = 2;
 
 /// One end of a pipe: sends and receives messages.
 ///
@@ -292,6 +294,7 @@ impl Connection {
     /// Reads more bytes into `received`, waiting for them. `at_boundary`: nothing of the
     /// next message was read yet, so EOF is the peer closing (not a truncated message).
     fn read_more(&self, received: &mut Received, at_boundary: bool) -> Result<(), Error> {
+        let mut yields = 0;
         loop {
             match received.fill(self.fd.as_fd())? {
                 Some(true) => return Ok(()),
@@ -299,6 +302,13 @@ impl Connection {
                     return Err(Error::EOFError);
                 }
                 Some(false) => return Err(truncated()),
+                None if yields < YIELDS_BEFORE_SLEEP => {
+                    // A streaming sender is usually a moment away. Give up the CPU once
+                    // (to the sender, if it shares this CPU) and look again before
+                    // sleeping: a sleeping reader makes every write pay a wake-up.
+                    yields += 1;
+                    sys::yield_now();
+                }
                 None => {
                     sys::poll_one(self.fd.as_fd(), libc::POLLIN, None)?;
                 }

@@ -57,8 +57,11 @@ fn frame_of<T: Serialize>(item: &T) -> Result<Vec<u8>, Error> {
     Ok(frame)
 }
 
-const COUNT: usize = 0;
-const UNFINISHED: usize = 1;
+/// Words of the counters page, each on its own cache line so that producers and
+/// consumers do not bounce one line between CPUs: items put, items got, unfinished tasks.
+const PUTS: usize = 0;
+const GETS: usize = 16;
+const UNFINISHED: usize = 32;
 
 /// What every kind of queue shares: the pipe, its locks and counters.
 pub(crate) struct Channel {
@@ -68,7 +71,7 @@ pub(crate) struct Channel {
     wlock: Lock,
     /// Free places of a bounded queue.
     slots: Option<BoundedSemaphore>,
-    /// Word 0: items put and not yet got (`qsize`); word 1: unfinished tasks.
+    /// Items put, items got (`qsize` is the difference) and unfinished tasks.
     counters: Arc<SharedMemory>,
     maxsize: usize,
     /// Closed in this process (`close()`); not shared.
@@ -96,7 +99,7 @@ impl Channel {
             rlock: Lock::try_new()?,
             wlock: Lock::try_new()?,
             slots,
-            counters: Arc::new(SharedMemory::new(8)?),
+            counters: Arc::new(SharedMemory::new(256)?),
             maxsize,
             closed: AtomicBool::new(false),
             cancel_join: AtomicBool::new(false),
@@ -175,7 +178,7 @@ impl Channel {
         let _ = self.rlock.release();
         let frame = frame?;
         if frame.is_some() {
-            self.counters.word(COUNT).fetch_sub(1, Ordering::Relaxed);
+            self.counters.word(GETS).fetch_add(1, Ordering::Relaxed);
             if let Some(slots) = &self.slots {
                 let _ = slots.release();
             }
@@ -185,11 +188,17 @@ impl Channel {
 
     fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
         let mut first = [0u8; BLOCK];
-        // Try first; wait only when the pipe is empty.
+        // Try first; wait only when the pipe stays empty (after yielding the CPU once or
+        // twice, as `Connection` does: a sleeping reader makes every put pay a wake-up).
+        let mut yields = 0;
         let got = loop {
             match sys::read_nonblocking(self.reader.as_fd(), &mut first)? {
                 Some(0) => return Err(Error::EOFError),
                 Some(n) => break n,
+                None if yields < 2 && deadline.is_none_or(|d| Instant::now() < d) => {
+                    yields += 1;
+                    sys::yield_now();
+                }
                 None => {
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     if sys::poll_one(self.reader.as_fd(), libc::POLLIN, left)? == 0 {
@@ -435,11 +444,11 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
                 return Err(Error::Full);
             }
         }
-        self.channel.counters.word(COUNT).fetch_add(1, Ordering::Relaxed);
+        self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
         let sent = send(&self.channel, frame);
         if sent.is_err() {
             // Nothing was queued: give the place and the count back.
-            self.channel.counters.word(COUNT).fetch_sub(1, Ordering::Relaxed);
+            self.channel.counters.word(PUTS).fetch_sub(1, Ordering::Relaxed);
             if let Some(slots) = &self.channel.slots {
                 let _ = slots.release();
             }
@@ -509,7 +518,13 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// The approximate number of items in the queue. Python: `Queue.qsize()`.
     pub fn qsize(&self) -> usize {
-        self.channel.counters.word(COUNT).load(Ordering::Relaxed) as usize
+        let counters = &self.channel.counters;
+        let (puts, gets) = (
+            counters.word(PUTS).load(Ordering::Relaxed),
+            counters.word(GETS).load(Ordering::Relaxed),
+        );
+        // Approximate, as CPython's: a get may be counted before its put.
+        puts.wrapping_sub(gets).min(i32::MAX as u32) as usize
     }
 
     /// Whether no item can be read now (approximate, as CPython's). Python: `Queue.empty()`.
@@ -758,7 +773,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
         self.channel.wlock.acquire();
         let written = self.channel.write_frame(&frame);
         let _ = self.channel.wlock.release();
-        self.channel.counters.word(COUNT).fetch_add(1, Ordering::Relaxed);
+        self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
         Ok(written?)
     }
 

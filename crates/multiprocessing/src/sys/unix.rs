@@ -585,3 +585,9 @@ pub(crate) fn read_into_spare(
     }
     Ok(read)
 }
+
+/// `sched_yield()`: lets another runnable thread of this CPU run first.
+pub(crate) fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
