@@ -161,7 +161,7 @@ impl Connection {
     /// OS error of a peer that is gone (`EPIPE`).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         self.check_writable()?;
-        self.send_bytes(&codec::encode(value)?)
+        self.write_message(&codec::encode(value)?)
     }
 
     /// Receives one message and deserializes it.
@@ -184,6 +184,11 @@ impl Connection {
     /// As [`send`](Connection::send); a message over 2 GiB is refused.
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), Error> {
         self.check_writable()?;
+        self.write_message(data)
+    }
+
+    /// Writes one frame (the end is known to be open and writable).
+    fn write_message(&self, data: &[u8]) -> Result<(), Error> {
         let length = u32::try_from(data.len())
             .ok()
             .filter(|&n| n <= i32::MAX as u32)

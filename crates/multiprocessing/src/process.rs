@@ -312,7 +312,8 @@ impl Process {
         if inner.owner != sys::getpid() {
             return Err(Error::assertion(START_FOREIGN));
         }
-        if current_process().daemon() {
+        let current = current_process();
+        if current.daemon() {
             return Err(Error::assertion(DAEMONIC_CHILDREN));
         }
         if start::spawn::bootstrapping() {
@@ -328,7 +329,6 @@ impl Process {
         drop(slot);
         *status = Status::Starting;
         drop(status);
-        let current = current_process();
         let spec = ChildSpec {
             name: inner.name(),
             daemon: inner.daemon(),

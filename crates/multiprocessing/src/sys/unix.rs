@@ -224,15 +224,22 @@ pub(crate) fn wait_any_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<usize>> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut pollfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
         .collect();
+    poll_fds(&mut pollfds, timeout)?;
+    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
+/// `poll(2)` on `pollfds` until one is ready or `timeout` passes (`None`: no limit),
+/// restarting after signals with the time left. Returns whether any is ready.
+fn poll_fds(pollfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
-        let wait_ms = match (timeout, deadline) {
-            (None, _) | (Some(_), None) => -1,
-            (Some(_), Some(deadline)) => {
+        let wait_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 // Round up so that a wait never ends before its deadline.
                 left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
@@ -240,23 +247,16 @@ pub(crate) fn wait_any_readable(
         };
         // SAFETY: pollfds is a valid array of pollfd of the given length.
         let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait_ms) };
+        if n > 0 {
+            return Ok(true);
+        }
         if n == -1 {
             let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
             }
-            return Err(error);
-        }
-        if n > 0 {
-            return Ok(pollfds
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.revents != 0)
-                .map(|(i, _)| i)
-                .collect());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Ok(Vec::new());
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
         }
     }
 }
@@ -435,30 +435,9 @@ pub(crate) fn poll_one(
     events: i16,
     timeout: Option<Duration>,
 ) -> io::Result<i16> {
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let mut pollfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
-    loop {
-        let wait_ms = match (timeout, deadline) {
-            (None, _) | (Some(_), None) => -1,
-            (Some(_), Some(deadline)) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pollfd, 1, wait_ms) };
-        if n > 0 {
-            return Ok(pollfd.revents);
-        }
-        if n == -1 {
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(error);
-            }
-        } else if deadline.is_some_and(|d| Instant::now() >= d) || timeout == Some(Duration::ZERO) {
-            return Ok(0);
-        }
-    }
+    let mut pollfd = [libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 }];
+    poll_fds(&mut pollfd, timeout)?;
+    Ok(pollfd[0].revents)
 }
 
 /// A new anonymous shared-memory file of `len` bytes (`memfd_create`), close-on-exec.

@@ -10,40 +10,11 @@ use multiprocessing::{
     StartMethod,
 };
 
-use super::lock_tests::{LockApi, base_lock_tests};
+use super::lock_tests::{LockApi, base_lock_tests, impl_lock_api};
 use crate::each_start_method;
 use crate::support::{self, call};
 
-macro_rules! impl_mp_lock_api {
-    ($($lock:ty),*) => {$(
-        impl LockApi for $lock {
-            type Error = Error;
-            fn make() -> Self {
-                <$lock>::new()
-            }
-            fn acquire(&self) {
-                <$lock>::acquire(self)
-            }
-            fn try_acquire(&self) -> bool {
-                <$lock>::try_acquire(self)
-            }
-            fn acquire_timeout(&self, timeout: Duration) -> bool {
-                <$lock>::acquire_timeout(self, timeout)
-            }
-            fn release(&self) -> Result<(), Error> {
-                <$lock>::release(self)
-            }
-            fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-                <$lock>::acquire(self);
-                let result = f();
-                <$lock>::release(self).unwrap();
-                result
-            }
-        }
-    )*};
-}
-
-impl_mp_lock_api!(Lock, RLock, Condition);
+impl_lock_api!(acquire_release, Error; Lock, RLock, Condition);
 
 base_lock_tests!(base_lock, multiprocessing::Lock);
 base_lock_tests!(base_rlock, multiprocessing::RLock);

@@ -61,11 +61,27 @@ pub(crate) trait LockApi: Send + Sync + 'static {
     fn with<R>(&self, f: impl FnOnce() -> R) -> R;
 }
 
-/// `Lock`, `RLock` and (ConditionAsRLockTests) a default `Condition` share these names.
+/// `Lock`, `RLock` and (ConditionAsRLockTests) a default `Condition` share these names, in
+/// `threading` and in `multiprocessing`. `with` is Python's `with lock:` — through the
+/// guard (`lock()`) where the type has one, else acquire/release.
 macro_rules! impl_lock_api {
-    ($($lock:ty),*) => {$(
+    (guard, $error:ty; $($lock:ty),*) => {$(
+        impl_lock_api!(@impl $error, $lock, |lock: &$lock, f| {
+            let _held = lock.lock();
+            f()
+        });
+    )*};
+    (acquire_release, $error:ty; $($lock:ty),*) => {$(
+        impl_lock_api!(@impl $error, $lock, |lock: &$lock, f| {
+            lock.acquire();
+            let result = f();
+            lock.release().unwrap();
+            result
+        });
+    )*};
+    (@impl $error:ty, $lock:ty, |$this:ident: &$_t:ty, $f:ident| $with:block) => {
         impl LockApi for $lock {
-            type Error = Error;
+            type Error = $error;
             fn make() -> Self {
                 <$lock>::new()
             }
@@ -78,18 +94,20 @@ macro_rules! impl_lock_api {
             fn acquire_timeout(&self, timeout: Duration) -> bool {
                 <$lock>::acquire_timeout(self, timeout)
             }
-            fn release(&self) -> Result<(), Error> {
+            fn release(&self) -> Result<(), $error> {
                 <$lock>::release(self)
             }
-            fn with<R>(&self, f: impl FnOnce() -> R) -> R {
-                let _held = self.lock();
-                f()
+            fn with<R>(&self, $f: impl FnOnce() -> R) -> R {
+                let $this = self;
+                $with
             }
         }
-    )*};
+    };
 }
+#[allow(unused_imports, reason = "used by multiprocessing's tests, which include this file")]
+pub(crate) use impl_lock_api;
 
-impl_lock_api!(threading::Lock, threading::RLock, threading::Condition);
+impl_lock_api!(guard, Error; threading::Lock, threading::RLock, threading::Condition);
 
 /// BaseLockTests.test_acquire_release
 pub(crate) fn acquire_release<L: LockApi>() {
