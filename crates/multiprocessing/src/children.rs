@@ -7,7 +7,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use crate::process::{Inner, Role};
 use crate::start::{ChildSpec, Waiter};
@@ -27,6 +27,8 @@ pub(crate) struct State {
     reaper: Option<Arc<OwnedFd>>,
     exit_installed: bool,
     exiting: bool,
+    /// The pools this process made, terminated at exit.
+    pools: Vec<Weak<crate::pool::Shared>>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -38,6 +40,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     reaper: None,
     exit_installed: false,
     exiting: false,
+    pools: Vec::new(),
 });
 
 /// Threads this crate runs for itself (the reaper, the launcher), which the fork warning
@@ -90,6 +93,7 @@ pub(crate) fn become_child(state: &mut State, spec: &ChildSpec) {
     state.orphans.clear();
     state.reaper = None;
     state.exiting = false;
+    state.pools.clear();
     HELPER_THREADS.store(0, Ordering::Relaxed);
     state.current = Some(Inner::new_self(
         "Process",
@@ -111,6 +115,18 @@ pub(crate) fn become_child(state: &mut State, spec: &ChildSpec) {
         parent_pid,
         sentinel,
     ));
+}
+
+/// Records a pool, to terminate at exit.
+pub(crate) fn add_pool(pool: Weak<crate::pool::Shared>) {
+    let mut state = state();
+    state.pools.retain(|p| p.strong_count() > 0);
+    state.pools.push(pool);
+}
+
+/// Whether the exit function has started (no new children then).
+pub(crate) fn exiting() -> bool {
+    state().exiting
 }
 
 /// Records a started child.
@@ -213,6 +229,8 @@ pub(crate) fn exit_function() {
         }
         state.exiting = true;
     }
+    // CPython's pool finalizers (exit priority 15) come before the children's.
+    crate::pool::terminate_at_exit(std::mem::take(&mut state().pools));
     for child in crate::active_children() {
         if child.daemon() {
             let _ = child.terminate();

@@ -261,13 +261,7 @@ impl Connection {
         };
         if length > max {
             drop(received);
-            self.closed.store(true, Ordering::Release);
-            return Err(Error::OsError(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "bad message length: {length} bytes, over this connection's limit of {max}"
-                ),
-            )));
+            return Err(self.refuse_frame(length, max));
         }
         received.consume(4);
         buf.clear();
@@ -294,6 +288,47 @@ impl Connection {
             self.read_more(&mut received, false)?;
         }
         Ok(length)
+    }
+
+    /// Receives one message into `buf` if all of it has arrived, without waiting:
+    /// `Ok(None)` when it has not (yet). For a thread that polls many connections (the
+    /// pool's handler).
+    pub(crate) fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<Option<usize>, Error> {
+        self.check_readable()?;
+        let max = self.max_frame.load(Ordering::Relaxed);
+        let mut received = lock(&self.received);
+        loop {
+            let pending = received.pending();
+            if let Some(header) = pending.get(..4) {
+                let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                let length = length as usize;
+                if length > max {
+                    drop(received);
+                    return Err(self.refuse_frame(length, max));
+                }
+                if let Some(message) = pending.get(4..4 + length) {
+                    buf.clear();
+                    buf.extend_from_slice(message);
+                    received.consume(4 + length);
+                    return Ok(Some(length));
+                }
+            }
+            match received.fill(self.fd.as_fd())? {
+                None => return Ok(None),
+                Some(true) => {}
+                Some(false) if received.pending().is_empty() => return Err(Error::EOFError),
+                Some(false) => return Err(truncated()),
+            }
+        }
+    }
+
+    /// A frame longer than `max`: the connection is closed (its stream is out of step).
+    fn refuse_frame(&self, length: usize, max: usize) -> Error {
+        self.closed.store(true, Ordering::Release);
+        Error::OsError(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad message length: {length} bytes, over this connection's limit of {max}"),
+        ))
     }
 
     /// Reads more bytes into `received`, waiting for them. `at_boundary`: nothing of the
@@ -390,6 +425,13 @@ impl Connection {
     /// is allocated for it (CPython: `recv_bytes(maxlength)`).
     pub fn set_max_frame(&self, bytes: usize) {
         self.max_frame.store(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The connection's fd, for `poll` with other fds (as [`fileno`](Connection::fileno)).
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 

@@ -65,6 +65,22 @@ pub(crate) const READ_ONLY: &str = "connection is read-only";
 /// `recv` on the sending end of a one-way pipe.
 pub(crate) const WRITE_ONLY: &str = "connection is write-only";
 
+/// A submission to a pool that was closed or terminated.
+pub(crate) const POOL_NOT_RUNNING: &str = "Pool not running";
+/// `Pool::join` before `close` or `terminate`.
+pub(crate) const POOL_RUNNING: &str = "Pool is still running";
+/// `Pool::new(Some(0))`.
+pub(crate) const POOL_SIZE: &str = "Number of processes must be at least 1";
+/// `maxtasksperchild(0)`.
+pub(crate) const MAXTASKS: &str = "maxtasksperchild must be a positive int or None";
+/// A pool used in a process other than the one that created it (a fork child's copy).
+pub(crate) const POOL_FOREIGN: &str =
+    "pool objects cannot be passed between processes or pickled";
+/// A task still pending when its pool was terminated (CPython leaves it pending forever).
+pub(crate) const POOL_TERMINATED: &str = "the pool was terminated before this task finished";
+/// A second `get` of an `AsyncResult` whose value `get_timeout` already returned.
+pub(crate) const RESULT_TAKEN: &str = "the result was already taken by get_timeout()";
+
 /// An error from the `multiprocessing` crate.
 ///
 /// Python: the exceptions `multiprocessing` raises. `Display` gives CPython 3.11's message,
@@ -109,6 +125,18 @@ pub enum Error {
     /// Python's `threading.BrokenBarrierError`: the barrier was broken. (CPython's message
     /// is empty; this one says `broken barrier`.)
     BrokenBarrierError,
+    /// Python's `multiprocessing.TimeoutError`: a pool result was not ready in time.
+    /// (CPython's message is empty; this one says `timed out`.)
+    TimeoutError,
+    /// A pool task panicked: the panic's message and place, as the worker saw them.
+    /// Python: the task's exception, re-raised with its `RemoteTraceback` as the cause.
+    RemoteTraceback(crate::pool::RemotePanic),
+    /// Python's `multiprocessing.pool.MaybeEncodingError`: a task's result could not be
+    /// serialized to travel back (the worker survives).
+    MaybeEncodingError(String),
+    /// A pool worker died (killed, aborted, exited) while it held this task. CPython's
+    /// `Pool` never reports this: it waits forever (python/cpython#96062).
+    WorkerDied(String),
 }
 
 impl Error {
@@ -138,6 +166,9 @@ impl fmt::Display for Error {
             Error::BrokenBarrierError => f.write_str("broken barrier"),
             Error::Empty => f.write_str("queue is empty"),
             Error::Full => f.write_str("queue is full"),
+            Error::TimeoutError => f.write_str("timed out"),
+            Error::RemoteTraceback(panic) => fmt::Display::fmt(panic, f),
+            Error::MaybeEncodingError(m) | Error::WorkerDied(m) => f.write_str(m),
         }
     }
 }

@@ -20,6 +20,9 @@
 //! | `Pipe(duplex)`, `Connection` | [`pipe`], [`Connection`] |
 //! | `Queue`, `SimpleQueue`, `JoinableQueue` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`] |
 //! | `Value`, `Array` (`RawValue`, `RawArray`: `lock=False`) | [`Value`], [`Array`] (`new_raw`) |
+//! | `Pool`, `Pool(initializer=, maxtasksperchild=, context=)` | [`Pool::new`], [`Pool::builder`] |
+//! | `pool.map`, `imap`, `imap_unordered`, `apply`, `apply_async`, `map_async` | [`Pool::map`] (`map_chunked`), [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::apply`], [`Pool::apply_async`], [`Pool::map_async`] |
+//! | `AsyncResult`, `IMapIterator` | [`AsyncResult`], [`IMapIterator`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | the same names: cross-process, robust locks |
 //!
 //! # Sharing objects with a child
@@ -65,6 +68,7 @@ mod connection;
 mod context;
 mod error;
 mod heap;
+mod pool;
 mod process;
 mod queue;
 mod reduction;
@@ -79,6 +83,7 @@ pub use context::{
     set_start_method, set_start_method_force,
 };
 pub use error::Error;
+pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats, RemotePanic};
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};

@@ -282,6 +282,11 @@ impl Process {
         &self.handle.inner
     }
 
+    /// How the parent learns that this started child ended (its sentinel).
+    pub(crate) fn waiter(&self) -> Option<Arc<Waiter>> {
+        self.inner().waiter()
+    }
+
     /// Starts the child process.
     ///
     /// Python: `Process.start()`. Finished children are reaped first (CPython's

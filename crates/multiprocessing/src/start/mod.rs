@@ -126,11 +126,14 @@ fn layout_anchor() -> u8 {
     1
 }
 
-fn offset(address: usize) -> u64 {
+/// A code address of this binary as an offset from its anchor: the same number names the
+/// same code in every process running this binary (the pool sends task functions so).
+pub(crate) fn offset(address: usize) -> u64 {
     (address as u64).wrapping_sub(anchor as *const () as usize as u64)
 }
 
-fn address(offset: u64) -> usize {
+/// The code address in this process of an [`offset`].
+pub(crate) fn address(offset: u64) -> usize {
     (anchor as *const () as usize as u64).wrapping_add(offset) as usize
 }
 

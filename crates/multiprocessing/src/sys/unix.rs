@@ -570,3 +570,9 @@ pub(crate) fn yield_now() {
     // SAFETY: sched_yield has no preconditions.
     unsafe { libc::sched_yield() };
 }
+
+/// The name of signal `number` (`SIGKILL`), or `signal N` for one nix does not know.
+pub(crate) fn signal_name(number: i32) -> String {
+    nix::sys::signal::Signal::try_from(number)
+        .map_or_else(|_| format!("signal {number}"), |signal| signal.as_str().to_owned())
+}

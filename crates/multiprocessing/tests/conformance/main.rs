@@ -17,6 +17,7 @@ mod errors;
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;
 mod pipe;
+mod pool;
 mod process;
 mod queue;
 mod shared;

@@ -97,7 +97,8 @@ impl Drop for TempPath {
 pub(crate) fn append(path: &str, line: &str) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
-    writeln!(file, "{line}").unwrap();
+    // One write (O_APPEND): lines of concurrent writers never interleave.
+    file.write_all(format!("{line}\n").as_bytes()).unwrap();
 }
 
 /// Whether process `pid` is gone (or a zombie: it has ended, whoever reaps it).

@@ -1,0 +1,410 @@
+//! The pool's handler thread: CPython's three pool threads (worker handler, task handler,
+//! result handler) in one.
+//!
+//! Each worker has its own connection, and the handler knows which chunks each worker
+//! holds, in order. It sleeps in `poll` on a wake-up eventfd (new work, close,
+//! terminate), every worker's connection (results) and every worker's sentinel (death).
+//! That is what lets it do what CPython's pool cannot: when a worker dies, the first chunk
+//! it held — the one it was running — fails with [`Error::WorkerDied`], the chunks queued
+//! behind it go back to the queue, and a new worker takes its place. Nothing waits forever.
+//!
+//! Throughput: a worker holds up to a *window* of chunks, so it never waits for the
+//! handler between two small tasks. The window follows how long chunks take (about
+//! [`WINDOW_WORK`] of work in hand, at least one chunk, at most [`MAX_WINDOW`]), so long
+//! tasks are handed out one at a time and spread evenly over the workers.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::result::lock;
+use super::task::{self, FromWorker, RemotePanic, ToWorker};
+use super::{Chunk, Shared, StartWorker, Status};
+use crate::error::POOL_TERMINATED;
+use crate::sys;
+use crate::{Connection, Error, Process};
+
+/// How much work (in nanoseconds) a worker should hold.
+const WINDOW_WORK: f64 = 200_000.0;
+/// The most chunks a worker holds.
+const MAX_WINDOW: usize = 64;
+/// How long a worker asked to stop (or terminated) may take before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A worker as the handler sees it.
+pub(crate) struct Worker {
+    pub(crate) process: Process,
+    pub(crate) conn: Connection,
+    /// The chunks sent to it and not answered yet, oldest first, with their job numbers.
+    in_flight: VecDeque<(u64, Chunk)>,
+    /// How many chunks it was given (for `maxtasksperchild`).
+    given: usize,
+    /// Its connection ended: it is dying.
+    gone: bool,
+}
+
+impl Worker {
+    pub(crate) fn new((process, conn): (Process, Connection)) -> Worker {
+        Worker { process, conn, in_flight: VecDeque::new(), given: 0, gone: false }
+    }
+}
+
+pub(crate) struct Handler {
+    shared: Arc<Shared>,
+    start_worker: StartWorker,
+    maxtasks: Option<usize>,
+    workers: Vec<Worker>,
+    next_job: u64,
+    /// Average time of a chunk, in nanoseconds (exponentially weighted).
+    chunk_nanos: Option<f64>,
+    /// Where the next round of hand-outs starts, so no worker is always first.
+    turn: usize,
+    frame: Vec<u8>,
+}
+
+impl Handler {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        start_worker: StartWorker,
+        maxtasks: Option<usize>,
+        workers: Vec<Worker>,
+    ) -> Handler {
+        Handler {
+            shared,
+            start_worker,
+            maxtasks,
+            workers,
+            next_job: 0,
+            chunk_nanos: None,
+            turn: 0,
+            frame: Vec::new(),
+        }
+    }
+
+    /// The thread's body: runs until the pool is terminated, or closed and done.
+    pub(crate) fn run(mut self) {
+        loop {
+            let status = self.hand_out();
+            match status {
+                Status::Terminate => {
+                    self.terminate();
+                    break;
+                }
+                Status::Close if self.idle() => {
+                    self.stop_workers();
+                    break;
+                }
+                _ => {}
+            }
+            self.wait_and_handle();
+        }
+    }
+
+    fn window(&self) -> usize {
+        match self.chunk_nanos {
+            None => 1,
+            Some(nanos) => ((WINDOW_WORK / nanos.max(1.0)).ceil() as usize).clamp(1, MAX_WINDOW),
+        }
+    }
+
+    /// Gives queued chunks to workers with room, one per worker per round; returns the
+    /// pool's status.
+    fn hand_out(&mut self) -> Status {
+        let window = self.window();
+        let mut frames: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
+        let status = {
+            let mut state = lock(&self.shared.state);
+            if state.status != Status::Terminate {
+                let count = self.workers.len();
+                let mut progress = true;
+                while progress && !state.queue.is_empty() {
+                    progress = false;
+                    for k in 0..count {
+                        let i = (self.turn + k) % count;
+                        let worker = &mut self.workers[i];
+                        if worker.gone
+                            || worker.in_flight.len() >= window
+                            || self.maxtasks.is_some_and(|max| worker.given >= max)
+                        {
+                            continue;
+                        }
+                        let Some(chunk) = state.queue.pop_front() else { break };
+                        let job = self.next_job;
+                        self.next_job += 1;
+                        let header = ToWorker::Run {
+                            job,
+                            entry: chunk.entry,
+                            function: chunk.function,
+                            count: chunk.count,
+                            len: chunk.items.len() as u32,
+                        };
+                        let _ = task::append(&header, &mut frames[i]);
+                        frames[i].extend_from_slice(&chunk.items);
+                        self.shared.stats.running.fetch_add(chunk.slots.len() as u64, Ordering::Relaxed);
+                        worker.given += 1;
+                        worker.in_flight.push_back((job, chunk));
+                        progress = true;
+                    }
+                }
+                self.turn = self.turn.wrapping_add(1);
+            }
+            state.status
+        };
+        for (worker, frame) in self.workers.iter_mut().zip(frames) {
+            if !frame.is_empty() && worker.conn.send_bytes(&frame).is_err() {
+                // It is dying; its sentinel will say so.
+                worker.gone = true;
+            }
+        }
+        status
+    }
+
+    /// Nothing queued and nothing held by a worker.
+    fn idle(&self) -> bool {
+        self.workers.iter().all(|w| w.in_flight.is_empty()) && lock(&self.shared.state).queue.is_empty()
+    }
+
+    /// Sleeps until something happens, then handles it.
+    fn wait_and_handle(&mut self) {
+        let waiters: Vec<_> = self.workers.iter().map(|w| w.process.waiter()).collect();
+        let mut fds = vec![self.shared.wake.as_fd()];
+        // (worker, is its sentinel) for each fd after the first.
+        let mut owners = Vec::new();
+        for (i, (worker, waiter)) in self.workers.iter().zip(&waiters).enumerate() {
+            if !worker.gone {
+                fds.push(worker.conn.as_fd());
+                owners.push((i, false));
+            }
+            if let Some(waiter) = waiter {
+                fds.push(waiter.sentinel());
+                owners.push((i, true));
+            }
+        }
+        let ready = match sys::wait_any_readable(&fds, None) {
+            Ok(ready) => ready,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(1));
+                return;
+            }
+        };
+        drop(fds);
+        let mut died = Vec::new();
+        let mut init_failed = None;
+        for index in ready {
+            if index == 0 {
+                sys::eventfd_clear(self.shared.wake.as_fd());
+                continue;
+            }
+            let (worker, sentinel) = owners[index - 1];
+            if sentinel {
+                died.push(worker);
+            } else if let Some(panic) = self.read_results(worker) {
+                init_failed = Some(panic);
+            }
+        }
+        drop(waiters);
+        if let Some(panic) = init_failed {
+            // CPython starts worker after worker forever; here the pool is broken and
+            // every task, now and later, fails with the panic.
+            self.break_pool(Arc::new(move || Error::RemoteTraceback(panic.clone())));
+            return;
+        }
+        // Highest index first, so the others keep their places while removed.
+        died.sort_unstable();
+        for worker in died.into_iter().rev() {
+            self.worker_died(worker);
+        }
+    }
+
+    /// Reads and delivers every whole result message a worker has sent; returns the
+    /// panic of its initializer if it reported one.
+    fn read_results(&mut self, index: usize) -> Option<RemotePanic> {
+        let mut frame = std::mem::take(&mut self.frame);
+        let mut init_failed = None;
+        loop {
+            match self.workers[index].conn.try_recv_bytes_into(&mut frame) {
+                Ok(Some(_)) => {
+                    if let Some(panic) = self.results(index, &frame) {
+                        init_failed = Some(panic);
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    self.workers[index].gone = true;
+                    break;
+                }
+            }
+        }
+        self.frame = frame;
+        init_failed
+    }
+
+    /// Handles one message of results.
+    fn results(&mut self, index: usize, mut frame: &[u8]) -> Option<RemotePanic> {
+        while !frame.is_empty() {
+            let Ok((header, rest)) = postcard::take_from_bytes::<FromWorker>(frame) else {
+                return None; // not a worker's message; its chunks fail if it dies
+            };
+            match header {
+                FromWorker::Done { job, nanos, len } => {
+                    let results = rest.get(..len as usize)?;
+                    frame = &rest[len as usize..];
+                    let worker = &mut self.workers[index];
+                    if worker.in_flight.front().is_none_or(|(first, _)| *first != job) {
+                        return None;
+                    }
+                    let (_, chunk) = worker.in_flight.pop_front()?;
+                    let stats = &self.shared.stats;
+                    stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
+                    chunk.sink.deliver(&chunk.slots, results, stats);
+                    let nanos = nanos as f64;
+                    self.chunk_nanos = Some(match self.chunk_nanos {
+                        None => nanos,
+                        Some(average) => average * 0.75 + nanos * 0.25,
+                    });
+                }
+                FromWorker::InitFailed(panic) => return Some(panic),
+            }
+        }
+        None
+    }
+
+    /// Fails `chunk`'s items with `error`.
+    fn fail(&self, chunk: &Chunk, error: &dyn Fn() -> Error) {
+        chunk.sink.fail(&chunk.slots, error, &self.shared.stats);
+    }
+
+    /// A worker's sentinel fired: collect its last results, fail the chunk it was
+    /// running, requeue the ones behind it, and replace it.
+    fn worker_died(&mut self, index: usize) {
+        if let Some(panic) = self.read_results(index) {
+            self.break_pool(Arc::new(move || Error::RemoteTraceback(panic.clone())));
+            return;
+        }
+        let mut worker = self.workers.remove(index);
+        self.shared.forget_worker(&worker.process);
+        let _ = worker.process.join();
+        let running: u64 = worker.in_flight.iter().map(|(_, c)| c.slots.len() as u64).sum();
+        self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
+        let terminating = lock(&self.shared.state).status == Status::Terminate;
+        // Terminating: what it held fails as terminated, below.
+        let running = if terminating { None } else { worker.in_flight.pop_front() };
+        if let Some((_, chunk)) = running {
+            let how = match worker.process.exitcode() {
+                Some(code) if code < 0 => {
+                    format!("it was killed by signal {} ({})", -code, sys::signal_name(-code))
+                }
+                Some(code) => format!("it exited with code {code}"),
+                None => "its end is unknown".to_owned(),
+            };
+            let message = format!(
+                "the pool worker {} (pid {}) died while running this task: {how}",
+                worker.process.name(),
+                worker.process.pid().unwrap_or(0),
+            );
+            self.fail(&chunk, &|| Error::WorkerDied(message.clone()));
+        }
+        let replace = {
+            let mut state = lock(&self.shared.state);
+            // The chunks behind the one that ran had not started: they go first again.
+            for (_, chunk) in worker.in_flight.drain(..).rev() {
+                state.queue.push_front(chunk);
+            }
+            let work_left = !state.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty());
+            state.broken.is_none()
+                && !crate::children::exiting()
+                && match state.status {
+                    Status::Run => true,
+                    Status::Close => work_left,
+                    Status::Terminate => false,
+                }
+        };
+        if replace {
+            match (self.start_worker)(self.maxtasks) {
+                Ok(started) => {
+                    self.shared.add_worker(&started.0);
+                    self.workers.push(Worker::new(started));
+                }
+                Err(error) if self.workers.is_empty() => {
+                    let message = format!("the pool could not replace a dead worker: {error}");
+                    self.break_pool(Arc::new(move || Error::WorkerDied(message.clone())));
+                }
+                Err(_) => {} // the others carry on; the next death tries again
+            }
+        }
+    }
+
+    /// No worker can run tasks: kill the workers and fail every task, now and later.
+    fn break_pool(&mut self, error: Arc<dyn Fn() -> Error + Send + Sync>) {
+        let queued: Vec<Chunk> = {
+            let mut state = lock(&self.shared.state);
+            state.broken = Some(Arc::clone(&error));
+            state.queue.drain(..).collect()
+        };
+        self.kill_workers(&*error);
+        for chunk in &queued {
+            self.fail(chunk, &*error);
+        }
+    }
+
+    /// Terminates and reaps every worker, failing what they held with `error`.
+    fn kill_workers(&mut self, error: &dyn Fn() -> Error) {
+        for worker in &self.workers {
+            let _ = worker.process.terminate();
+        }
+        for mut worker in std::mem::take(&mut self.workers) {
+            reap(&worker.process);
+            self.shared.forget_worker(&worker.process);
+            let running: u64 = worker.in_flight.iter().map(|(_, c)| c.slots.len() as u64).sum();
+            self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
+            for (_, chunk) in worker.in_flight.drain(..) {
+                self.fail(&chunk, error);
+            }
+        }
+    }
+
+    /// `terminate()`: stop the workers at once; what they held and what is queued fails.
+    fn terminate(&mut self) {
+        self.kill_workers(&|| Error::runtime(POOL_TERMINATED));
+        let queued: Vec<Chunk> = lock(&self.shared.state).queue.drain(..).collect();
+        for chunk in &queued {
+            self.fail(chunk, &|| Error::runtime(POOL_TERMINATED));
+        }
+    }
+
+    /// `close()` + all done: ask the workers to exit, and reap them.
+    fn stop_workers(&mut self) {
+        let mut stop = Vec::new();
+        let _ = task::append(&ToWorker::Stop, &mut stop);
+        for worker in &self.workers {
+            let _ = worker.conn.send_bytes(&stop);
+        }
+        for worker in std::mem::take(&mut self.workers) {
+            if !matches!(worker.process.join_timeout(STOP_GRACE), Ok(true)) {
+                let _ = worker.process.terminate();
+                reap(&worker.process);
+            }
+            self.shared.forget_worker(&worker.process);
+        }
+    }
+}
+
+impl Drop for Handler {
+    /// The handler's end, normal or not (a panic here must not leave callers waiting):
+    /// whatever is still pending fails, the workers are reaped, and `join` may return.
+    fn drop(&mut self) {
+        lock(&self.shared.state).status = Status::Terminate;
+        self.terminate();
+        self.shared.set_finished();
+    }
+}
+
+/// Waits for a signalled worker to end, killing it if it takes too long.
+fn reap(process: &Process) {
+    if !matches!(process.join_timeout(STOP_GRACE), Ok(true)) {
+        let _ = process.kill();
+        let _ = process.join();
+    }
+}

@@ -1,0 +1,856 @@
+//! `Pool`: CPython's `multiprocessing.pool.Pool` — a fixed set of worker processes that
+//! run functions over items — and where it differs.
+//!
+//! - Functions are `fn(T) -> R` with serde arguments and results, so every start method
+//!   works: a function travels to a worker as a code offset (workers run this same
+//!   binary), its items and results serialized. CPython pickles functions by name the same
+//!   way. A closure without captures is a `fn` too.
+//! - A task that panics fails with the panic's message and place
+//!   ([`Error::RemoteTraceback`]); the worker lives on, as with a CPython exception.
+//! - **A worker that dies** (killed, aborted, exited) fails the task it was running with
+//!   [`Error::WorkerDied`] at once, the tasks it held but had not started go to other
+//!   workers, and a new worker takes its place. CPython's pool waits forever there
+//!   (python/cpython#96062).
+//! - An initializer that panics breaks the pool: every task fails with that panic
+//!   (CPython starts new workers forever). `terminate()` fails the pending tasks (CPython
+//!   leaves them pending forever).
+//!
+//! Internals: `handler.rs` (the thread that feeds workers and collects results),
+//! `worker.rs` (the worker process), `task.rs` (the wire format), `result.rs`
+//! (`AsyncResult`, `IMapIterator`).
+
+mod handler;
+mod result;
+mod task;
+mod worker;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use result::{AsyncResult, Callbacks, IMapIterator};
+pub use task::RemotePanic;
+
+use handler::{Handler, Worker};
+use result::{MapSink, Sink, Slot, Slots, lock};
+use worker::WorkerArgs;
+
+use crate::error::{MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE};
+use crate::sys::{self, Pid};
+use crate::{Connection, Error, Process, StartMethod, children, get_start_method, pipe};
+
+/// How long `terminate` waits at exit for a pool's handler at most.
+const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// CPython's pool states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Run,
+    Close,
+    Terminate,
+}
+
+impl Status {
+    fn name(self) -> &'static str {
+        match self {
+            Status::Run => "RUN",
+            Status::Close => "CLOSE",
+            Status::Terminate => "TERMINATE",
+        }
+    }
+}
+
+/// Some items of one submission, serialized, and where their results go.
+pub(crate) struct Chunk {
+    /// The offsets of the monomorphized chunk runner and of the user's function.
+    pub(crate) entry: u64,
+    pub(crate) function: u64,
+    pub(crate) count: u32,
+    pub(crate) items: Vec<u8>,
+    pub(crate) slots: Slots,
+    pub(crate) sink: Arc<dyn Sink>,
+}
+
+/// A pool's state that user threads and the handler share.
+pub(crate) struct State {
+    pub(crate) status: Status,
+    /// Chunks no worker holds yet.
+    pub(crate) queue: VecDeque<Chunk>,
+    /// Why every task fails (an initializer panicked, no worker can be started).
+    pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
+}
+
+/// The pool's live counters, in items.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) submitted: AtomicU64,
+    pub(crate) running: AtomicU64,
+    pub(crate) done: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+/// Starts one worker; `Option<usize>` is `maxtasksperchild`.
+pub(crate) type StartWorker =
+    Arc<dyn Fn(Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>;
+
+pub(crate) struct Shared {
+    /// The number of workers.
+    pub(crate) size: usize,
+    pub(crate) state: Mutex<State>,
+    /// Wakes the handler: new work, close, terminate.
+    pub(crate) wake: OwnedFd,
+    pub(crate) stats: Counters,
+    /// The process that made the pool (a fork child's copy must not use it).
+    owner: Pid,
+    /// The current workers, for `terminate` from a user thread.
+    workers: Mutex<Vec<Process>>,
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
+}
+
+impl Shared {
+    pub(crate) fn set_finished(&self) {
+        *lock(&self.finished) = true;
+        self.finished_changed.notify_all();
+        children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Waits until the handler thread has finished, at most until `deadline`.
+    fn wait_finished(&self, deadline: Option<Instant>) -> bool {
+        let mut finished = lock(&self.finished);
+        while !*finished {
+            let left = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            };
+            if left.is_zero() {
+                return false;
+            }
+            finished = self
+                .finished_changed
+                .wait_timeout(finished, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
+    pub(crate) fn add_worker(&self, process: &Process) {
+        lock(&self.workers).push(process.clone());
+    }
+
+    pub(crate) fn forget_worker(&self, process: &Process) {
+        lock(&self.workers).retain(|p| p.pid() != process.pid());
+    }
+
+    fn check_owner(&self) -> Result<(), Error> {
+        if sys::getpid() == self.owner { Ok(()) } else { Err(Error::value(POOL_FOREIGN)) }
+    }
+
+    /// Moves to `status` (never back from `Terminate`) and wakes the handler.
+    fn set_status(&self, status: Status) {
+        {
+            let mut state = lock(&self.state);
+            if state.status == Status::Terminate || (state.status == Status::Close && status == Status::Run) {
+                return;
+            }
+            state.status = status;
+        }
+        sys::eventfd_signal(self.wake.as_fd());
+    }
+
+    /// `terminate()`: signal the workers from here (the handler may be busy sending),
+    /// then wait for the handler to reap them and fail what is pending.
+    fn terminate(&self, deadline: Option<Instant>) {
+        self.set_status(Status::Terminate);
+        for worker in lock(&self.workers).iter() {
+            let _ = worker.terminate();
+        }
+        self.wait_finished(deadline);
+    }
+}
+
+/// Serializes `items` in chunks of `chunksize` and queues them; `first` is the index of
+/// the first item within its submission. An item that cannot be serialized fails alone.
+///
+/// # Errors
+/// `Pool not running` after `close`/`terminate`; `POOL_FOREIGN` in a fork child.
+pub(crate) fn submit<T, R>(
+    shared: &Shared,
+    function: fn(T) -> R,
+    items: Vec<T>,
+    first: usize,
+    chunksize: usize,
+    sink: &Arc<dyn Sink>,
+) -> Result<(), Error>
+where
+    T: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    shared.check_owner()?;
+    if lock(&shared.state).status != Status::Run {
+        return Err(Error::value(POOL_NOT_RUNNING));
+    }
+    let entry = task::entry_of::<T, R>();
+    let function = crate::start::offset(function as usize);
+    let total = items.len();
+    shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
+    let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
+    let mut items = items.into_iter().enumerate().peekable();
+    while items.peek().is_some() {
+        let mut encoded = Vec::new();
+        let mut slots = Vec::new();
+        let mut holes = false;
+        for (index, item) in items.by_ref().take(chunksize) {
+            match task::append(&item, &mut encoded) {
+                Ok(()) => slots.push(first + index),
+                Err(error) => {
+                    holes = true;
+                    let message = format!("cannot serialize a task's argument: {error}");
+                    let slot = Slots::List(vec![first + index]);
+                    sink.fail(&slot, &|| Error::PicklingError(message.clone()), &shared.stats);
+                }
+            }
+        }
+        if slots.is_empty() {
+            continue;
+        }
+        let slots = match (holes, slots.first(), slots.last()) {
+            (false, Some(&a), Some(&b)) => Slots::Range(a..b + 1),
+            _ => Slots::List(slots),
+        };
+        chunks.push(Chunk {
+            entry,
+            function,
+            count: slots.len() as u32,
+            items: encoded,
+            slots,
+            sink: Arc::clone(sink),
+        });
+    }
+    let broken = {
+        let mut state = lock(&shared.state);
+        if state.status != Status::Run {
+            shared.stats.submitted.fetch_sub(total as u64, Ordering::Relaxed);
+            return Err(Error::value(POOL_NOT_RUNNING));
+        }
+        match &state.broken {
+            Some(broken) => Some(Arc::clone(broken)),
+            None => {
+                state.queue.extend(chunks.drain(..));
+                None
+            }
+        }
+    };
+    match broken {
+        Some(error) => {
+            for chunk in &chunks {
+                chunk.sink.fail(&chunk.slots, &*error, &shared.stats);
+            }
+        }
+        None => sys::eventfd_signal(shared.wake.as_fd()),
+    }
+    Ok(())
+}
+
+/// CPython's default chunk size for `map`: about four chunks per worker.
+fn default_chunksize(items: usize, workers: usize) -> usize {
+    let (q, r) = (items / (workers * 4), items % (workers * 4));
+    (q + usize::from(r != 0)).max(1)
+}
+
+fn check_chunksize(chunksize: usize) -> Result<(), Error> {
+    if chunksize == 0 {
+        return Err(Error::ValueError("Chunksize must be 1+, not 0".into()));
+    }
+    Ok(())
+}
+
+/// What a pool's progress counters say, in items (a task of `apply` is one item).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// Items handed to the pool.
+    pub submitted: u64,
+    /// Items a worker holds now (running or next in its queue).
+    pub running: u64,
+    /// Items finished with a result.
+    pub done: u64,
+    /// Items finished with an error.
+    pub failed: u64,
+}
+
+/// A pool of worker processes.
+///
+/// Python: `multiprocessing.pool.Pool`. `Send + Sync`: any thread may submit work.
+/// `starmap` is [`map`](Pool::map) over tuples (`fn((A, B)) -> R`). Dropping the pool
+/// terminates it, as leaving CPython's `with Pool() as pool:` block does; call
+/// [`close`](Pool::close) and [`join`](Pool::join) to let the work finish first.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::new(Some(2))?;
+/// assert_eq!(pool.map(square, 0..5)?, vec![0, 1, 4, 9, 16]);
+/// let total: u64 = pool.imap_unordered(square, 0..100)?.map(Result::unwrap).sum();
+/// assert_eq!(total, 328_350);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub struct Pool {
+    shared: Arc<Shared>,
+    handler: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Pool {
+    /// A pool of `processes` workers (`None`: [`cpu_count()`](crate::cpu_count)), started
+    /// with the default start method.
+    ///
+    /// Python: `multiprocessing.Pool(processes)`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Number of processes must be at least 1`; whatever starting a
+    /// worker returns (then the workers already started are terminated).
+    pub fn new(processes: Option<usize>) -> Result<Pool, Error> {
+        PoolBuilder::new().processes(processes).build()
+    }
+
+    /// A builder for a pool with an initializer, `maxtasksperchild` or a start method.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// The number of workers. Python: `pool._processes`.
+    pub fn processes(&self) -> usize {
+        self.shared.size
+    }
+
+    /// The live progress counters.
+    pub fn stats(&self) -> PoolStats {
+        let stats = &self.shared.stats;
+        PoolStats {
+            submitted: stats.submitted.load(Ordering::Relaxed),
+            running: stats.running.load(Ordering::Relaxed),
+            done: stats.done.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// `function(argument)` in a worker, returning its result.
+    ///
+    /// Python: `Pool.apply(f, (a,))`.
+    ///
+    /// # Errors
+    /// `Pool not running` after `close`/`terminate`; the task's failure (see
+    /// [`AsyncResult::get`]).
+    pub fn apply<A, R>(&self, function: fn(A) -> R, argument: A) -> Result<R, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.try_apply_async(function, argument, Callbacks::new())?.get()
+    }
+
+    /// Starts `function(argument)` in a worker; the result comes later.
+    ///
+    /// Python: `Pool.apply_async(f, (a,))`. A pool that is not running gives a result
+    /// that is already the `Pool not running` error.
+    pub fn apply_async<A, R>(&self, function: fn(A) -> R, argument: A) -> AsyncResult<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async_with(function, argument, Callbacks::new())
+    }
+
+    /// [`apply_async`](Pool::apply_async) with a callback and an error callback.
+    ///
+    /// Python: `Pool.apply_async(f, (a,), callback=, error_callback=)`.
+    pub fn apply_async_with<A, R>(
+        &self,
+        function: fn(A) -> R,
+        argument: A,
+        callbacks: Callbacks<R>,
+    ) -> AsyncResult<R>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let slot = Slot::new(callbacks);
+        let sink: Arc<dyn Sink> = slot.clone();
+        if let Err(error) = submit(&self.shared, function, vec![argument], 0, 1, &sink) {
+            slot.set(Err(error));
+        }
+        AsyncResult::new(slot)
+    }
+
+    fn try_apply_async<A, R>(
+        &self,
+        function: fn(A) -> R,
+        argument: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error>
+    where
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let slot = Slot::new(callbacks);
+        let sink: Arc<dyn Sink> = slot.clone();
+        submit(&self.shared, function, vec![argument], 0, 1, &sink)?;
+        Ok(AsyncResult::new(slot))
+    }
+
+    /// `function` over every item, in the items' order, with CPython's default chunk
+    /// size (about four chunks per worker).
+    ///
+    /// Python: `Pool.map(f, items)`; `starmap` is this over tuples.
+    ///
+    /// # Errors
+    /// `Pool not running`; otherwise, once every item is done, the failure of the first
+    /// failed item (CPython: after all chunks, too — test_map_no_failfast).
+    pub fn map<T, R>(&self, function: fn(T) -> R, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.start_map(function, items.into_iter().collect(), None, Callbacks::new())?.get()
+    }
+
+    /// [`map`](Pool::map) in chunks of `chunksize` items.
+    ///
+    /// Python: `Pool.map(f, items, chunksize)`.
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map); `Chunksize must be 1+, not 0`.
+    pub fn map_chunked<T, R>(
+        &self,
+        function: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        check_chunksize(chunksize)?;
+        self.start_map(function, items.into_iter().collect(), Some(chunksize), Callbacks::new())?
+            .get()
+    }
+
+    /// [`map`](Pool::map), returning at once; the list comes later.
+    ///
+    /// Python: `Pool.map_async(f, items)`. A pool that is not running gives a result that
+    /// is already the `Pool not running` error.
+    pub fn map_async<T, R>(
+        &self,
+        function: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async_with(function, items, None, Callbacks::new())
+    }
+
+    /// [`map_async`](Pool::map_async) with a chunk size (`None`: the default) and
+    /// callbacks (the callback gets the whole list).
+    ///
+    /// Python: `Pool.map_async(f, items, chunksize, callback, error_callback)`.
+    pub fn map_async_with<T, R>(
+        &self,
+        function: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let items = items.into_iter().collect();
+        match chunksize.map_or(Ok(()), check_chunksize) {
+            Ok(()) => self.start_map(function, items, chunksize, callbacks),
+            Err(error) => Err(error),
+        }
+        .unwrap_or_else(|error| {
+            let slot = Slot::new(Callbacks::new());
+            slot.set(Err(error));
+            AsyncResult::new(slot)
+        })
+    }
+
+    fn start_map<T, R>(
+        &self,
+        function: fn(T) -> R,
+        items: Vec<T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.shared.check_owner()?;
+        if lock(&self.shared.state).status != Status::Run {
+            return Err(Error::value(POOL_NOT_RUNNING));
+        }
+        let chunksize = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
+        let slot = Slot::new(callbacks);
+        let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
+        if !items.is_empty() {
+            submit(&self.shared, function, items, 0, chunksize, &sink)?;
+        }
+        Ok(AsyncResult::new(slot))
+    }
+
+    /// A lazy iterator of `function(item)` results in the items' order, one item per
+    /// task.
+    ///
+    /// Python: `Pool.imap(f, items)`.
+    ///
+    /// # Errors
+    /// `Pool not running`.
+    pub fn imap<T, R, I>(
+        &self,
+        function: fn(T) -> R,
+        items: I,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        self.imap_chunked(function, items, 1)
+    }
+
+    /// [`imap`](Pool::imap) with `chunksize` items per task.
+    ///
+    /// Python: `Pool.imap(f, items, chunksize)`.
+    ///
+    /// # Errors
+    /// `Pool not running`; `Chunksize must be 1+, not 0`.
+    pub fn imap_chunked<T, R, I>(
+        &self,
+        function: fn(T) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        self.start_imap(function, items.into_iter(), chunksize, true)
+    }
+
+    /// A lazy iterator of `function(item)` results in the order they finish.
+    ///
+    /// Python: `Pool.imap_unordered(f, items)`.
+    ///
+    /// # Errors
+    /// `Pool not running`.
+    pub fn imap_unordered<T, R, I>(
+        &self,
+        function: fn(T) -> R,
+        items: I,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        self.imap_unordered_chunked(function, items, 1)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with `chunksize` items per task.
+    ///
+    /// # Errors
+    /// `Pool not running`; `Chunksize must be 1+, not 0`.
+    pub fn imap_unordered_chunked<T, R, I>(
+        &self,
+        function: fn(T) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        self.start_imap(function, items.into_iter(), chunksize, false)
+    }
+
+    fn start_imap<T, R, I>(
+        &self,
+        function: fn(T) -> R,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<T, R, I>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: Iterator<Item = T>,
+    {
+        check_chunksize(chunksize)?;
+        self.shared.check_owner()?;
+        if lock(&self.shared.state).status != Status::Run {
+            return Err(Error::value(POOL_NOT_RUNNING));
+        }
+        Ok(IMapIterator::new(self, function, items, chunksize, ordered))
+    }
+
+    /// No more work: the workers exit once what was submitted is done.
+    ///
+    /// Python: `Pool.close()`.
+    pub fn close(&self) {
+        if self.shared.check_owner().is_ok() {
+            self.shared.set_status(Status::Close);
+        }
+    }
+
+    /// Stops the workers now (SIGTERM); pending tasks fail with
+    /// `the pool was terminated before this task finished` (CPython leaves them pending
+    /// forever). Returns once the workers are reaped.
+    ///
+    /// Python: `Pool.terminate()`.
+    pub fn terminate(&self) {
+        if self.shared.check_owner().is_err() {
+            return;
+        }
+        self.shared.terminate(None);
+        self.join_handler();
+    }
+
+    /// Waits until the workers have exited: after [`close`](Pool::close), once all the
+    /// work is done.
+    ///
+    /// Python: `Pool.join()`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Pool is still running` before `close`/`terminate`.
+    pub fn join(&self) -> Result<(), Error> {
+        self.shared.check_owner()?;
+        if lock(&self.shared.state).status == Status::Run {
+            return Err(Error::value(POOL_RUNNING));
+        }
+        self.shared.wait_finished(None);
+        self.join_handler();
+        Ok(())
+    }
+
+    fn join_handler(&self) {
+        if let Some(handler) = lock(&self.handler).take() {
+            let _ = handler.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl fmt::Debug for Pool {
+    /// CPython's repr: `<multiprocessing.pool.Pool state=RUN pool_size=4>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = lock(&self.shared.state).status;
+        write!(f, "<multiprocessing.pool.Pool state={} pool_size={}>", status.name(), self.shared.size)
+    }
+}
+
+/// Builds a [`Pool`]: CPython's `Pool(...)` keyword arguments.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Pool, StartMethod};
+///
+/// fn setup(greeting: String) { assert_eq!(greeting, "hi"); }
+/// fn double(x: i32) -> i32 { 2 * x }
+///
+/// let pool = Pool::builder()
+///     .processes(Some(2))
+///     .initializer(setup, "hi".to_string())
+///     .maxtasksperchild(100)
+///     .start_method(StartMethod::Fork)
+///     .build()?;
+/// assert_eq!(pool.apply(double, 21)?, 42);
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+#[must_use]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    maxtasks: Option<usize>,
+    start_method: Option<StartMethod>,
+    /// Starts a worker with the initializer, given the start method.
+    start_worker: Arc<dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+}
+
+impl PoolBuilder {
+    /// Every setting at its default: `cpu_count()` workers, no initializer, workers that
+    /// live as long as the pool, the default start method.
+    pub fn new() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            maxtasks: None,
+            start_method: None,
+            start_worker: Arc::new(|method, maxtasks| start_worker::<()>(method, maxtasks, None)),
+        }
+    }
+
+    /// The number of workers (`None`: [`cpu_count()`](crate::cpu_count)).
+    pub fn processes(mut self, processes: Option<usize>) -> PoolBuilder {
+        self.processes = processes;
+        self
+    }
+
+    /// Runs `function(argument.clone())` once in each worker before its first task.
+    ///
+    /// Python: `Pool(initializer=f, initargs=(a,))`. The argument may hold queues,
+    /// connections and other shareable objects (their fds travel with it).
+    pub fn initializer<A>(mut self, function: fn(A), argument: A) -> PoolBuilder
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let function = crate::start::offset(function as usize);
+        self.start_worker = Arc::new(move |method, maxtasks| {
+            start_worker(method, maxtasks, Some((function, argument.clone())))
+        });
+        self
+    }
+
+    /// Each worker exits after this many tasks and a new one takes its place.
+    ///
+    /// Python: `Pool(maxtasksperchild=n)`. Checked by [`build`](PoolBuilder::build):
+    /// 0 → `maxtasksperchild must be a positive int or None`.
+    pub fn maxtasksperchild(mut self, tasks: usize) -> PoolBuilder {
+        self.maxtasks = Some(tasks);
+        self
+    }
+
+    /// The start method of the workers (default: [`get_start_method()`]).
+    pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Starts the workers and the pool's handler thread.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Number of processes must be at least 1`,
+    /// `maxtasksperchild must be a positive int or None`; whatever starting a worker
+    /// returns (the workers already started are terminated first).
+    pub fn build(self) -> Result<Pool, Error> {
+        let size = self.processes.unwrap_or_else(crate::cpu_count);
+        if size == 0 {
+            return Err(Error::value(POOL_SIZE));
+        }
+        if self.maxtasks == Some(0) {
+            return Err(Error::value(MAXTASKS));
+        }
+        let method = self.start_method.unwrap_or_else(get_start_method);
+        let build_worker = self.start_worker;
+        let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
+        let mut workers = Vec::with_capacity(size);
+        for _ in 0..size {
+            match start(self.maxtasks) {
+                Ok(started) => workers.push(Worker::new(started)),
+                Err(error) => {
+                    // CPython's TestPoolNotLeakOnFailure: no worker outlives a failed pool.
+                    for worker in &workers {
+                        let _ = worker.process.terminate();
+                    }
+                    for worker in &workers {
+                        let _ = worker.process.join();
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        let shared = Arc::new(Shared {
+            size,
+            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
+            wake: sys::eventfd()?,
+            stats: Counters::default(),
+            owner: sys::getpid(),
+            workers: Mutex::new(workers.iter().map(|w| w.process.clone()).collect()),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
+        });
+        let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
+        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+        let thread = std::thread::Builder::new().name("pyconc-pool".into()).spawn(move || handler.run());
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(error) => {
+                children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
+                for worker in lock(&shared.workers).iter() {
+                    let _ = worker.kill();
+                    let _ = worker.join();
+                }
+                return Err(Error::OsError(error));
+            }
+        };
+        children::add_pool(Arc::downgrade(&shared));
+        Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+    }
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("maxtasksperchild", &self.maxtasks)
+            .field("start_method", &self.start_method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts one worker process, daemonic and named `<Method>PoolWorker-N` as CPython's.
+fn start_worker<A>(
+    method: StartMethod,
+    maxtasks: Option<usize>,
+    initializer: Option<(u64, A)>,
+) -> Result<(Process, Connection), Error>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    let (ours, theirs) = pipe(true)?;
+    let args = WorkerArgs { conn: theirs, initializer, maxtasks };
+    let process = Process::builder().start_method(method).daemon(true).call(worker::main::<A>, args);
+    process.set_name(process.name().replace("Process", "PoolWorker"));
+    process.start()?;
+    Ok((process, ours))
+}
+
+/// At exit (before the daemonic children are terminated): terminate every pool of this
+/// process still running, as CPython's pool finalizer does.
+pub(crate) fn terminate_at_exit(pools: Vec<Weak<Shared>>) {
+    let deadline = Instant::now().checked_add(EXIT_GRACE);
+    for pool in pools.iter().filter_map(Weak::upgrade) {
+        if pool.check_owner().is_ok() {
+            pool.terminate(deadline);
+        }
+    }
+}

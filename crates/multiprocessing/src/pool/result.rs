@@ -1,0 +1,594 @@
+//! Where a pool's results go: [`AsyncResult`] (CPython's `ApplyResult`/`MapResult`) and
+//! [`IMapIterator`] (CPython's `IMapIterator`/`IMapUnorderedIterator`), and the [`Sink`]s
+//! through which the handler thread fills them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::task::Failure;
+use super::{Counters, Pool, Shared};
+use crate::Error;
+use crate::error::RESULT_TAKEN;
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits on `condvar` until `done(state)` or `deadline`; returns the guard.
+fn wait_until<'a, T>(
+    condvar: &Condvar,
+    mut guard: MutexGuard<'a, T>,
+    deadline: Option<Instant>,
+    done: impl Fn(&T) -> bool,
+) -> MutexGuard<'a, T> {
+    while !done(&guard) {
+        match deadline {
+            None => guard = condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                guard = condvar.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
+            }
+        }
+    }
+    guard
+}
+
+/// Which items of a submission a chunk holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Slots {
+    Range(Range<usize>),
+    /// Some items of the range could not be serialized and were failed at once.
+    List(Vec<usize>),
+}
+
+impl Slots {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Slots::Range(range) => range.len(),
+            Slots::List(list) => list.len(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        let (range, list) = match self {
+            Slots::Range(range) => (range.clone(), &[][..]),
+            Slots::List(list) => (0..0, list.as_slice()),
+        };
+        range.chain(list.iter().copied())
+    }
+}
+
+/// Receives the outcome of chunks; implemented per result type, so the handler thread
+/// needs no types.
+pub(crate) trait Sink: Send + Sync {
+    /// The worker's results for the items at `slots`, one serialized `Result<R, Failure>`
+    /// each. Counts them in `stats` before any waiter can see them.
+    fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters);
+    /// The items at `slots` failed without results (counted in `stats` first).
+    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters);
+}
+
+/// Decodes the results of one chunk, in order; bytes that do not decode fail the item
+/// and every later one.
+fn decode<R: DeserializeOwned>(
+    slots: &Slots,
+    mut results: &[u8],
+    stats: &Counters,
+    mut each: impl FnMut(usize, Result<R, Error>),
+) {
+    let mut broken = None;
+    for slot in slots.iter() {
+        let outcome = match &broken {
+            Some(message) => Err(Error::UnpicklingError(format!("{message}"))),
+            None => match postcard::take_from_bytes::<Result<R, Failure>>(results) {
+                Ok((outcome, rest)) => {
+                    results = rest;
+                    outcome.map_err(|failure| match failure {
+                        Failure::Panicked(panic) => Error::RemoteTraceback(panic),
+                        Failure::Encoding(message) => Error::MaybeEncodingError(message),
+                        Failure::Decoding(message) => Error::UnpicklingError(message),
+                    })
+                }
+                Err(error) => {
+                    let message = format!("cannot deserialize a task's result: {error}");
+                    broken = Some(message.clone());
+                    Err(Error::UnpicklingError(message))
+                }
+            },
+        };
+        let counter = if outcome.is_ok() { &stats.done } else { &stats.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        each(slot, outcome);
+    }
+}
+
+/// What runs when a result is ready, in the pool's handler thread, before waiters wake.
+///
+/// Python: `apply_async(..., callback=, error_callback=)`. A callback that panics is
+/// reported by the panic hook and otherwise ignored; a slow one delays the pool's other
+/// results, as in CPython (keep callbacks short).
+#[must_use]
+pub struct Callbacks<R> {
+    on_success: Option<Box<dyn FnOnce(&R) + Send>>,
+    on_error: Option<Box<dyn FnOnce(&Error) + Send>>,
+}
+
+impl<R> Default for Callbacks<R> {
+    fn default() -> Callbacks<R> {
+        Callbacks { on_success: None, on_error: None }
+    }
+}
+
+impl<R> Callbacks<R> {
+    /// No callbacks.
+    pub fn new() -> Callbacks<R> {
+        Callbacks::default()
+    }
+
+    /// Runs `callback(&value)` when the task succeeds (Python: `callback`).
+    pub fn on_success(mut self, callback: impl FnOnce(&R) + Send + 'static) -> Callbacks<R> {
+        self.on_success = Some(Box::new(callback));
+        self
+    }
+
+    /// Runs `callback(&error)` when the task fails (Python: `error_callback`).
+    pub fn on_error(mut self, callback: impl FnOnce(&Error) + Send + 'static) -> Callbacks<R> {
+        self.on_error = Some(Box::new(callback));
+        self
+    }
+
+    fn run(self, result: &Result<R, Error>) {
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| match result {
+            Ok(value) => {
+                if let Some(callback) = self.on_success {
+                    callback(value);
+                }
+            }
+            Err(error) => {
+                if let Some(callback) = self.on_error {
+                    callback(error);
+                }
+            }
+        }));
+    }
+}
+
+impl<R> fmt::Debug for Callbacks<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("on_success", &self.on_success.is_some())
+            .field("on_error", &self.on_error.is_some())
+            .finish()
+    }
+}
+
+enum SlotState<R> {
+    Pending,
+    Ready(Result<R, Error>),
+    Taken { ok: bool },
+}
+
+/// One result to come: the core of an [`AsyncResult`].
+pub(crate) struct Slot<R> {
+    state: Mutex<SlotState<R>>,
+    ready: Condvar,
+    callbacks: Mutex<Option<Callbacks<R>>>,
+}
+
+impl<R> Slot<R> {
+    pub(crate) fn new(callbacks: Callbacks<R>) -> Arc<Slot<R>> {
+        Arc::new(Slot {
+            state: Mutex::new(SlotState::Pending),
+            ready: Condvar::new(),
+            callbacks: Mutex::new(Some(callbacks)),
+        })
+    }
+
+    /// Stores the result (once; later calls are ignored), after the callbacks ran.
+    pub(crate) fn set(&self, result: Result<R, Error>) {
+        if !matches!(*lock(&self.state), SlotState::Pending) {
+            return;
+        }
+        if let Some(callbacks) = lock(&self.callbacks).take() {
+            callbacks.run(&result);
+        }
+        *lock(&self.state) = SlotState::Ready(result);
+        self.ready.notify_all();
+    }
+}
+
+impl<R: DeserializeOwned + Send> Sink for Slot<R> {
+    fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
+        decode(slots, results, stats, |_, outcome| self.set(outcome));
+    }
+
+    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
+        stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
+        self.set(Err(error()));
+    }
+}
+
+/// The result of [`Pool::apply_async`] or [`Pool::map_async`], to be collected later.
+///
+/// Python: `multiprocessing.pool.AsyncResult` (`ApplyResult`, `MapResult`). `Send + Sync`.
+/// Where CPython's `get()` hands out the same object every time, Rust moves the value
+/// out: `get` consumes the handle; once [`get_timeout`](AsyncResult::get_timeout) returned
+/// the value, a later `get`/`get_timeout` says it was taken.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::new(Some(2))?;
+/// let result = pool.apply_async(square, 7);
+/// assert_eq!(result.get()?, 49);
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub struct AsyncResult<R> {
+    slot: Arc<Slot<R>>,
+}
+
+impl<R> AsyncResult<R> {
+    pub(crate) fn new(slot: Arc<Slot<R>>) -> AsyncResult<R> {
+        AsyncResult { slot }
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> MutexGuard<'_, SlotState<R>> {
+        let state = lock(&self.slot.state);
+        wait_until(&self.slot.ready, state, deadline, |s| !matches!(s, SlotState::Pending))
+    }
+
+    fn take(state: &mut SlotState<R>) -> Result<R, Error> {
+        match std::mem::replace(state, SlotState::Taken { ok: false }) {
+            SlotState::Ready(result) => {
+                *state = SlotState::Taken { ok: result.is_ok() };
+                result
+            }
+            SlotState::Pending => {
+                *state = SlotState::Pending;
+                Err(Error::TimeoutError)
+            }
+            taken @ SlotState::Taken { .. } => {
+                *state = taken;
+                Err(Error::runtime(RESULT_TAKEN))
+            }
+        }
+    }
+
+    /// Waits for the result and returns it.
+    ///
+    /// Python: `AsyncResult.get()`.
+    ///
+    /// # Errors
+    /// The task's failure: [`Error::RemoteTraceback`] for a panic,
+    /// [`Error::WorkerDied`], [`Error::MaybeEncodingError`], or a terminated pool's
+    /// [`Error::RuntimeError`].
+    pub fn get(self) -> Result<R, Error> {
+        let mut state = self.wait_deadline(None);
+        Self::take(&mut state)
+    }
+
+    /// Waits at most `timeout` for the result.
+    ///
+    /// Python: `AsyncResult.get(timeout)`.
+    ///
+    /// # Errors
+    /// [`Error::TimeoutError`] when it is not ready in time; otherwise as
+    /// [`get`](AsyncResult::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R, Error> {
+        let mut state = self.wait_deadline(Instant::now().checked_add(timeout));
+        Self::take(&mut state)
+    }
+
+    /// Waits until the result is ready. Python: `AsyncResult.wait()`.
+    pub fn wait(&self) {
+        drop(self.wait_deadline(None));
+    }
+
+    /// Waits at most `timeout`; returns whether the result is ready.
+    /// Python: `AsyncResult.wait(timeout)` (which returns `None`; see `ready()`).
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        !matches!(*self.wait_deadline(Instant::now().checked_add(timeout)), SlotState::Pending)
+    }
+
+    /// Whether the result is ready. Python: `AsyncResult.ready()`.
+    pub fn ready(&self) -> bool {
+        !matches!(*lock(&self.slot.state), SlotState::Pending)
+    }
+
+    /// Whether the task succeeded.
+    ///
+    /// Python: `AsyncResult.successful()`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `<multiprocessing.pool.ApplyResult object at 0x…> not ready`.
+    pub fn successful(&self) -> Result<bool, Error> {
+        match &*lock(&self.slot.state) {
+            SlotState::Pending => Err(Error::ValueError(
+                format!(
+                    "<multiprocessing.pool.ApplyResult object at {:p}> not ready",
+                    Arc::as_ptr(&self.slot)
+                )
+                .into(),
+            )),
+            SlotState::Ready(result) => Ok(result.is_ok()),
+            SlotState::Taken { ok } => Ok(*ok),
+        }
+    }
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+/// The parts of a `map` as they come back.
+struct MapState<R> {
+    values: Vec<Option<R>>,
+    /// The failure of the lowest-numbered failed item.
+    error: Option<(usize, Error)>,
+    left: usize,
+}
+
+/// Collects a `map`'s items and completes its [`Slot`] when the last one is in.
+pub(crate) struct MapSink<R> {
+    state: Mutex<MapState<R>>,
+    slot: Arc<Slot<Vec<R>>>,
+}
+
+impl<R> MapSink<R> {
+    pub(crate) fn new(len: usize, slot: Arc<Slot<Vec<R>>>) -> Arc<MapSink<R>> {
+        let mut values = Vec::with_capacity(len);
+        values.resize_with(len, || None);
+        if len == 0 {
+            slot.set(Ok(Vec::new()));
+        }
+        Arc::new(MapSink { state: Mutex::new(MapState { values, error: None, left: len }), slot })
+    }
+
+    fn record(state: &mut MapState<R>, index: usize, outcome: Result<R, Error>) {
+        match outcome {
+            Ok(value) => state.values[index] = Some(value),
+            Err(error) => {
+                if state.error.as_ref().is_none_or(|(first, _)| index < *first) {
+                    state.error = Some((index, error));
+                }
+            }
+        }
+        state.left -= 1;
+    }
+
+    fn finish_if_done(&self, mut state: MutexGuard<'_, MapState<R>>) {
+        if state.left > 0 {
+            return;
+        }
+        let result = match state.error.take() {
+            Some((_, error)) => Err(error),
+            None => Ok(state.values.drain(..).flatten().collect()),
+        };
+        drop(state);
+        self.slot.set(result);
+    }
+}
+
+impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
+    fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
+        let mut state = lock(&self.state);
+        decode(slots, results, stats, |index, outcome| Self::record(&mut state, index, outcome));
+        self.finish_if_done(state);
+    }
+
+    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
+        stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for index in slots.iter() {
+            Self::record(&mut state, index, Err(error()));
+        }
+        self.finish_if_done(state);
+    }
+}
+
+/// Results of an `imap` that the iterator has not yielded yet.
+struct ImapState<R> {
+    by_index: BTreeMap<usize, Result<R, Error>>,
+    in_order_of_arrival: VecDeque<Result<R, Error>>,
+}
+
+/// Holds an `imap`'s results until its iterator takes them.
+pub(crate) struct ImapSink<R> {
+    ordered: bool,
+    state: Mutex<ImapState<R>>,
+    arrived: Condvar,
+}
+
+impl<R> ImapSink<R> {
+    fn push(&self, state: &mut ImapState<R>, index: usize, outcome: Result<R, Error>) {
+        if self.ordered {
+            state.by_index.insert(index, outcome);
+        } else {
+            state.in_order_of_arrival.push_back(outcome);
+        }
+    }
+}
+
+impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
+    fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
+        let mut state = lock(&self.state);
+        decode(slots, results, stats, |index, outcome| self.push(&mut state, index, outcome));
+        drop(state);
+        self.arrived.notify_all();
+    }
+
+    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
+        stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        for index in slots.iter() {
+            self.push(&mut state, index, Err(error()));
+        }
+        drop(state);
+        self.arrived.notify_all();
+    }
+}
+
+/// The lazy iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: yields each item's
+/// result as it arrives (`imap`: in the items' order; `imap_unordered`: in the order they
+/// finish).
+///
+/// Python: `IMapIterator` / `IMapUnorderedIterator`. Unlike CPython, which reads the whole
+/// input at once, the input is read as the results are taken: at most a bounded number
+/// of chunks are in the pool at a time, so an endless iterator works and memory stays
+/// bounded. A failed item yields its `Err` and the iteration goes on. If the pool stops
+/// running, the next item yields `Pool not running` and the iteration ends.
+pub struct IMapIterator<T, R, I> {
+    shared: Arc<Shared>,
+    sink: Arc<ImapSink<R>>,
+    input: Option<I>,
+    function: fn(T) -> R,
+    chunksize: usize,
+    /// Items handed to the pool (or failed at once).
+    submitted: usize,
+    /// Items yielded.
+    yielded: usize,
+    /// Chunks in the pool at most.
+    window: usize,
+    /// A submission error to yield once.
+    refused: Option<Error>,
+}
+
+impl<T, R, I> IMapIterator<T, R, I>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = T>,
+{
+    pub(crate) fn new(
+        pool: &Pool,
+        function: fn(T) -> R,
+        input: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> IMapIterator<T, R, I> {
+        let sink = Arc::new(ImapSink {
+            ordered,
+            state: Mutex::new(ImapState {
+                by_index: BTreeMap::new(),
+                in_order_of_arrival: VecDeque::new(),
+            }),
+            arrived: Condvar::new(),
+        });
+        let window = (64 * pool.shared.size).max(1024);
+        let mut iterator = IMapIterator {
+            shared: Arc::clone(&pool.shared),
+            sink,
+            input: Some(input),
+            function,
+            chunksize,
+            submitted: 0,
+            yielded: 0,
+            window,
+            refused: None,
+        };
+        iterator.top_up();
+        iterator
+    }
+
+    /// Hands the pool more input once fewer than half the window's chunks are out.
+    fn top_up(&mut self) {
+        let out = (self.submitted - self.yielded).div_ceil(self.chunksize);
+        if out > self.window / 2 {
+            return;
+        }
+        let Some(input) = self.input.as_mut() else { return };
+        let mut items = Vec::new();
+        let want = (self.window - out) * self.chunksize;
+        items.extend(input.take(want));
+        if items.len() < want {
+            self.input = None;
+        }
+        if items.is_empty() {
+            return;
+        }
+        let first = self.submitted;
+        self.submitted += items.len();
+        let sink: Arc<dyn Sink> = self.sink.clone();
+        if let Err(error) = super::submit(&self.shared, self.function, items, first, self.chunksize, &sink) {
+            self.submitted = first;
+            self.input = None;
+            self.refused = Some(error);
+        }
+    }
+
+    fn next_before(&mut self, deadline: Option<Instant>) -> Option<Result<R, Error>> {
+        self.top_up();
+        if self.yielded == self.submitted {
+            return self.refused.take().map(Err);
+        }
+        let ordered = self.sink.ordered;
+        let next = self.yielded;
+        let state = lock(&self.sink.state);
+        let mut state = wait_until(&self.sink.arrived, state, deadline, |s| {
+            if ordered { s.by_index.contains_key(&next) } else { !s.in_order_of_arrival.is_empty() }
+        });
+        let outcome = if ordered {
+            state.by_index.remove(&next)
+        } else {
+            state.in_order_of_arrival.pop_front()
+        };
+        match outcome {
+            Some(outcome) => {
+                self.yielded += 1;
+                Some(outcome)
+            }
+            None => Some(Err(Error::TimeoutError)),
+        }
+    }
+
+    /// The next result, waiting at most `timeout`; `None` at the end.
+    ///
+    /// Python: `IMapIterator.next(timeout)`.
+    ///
+    /// # Errors
+    /// `Some(Err(Error::TimeoutError))` when no result came in time (the iteration can
+    /// go on); the item's own failure otherwise.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, Error>> {
+        self.next_before(Instant::now().checked_add(timeout))
+    }
+}
+
+impl<T, R, I> Iterator for IMapIterator<T, R, I>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = T>,
+{
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        self.next_before(None)
+    }
+}
+
+impl<T, R, I> fmt::Debug for IMapIterator<T, R, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMapIterator")
+            .field("ordered", &self.sink.ordered)
+            .field("submitted", &self.submitted)
+            .field("yielded", &self.yielded)
+            .finish()
+    }
+}

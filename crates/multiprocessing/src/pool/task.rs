@@ -1,0 +1,225 @@
+//! What travels between a pool and its workers, and how a worker runs a task.
+//!
+//! A task is a *chunk*: a function and some items. The function travels as a code offset
+//! (every worker runs this binary, see [`crate::start::offset`]) together with the offset
+//! of [`run_chunk`] monomorphized for its argument and result types; the items travel
+//! serialized one after the other. The worker answers with one serialized
+//! `Result<R, Failure>` per item, so one item's panic or serde error fails that item only.
+//!
+//! A frame on a worker's connection holds one or more entries, each a header
+//! ([`ToWorker`] / [`FromWorker`]) followed by `len` bytes of payload: the handler sends a
+//! worker several chunks in one write, and a worker returns several results in one write.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::start;
+
+/// The header of one entry from the pool to a worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ToWorker {
+    /// Run a chunk: the entry's payload is `len` bytes holding `count` serialized items.
+    Run { job: u64, entry: u64, function: u64, count: u32, len: u32 },
+    /// Finish the results sent so far and exit (`close()` + `join()`).
+    Stop,
+}
+
+/// The header of one entry from a worker to the pool.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum FromWorker {
+    /// A chunk is done: `len` bytes of results follow; `nanos` is how long it took.
+    Done { job: u64, nanos: u64, len: u32 },
+    /// The initializer panicked; the worker exits.
+    InitFailed(RemotePanic),
+}
+
+/// Why one item of a chunk has no result.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Failure {
+    Panicked(RemotePanic),
+    /// The result could not be serialized (CPython's `MaybeEncodingError`).
+    Encoding(String),
+    /// The item could not be deserialized in the worker.
+    Decoding(String),
+}
+
+/// A panic in a pool worker, as it reaches the caller: the message and where it happened.
+///
+/// Python: the `RemoteTraceback` CPython attaches to a task's exception. It is a plain
+/// record (procspawn's `PanicInfo` is the model): `Display` reads like Rust's own panic
+/// report, `ForkPoolWorker-3 panicked at src/main.rs:12:5:` and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemotePanic {
+    /// The worker's process name (`ForkPoolWorker-3`).
+    pub worker: String,
+    /// The panic message (`panic!`'s text; `Box<dyn Any>` payloads give a placeholder).
+    pub message: String,
+    /// The source file of the panic, when known.
+    pub file: Option<String>,
+    /// The line of the panic (0 when unknown).
+    pub line: u32,
+    /// The column of the panic (0 when unknown).
+    pub column: u32,
+}
+
+impl fmt::Display for RemotePanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(
+                f,
+                "{} panicked at {file}:{}:{}:\n{}",
+                self.worker, self.line, self.column, self.message
+            ),
+            None => write!(f, "{} panicked:\n{}", self.worker, self.message),
+        }
+    }
+}
+
+thread_local! {
+    /// Whether this thread runs a task now: its panics are captured, not printed.
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// The last captured panic's message and place.
+    static CAPTURED: RefCell<Option<(String, Option<(String, u32, u32)>)>> =
+        const { RefCell::new(None) };
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+/// Makes this process's panic hook capture the panics of tasks (the worker reports them
+/// to the caller, as CPython returns a task's exception) and leave others to the hook
+/// installed before.
+pub(crate) fn capture_task_panics() {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if IN_TASK.with(Cell::get) {
+            let place = info.location().map(|l| (l.file().to_owned(), l.line(), l.column()));
+            let message = payload_text(info.payload());
+            CAPTURED.with(|c| *c.borrow_mut() = Some((message, place)));
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// Runs `work`, turning a panic into a [`RemotePanic`] of `worker`.
+pub(crate) fn catch_task<T>(worker: &str, work: impl FnOnce() -> T) -> Result<T, RemotePanic> {
+    IN_TASK.with(|c| c.set(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(work));
+    IN_TASK.with(|c| c.set(false));
+    outcome.map_err(|payload| {
+        let (message, place) = CAPTURED
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_else(|| (payload_text(&*payload), None));
+        let (file, line, column) = match place {
+            Some((file, line, column)) => (Some(file), line, column),
+            None => (None, 0, 0),
+        };
+        RemotePanic { worker: worker.to_owned(), message, file, line, column }
+    })
+}
+
+/// Appends serialized values to a `Vec` it borrows (postcard's `to_extend` takes the
+/// collection by value, which would lose the buffer on an error).
+pub(crate) struct Append<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl Extend<u8> for Append<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.0.extend(bytes);
+    }
+}
+
+/// Appends `value` to `out`; on a serde error `out` is left as it was.
+pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+    let mark = out.len();
+    match postcard::to_extend(value, Append(out)) {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            out.truncate(mark);
+            Err(crate::reduction::take_refusal().unwrap_or_else(|| error.to_string()))
+        }
+    }
+}
+
+/// How a worker runs a chunk: `(function, count, items, results, worker name)`.
+pub(crate) type ChunkEntry = fn(usize, u32, &[u8], &mut Vec<u8>, &str);
+
+/// The [`ChunkEntry`] for a `fn(T) -> R`, as an offset that travels to the worker.
+pub(crate) fn entry_of<T, R>() -> u64
+where
+    T: DeserializeOwned,
+    R: Serialize,
+{
+    start::offset(run_chunk::<T, R> as ChunkEntry as usize)
+}
+
+/// Runs each of `count` items of `items` through the `fn(T) -> R` at `function`, and
+/// appends one `Result<R, Failure>` per item to `out`.
+fn run_chunk<T: DeserializeOwned, R: Serialize>(
+    function: usize,
+    count: u32,
+    mut items: &[u8],
+    out: &mut Vec<u8>,
+    worker: &str,
+) {
+    // SAFETY: `function` is the address of a `fn(T) -> R` of this binary: the pool took
+    // it from a `fn(T) -> R` as an offset (`Pool::submit`), in a process running this same
+    // binary (the worker was forked from it or spawned with its executable, and spawn
+    // checks the layout), together with the offset of this entry monomorphized for the
+    // same `T` and `R`.
+    let function: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(function) };
+    for done in 0..count {
+        let item = match postcard::take_from_bytes::<T>(items) {
+            Ok((item, rest)) => {
+                items = rest;
+                item
+            }
+            Err(error) => {
+                let failure = Failure::Decoding(format!("cannot deserialize a task's item: {error}"));
+                for _ in done..count {
+                    let outcome: Result<(), &Failure> = Err(&failure);
+                    let _ = append(&outcome, out);
+                }
+                return;
+            }
+        };
+        match catch_task(worker, || function(item)) {
+            Ok(result) => {
+                let outcome: Result<&R, Failure> = Ok(&result);
+                if let Err(error) = append(&outcome, out) {
+                    let outcome: Result<(), Failure> = Err(Failure::Encoding(format!(
+                        "Error sending result: '<{}>'. Reason: '{error}'",
+                        std::any::type_name::<R>()
+                    )));
+                    let _ = append(&outcome, out);
+                }
+            }
+            Err(panic) => {
+                let outcome: Result<(), Failure> = Err(Failure::Panicked(panic));
+                let _ = append(&outcome, out);
+            }
+        }
+    }
+}
+
+/// How a worker runs its initializer: `(function, serialized args)`; the args are the
+/// `A` of the builder's `initializer`, passed whole in the worker's start arguments.
+pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result<(), RemotePanic> {
+    // SAFETY: `function` is the offset of a `fn(A)` of this binary (`Builder::initializer`
+    // took it from one, with this very `A`), and this process runs the same binary.
+    let function: fn(A) =
+        unsafe { std::mem::transmute::<usize, fn(A)>(start::address(function)) };
+    catch_task(worker, || function(args))
+}

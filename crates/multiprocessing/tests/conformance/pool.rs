@@ -1,0 +1,495 @@
+//! `Pool` — ported from CPython 3.11's `_TestPool`, `_TestPoolWorkerErrors`,
+//! `_TestPoolWorkerLifetime` and `TestPoolNotLeakOnFailure` (`_test_multiprocessing.py`),
+//! plus the faults CPython's pool hangs on (a worker killed, aborted or exiting mid-task:
+//! python/cpython#96062). Every test runs once per start method.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use multiprocessing::{Callbacks, Error, Pool, StartMethod};
+use serde::{Deserialize, Serialize};
+
+use crate::each_start_method;
+use crate::support::TempPath;
+
+fn pool(method: StartMethod, processes: usize) -> Pool {
+    Pool::builder().processes(Some(processes)).start_method(method).build().unwrap()
+}
+
+fn sqr(x: i64) -> i64 {
+    x * x
+}
+
+fn sqr_slowly((x, millis): (i64, u64)) -> i64 {
+    std::thread::sleep(Duration::from_millis(millis));
+    x * x
+}
+
+fn mul((a, b): (i64, i64)) -> i64 {
+    a * b
+}
+
+fn pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn fail_on_three(x: i64) -> i64 {
+    assert!(x != 3, "bad {x}");
+    x
+}
+
+fn raising(_: ()) -> i64 {
+    panic!("key error 123")
+}
+
+/// Writes the worker's pid to the file, then sleeps: the test kills it meanwhile.
+fn announce_then_sleep(path: String) -> u32 {
+    crate::support::append(&path, &std::process::id().to_string());
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum Death {
+    Kill,
+    Abort,
+    Exit(i32),
+}
+
+/// Dies in the way asked for when `x` is 3; other items are squared.
+fn die_on_three((x, death): (i64, Death)) -> i64 {
+    if x == 3 {
+        match death {
+            Death::Kill => unsafe_free_kill_self(),
+            Death::Abort => std::process::abort(),
+            Death::Exit(code) => std::process::exit(code),
+        }
+    }
+    x * x
+}
+
+fn unsafe_free_kill_self() -> ! {
+    let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+    std::thread::sleep(Duration::from_secs(30));
+    unreachable!("SIGKILL did not arrive");
+}
+
+/// A value whose serialization always fails (CPython's unpicklable object).
+#[derive(Debug, Deserialize)]
+struct Unserializable(#[allow(dead_code, reason = "only its failing Serialize matters")] u8);
+
+impl Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unserializable cannot travel"))
+    }
+}
+
+fn unserializable_result(_: ()) -> Unserializable {
+    Unserializable(1)
+}
+
+fn takes_unserializable(_: Unserializable) -> i64 {
+    1
+}
+
+fn record_initializer(path: String) {
+    crate::support::append(&path, "init");
+}
+
+fn panicking_initializer(_: ()) {
+    panic!("initializer went wrong");
+}
+
+fn wait_worker_pid(path: &TempPath) -> i32 {
+    let text = path.wait_lines(1);
+    text.lines().next().expect("the task announces its pid").trim().parse().unwrap()
+}
+
+fn kill(pid: i32) {
+    std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+}
+
+// _TestPool.test_apply
+fn apply(method: StartMethod) {
+    let pool = pool(method, 4);
+    assert_eq!(pool.apply(sqr, 5).unwrap(), 25);
+}
+
+// _TestPool.test_map
+fn map(method: StartMethod) {
+    let pool = pool(method, 4);
+    let expected: Vec<i64> = (0..10).map(sqr).collect();
+    assert_eq!(pool.map(sqr, 0..10).unwrap(), expected);
+    let expected: Vec<i64> = (0..100).map(sqr).collect();
+    assert_eq!(pool.map_chunked(sqr, 0..100, 20).unwrap(), expected);
+}
+
+// _TestPool.test_starmap, test_starmap_async
+fn starmap(method: StartMethod) {
+    let pool = pool(method, 4);
+    let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i + 1)).collect();
+    let expected: Vec<i64> = pairs.iter().map(|&p| mul(p)).collect();
+    assert_eq!(pool.map(mul, pairs.clone()).unwrap(), expected);
+    assert_eq!(pool.map_async(mul, pairs).get().unwrap(), expected);
+}
+
+// _TestPool.test_map_async, test_map_async_callbacks
+fn map_async_callbacks(method: StartMethod) {
+    let pool = pool(method, 4);
+    let expected: Vec<i64> = (0..10).map(sqr).collect();
+    assert_eq!(pool.map_async(sqr, 0..10).get().unwrap(), expected);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let on_success = Arc::clone(&seen);
+    let callbacks = Callbacks::new().on_success(move |r: &Vec<i64>| on_success.lock().unwrap().push(r.clone()));
+    pool.map_async_with(sqr, 0..10, Some(3), callbacks).wait();
+    assert_eq!(*seen.lock().unwrap(), vec![expected]);
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let on_error = Arc::clone(&errors);
+    let callbacks = Callbacks::new().on_error(move |e: &Error| on_error.lock().unwrap().push(e.to_string()));
+    let result = pool.map_async_with(fail_on_three, 0..10, None, callbacks);
+    result.wait();
+    assert_eq!(result.successful().unwrap(), false);
+    let errors = errors.lock().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("bad 3"), "{}", errors[0]);
+}
+
+// _TestPool.test_map_chunksize, test_empty_iterable
+fn empty_iterable(method: StartMethod) {
+    let pool = pool(method, 2);
+    assert_eq!(pool.map(sqr, Vec::new()).unwrap(), Vec::<i64>::new());
+    assert_eq!(pool.map_async_with(sqr, Vec::new(), Some(1), Callbacks::new()).get().unwrap(), Vec::<i64>::new());
+    assert_eq!(pool.imap(sqr, Vec::new()).unwrap().count(), 0);
+    assert_eq!(pool.imap_unordered(sqr, Vec::new()).unwrap().count(), 0);
+    let err = pool.map_chunked(sqr, 0..3, 0).unwrap_err();
+    assert_eq!(err.to_string(), "Chunksize must be 1+, not 0");
+    assert_eq!(pool.imap_chunked(sqr, 0..3, 0).unwrap_err().to_string(), "Chunksize must be 1+, not 0");
+}
+
+// _TestPool.test_async
+fn async_result(method: StartMethod) {
+    let pool = pool(method, 2);
+    let started = Instant::now();
+    let result = pool.apply_async(sqr_slowly, (7, 200));
+    assert!(!result.ready());
+    assert_eq!(result.get().unwrap(), 49);
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+// _TestPool.test_async_timeout
+fn async_timeout(method: StartMethod) {
+    let pool = pool(method, 2);
+    let result = pool.apply_async(sqr_slowly, (6, 1000));
+    let started = Instant::now();
+    assert!(matches!(result.get_timeout(Duration::from_millis(100)), Err(Error::TimeoutError)));
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert!(!result.wait_timeout(Duration::from_millis(10)));
+    let err = result.successful().unwrap_err();
+    assert!(matches!(err, Error::ValueError(_)));
+    let text = err.to_string();
+    assert!(text.starts_with("<multiprocessing.pool.ApplyResult object at 0x") && text.ends_with("> not ready"), "{text}");
+    assert_eq!(result.get_timeout(Duration::from_secs(20)).unwrap(), 36);
+    assert_eq!(result.successful().unwrap(), true);
+    assert_eq!(result.get_timeout(Duration::ZERO).unwrap_err().to_string(), "the result was already taken by get_timeout()");
+}
+
+// _TestPool.test_imap
+fn imap(method: StartMethod) {
+    let pool = pool(method, 4);
+    let expected: Vec<i64> = (0..10).map(sqr).collect();
+    let got: Vec<i64> = pool.imap(sqr, 0..10).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, expected);
+    let mut it = pool.imap(sqr, 0..10).unwrap();
+    for i in 0..10 {
+        assert_eq!(it.next_timeout(Duration::from_secs(20)).unwrap().unwrap(), sqr(i));
+    }
+    assert!(it.next().is_none());
+    let expected: Vec<i64> = (0..1000).map(sqr).collect();
+    let got: Vec<i64> = pool.imap_chunked(sqr, 0..1000, 100).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, expected);
+}
+
+// _TestPool.test_imap_unordered
+fn imap_unordered(method: StartMethod) {
+    let pool = pool(method, 4);
+    let mut got: Vec<i64> = pool.imap_unordered(sqr, 0..10).unwrap().map(Result::unwrap).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..10).map(sqr).collect::<Vec<_>>());
+    let mut got: Vec<i64> =
+        pool.imap_unordered_chunked(sqr, 0..1000, 100).unwrap().map(Result::unwrap).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..1000).map(sqr).collect::<Vec<_>>());
+    // Completion order: the slow first item comes last.
+    let items = vec![(1, 300), (2, 0), (3, 0)];
+    let got: Vec<i64> = pool.imap_unordered(sqr_slowly, items).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got.last(), Some(&1));
+}
+
+// _TestPool.test_imap_handle_iterable_exception (an item that fails does not end the
+// iteration; the others still come, in order)
+fn imap_item_failure(method: StartMethod) {
+    let pool = pool(method, 2);
+    let got: Vec<Result<i64, Error>> = pool.imap(fail_on_three, 0..6).unwrap().collect();
+    assert_eq!(got.len(), 6);
+    for (i, r) in got.iter().enumerate() {
+        if i == 3 {
+            assert!(r.as_ref().unwrap_err().to_string().contains("bad 3"));
+        } else {
+            assert_eq!(*r.as_ref().unwrap(), i as i64);
+        }
+    }
+    // An endless input is read lazily.
+    let first: Vec<i64> = pool.imap(sqr, 0..).unwrap().take(5).map(Result::unwrap).collect();
+    assert_eq!(first, vec![0, 1, 4, 9, 16]);
+}
+
+// _TestPool.test_make_pool, test_pool_maxtasksperchild_invalid
+fn make_pool(method: StartMethod) {
+    let err = Pool::builder().processes(Some(0)).start_method(method).build().unwrap_err();
+    assert!(matches!(err, Error::ValueError(_)));
+    assert_eq!(err.to_string(), "Number of processes must be at least 1");
+    let err = Pool::builder().processes(Some(1)).maxtasksperchild(0).start_method(method).build().unwrap_err();
+    assert_eq!(err.to_string(), "maxtasksperchild must be a positive int or None");
+    let pool = pool(method, 3);
+    assert_eq!(pool.processes(), 3);
+    assert_eq!(format!("{pool:?}"), "<multiprocessing.pool.Pool state=RUN pool_size=3>");
+    pool.close();
+    assert_eq!(format!("{pool:?}"), "<multiprocessing.pool.Pool state=CLOSE pool_size=3>");
+    pool.join().unwrap();
+}
+
+// _TestPool.test_terminate: 10 000 long tasks, terminate returns promptly; beyond
+// CPython, the pending results fail instead of never becoming ready.
+fn terminate(method: StartMethod) {
+    let pool = pool(method, 4);
+    let result = pool.map_async(sqr_slowly, (0..10_000).map(|i| (i, 10_000)));
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    pool.terminate();
+    pool.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let err = result.get_timeout(Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.to_string(), "the pool was terminated before this task finished");
+}
+
+// _TestPool.test_context, test_enter: a pool that is not running refuses work.
+fn not_running(method: StartMethod) {
+    let pool = pool(method, 2);
+    assert_eq!(pool.join().unwrap_err().to_string(), "Pool is still running");
+    pool.close();
+    for err in [
+        pool.map(sqr, 0..3).unwrap_err(),
+        pool.apply(sqr, 1).unwrap_err(),
+        pool.apply_async(sqr, 1).get().unwrap_err(),
+        pool.map_async(sqr, 0..3).get().unwrap_err(),
+        pool.imap(sqr, 0..3).unwrap_err(),
+    ] {
+        assert!(matches!(err, Error::ValueError(_)));
+        assert_eq!(err.to_string(), "Pool not running");
+    }
+    pool.join().unwrap();
+    pool.terminate();
+    assert_eq!(pool.map(sqr, 0..3).unwrap_err().to_string(), "Pool not running");
+}
+
+// _TestPool.test_traceback, test_wrapped_exception: a panic reaches get() with its text
+// and place; the worker survives.
+fn traceback(method: StartMethod) {
+    let pool = pool(method, 1);
+    let before = pool.apply(pid, 0).unwrap();
+    let err = pool.apply(raising, ()).unwrap_err();
+    let Error::RemoteTraceback(panic) = &err else { panic!("{err:?}") };
+    assert_eq!(panic.message, "key error 123");
+    assert!(panic.file.as_deref().is_some_and(|f| f.ends_with("pool.rs")), "{panic:?}");
+    assert!(panic.worker.contains("PoolWorker-"), "{panic:?}");
+    assert!(err.to_string().contains("panicked at"), "{err}");
+    assert_eq!(pool.apply(pid, 0).unwrap(), before);
+}
+
+// _TestPool.test_map_no_failfast: the error comes only after every item is done.
+fn map_no_failfast(method: StartMethod) {
+    let pool = pool(method, 2);
+    let started = Instant::now();
+    let items: Vec<(i64, u64)> = (0..4).map(|i| (i, if i == 0 { 0 } else { 300 })).collect();
+    let result = pool.map_async_with(
+        |(x, millis): (i64, u64)| fail_on_three(sqr_slowly((x, millis)) / x.max(1)),
+        items,
+        Some(1),
+        Callbacks::new(),
+    );
+    let err = result.get().unwrap_err();
+    assert!(err.to_string().contains("bad 3"), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+// _TestPoolWorkerErrors.test_async_error_callback, test_unpickleable_result
+fn error_callback_and_unserializable_result(method: StartMethod) {
+    let pool = pool(method, 1);
+    let seen = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&seen);
+    let result = pool.apply_async_with(
+        raising,
+        (),
+        Callbacks::new().on_error(move |e: &Error| *record.lock().unwrap() = Some(e.to_string())),
+    );
+    result.wait();
+    assert!(seen.lock().unwrap().as_deref().is_some_and(|e| e.contains("key error 123")));
+    let before = pool.apply(pid, 0).unwrap();
+    let err = pool.apply(unserializable_result, ()).unwrap_err();
+    assert!(matches!(err, Error::MaybeEncodingError(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with("Error sending result: '<") && text.contains("Unserializable>'. Reason: '"), "{text}");
+    // An argument that cannot be serialized fails its own task only.
+    let err = pool.apply(takes_unserializable, Unserializable(0)).unwrap_err();
+    assert!(matches!(err, Error::PicklingError(_)), "{err:?}");
+    assert_eq!(pool.apply(pid, 0).unwrap(), before, "the worker survives");
+}
+
+// _TestPool.test_pool_initializer: runs once in each worker.
+fn initializer(method: StartMethod) {
+    let path = TempPath::new("pool-init");
+    let pool = Pool::builder()
+        .processes(Some(2))
+        .initializer(record_initializer, path.arg())
+        .start_method(method)
+        .build()
+        .unwrap();
+    assert_eq!(pool.map(sqr, 0..20).unwrap().len(), 20);
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(path.read().lines().filter(|l| *l == "init").count(), 2, "{}", path.read());
+}
+
+// Beyond CPython (which starts worker after worker forever): a panicking initializer
+// fails every task with its panic.
+fn initializer_panics(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(Some(2))
+        .initializer(panicking_initializer, ())
+        .start_method(method)
+        .build()
+        .unwrap();
+    let err = pool.map(sqr, 0..10).unwrap_err();
+    assert!(err.to_string().contains("initializer went wrong"), "{err}");
+    let err = pool.apply(sqr, 1).unwrap_err();
+    assert!(err.to_string().contains("initializer went wrong"), "{err}");
+}
+
+// _TestPoolWorkerLifetime.test_pool_worker_lifetime, test_pool_maxtasksperchild
+fn worker_lifetime(method: StartMethod) {
+    let pool = Pool::builder().processes(Some(2)).maxtasksperchild(1).start_method(method).build().unwrap();
+    let pids = pool.map_chunked(pid, 0..6, 1).unwrap();
+    assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 6, "{pids:?}");
+    let pool = Pool::builder().processes(Some(3)).maxtasksperchild(10).start_method(method).build().unwrap();
+    let expected: Vec<i64> = (0..100).map(sqr).collect();
+    let results: Vec<i64> = (0..100).map(|i| pool.apply_async(sqr, i)).map(|r| r.get().unwrap()).collect();
+    assert_eq!(results, expected);
+    assert_eq!(pool.map_chunked(sqr, 0..100, 1).unwrap(), expected);
+    pool.close();
+    pool.join().unwrap();
+}
+
+// Beyond CPython: a worker that dies mid-task fails that task within a second and is
+// replaced; the pool stays usable (python/cpython#96062 hangs here).
+fn worker_dies_in_map(method: StartMethod) {
+    let pool = pool(method, 2);
+    for death in [Death::Kill, Death::Abort, Death::Exit(3)] {
+        let started = Instant::now();
+        let items: Vec<(i64, Death)> = (0..8).map(|i| (i, death)).collect();
+        let err = pool.map_chunked(die_on_three, items, 1).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        let Error::WorkerDied(text) = &err else { panic!("{err:?}") };
+        let how = match death {
+            Death::Kill => "killed by signal 9 (SIGKILL)",
+            Death::Abort => "killed by signal 6 (SIGABRT)",
+            Death::Exit(_) => "exited with code 3",
+        };
+        assert!(text.contains("PoolWorker-") && text.contains(how), "{text}");
+        assert_eq!(pool.map(sqr, 0..10).unwrap(), (0..10).map(sqr).collect::<Vec<_>>());
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.failed, 3);
+    assert_eq!(stats.running, 0);
+    assert_eq!(stats.submitted, stats.done + stats.failed);
+}
+
+fn worker_dies_in_imap(method: StartMethod) {
+    let pool = pool(method, 2);
+    let items: Vec<(i64, Death)> = (0..8).map(|i| (i, Death::Kill)).collect();
+    let got: Vec<Result<i64, Error>> = pool.imap(die_on_three, items).unwrap().collect();
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Ok(v) => assert_eq!(*v, sqr(i as i64)),
+            Err(e) => {
+                assert_eq!(i, 3);
+                assert!(matches!(e, Error::WorkerDied(_)));
+            }
+        }
+    }
+    assert!(got[3].is_err());
+}
+
+fn worker_killed_during_apply_async(method: StartMethod) {
+    let pool = pool(method, 2);
+    let path = TempPath::new("pool-kill");
+    let result = pool.apply_async(announce_then_sleep, path.arg());
+    let victim = wait_worker_pid(&path);
+    let started = Instant::now();
+    kill(victim);
+    let err = result.get_timeout(Duration::from_secs(5)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(matches!(err, Error::WorkerDied(_)), "{err:?}");
+    assert!(err.to_string().contains(&format!("(pid {victim})")), "{err}");
+    // Replaced: the pool still has two workers, neither of them the dead one.
+    let pids: HashSet<u32> = pool.map_chunked(sqr_then_pid, (0..40).collect::<Vec<u64>>(), 1).unwrap().into_iter().collect();
+    assert!(!pids.contains(&(victim as u32)));
+    assert!(pids.len() <= 2);
+    pool.close();
+    pool.join().unwrap();
+}
+
+fn sqr_then_pid(millis: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(millis % 3));
+    std::process::id()
+}
+
+// Live counters.
+fn stats(method: StartMethod) {
+    let pool = pool(method, 2);
+    let result = pool.map_async_with(sqr_slowly, (0..4).map(|i| (i, 200)), Some(1), Callbacks::new());
+    std::thread::sleep(Duration::from_millis(100));
+    let during = pool.stats();
+    assert_eq!(during.submitted, 4);
+    assert!(during.running >= 1, "{during:?}");
+    result.get().unwrap();
+    let _ = pool.apply(fail_on_three, 3);
+    let after = pool.stats();
+    assert_eq!((after.submitted, after.running, after.done, after.failed), (5, 0, 4, 1));
+}
+
+each_start_method! {
+    test_apply => apply;
+    test_map => map;
+    test_starmap => starmap;
+    test_map_async_callbacks => map_async_callbacks;
+    test_empty_iterable => empty_iterable;
+    test_async => async_result;
+    test_async_timeout => async_timeout;
+    test_imap => imap;
+    test_imap_unordered => imap_unordered;
+    test_imap_item_failure => imap_item_failure;
+    test_make_pool => make_pool;
+    test_terminate => terminate;
+    test_not_running => not_running;
+    test_traceback => traceback;
+    test_map_no_failfast => map_no_failfast;
+    test_error_callback_and_unserializable_result => error_callback_and_unserializable_result;
+    test_pool_initializer => initializer;
+    test_initializer_panics => initializer_panics;
+    test_pool_worker_lifetime => worker_lifetime;
+    test_worker_dies_in_map => worker_dies_in_map;
+    test_worker_dies_in_imap => worker_dies_in_imap;
+    test_worker_killed_during_apply_async => worker_killed_during_apply_async;
+    test_stats => stats;
+}
