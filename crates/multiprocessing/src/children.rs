@@ -230,7 +230,8 @@ pub(crate) fn exit_function() {
         state.exiting = true;
     }
     // CPython's pool finalizers (exit priority 15) come before the children's.
-    crate::pool::terminate_at_exit(std::mem::take(&mut state().pools));
+    let pools = std::mem::take(&mut state().pools);
+    crate::pool::terminate_at_exit(pools);
     for child in crate::active_children() {
         if child.daemon() {
             let _ = child.terminate();

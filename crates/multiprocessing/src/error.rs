@@ -74,8 +74,7 @@ pub(crate) const POOL_SIZE: &str = "Number of processes must be at least 1";
 /// `maxtasksperchild(0)`.
 pub(crate) const MAXTASKS: &str = "maxtasksperchild must be a positive int or None";
 /// A pool used in a process other than the one that created it (a fork child's copy).
-pub(crate) const POOL_FOREIGN: &str =
-    "pool objects cannot be passed between processes or pickled";
+pub(crate) const POOL_FOREIGN: &str = "pool objects cannot be passed between processes or pickled";
 /// A task still pending when its pool was terminated (CPython leaves it pending forever).
 pub(crate) const POOL_TERMINATED: &str = "the pool was terminated before this task finished";
 /// A second `get` of an `AsyncResult` whose value `get_timeout` already returned.

@@ -168,3 +168,58 @@ fn forking_a_multi_threaded_process_warns_once() {
     assert_eq!(text(&out.stdout), "forked 3 times\n");
     assert_eq!(text(&out.stderr), "", "a single-threaded fork does not warn");
 }
+
+/// The worker pids the `mp_pool_exit` example printed.
+fn pool_workers(stdout: &str) -> Vec<i32> {
+    stdout.lines().filter_map(|l| l.strip_prefix("worker ")).map(|p| p.parse().unwrap()).collect()
+}
+
+#[test]
+fn a_pool_left_running_is_terminated_at_exit() {
+    for method in METHODS {
+        for mode in ["leak", "exit"] {
+            let (out, took) = run_example("mp_pool_exit", &[method, mode]);
+            let stdout = text(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{method} {mode}: {}", text(&out.stderr));
+            assert!(stdout.contains("main done"), "{method} {mode}: {stdout}");
+            assert!(took < Duration::from_secs(10), "{method} {mode}: took {took:?}");
+            let workers = pool_workers(&stdout);
+            assert_eq!(workers.len(), 2, "{method} {mode}: {stdout}");
+            for pid in workers {
+                assert!(
+                    wait_ended(pid, Duration::from_secs(5)),
+                    "{method} {mode}: worker {pid} lives on"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pool_workers_die_when_the_parent_is_sigkilled() {
+    for method in METHODS {
+        let mut parent = Command::new(example("mp_pool_exit"))
+            .args([method, "wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+        let mut workers = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line == "main done" {
+                break;
+            }
+            workers.extend(pool_workers(&line));
+        }
+        assert_eq!(workers.len(), 2, "{method}");
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        for pid in workers {
+            let died = wait_ended(pid, Duration::from_secs(5));
+            // SAFETY: plain kill of a leftover worker if the test failed.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            assert!(died, "{method}: pool worker {pid} outlived its SIGKILLed parent");
+        }
+    }
+}

@@ -142,7 +142,10 @@ impl Handler {
                         };
                         let _ = task::append(&header, &mut frames[i]);
                         frames[i].extend_from_slice(&chunk.items);
-                        self.shared.stats.running.fetch_add(chunk.slots.len() as u64, Ordering::Relaxed);
+                        self.shared
+                            .stats
+                            .running
+                            .fetch_add(chunk.slots.len() as u64, Ordering::Relaxed);
                         worker.given += 1;
                         worker.in_flight.push_back((job, chunk));
                         progress = true;
@@ -163,7 +166,8 @@ impl Handler {
 
     /// Nothing queued and nothing held by a worker.
     fn idle(&self) -> bool {
-        self.workers.iter().all(|w| w.in_flight.is_empty()) && lock(&self.shared.state).queue.is_empty()
+        self.workers.iter().all(|w| w.in_flight.is_empty())
+            && lock(&self.shared.state).queue.is_empty()
     }
 
     /// Sleeps until something happens, then handles it.
@@ -312,7 +316,8 @@ impl Handler {
             for (_, chunk) in worker.in_flight.drain(..).rev() {
                 state.queue.push_front(chunk);
             }
-            let work_left = !state.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty());
+            let work_left =
+                !state.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty());
             state.broken.is_none()
                 && !crate::children::exiting()
                 && match state.status {

@@ -96,6 +96,10 @@ pub(crate) struct Counters {
     pub(crate) failed: AtomicU64,
 }
 
+/// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
+type BuildWorker =
+    Arc<dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>;
+
 /// Starts one worker; `Option<usize>` is `maxtasksperchild`.
 pub(crate) type StartWorker =
     Arc<dyn Fn(Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>;
@@ -158,7 +162,9 @@ impl Shared {
     fn set_status(&self, status: Status) {
         {
             let mut state = lock(&self.state);
-            if state.status == Status::Terminate || (state.status == Status::Close && status == Status::Run) {
+            if state.status == Status::Terminate
+                || (state.status == Status::Close && status == Status::Run)
+            {
                 return;
             }
             state.status = status;
@@ -420,7 +426,11 @@ impl Pool {
     /// # Errors
     /// `Pool not running`; otherwise, once every item is done, the failure of the first
     /// failed item (CPython: after all chunks, too — test_map_no_failfast).
-    pub fn map<T, R>(&self, function: fn(T) -> R, items: impl IntoIterator<Item = T>) -> Result<Vec<R>, Error>
+    pub fn map<T, R>(
+        &self,
+        function: fn(T) -> R,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, Error>
     where
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
@@ -507,7 +517,8 @@ impl Pool {
         if lock(&self.shared.state).status != Status::Run {
             return Err(Error::value(POOL_NOT_RUNNING));
         }
-        let chunksize = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
+        let chunksize =
+            chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
         let slot = Slot::new(callbacks);
         let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
         if !items.is_empty() {
@@ -669,7 +680,12 @@ impl fmt::Debug for Pool {
     /// CPython's repr: `<multiprocessing.pool.Pool state=RUN pool_size=4>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let status = lock(&self.shared.state).status;
-        write!(f, "<multiprocessing.pool.Pool state={} pool_size={}>", status.name(), self.shared.size)
+        write!(
+            f,
+            "<multiprocessing.pool.Pool state={} pool_size={}>",
+            status.name(),
+            self.shared.size
+        )
     }
 }
 
@@ -698,7 +714,7 @@ pub struct PoolBuilder {
     maxtasks: Option<usize>,
     start_method: Option<StartMethod>,
     /// Starts a worker with the initializer, given the start method.
-    start_worker: Arc<dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>,
+    start_worker: BuildWorker,
 }
 
 impl Default for PoolBuilder {
@@ -800,7 +816,8 @@ impl PoolBuilder {
         });
         let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
         children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
-        let thread = std::thread::Builder::new().name("pyconc-pool".into()).spawn(move || handler.run());
+        let thread =
+            std::thread::Builder::new().name("pyconc-pool".into()).spawn(move || handler.run());
         let thread = match thread {
             Ok(thread) => thread,
             Err(error) => {
@@ -838,7 +855,8 @@ where
 {
     let (ours, theirs) = pipe(true)?;
     let args = WorkerArgs { conn: theirs, initializer, maxtasks };
-    let process = Process::builder().start_method(method).daemon(true).call(worker::main::<A>, args);
+    let process =
+        Process::builder().start_method(method).daemon(true).call(worker::main::<A>, args);
     process.set_name(process.name().replace("Process", "PoolWorker"));
     process.start()?;
     Ok((process, ours))

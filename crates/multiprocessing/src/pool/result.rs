@@ -87,10 +87,10 @@ fn decode<R: DeserializeOwned>(
     stats: &Counters,
     mut each: impl FnMut(usize, Result<R, Error>),
 ) {
-    let mut broken = None;
+    let mut broken: Option<String> = None;
     for slot in slots.iter() {
         let outcome = match &broken {
-            Some(message) => Err(Error::UnpicklingError(format!("{message}"))),
+            Some(message) => Err(Error::UnpicklingError(message.clone())),
             None => match postcard::take_from_bytes::<Result<R, Failure>>(results) {
                 Ok((outcome, rest)) => {
                     results = rest;
@@ -120,9 +120,12 @@ fn decode<R: DeserializeOwned>(
 /// results, as in CPython (keep callbacks short).
 #[must_use]
 pub struct Callbacks<R> {
-    on_success: Option<Box<dyn FnOnce(&R) + Send>>,
-    on_error: Option<Box<dyn FnOnce(&Error) + Send>>,
+    on_success: Option<OnSuccess<R>>,
+    on_error: Option<OnError>,
 }
+
+type OnSuccess<R> = Box<dyn FnOnce(&R) + Send>;
+type OnError = Box<dyn FnOnce(&Error) + Send>;
 
 impl<R> Default for Callbacks<R> {
     fn default() -> Callbacks<R> {
@@ -526,7 +529,9 @@ where
         let first = self.submitted;
         self.submitted += items.len();
         let sink: Arc<dyn Sink> = self.sink.clone();
-        if let Err(error) = super::submit(&self.shared, self.function, items, first, self.chunksize, &sink) {
+        if let Err(error) =
+            super::submit(&self.shared, self.function, items, first, self.chunksize, &sink)
+        {
             self.submitted = first;
             self.input = None;
             self.refused = Some(error);

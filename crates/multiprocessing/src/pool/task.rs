@@ -80,12 +80,14 @@ impl fmt::Display for RemotePanic {
     }
 }
 
+/// Where a panic happened: file, line, column.
+type Place = (String, u32, u32);
+
 thread_local! {
     /// Whether this thread runs a task now: its panics are captured, not printed.
     static IN_TASK: Cell<bool> = const { Cell::new(false) };
     /// The last captured panic's message and place.
-    static CAPTURED: RefCell<Option<(String, Option<(String, u32, u32)>)>> =
-        const { RefCell::new(None) };
+    static CAPTURED: RefCell<Option<(String, Option<Place>)>> = const { RefCell::new(None) };
 }
 
 fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -187,7 +189,8 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
                 item
             }
             Err(error) => {
-                let failure = Failure::Decoding(format!("cannot deserialize a task's item: {error}"));
+                let failure =
+                    Failure::Decoding(format!("cannot deserialize a task's item: {error}"));
                 for _ in done..count {
                     let outcome: Result<(), &Failure> = Err(&failure);
                     let _ = append(&outcome, out);
@@ -219,7 +222,6 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
 pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result<(), RemotePanic> {
     // SAFETY: `function` is the offset of a `fn(A)` of this binary (`Builder::initializer`
     // took it from one, with this very `A`), and this process runs the same binary.
-    let function: fn(A) =
-        unsafe { std::mem::transmute::<usize, fn(A)>(start::address(function)) };
+    let function: fn(A) = unsafe { std::mem::transmute::<usize, fn(A)>(start::address(function)) };
     catch_task(worker, || function(args))
 }

@@ -70,7 +70,8 @@ fn die_on_three((x, death): (i64, Death)) -> i64 {
 }
 
 fn unsafe_free_kill_self() -> ! {
-    let _ = std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
+    let _ =
+        std::process::Command::new("kill").args(["-9", &std::process::id().to_string()]).status();
     std::thread::sleep(Duration::from_secs(30));
     unreachable!("SIGKILL did not arrive");
 }
@@ -141,15 +142,17 @@ fn map_async_callbacks(method: StartMethod) {
     assert_eq!(pool.map_async(sqr, 0..10).get().unwrap(), expected);
     let seen = Arc::new(Mutex::new(Vec::new()));
     let on_success = Arc::clone(&seen);
-    let callbacks = Callbacks::new().on_success(move |r: &Vec<i64>| on_success.lock().unwrap().push(r.clone()));
+    let callbacks =
+        Callbacks::new().on_success(move |r: &Vec<i64>| on_success.lock().unwrap().push(r.clone()));
     pool.map_async_with(sqr, 0..10, Some(3), callbacks).wait();
     assert_eq!(*seen.lock().unwrap(), vec![expected]);
     let errors = Arc::new(Mutex::new(Vec::new()));
     let on_error = Arc::clone(&errors);
-    let callbacks = Callbacks::new().on_error(move |e: &Error| on_error.lock().unwrap().push(e.to_string()));
+    let callbacks =
+        Callbacks::new().on_error(move |e: &Error| on_error.lock().unwrap().push(e.to_string()));
     let result = pool.map_async_with(fail_on_three, 0..10, None, callbacks);
     result.wait();
-    assert_eq!(result.successful().unwrap(), false);
+    assert!(!result.successful().unwrap());
     let errors = errors.lock().unwrap();
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("bad 3"), "{}", errors[0]);
@@ -159,12 +162,18 @@ fn map_async_callbacks(method: StartMethod) {
 fn empty_iterable(method: StartMethod) {
     let pool = pool(method, 2);
     assert_eq!(pool.map(sqr, Vec::new()).unwrap(), Vec::<i64>::new());
-    assert_eq!(pool.map_async_with(sqr, Vec::new(), Some(1), Callbacks::new()).get().unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        pool.map_async_with(sqr, Vec::new(), Some(1), Callbacks::new()).get().unwrap(),
+        Vec::<i64>::new()
+    );
     assert_eq!(pool.imap(sqr, Vec::new()).unwrap().count(), 0);
     assert_eq!(pool.imap_unordered(sqr, Vec::new()).unwrap().count(), 0);
     let err = pool.map_chunked(sqr, 0..3, 0).unwrap_err();
     assert_eq!(err.to_string(), "Chunksize must be 1+, not 0");
-    assert_eq!(pool.imap_chunked(sqr, 0..3, 0).unwrap_err().to_string(), "Chunksize must be 1+, not 0");
+    assert_eq!(
+        pool.imap_chunked(sqr, 0..3, 0).unwrap_err().to_string(),
+        "Chunksize must be 1+, not 0"
+    );
 }
 
 // _TestPool.test_async
@@ -188,10 +197,17 @@ fn async_timeout(method: StartMethod) {
     let err = result.successful().unwrap_err();
     assert!(matches!(err, Error::ValueError(_)));
     let text = err.to_string();
-    assert!(text.starts_with("<multiprocessing.pool.ApplyResult object at 0x") && text.ends_with("> not ready"), "{text}");
+    assert!(
+        text.starts_with("<multiprocessing.pool.ApplyResult object at 0x")
+            && text.ends_with("> not ready"),
+        "{text}"
+    );
     assert_eq!(result.get_timeout(Duration::from_secs(20)).unwrap(), 36);
-    assert_eq!(result.successful().unwrap(), true);
-    assert_eq!(result.get_timeout(Duration::ZERO).unwrap_err().to_string(), "the result was already taken by get_timeout()");
+    assert!(result.successful().unwrap());
+    assert_eq!(
+        result.get_timeout(Duration::ZERO).unwrap_err().to_string(),
+        "the result was already taken by get_timeout()"
+    );
 }
 
 // _TestPool.test_imap
@@ -222,7 +238,8 @@ fn imap_unordered(method: StartMethod) {
     assert_eq!(got, (0..1000).map(sqr).collect::<Vec<_>>());
     // Completion order: the slow first item comes last.
     let items = vec![(1, 300), (2, 0), (3, 0)];
-    let got: Vec<i64> = pool.imap_unordered(sqr_slowly, items).unwrap().map(Result::unwrap).collect();
+    let got: Vec<i64> =
+        pool.imap_unordered(sqr_slowly, items).unwrap().map(Result::unwrap).collect();
     assert_eq!(got.last(), Some(&1));
 }
 
@@ -249,7 +266,12 @@ fn make_pool(method: StartMethod) {
     let err = Pool::builder().processes(Some(0)).start_method(method).build().unwrap_err();
     assert!(matches!(err, Error::ValueError(_)));
     assert_eq!(err.to_string(), "Number of processes must be at least 1");
-    let err = Pool::builder().processes(Some(1)).maxtasksperchild(0).start_method(method).build().unwrap_err();
+    let err = Pool::builder()
+        .processes(Some(1))
+        .maxtasksperchild(0)
+        .start_method(method)
+        .build()
+        .unwrap_err();
     assert_eq!(err.to_string(), "maxtasksperchild must be a positive int or None");
     let pool = pool(method, 3);
     assert_eq!(pool.processes(), 3);
@@ -339,7 +361,11 @@ fn error_callback_and_unserializable_result(method: StartMethod) {
     let err = pool.apply(unserializable_result, ()).unwrap_err();
     assert!(matches!(err, Error::MaybeEncodingError(_)), "{err:?}");
     let text = err.to_string();
-    assert!(text.starts_with("Error sending result: '<") && text.contains("Unserializable>'. Reason: '"), "{text}");
+    assert!(
+        text.starts_with("Error sending result: '<")
+            && text.contains("Unserializable>'. Reason: '"),
+        "{text}"
+    );
     // An argument that cannot be serialized fails its own task only.
     let err = pool.apply(takes_unserializable, Unserializable(0)).unwrap_err();
     assert!(matches!(err, Error::PicklingError(_)), "{err:?}");
@@ -378,12 +404,23 @@ fn initializer_panics(method: StartMethod) {
 
 // _TestPoolWorkerLifetime.test_pool_worker_lifetime, test_pool_maxtasksperchild
 fn worker_lifetime(method: StartMethod) {
-    let pool = Pool::builder().processes(Some(2)).maxtasksperchild(1).start_method(method).build().unwrap();
+    let pool = Pool::builder()
+        .processes(Some(2))
+        .maxtasksperchild(1)
+        .start_method(method)
+        .build()
+        .unwrap();
     let pids = pool.map_chunked(pid, 0..6, 1).unwrap();
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 6, "{pids:?}");
-    let pool = Pool::builder().processes(Some(3)).maxtasksperchild(10).start_method(method).build().unwrap();
+    let pool = Pool::builder()
+        .processes(Some(3))
+        .maxtasksperchild(10)
+        .start_method(method)
+        .build()
+        .unwrap();
     let expected: Vec<i64> = (0..100).map(sqr).collect();
-    let results: Vec<i64> = (0..100).map(|i| pool.apply_async(sqr, i)).map(|r| r.get().unwrap()).collect();
+    let results: Vec<i64> =
+        (0..100).map(|i| pool.apply_async(sqr, i)).map(|r| r.get().unwrap()).collect();
     assert_eq!(results, expected);
     assert_eq!(pool.map_chunked(sqr, 0..100, 1).unwrap(), expected);
     pool.close();
@@ -442,7 +479,11 @@ fn worker_killed_during_apply_async(method: StartMethod) {
     assert!(matches!(err, Error::WorkerDied(_)), "{err:?}");
     assert!(err.to_string().contains(&format!("(pid {victim})")), "{err}");
     // Replaced: the pool still has two workers, neither of them the dead one.
-    let pids: HashSet<u32> = pool.map_chunked(sqr_then_pid, (0..40).collect::<Vec<u64>>(), 1).unwrap().into_iter().collect();
+    let pids: HashSet<u32> = pool
+        .map_chunked(sqr_then_pid, (0..40).collect::<Vec<u64>>(), 1)
+        .unwrap()
+        .into_iter()
+        .collect();
     assert!(!pids.contains(&(victim as u32)));
     assert!(pids.len() <= 2);
     pool.close();
@@ -457,7 +498,8 @@ fn sqr_then_pid(millis: u64) -> u32 {
 // Live counters.
 fn stats(method: StartMethod) {
     let pool = pool(method, 2);
-    let result = pool.map_async_with(sqr_slowly, (0..4).map(|i| (i, 200)), Some(1), Callbacks::new());
+    let result =
+        pool.map_async_with(sqr_slowly, (0..4).map(|i| (i, 200)), Some(1), Callbacks::new());
     std::thread::sleep(Duration::from_millis(100));
     let during = pool.stats();
     assert_eq!(during.submitted, 4);

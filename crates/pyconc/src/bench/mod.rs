@@ -4,11 +4,12 @@
 //! The backends of one operation run in alternating rounds (warm-up first, then rounds
 //! until a time budget), so that drift of this noisy machine hits them alike; the table
 //! shows medians and the ratios between backends. CPython runs the equivalent script
-//! (`threads.py`, `processes.py`, `ipc.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! (`threads.py`, `processes.py`, `ipc.py`, `pool.py`, shipped inside the binary) with the `python3` found on `PATH` or given
 //! by `--python`; without it, its column says why it is missing.
 
 mod ipc;
 mod measure;
+mod pool;
 mod processes;
 mod python;
 mod threads;
@@ -26,6 +27,8 @@ pub(crate) enum Group {
     Processes,
     /// Pipe and Queue messages, 1 MiB messages and round trips between processes.
     Ipc,
+    /// Pool creation, map throughput (default chunks and chunksize 1), CPU-bound speedup.
+    Pool,
 }
 
 /// Arguments of `pyconc bench`.
@@ -53,7 +56,7 @@ pub(crate) struct ChildArgs {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let groups = if args.groups.is_empty() {
-        vec![Group::Threads, Group::Processes, Group::Ipc]
+        vec![Group::Threads, Group::Processes, Group::Ipc, Group::Pool]
     } else {
         args.groups.clone()
     };
@@ -65,6 +68,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Group::Threads => threads::run(&settings, &python, &mut report)?,
             Group::Processes => processes::run(&settings, &python, &mut report)?,
             Group::Ipc => ipc::run(&settings, &python, &mut report)?,
+            Group::Pool => pool::run(&settings, &python, &mut report)?,
         }
     }
     print!("{}", report.table());

@@ -24,6 +24,7 @@ examples! {
     processes: "../../../multiprocessing/examples/processes.rs",
     process_vs_thread: "../../../multiprocessing/examples/process_vs_thread.rs",
     ipc: "../../../multiprocessing/examples/ipc.rs",
+    pool: "../../../multiprocessing/examples/pool.rs",
 }
 
 /// Which example to run.
@@ -50,6 +51,9 @@ pub(crate) enum Demo {
     /// Processes that talk: producer/consumers over a Queue, and a shared counter with
     /// and without a Lock (the lost-update race).
     Ipc,
+    /// A CPU-bound job over a Pool with a progress bar; a task that panics and a worker
+    /// that dies, and the pool goes on.
+    Pool,
 }
 
 /// Arguments of `pyconc demo`.
@@ -72,6 +76,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Demo::Processes,
         Demo::ProcessVsThread,
         Demo::Ipc,
+        Demo::Pool,
         Demo::Daemon,
     ];
     let chosen = match args.name {
@@ -94,6 +99,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             Demo::Processes => processes::demo(fast)?,
             Demo::ProcessVsThread => process_vs_thread::demo(fast)?,
             Demo::Ipc => ipc::demo(fast)?,
+            Demo::Pool => pool::demo(fast)?,
         }
     }
     Ok(())
