@@ -71,3 +71,90 @@ fn concurrent_start_kill_join_under_every_start_method() {
     assert_eq!(zombies(), 0);
     assert!(active_children().is_empty());
 }
+
+/// Kills its worker when `x` is 3 (by SIGKILL, abort or exit, as `how` says).
+fn die_on_three((x, how): (u64, u8)) -> u64 {
+    if x == 3 {
+        match how {
+            0 => {
+                let pid = std::process::id().to_string();
+                let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+                sleep_ms(30_000);
+            }
+            1 => std::process::abort(),
+            _ => std::process::exit(3),
+        }
+    }
+    x * x
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn announce_then_sleep(path: String) -> u64 {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    file.write_all(format!("{}\n", std::process::id()).as_bytes()).unwrap();
+    sleep_ms(30_000);
+    0
+}
+
+/// The pool fault tests (conformance/pool.rs: worker_dies_in_map, worker_dies_in_imap,
+/// worker_killed_during_apply_async), 20 rounds each per start method on one pool.
+#[test]
+#[ignore = "stress: pool workers killed 20 times per fault per start method, ~20 s"]
+fn pool_survives_workers_dying_again_and_again() {
+    use multiprocessing::{Error, Pool};
+    let expected: Vec<u64> = (0..8).map(square).collect();
+    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = Pool::builder().processes(Some(2)).start_method(method).build().unwrap();
+        for round in 0..20u64 {
+            let how = (round % 3) as u8;
+            let items: Vec<(u64, u8)> = (0..8).map(|i| (i, how)).collect();
+            // map: the item fails, the call fails, nothing hangs.
+            let err = pool.map_chunked(die_on_three, items.clone(), 1).unwrap_err();
+            assert!(matches!(err, Error::WorkerDied(_)), "{method:?} round {round}: {err:?}");
+            // imap: only item 3 fails.
+            let got: Vec<Result<u64, Error>> = pool.imap(die_on_three, items).unwrap().collect();
+            for (i, r) in got.iter().enumerate() {
+                match r {
+                    Ok(v) => assert_eq!(*v, expected[i], "{method:?} round {round}"),
+                    Err(e) => assert!(
+                        i == 3 && matches!(e, Error::WorkerDied(_)),
+                        "{method:?} {i}: {e:?}"
+                    ),
+                }
+            }
+            // apply_async: killed from outside while it runs.
+            let path =
+                std::env::temp_dir().join(format!("pyconc-stress-pool-{}", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let result = pool.apply_async(announce_then_sleep, path.to_string_lossy().into_owned());
+            let victim = loop {
+                if let Some(pid) =
+                    std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i32>().ok())
+                {
+                    break pid;
+                }
+                sleep_ms(2);
+            };
+            let _ = std::fs::remove_file(&path);
+            let killed = std::time::Instant::now();
+            // SAFETY: kills the pool worker that announced its pid.
+            unsafe { libc::kill(victim, libc::SIGKILL) };
+            let err = result.get_timeout(Duration::from_secs(5)).unwrap_err();
+            assert!(matches!(err, Error::WorkerDied(_)), "{method:?} round {round}: {err:?}");
+            assert!(
+                killed.elapsed() < Duration::from_secs(1),
+                "{method:?}: {:?}",
+                killed.elapsed()
+            );
+            assert_eq!(pool.map(square, 0..8).unwrap(), expected, "{method:?} round {round}");
+        }
+        let stats = pool.stats();
+        assert_eq!((stats.running, stats.failed), (0, 60), "{method:?}: {stats:?}");
+        pool.close();
+        pool.join().unwrap();
+    }
+}

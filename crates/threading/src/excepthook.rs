@@ -238,30 +238,56 @@ fn report(thread: &Thread, payload: Box<dyn Any + Send>) {
     }
 }
 
-/// Runs `body` the way a started thread runs its target, but hands a panic back to the
-/// caller as its report text (`panicked at FILE:LINE:COL:` and the message, plus the
-/// backtrace when `RUST_BACKTRACE` asks for one) instead of calling the exception hook.
-/// Rust's own panic message is not printed. For `multiprocessing`, whose children print
-/// `Process NAME:` and this text, as CPython's `_bootstrap` prints the traceback.
+/// A panic caught by [`_catch_panic`], not printed: its message, its place and (when
+/// `RUST_BACKTRACE` asks for one) its backtrace.
 #[doc(hidden)]
-pub fn _run_reporting_panic(body: impl FnOnce()) -> Result<(), String> {
+#[derive(Debug)]
+pub struct _CaughtPanic {
+    /// The panic message.
+    pub message: String,
+    /// Where it happened, when known.
+    pub location: Option<Location>,
+    /// The backtrace, when `RUST_BACKTRACE` asks for one.
+    pub backtrace: Option<String>,
+}
+
+/// Runs `body` the way a started thread runs its target, but hands a panic back to the
+/// caller instead of calling the exception hook; Rust's own panic message is not
+/// printed. For `multiprocessing`'s pool workers, which send a task's panic back to the
+/// caller as CPython sends a task's exception.
+#[doc(hidden)]
+pub fn _catch_panic<T>(body: impl FnOnce() -> T) -> Result<T, _CaughtPanic> {
     install_panic_hook();
     let was_capturing = CAPTURING.try_with(|c| c.replace(true)).unwrap_or(false);
     let outcome = catch_unwind(AssertUnwindSafe(body));
     let _ = CAPTURING.try_with(|c| c.set(was_capturing));
     outcome.map_err(|payload| {
         let recorded = take_recorded();
-        let text = describe_panic(
-            &payload_message(&*payload),
-            recorded.location.as_ref(),
-            recorded.backtrace.as_deref(),
-        );
+        let message = payload_message(&*payload);
         drop_payload(payload);
-        text
+        _CaughtPanic { message, location: recorded.location, backtrace: recorded.backtrace }
     })
 }
 
-/// Drops a panic payload; a payload whose destructor panics is not allowed to unwind further.
+/// [`_catch_panic`] with the panic as its report text (`panicked at FILE:LINE:COL:` and
+/// the message, plus the backtrace when `RUST_BACKTRACE` asks for one). For
+/// `multiprocessing`, whose children print `Process NAME:` and this text, as CPython's
+/// `_bootstrap` prints the traceback.
+#[doc(hidden)]
+pub fn _run_reporting_panic(body: impl FnOnce()) -> Result<(), String> {
+    _catch_panic(body).map_err(|caught| {
+        describe_panic(&caught.message, caught.location.as_ref(), caught.backtrace.as_deref())
+    })
+}
+
+/// Installs this crate's panic hook now, if it is not yet. `multiprocessing` calls it
+/// before `fork()`: the child must not have to take the process's hook lock, which
+/// another thread of the parent may hold at the moment of the fork.
+#[doc(hidden)]
+pub fn _install_panic_hook() {
+    install_panic_hook();
+}
+
 fn drop_payload(payload: Box<dyn Any + Send>) {
     if let Err(inner) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
         std::mem::forget(inner);

@@ -75,7 +75,10 @@ mod wait_word;
 use std::time::Duration;
 
 pub use error::Error;
-pub use excepthook::{_run_reporting_panic, ExceptHookArgs, Location, excepthook, set_excepthook};
+pub use excepthook::{
+    _CaughtPanic, _catch_panic, _install_panic_hook, _run_reporting_panic, ExceptHookArgs,
+    Location, excepthook, set_excepthook,
+};
 pub use join::{Joinable, joinall, joinall_timeout};
 pub use local::Local;
 #[doc(hidden)]

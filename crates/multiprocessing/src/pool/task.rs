@@ -10,9 +10,7 @@
 //! ([`ToWorker`] / [`FromWorker`]) followed by `len` bytes of payload: the handler sends a
 //! worker several chunks in one write, and a worker returns several results in one write.
 
-use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -80,56 +78,15 @@ impl fmt::Display for RemotePanic {
     }
 }
 
-/// Where a panic happened: file, line, column.
-type Place = (String, u32, u32);
-
-thread_local! {
-    /// Whether this thread runs a task now: its panics are captured, not printed.
-    static IN_TASK: Cell<bool> = const { Cell::new(false) };
-    /// The last captured panic's message and place.
-    static CAPTURED: RefCell<Option<(String, Option<Place>)>> = const { RefCell::new(None) };
-}
-
-fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
-    }
-}
-
-/// Makes this process's panic hook capture the panics of tasks (the worker reports them
-/// to the caller, as CPython returns a task's exception) and leave others to the hook
-/// installed before.
-pub(crate) fn capture_task_panics() {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if IN_TASK.with(Cell::get) {
-            let place = info.location().map(|l| (l.file().to_owned(), l.line(), l.column()));
-            let message = payload_text(info.payload());
-            CAPTURED.with(|c| *c.borrow_mut() = Some((message, place)));
-        } else {
-            previous(info);
-        }
-    }));
-}
-
-/// Runs `work`, turning a panic into a [`RemotePanic`] of `worker`.
+/// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (the threading crate's
+/// capture: the panic is not printed).
 pub(crate) fn catch_task<T>(worker: &str, work: impl FnOnce() -> T) -> Result<T, RemotePanic> {
-    IN_TASK.with(|c| c.set(true));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(work));
-    IN_TASK.with(|c| c.set(false));
-    outcome.map_err(|payload| {
-        let (message, place) = CAPTURED
-            .with(|c| c.borrow_mut().take())
-            .unwrap_or_else(|| (payload_text(&*payload), None));
-        let (file, line, column) = match place {
-            Some((file, line, column)) => (Some(file), line, column),
+    threading::_catch_panic(work).map_err(|caught| {
+        let (file, line, column) = match caught.location {
+            Some(place) => (Some(place.file), place.line, place.column),
             None => (None, 0, 0),
         };
-        RemotePanic { worker: worker.to_owned(), message, file, line, column }
+        RemotePanic { worker: worker.to_owned(), message: caught.message, file, line, column }
     })
 }
 

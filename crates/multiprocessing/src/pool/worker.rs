@@ -29,7 +29,6 @@ where
 {
     let WorkerArgs { conn, initializer, maxtasks } = args;
     let name = current_process().name();
-    task::capture_task_panics();
     if let Some((function, argument)) = initializer {
         if let Err(panic) = task::run_initializer(function, argument, &name) {
             let mut out = Vec::new();

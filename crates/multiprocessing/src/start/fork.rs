@@ -27,6 +27,9 @@ use crate::sys::{self, Fork};
 /// Forks a child that runs `target`.
 pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error> {
     warn_if_multithreaded();
+    // The child's panics and its bootstrap must find the panic hook installed: taking
+    // the hook lock there could wait forever for a thread of the parent that held it.
+    threading::_install_panic_hook();
     let parent = sys::getpid();
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.flush();
