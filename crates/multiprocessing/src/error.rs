@@ -75,6 +75,10 @@ pub(crate) const POOL_SIZE: &str = "Number of processes must be at least 1";
 pub(crate) const MAXTASKS: &str = "maxtasksperchild must be a positive int or None";
 /// A pool used in a process other than the one that created it (a fork child's copy).
 pub(crate) const POOL_FOREIGN: &str = "pool objects cannot be passed between processes or pickled";
+/// A closure task for a pool whose workers are not forked.
+pub(crate) const CLOSURE_POOL_NEEDS_FORK: &str = "a closure task needs a pool with the fork \
+     start method: spawn and forkserver workers run a new program, which a closure cannot \
+     reach; use a fn, with what it needs in its argument";
 /// A task still pending when its pool was terminated (CPython leaves it pending forever).
 pub(crate) const POOL_TERMINATED: &str = "the pool was terminated before this task finished";
 /// A second `get` of an `AsyncResult` whose value `get_timeout` already returned.

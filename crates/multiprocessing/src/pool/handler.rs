@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use super::result::lock;
 use super::task::{self, FromWorker, RemotePanic, ToWorker};
-use super::{Chunk, Shared, StartWorker, Status};
+use super::{Chunk, Shared, StartWorker, Status, closure};
 use crate::error::POOL_TERMINATED;
 use crate::sys;
 use crate::{Connection, Error, Process};
@@ -43,11 +43,37 @@ pub(crate) struct Worker {
     given: usize,
     /// Its connection ended: it is dying.
     gone: bool,
+    /// It runs the closures numbered below this (`closure.rs`).
+    generation: u64,
+    /// It was asked to exit, to make way for a worker that knows a newer closure.
+    retiring: bool,
 }
 
 impl Worker {
-    pub(crate) fn new((process, conn): (Process, Connection)) -> Worker {
-        Worker { process, conn, in_flight: VecDeque::new(), given: 0, gone: false }
+    /// Starts a worker with `start`; it will know every closure registered so far.
+    pub(crate) fn start(
+        start: impl FnOnce() -> Result<(Process, Connection), Error>,
+    ) -> Result<Worker, Error> {
+        let generation = closure::generation();
+        let (process, conn) = start()?;
+        Ok(Worker {
+            process,
+            conn,
+            in_flight: VecDeque::new(),
+            given: 0,
+            gone: false,
+            generation,
+            retiring: false,
+        })
+    }
+
+    /// Whether it can take `chunk` now.
+    fn can_take(&self, chunk: &Chunk, window: usize, maxtasks: Option<usize>) -> bool {
+        !self.gone
+            && !self.retiring
+            && self.in_flight.len() < window
+            && maxtasks.is_none_or(|max| self.given < max)
+            && self.generation >= chunk.task.needs
     }
 }
 
@@ -114,7 +140,7 @@ impl Handler {
     fn hand_out(&mut self) -> Status {
         let window = self.window();
         let mut frames: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
-        let status = {
+        let (status, waiting) = {
             let mut state = lock(&self.shared.state);
             if state.status != Status::Terminate {
                 let count = self.workers.len();
@@ -124,10 +150,8 @@ impl Handler {
                     for k in 0..count {
                         let i = (self.turn + k) % count;
                         let worker = &mut self.workers[i];
-                        if worker.gone
-                            || worker.in_flight.len() >= window
-                            || self.maxtasks.is_some_and(|max| worker.given >= max)
-                        {
+                        let Some(next) = state.queue.front() else { break };
+                        if !worker.can_take(next, window, self.maxtasks) {
                             continue;
                         }
                         let Some(chunk) = state.queue.pop_front() else { break };
@@ -135,8 +159,8 @@ impl Handler {
                         self.next_job += 1;
                         let header = ToWorker::Run {
                             job,
-                            entry: chunk.entry,
-                            function: chunk.function,
+                            entry: chunk.task.entry,
+                            function: chunk.task.function,
                             count: chunk.count,
                             len: chunk.items.len() as u32,
                         };
@@ -153,8 +177,11 @@ impl Handler {
                 }
                 self.turn = self.turn.wrapping_add(1);
             }
-            state.status
+            (state.status, state.queue.front().map(|chunk| chunk.task.needs))
         };
+        if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
+            self.retire_older_than(needs);
+        }
         for (worker, frame) in self.workers.iter_mut().zip(frames) {
             if !frame.is_empty() && worker.conn.send_bytes(&frame).is_err() {
                 // It is dying; its sentinel will say so.
@@ -162,6 +189,23 @@ impl Handler {
             }
         }
         status
+    }
+
+    /// A closure task waits for a worker forked after it was made: ask the idle workers
+    /// forked before to exit (each is replaced when its sentinel fires).
+    fn retire_older_than(&mut self, needs: u64) {
+        let mut stop = Vec::new();
+        for worker in &mut self.workers {
+            if worker.generation < needs && !worker.retiring && worker.in_flight.is_empty() {
+                if stop.is_empty() {
+                    let _ = task::append(&ToWorker::Stop, &mut stop);
+                }
+                worker.retiring = true;
+                if worker.conn.send_bytes(&stop).is_err() {
+                    worker.gone = true;
+                }
+            }
+        }
     }
 
     /// Nothing queued and nothing held by a worker.
@@ -327,10 +371,10 @@ impl Handler {
                 }
         };
         if replace {
-            match (self.start_worker)(self.maxtasks) {
+            match Worker::start(|| (self.start_worker)(self.maxtasks)) {
                 Ok(started) => {
-                    self.shared.add_worker(&started.0);
-                    self.workers.push(Worker::new(started));
+                    self.shared.add_worker(&started.process);
+                    self.workers.push(started);
                 }
                 Err(error) if self.workers.is_empty() => {
                     let message = format!("the pool could not replace a dead worker: {error}");

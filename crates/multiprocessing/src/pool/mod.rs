@@ -4,7 +4,9 @@
 //! - Functions are `fn(T) -> R` with serde arguments and results, so every start method
 //!   works: a function travels to a worker as a code offset (workers run this same
 //!   binary), its items and results serialized. CPython pickles functions by name the same
-//!   way. A closure without captures is a `fn` too.
+//!   way. A closure without captures is a `fn` too; closures that capture values work on
+//!   a pool of forked workers ([`Pool::map_closure`], [`Pool::apply_closure`], ...: the
+//!   first task of each closure re-forks the idle workers, see `closure.rs`).
 //! - A task that panics fails with the panic's message and place
 //!   ([`Error::RemoteTraceback`]); the worker lives on, as with a CPython exception.
 //! - **A worker that dies** (killed, aborted, exited) fails the task it was running with
@@ -16,9 +18,11 @@
 //!   leaves them pending forever).
 //!
 //! Internals: `handler.rs` (the thread that feeds workers and collects results),
+//! `closure.rs` (closures for forked workers),
 //! `worker.rs` (the worker process), `task.rs` (the wire format), `result.rs`
 //! (`AsyncResult`, `IMapIterator`).
 
+pub(crate) mod closure;
 mod handler;
 mod result;
 mod task;
@@ -42,7 +46,9 @@ use handler::{Handler, Worker};
 use result::{MapSink, Sink, Slot, Slots, lock};
 use worker::WorkerArgs;
 
-use crate::error::{MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE};
+use crate::error::{
+    CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE,
+};
 use crate::sys::{self, Pid};
 use crate::{Connection, Error, Process, StartMethod, children, get_start_method, pipe};
 
@@ -67,11 +73,53 @@ impl Status {
     }
 }
 
+/// What the chunks of one submission run.
+#[derive(Clone)]
+pub(crate) struct Task {
+    /// The offset of the monomorphized chunk runner.
+    pub(crate) entry: u64,
+    /// The offset of the user's `fn`, or the number of a registered closure.
+    pub(crate) function: u64,
+    /// The least closure generation a worker needs to run it (0: any worker).
+    pub(crate) needs: u64,
+    /// Keeps a registered closure alive while its chunks are pending.
+    _closure: Option<closure::Shared>,
+}
+
+impl Task {
+    fn of_fn<T, R>(function: fn(T) -> R) -> Task
+    where
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        Task {
+            entry: task::entry_of::<T, R>(),
+            function: crate::start::offset(function as usize),
+            needs: 0,
+            _closure: None,
+        }
+    }
+
+    /// Registers `function`: only workers forked from now on can run it.
+    fn of_closure<F, T, R>(function: F) -> Task
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        let (id, shared) = closure::register(function);
+        Task {
+            entry: task::entry_of_closure::<F, T, R>(),
+            function: id,
+            needs: id + 1,
+            _closure: Some(shared),
+        }
+    }
+}
+
 /// Some items of one submission, serialized, and where their results go.
 pub(crate) struct Chunk {
-    /// The offsets of the monomorphized chunk runner and of the user's function.
-    pub(crate) entry: u64,
-    pub(crate) function: u64,
+    pub(crate) task: Task,
     pub(crate) count: u32,
     pub(crate) items: Vec<u8>,
     pub(crate) slots: Slots,
@@ -107,6 +155,8 @@ pub(crate) type StartWorker =
 pub(crate) struct Shared {
     /// The number of workers.
     pub(crate) size: usize,
+    /// The workers' start method.
+    method: StartMethod,
     pub(crate) state: Mutex<State>,
     /// Wakes the handler: new work, close, terminate.
     pub(crate) wake: OwnedFd,
@@ -158,6 +208,16 @@ impl Shared {
         if sys::getpid() == self.owner { Ok(()) } else { Err(Error::value(POOL_FOREIGN)) }
     }
 
+    /// The pool takes work: this process made it, and it was not closed or terminated.
+    fn check_running(&self) -> Result<(), Error> {
+        self.check_owner()?;
+        if lock(&self.state).status == Status::Run {
+            Ok(())
+        } else {
+            Err(Error::value(POOL_NOT_RUNNING))
+        }
+    }
+
     /// Moves to `status` (never back from `Terminate`) and wakes the handler.
     fn set_status(&self, status: Status) {
         {
@@ -188,24 +248,15 @@ impl Shared {
 ///
 /// # Errors
 /// `Pool not running` after `close`/`terminate`; `POOL_FOREIGN` in a fork child.
-pub(crate) fn submit<T, R>(
+pub(crate) fn submit<T: Serialize>(
     shared: &Shared,
-    function: fn(T) -> R,
+    task: &Task,
     items: Vec<T>,
     first: usize,
     chunksize: usize,
     sink: &Arc<dyn Sink>,
-) -> Result<(), Error>
-where
-    T: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned,
-{
-    shared.check_owner()?;
-    if lock(&shared.state).status != Status::Run {
-        return Err(Error::value(POOL_NOT_RUNNING));
-    }
-    let entry = task::entry_of::<T, R>();
-    let function = crate::start::offset(function as usize);
+) -> Result<(), Error> {
+    shared.check_running()?;
     let total = items.len();
     shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
     let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
@@ -233,8 +284,7 @@ where
             _ => Slots::List(slots),
         };
         chunks.push(Chunk {
-            entry,
-            function,
+            task: task.clone(),
             count: slots.len() as u32,
             items: encoded,
             slots,
@@ -366,7 +416,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.try_apply_async(function, argument, Callbacks::new())?.get()
+        self.apply_async(function, argument).get()
     }
 
     /// Starts `function(argument)` in a worker; the result comes later.
@@ -394,28 +444,20 @@ impl Pool {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let slot = Slot::new(callbacks);
-        let sink: Arc<dyn Sink> = slot.clone();
-        if let Err(error) = submit(&self.shared, function, vec![argument], 0, 1, &sink) {
-            slot.set(Err(error));
-        }
-        AsyncResult::new(slot)
+        self.start_apply(&Task::of_fn(function), argument, callbacks)
     }
 
-    fn try_apply_async<A, R>(
-        &self,
-        function: fn(A) -> R,
-        argument: A,
-        callbacks: Callbacks<R>,
-    ) -> Result<AsyncResult<R>, Error>
+    fn start_apply<A, R>(&self, task: &Task, argument: A, callbacks: Callbacks<R>) -> AsyncResult<R>
     where
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
     {
         let slot = Slot::new(callbacks);
         let sink: Arc<dyn Sink> = slot.clone();
-        submit(&self.shared, function, vec![argument], 0, 1, &sink)?;
-        Ok(AsyncResult::new(slot))
+        if let Err(error) = submit(&self.shared, task, vec![argument], 0, 1, &sink) {
+            slot.set(Err(error));
+        }
+        AsyncResult::new(slot)
     }
 
     /// `function` over every item, in the items' order, with CPython's default chunk
@@ -435,7 +477,8 @@ impl Pool {
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.start_map(function, items.into_iter().collect(), None, Callbacks::new())?.get()
+        self.start_map(&Task::of_fn(function), items.into_iter().collect(), None, Callbacks::new())?
+            .get()
     }
 
     /// [`map`](Pool::map) in chunks of `chunksize` items.
@@ -455,8 +498,8 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         check_chunksize(chunksize)?;
-        self.start_map(function, items.into_iter().collect(), Some(chunksize), Callbacks::new())?
-            .get()
+        let items = items.into_iter().collect();
+        self.start_map(&Task::of_fn(function), items, Some(chunksize), Callbacks::new())?.get()
     }
 
     /// [`map`](Pool::map), returning at once; the list comes later.
@@ -492,7 +535,7 @@ impl Pool {
     {
         let items = items.into_iter().collect();
         match chunksize.map_or(Ok(()), check_chunksize) {
-            Ok(()) => self.start_map(function, items, chunksize, callbacks),
+            Ok(()) => self.start_map(&Task::of_fn(function), items, chunksize, callbacks),
             Err(error) => Err(error),
         }
         .unwrap_or_else(|error| {
@@ -504,25 +547,22 @@ impl Pool {
 
     fn start_map<T, R>(
         &self,
-        function: fn(T) -> R,
+        task: &Task,
         items: Vec<T>,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>, Error>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Serialize,
+        R: DeserializeOwned + Send + 'static,
     {
-        self.shared.check_owner()?;
-        if lock(&self.shared.state).status != Status::Run {
-            return Err(Error::value(POOL_NOT_RUNNING));
-        }
+        self.shared.check_running()?;
         let chunksize =
             chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
         let slot = Slot::new(callbacks);
         let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
         if !items.is_empty() {
-            submit(&self.shared, function, items, 0, chunksize, &sink)?;
+            submit(&self.shared, task, items, 0, chunksize, &sink)?;
         }
         Ok(AsyncResult::new(slot))
     }
@@ -564,7 +604,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(function, items.into_iter(), chunksize, true)
+        self.start_imap(Task::of_fn(function), items.into_iter(), chunksize, true)
     }
 
     /// A lazy iterator of `function(item)` results in the order they finish.
@@ -601,12 +641,12 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(function, items.into_iter(), chunksize, false)
+        self.start_imap(Task::of_fn(function), items.into_iter(), chunksize, false)
     }
 
     fn start_imap<T, R, I>(
         &self,
-        function: fn(T) -> R,
+        task: Task,
         items: I,
         chunksize: usize,
         ordered: bool,
@@ -617,11 +657,129 @@ impl Pool {
         I: Iterator<Item = T>,
     {
         check_chunksize(chunksize)?;
-        self.shared.check_owner()?;
-        if lock(&self.shared.state).status != Status::Run {
-            return Err(Error::value(POOL_NOT_RUNNING));
+        self.shared.check_running()?;
+        Ok(IMapIterator::new(self, task, items, chunksize, ordered))
+    }
+
+    /// A closure task: only for a pool of forked workers.
+    fn closure_task<F, T, R>(&self, function: F) -> Result<Task, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        self.shared.check_running()?;
+        if self.shared.method != StartMethod::Fork {
+            return Err(Error::value(CLOSURE_POOL_NEEDS_FORK));
         }
-        Ok(IMapIterator::new(self, function, items, chunksize, ordered))
+        Ok(Task::of_closure(function))
+    }
+
+    /// [`apply`](Pool::apply) with a closure, which may capture values (fork pools only).
+    ///
+    /// Beyond CPython, which cannot pickle a closure. The pool's workers were forked before
+    /// the closure existed, so the first task of each closure replaces the idle workers
+    /// with newly forked ones (about a millisecond per worker): use `fn`s in hot loops.
+    ///
+    /// # Errors
+    /// As [`apply`](Pool::apply); [`Error::ValueError`] for a pool whose start method is
+    /// not fork.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Pool, StartMethod};
+    ///
+    /// let pool = Pool::builder().processes(Some(2)).start_method(StartMethod::Fork).build()?;
+    /// let offset = 100;
+    /// assert_eq!(pool.apply_closure(move |x: i32| x + offset, 1)?, 101);
+    /// assert_eq!(pool.map_closure(move |x: i32| x * offset, [1, 2, 3])?, [100, 200, 300]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn apply_closure<F, A, R>(&self, function: F, argument: A) -> Result<R, Error>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async_closure(function, argument).get()
+    }
+
+    /// [`apply_async`](Pool::apply_async) with a closure (fork pools only; see
+    /// [`apply_closure`](Pool::apply_closure)).
+    pub fn apply_async_closure<F, A, R>(&self, function: F, argument: A) -> AsyncResult<R>
+    where
+        F: Fn(A) -> R + Send + Sync + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        match self.closure_task(function) {
+            Ok(task) => self.start_apply(&task, argument, Callbacks::new()),
+            Err(error) => {
+                let slot = Slot::new(Callbacks::new());
+                slot.set(Err(error));
+                AsyncResult::new(slot)
+            }
+        }
+    }
+
+    /// [`map`](Pool::map) with a closure (fork pools only; see
+    /// [`apply_closure`](Pool::apply_closure)).
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map) and [`apply_closure`](Pool::apply_closure).
+    pub fn map_closure<F, T, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let task = self.closure_task(function)?;
+        self.start_map(&task, items.into_iter().collect(), None, Callbacks::new())?.get()
+    }
+
+    /// [`imap`](Pool::imap) with a closure (fork pools only; see
+    /// [`apply_closure`](Pool::apply_closure)).
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap) and [`apply_closure`](Pool::apply_closure).
+    pub fn imap_closure<F, T, R, I>(
+        &self,
+        function: F,
+        items: I,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        let task = self.closure_task(function)?;
+        self.start_imap(task, items.into_iter(), 1, true)
+    }
+
+    /// [`imap_unordered`](Pool::imap_unordered) with a closure (fork pools only; see
+    /// [`apply_closure`](Pool::apply_closure)).
+    ///
+    /// # Errors
+    /// As [`imap`](Pool::imap) and [`apply_closure`](Pool::apply_closure).
+    pub fn imap_unordered_closure<F, T, R, I>(
+        &self,
+        function: F,
+        items: I,
+    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+    {
+        let task = self.closure_task(function)?;
+        self.start_imap(task, items.into_iter(), 1, false)
     }
 
     /// No more work: the workers exit once what was submitted is done.
@@ -790,8 +948,8 @@ impl PoolBuilder {
         let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
         let mut workers = Vec::with_capacity(size);
         for _ in 0..size {
-            match start(self.maxtasks) {
-                Ok(started) => workers.push(Worker::new(started)),
+            match Worker::start(|| start(self.maxtasks)) {
+                Ok(started) => workers.push(started),
                 Err(error) => {
                     // CPython's TestPoolNotLeakOnFailure: no worker outlives a failed pool.
                     for worker in &workers {
@@ -806,6 +964,7 @@ impl PoolBuilder {
         }
         let shared = Arc::new(Shared {
             size,
+            method,
             state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
             wake: sys::eventfd()?,
             stats: Counters::default(),

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::task::Failure;
-use super::{Counters, Pool, Shared};
+use super::{Counters, Pool, Shared, Task};
 use crate::Error;
 use crate::error::RESULT_TAKEN;
 
@@ -461,7 +462,9 @@ pub struct IMapIterator<T, R, I> {
     shared: Arc<Shared>,
     sink: Arc<ImapSink<R>>,
     input: Option<I>,
-    function: fn(T) -> R,
+    task: Task,
+    /// What the items and results are.
+    types: PhantomData<fn(T) -> R>,
     chunksize: usize,
     /// Items handed to the pool (or failed at once).
     submitted: usize,
@@ -481,7 +484,7 @@ where
 {
     pub(crate) fn new(
         pool: &Pool,
-        function: fn(T) -> R,
+        task: Task,
         input: I,
         chunksize: usize,
         ordered: bool,
@@ -499,7 +502,8 @@ where
             shared: Arc::clone(&pool.shared),
             sink,
             input: Some(input),
-            function,
+            task,
+            types: PhantomData,
             chunksize,
             submitted: 0,
             yielded: 0,
@@ -530,7 +534,7 @@ where
         self.submitted += items.len();
         let sink: Arc<dyn Sink> = self.sink.clone();
         if let Err(error) =
-            super::submit(&self.shared, self.function, items, first, self.chunksize, &sink)
+            super::submit(&self.shared, &self.task, items, first, self.chunksize, &sink)
         {
             self.submitted = first;
             self.input = None;

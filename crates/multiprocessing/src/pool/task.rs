@@ -15,6 +15,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::closure;
 use crate::start;
 
 /// The header of one entry from the pool to a worker.
@@ -112,8 +113,9 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
     }
 }
 
-/// How a worker runs a chunk: `(function, count, items, results, worker name)`.
-pub(crate) type ChunkEntry = fn(usize, u32, &[u8], &mut Vec<u8>, &str);
+/// How a worker runs a chunk: `(function, count, items, results, worker name)`, where
+/// `function` is a code offset ([`entry_of`]) or a closure's number ([`entry_of_closure`]).
+pub(crate) type ChunkEntry = fn(u64, u32, &[u8], &mut Vec<u8>, &str);
 
 /// The [`ChunkEntry`] for a `fn(T) -> R`, as an offset that travels to the worker.
 pub(crate) fn entry_of<T, R>() -> u64
@@ -124,21 +126,63 @@ where
     start::offset(run_chunk::<T, R> as ChunkEntry as usize)
 }
 
-/// Runs each of `count` items of `items` through the `fn(T) -> R` at `function`, and
-/// appends one `Result<R, Failure>` per item to `out`.
+/// The [`ChunkEntry`] for a registered closure `F` (see `closure.rs`).
+pub(crate) fn entry_of_closure<F, T, R>() -> u64
+where
+    F: Fn(T) -> R + Send + Sync + 'static,
+    T: DeserializeOwned,
+    R: Serialize,
+{
+    start::offset(run_closure_chunk::<F, T, R> as ChunkEntry as usize)
+}
+
+/// Runs the items through the `fn(T) -> R` at code offset `function`.
 fn run_chunk<T: DeserializeOwned, R: Serialize>(
-    function: usize,
+    function: u64,
     count: u32,
-    mut items: &[u8],
+    items: &[u8],
     out: &mut Vec<u8>,
     worker: &str,
 ) {
+    let function = start::address(function);
     // SAFETY: `function` is the address of a `fn(T) -> R` of this binary: the pool took
-    // it from a `fn(T) -> R` as an offset (`Pool::submit`), in a process running this same
+    // it from a `fn(T) -> R` as an offset (`Task::of_fn`), in a process running this same
     // binary (the worker was forked from it or spawned with its executable, and spawn
     // checks the layout), together with the offset of this entry monomorphized for the
     // same `T` and `R`.
     let function: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(function) };
+    run_items(count, items, out, worker, function);
+}
+
+/// Runs the items through the registered closure numbered `id`.
+fn run_closure_chunk<F, T, R>(id: u64, count: u32, items: &[u8], out: &mut Vec<u8>, worker: &str)
+where
+    F: Fn(T) -> R + Send + Sync + 'static,
+    T: DeserializeOwned,
+    R: Serialize,
+{
+    match closure::lookup::<F>(id) {
+        Some(function) => run_items(count, items, out, worker, |item| function(item)),
+        None => {
+            // The handler only gives a closure to workers forked after it was made.
+            let failure = Failure::Decoding(format!("{worker} has no closure number {id}"));
+            for _ in 0..count {
+                let outcome: Result<(), &Failure> = Err(&failure);
+                let _ = append(&outcome, out);
+            }
+        }
+    }
+}
+
+/// Runs each of `count` items of `items` through `function`, and appends one
+/// `Result<R, Failure>` per item to `out`.
+fn run_items<T: DeserializeOwned, R: Serialize>(
+    count: u32,
+    mut items: &[u8],
+    out: &mut Vec<u8>,
+    worker: &str,
+    function: impl Fn(T) -> R,
+) {
     for done in 0..count {
         let item = match postcard::take_from_bytes::<T>(items) {
             Ok((item, rest)) => {

@@ -65,7 +65,7 @@ where
                 unsafe { std::mem::transmute::<usize, ChunkEntry>(start::address(entry)) };
             let started = Instant::now();
             results.clear();
-            entry(start::address(function), count, items, &mut results, &name);
+            entry(function, count, items, &mut results, &name);
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
             out.clear();

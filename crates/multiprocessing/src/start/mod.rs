@@ -314,7 +314,8 @@ fn launcher() -> Option<mpsc::Sender<Job>> {
 }
 
 /// The locks a forked child must find unlocked, held by the forking thread across
-/// `fork()`: the bookkeeping, the launcher queue and the fork-server connection. (The
+/// `fork()`: the bookkeeping, the launcher queue, the fork-server connection, the queue
+/// feeders and the pool's closure registry. (The
 /// threading registry is held by `threading`'s own `pthread_atfork` handler; stdout and
 /// stderr by `fork.rs`.)
 pub(crate) struct ForkLocks {
@@ -322,6 +323,8 @@ pub(crate) struct ForkLocks {
     launcher: MutexGuard<'static, LauncherSlot>,
     server: MutexGuard<'static, Option<std::sync::Arc<forkserver::Server>>>,
     feeders: MutexGuard<'static, Option<crate::queue::Feeders>>,
+    /// Kept as it is in the child: a pool worker looks its closures up there.
+    _closures: MutexGuard<'static, crate::pool::closure::Registry>,
 }
 
 impl ForkLocks {
@@ -330,7 +333,8 @@ impl ForkLocks {
         let launcher = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
         let server = forkserver::server_slot();
         let feeders = crate::queue::feeders_slot();
-        ForkLocks { state, launcher, server, feeders }
+        let closures = crate::pool::closure::registry();
+        ForkLocks { state, launcher, server, feeders, _closures: closures }
     }
 
     /// In the child: makes the bookkeeping describe the child, forgets the parent's helper
