@@ -1,40 +1,11 @@
-//! The `pyconc` program end to end: every demo with `--fast`, and `bench threads|processes
-//! --quick` writing JSON.
+//! The `pyconc` program end to end: every demo with `--fast`, and `bench --quick` writing
+//! its JSON and SVG reports.
 
 use std::process::Command;
 
 /// Whether `python3` runs here (then every row must have CPython figures).
 fn have_python() -> bool {
     Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-/// Runs `pyconc bench GROUP --quick --json F`; returns the printed table and the JSON rows,
-/// after checking that every row has figures for pyconc, raw Rust and (when `python3`
-/// runs) CPython.
-fn bench_rows(group: &str) -> (String, Vec<serde_json::Value>) {
-    let dir = std::env::temp_dir().join(format!("pyconc-cli-{group}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let json = dir.join("bench.json");
-    let out = pyconc(&["bench", group, "--quick", "--json", json.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    let rows = report["rows"].as_array().unwrap().clone();
-    for row in &rows {
-        assert!(row["pyconc"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        assert!(row["raw"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        if have_python()
-            && row["python"]["Err"].as_str().is_none_or(|why| !why.starts_with("CPU-bound"))
-        {
-            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
-        }
-    }
-    (String::from_utf8_lossy(&out.stdout).into_owned(), rows)
-}
-
-fn operations(rows: &[serde_json::Value]) -> Vec<&str> {
-    rows.iter().map(|r| r["operation"].as_str().unwrap()).collect()
 }
 
 fn pyconc(args: &[&str]) -> std::process::Output {
@@ -78,26 +49,6 @@ fn unknown_demo_is_a_usage_error() {
 }
 
 #[test]
-fn bench_threads_quick_reports_every_operation() {
-    let (table, rows) = bench_rows("threads");
-    assert_eq!(
-        operations(&rows),
-        [
-            "thread start+join",
-            "current_thread()",
-            "Timer start+cancel+join",
-            "Lock acquire+release",
-            "Event ping-pong round trip",
-            "1000 threads start+join"
-        ]
-    );
-    for operation in operations(&rows) {
-        assert!(table.contains(operation));
-    }
-    assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
-}
-
-#[test]
 fn processes_demo_reports_exit_codes() {
     let out = pyconc(&["demo", "processes", "--fast"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -107,26 +58,6 @@ fn processes_demo_reports_exit_codes() {
         text.matches("Count10 (pid ").count(),
         10 + 1,
         "ten counts and the exit line: {text}"
-    );
-}
-
-#[test]
-fn bench_processes_quick_reports_every_start_method() {
-    let (_, rows) = bench_rows("processes");
-    assert_eq!(operations(&rows), ["fork start+join", "spawn start+join", "forkserver start+join"]);
-}
-
-#[test]
-fn bench_ipc_quick_reports_every_operation() {
-    let (_, rows) = bench_rows("ipc");
-    assert_eq!(
-        operations(&rows),
-        [
-            "Pipe small message (64 B)",
-            "Queue small item",
-            "Pipe 1 MiB message",
-            "Pipe round trip (64 B), one CPU"
-        ]
     );
 }
 
@@ -141,19 +72,98 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
     assert!(text.contains("tasks: 47 submitted, 45 done, 2 failed"), "{text}");
 }
 
+/// Every operation of every group, in the report's order.
+const OPERATIONS: [(&str, &str); 17] = [
+    ("threads", "thread start+join"),
+    ("threads", "current_thread()"),
+    ("threads", "Timer start+cancel+join"),
+    ("threads", "Lock acquire+release"),
+    ("threads", "Event ping-pong round trip"),
+    ("threads", "1000 threads start+join"),
+    ("processes", "fork start+join"),
+    ("processes", "spawn start+join"),
+    ("processes", "forkserver start+join"),
+    ("ipc", "Pipe small message (64 B)"),
+    ("ipc", "Queue small item"),
+    ("ipc", "Pipe 1 MiB message"),
+    ("ipc", "Pipe round trip (64 B), one CPU"),
+    ("pool", "Pool(2) create+map(2)+close+join"),
+    ("pool", "map 20k items, default chunks"),
+    ("pool", "map 2k items, chunksize 1"),
+    ("pool", "CPU-bound 4 tasks on Pool(2)"),
+];
+
+/// `pyconc bench --quick --json F --svg G`, as CI runs it: both files parse and hold every
+/// operation; every row has figures for pyconc, raw Rust and (when `python3` runs, except
+/// where CPython runs different work) CPython; the scaling chart covers 1..2×CPUs workers.
 #[test]
-fn bench_pool_quick_reports_every_operation() {
-    let (table, rows) = bench_rows("pool");
-    // The CPU-bound row compares with running the tasks one after another; CPython runs
-    // its own (slower) loop, so only its speedup is reported, in a note.
+fn bench_quick_writes_json_and_svg_with_every_operation() {
+    let dir = std::env::temp_dir().join(format!("pyconc-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("out.json"), dir.join("out.svg"));
+    let out = pyconc(&[
+        "bench",
+        "--quick",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let machine = &report["machine"];
+    assert!(machine["cores"].as_u64().unwrap() >= 1);
+    for field in ["kernel", "cpu", "rustc", "python", "pyconc"] {
+        assert!(machine[field].as_str().is_some_and(|s| !s.is_empty()), "{field}: {machine}");
+    }
+    let rows = report["rows"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["group"].as_str().unwrap(), r["operation"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got, OPERATIONS);
+    for row in rows {
+        for backend in ["pyconc", "raw"] {
+            let stats = &row[backend]["wall_ns"];
+            let (min, median, max) = (
+                stats["min"].as_f64().unwrap(),
+                stats["median"].as_f64().unwrap(),
+                stats["max"].as_f64().unwrap(),
+            );
+            assert!(0.0 < min && min <= median && median <= max, "{row}");
+        }
+        let different_work =
+            row["python"]["Err"].as_str().is_some_and(|why| why.starts_with("CPU-bound"));
+        if have_python() && !different_work {
+            assert!(row["python"]["Ok"]["wall_ns"]["median"].as_f64().unwrap() > 0.0, "{row}");
+        }
+        assert!(table.contains(row["operation"].as_str().unwrap()), "{table}");
+    }
+    assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
     assert!(!have_python() || table.contains("its own Pool(2) speedup"), "{table}");
-    assert_eq!(
-        operations(&rows),
-        [
-            "Pool(2) create+map(2)+close+join",
-            "map 20k items, default chunks",
-            "map 2k items, chunksize 1",
-            "CPU-bound 4 tasks on Pool(2)"
-        ]
-    );
+    let points = report["scaling"]["points"].as_array().unwrap();
+    let cpus = machine["cores"].as_u64().unwrap();
+    assert_eq!(points.len() as u64, 2 * cpus);
+    for point in points {
+        assert!(
+            point["threads"].as_f64().unwrap() > 0.0 && point["processes"].as_f64().unwrap() > 0.0
+        );
+        if have_python() {
+            assert!(point["python_threads"].as_f64().unwrap() > 0.0, "{point}");
+        }
+    }
+
+    let svg = roxmltree::Document::parse(&svg_text).expect("the SVG is well-formed XML");
+    assert_eq!(svg.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = svg.descendants().filter_map(|n| n.text()).collect();
+    for (group, operation) in OPERATIONS {
+        let label = format!("{group}: {operation}");
+        assert!(texts.iter().any(|t| t.contains(&label)), "no {label:?} in the SVG");
+    }
+    assert!(texts.iter().any(|t| t.contains("pyconc processes (Pool)")), "no speedup chart");
 }

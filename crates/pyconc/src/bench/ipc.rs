@@ -9,7 +9,7 @@
 //! | round trip (both sides on CPU 0) | `send_bytes` 64 B, child echoes, `recv_bytes` | `write`/`read` on a socket pair | the same, pinned with `os.sched_setaffinity` |
 //!
 //! Each message batch ends with the child's one-byte acknowledgement, so a round
-//! measures delivery, not just buffering. Round trips run pinned to one CPU (see [`Cpu`]).
+//! measures delivery, not just buffering. Round trips run pinned to one CPU (see [`pin_first_cpu`]).
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -25,33 +25,35 @@ const GROUP: &str = "ipc";
 const SMALL: usize = 64;
 const BIG: usize = 1 << 20;
 
-/// Where a side of an operation runs. Placement moves these figures as much as the IPC
+/// Placement moves these figures as much as the IPC
 /// does (same core: a context switch per message; two cores: a cross-core wake-up, which
 /// may include an idle-state exit), and the scheduler's choice differs from run to run.
 /// Round trips are bimodal without pinning, so both sides run on CPU 0 there (CPython's
 /// too). Throughput rows run where the scheduler puts them, as users' programs do; their
 /// spread between runs is reported in docs, not hidden by pinning.
-#[derive(Clone, Copy)]
-enum Cpu {
-    First,
-    Any,
-}
-
-fn pin(cpu: Cpu) {
-    let count = multiprocessing::cpu_count().max(1);
-    let cpus = match cpu {
-        Cpu::First => 0..1,
-        Cpu::Any => 0..count,
-    };
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET write within it; the call only
-    // changes the calling thread's affinity.
+///
+/// Pins the calling thread to CPU 0; returns the affinity it had, for [`restore`].
+fn pin_first_cpu() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it, CPU_ZERO/CPU_SET write
+    // within it; the calls only read and change the calling thread's affinity.
     unsafe {
+        let mut previous: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut previous);
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);
-        for cpu in cpus {
-            libc::CPU_SET(cpu, &mut set);
-        }
+        libc::CPU_SET(0, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        previous
+    }
+}
+
+/// Gives the calling thread back the affinity [`pin_first_cpu`] returned (the groups
+/// after this one measure parallel work).
+fn restore(previous: &libc::cpu_set_t) {
+    // SAFETY: `previous` is a cpu_set_t filled by sched_getaffinity; the call only
+    // changes the calling thread's affinity.
+    unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), previous);
     }
 }
 
@@ -219,7 +221,7 @@ impl PyconcRoundTrip {
     fn new() -> PyconcRoundTrip {
         let (conn, theirs) = pipe(true).expect("pipe");
         let child = Child::start(move || {
-            pin(Cpu::First);
+            pin_first_cpu();
             let mut buf = Vec::new();
             while theirs.recv_bytes_into(&mut buf).is_ok() {
                 theirs.send_bytes(&buf).expect("echo");
@@ -253,7 +255,7 @@ impl RawRoundTrip {
     fn new() -> RawRoundTrip {
         let (stream, mut theirs) = UnixStream::pair().expect("socketpair");
         let child = Child::start(move || {
-            pin(Cpu::First);
+            pin_first_cpu();
             let mut buf = [0u8; SMALL];
             while theirs.read_exact(&mut buf).is_ok() {
                 theirs.write_all(&buf).expect("echo");
@@ -312,9 +314,9 @@ pub(crate) fn run(
     }
     {
         let (ours, raw) = (PyconcRoundTrip::new(), RawRoundTrip::new());
-        pin(Cpu::First);
+        let previous = pin_first_cpu();
         push("Pipe round trip (64 B), one CPU", "round_trip", 500, &ours, &raw);
+        restore(&previous);
     }
-    pin(Cpu::Any);
     Ok(())
 }

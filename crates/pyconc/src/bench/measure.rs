@@ -7,6 +7,7 @@ use nix::time::{ClockId, clock_gettime};
 use serde::Serialize;
 
 use super::python::Python;
+use super::scaling::Scaling;
 
 /// One measured operation on one backend.
 pub(crate) trait Operation {
@@ -145,6 +146,10 @@ pub(crate) fn compare(
 pub(crate) struct Report {
     machine: Machine,
     rows: Vec<Row>,
+    /// The CPU-bound speedup of threads and processes on 1..N workers.
+    scaling: Option<Scaling>,
+    /// The groups that were run, in order.
+    groups: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -153,6 +158,7 @@ struct Machine {
     kernel: String,
     cpu: String,
     pyconc: &'static str,
+    rustc: &'static str,
     python: String,
 }
 
@@ -176,9 +182,12 @@ impl Report {
                 kernel,
                 cpu,
                 pyconc: env!("CARGO_PKG_VERSION"),
+                rustc: env!("PYCONC_RUSTC_VERSION"),
                 python: python.version().unwrap_or_else(|e| format!("absent: {e}")),
             },
             rows: Vec::new(),
+            scaling: None,
+            groups: Vec::new(),
         }
     }
 
@@ -186,16 +195,33 @@ impl Report {
         self.rows.push(row);
     }
 
+    pub(crate) fn rows(&self) -> &[Row] {
+        &self.rows
+    }
+
+    pub(crate) fn set_scaling(&mut self, scaling: Scaling) {
+        self.scaling = Some(scaling);
+    }
+
+    pub(crate) fn scaling(&self) -> Option<&Scaling> {
+        self.scaling.as_ref()
+    }
+
+    pub(crate) fn group_done(&mut self, group: &'static str) {
+        self.groups.push(group);
+    }
+
     pub(crate) fn json(&self) -> Result<String, serde_json::Error> {
         serde_json::to_string_pretty(self)
     }
 
-    /// The aligned terminal table.
-    pub(crate) fn table(&self) -> String {
+    /// The aligned terminal table; ratios in colour when `color`.
+    pub(crate) fn table(&self, color: bool) -> String {
         let mut out = String::new();
         let m = &self.machine;
         let _ = writeln!(out, "machine: {} cores, {}, Linux {}", m.cores, m.cpu, m.kernel);
-        let _ = writeln!(out, "python: {}", m.python);
+        let _ = writeln!(out, "pyconc {} built by {}; python: {}", m.pyconc, m.rustc, m.python);
+        let paint = |text: String, good: bool, bad: bool| paint(text, color, good, bad);
         let _ = writeln!(
             out,
             "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   raw Rust baseline",
@@ -203,17 +229,27 @@ impl Report {
         );
         for row in &self.rows {
             let (python, speedup) = match &row.python {
-                Ok(f) => (format_value(f), ratio(primary(f), primary(&row.pyconc))),
-                Err(_) => ("n/a".to_owned(), "n/a".to_owned()),
+                Ok(f) => {
+                    let times = primary(f) / primary(&row.pyconc);
+                    let text = format!("{:>9}", ratio(primary(f), primary(&row.pyconc)));
+                    (format_value(f), paint(text, times >= 1.0, times < 1.0))
+                }
+                Err(_) => ("n/a".to_owned(), format!("{:>9}", "n/a")),
             };
+            let cost = primary(&row.pyconc) / primary(&row.raw);
+            let overhead = paint(
+                format!("{:>9}", ratio(primary(&row.pyconc), primary(&row.raw))),
+                cost <= 1.5,
+                cost > 3.0,
+            );
             let _ = writeln!(
                 out,
-                "{:<34} {:>11} {:>11} {:>11} {:>9} {:>9}   {}",
+                "{:<34} {:>11} {:>11} {:>11} {} {}   {}",
                 format!("{}: {}", row.group, row.operation),
                 format_value(&row.pyconc),
                 format_value(&row.raw),
                 python,
-                ratio(primary(&row.pyconc), primary(&row.raw)),
+                overhead,
                 speedup,
                 row.raw.backend
             );
@@ -257,11 +293,60 @@ impl Report {
             out,
             "py/raw: pyconc time / raw Rust time (lower is better); CPy/py: CPython time / pyconc time (higher: pyconc faster)"
         );
+        if let Some(scaling) = &self.scaling {
+            scaling_table(&mut out, scaling);
+        }
         out
     }
 }
 
-fn primary(f: &Figures) -> f64 {
+/// The speedup section of the table.
+fn scaling_table(out: &mut String, s: &Scaling) {
+    let _ = writeln!(
+        out,
+        "\nCPU-bound job of {} equal tasks: speedup over running them one after another",
+        s.tasks
+    );
+    let _ = writeln!(
+        out,
+        "{:>8} {:>15} {:>17} {:>16} {:>18}",
+        "workers", "pyconc threads", "pyconc processes", "CPython threads", "CPython processes"
+    );
+    let show = |x: Option<f64>| x.map_or_else(|| "n/a".to_owned(), |x| format!("{x:.2}x"));
+    for p in &s.points {
+        let _ = writeln!(
+            out,
+            "{:>8} {:>15} {:>17} {:>16} {:>18}",
+            p.workers,
+            show(Some(p.threads)),
+            show(Some(p.processes)),
+            show(p.python_threads),
+            show(p.python_processes)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "one after another: Rust {} ({} steps a task), CPython {} ({} steps a task)",
+        format_ns(s.sequential_ns),
+        s.steps,
+        s.python_sequential_ns.map_or_else(|| "n/a".to_owned(), format_ns),
+        s.python_steps
+    );
+    if let Some(why) = &s.python_missing {
+        let _ = writeln!(out, "note: no CPython speedups: {why}");
+    }
+}
+
+/// `text` in green (`good`), red (`bad`) or plain, when `color`.
+fn paint(text: String, color: bool, good: bool, bad: bool) -> String {
+    match (color, good, bad) {
+        (true, true, _) => format!("\x1b[32m{text}\x1b[0m"),
+        (true, _, true) => format!("\x1b[31m{text}\x1b[0m"),
+        _ => text,
+    }
+}
+
+pub(crate) fn primary(f: &Figures) -> f64 {
     f.wall_ns.median
 }
 

@@ -12,11 +12,15 @@ mod measure;
 mod pool;
 mod processes;
 mod python;
+mod scaling;
+mod svg;
 mod threads;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// The benchmark groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -29,6 +33,20 @@ pub(crate) enum Group {
     Ipc,
     /// Pool creation, map throughput (default chunks and chunksize 1), CPU-bound speedup.
     Pool,
+    /// A CPU-bound job on 1..2×CPUs workers: threads vs processes, pyconc vs CPython.
+    Scaling,
+}
+
+impl Group {
+    fn name(self) -> &'static str {
+        match self {
+            Group::Threads => "threads",
+            Group::Processes => "processes",
+            Group::Ipc => "ipc",
+            Group::Pool => "pool",
+            Group::Scaling => "scaling",
+        }
+    }
 }
 
 /// Arguments of `pyconc bench`.
@@ -45,6 +63,9 @@ pub(crate) struct BenchArgs {
     /// Also write every figure as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also draw the report as an SVG chart in this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 /// Arguments of the hidden `pyconc bench-child`: one measurement in a fresh process.
@@ -56,24 +77,38 @@ pub(crate) struct ChildArgs {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let groups = if args.groups.is_empty() {
-        vec![Group::Threads, Group::Processes, Group::Ipc, Group::Pool]
+        vec![Group::Threads, Group::Processes, Group::Ipc, Group::Pool, Group::Scaling]
     } else {
         args.groups.clone()
     };
     let settings = measure::Settings::new(args.quick);
     let python = python::Python::find(&args.python);
     let mut report = measure::Report::new(&python);
+    // On stderr, and drawn only when stderr is a terminal (indicatif hides it otherwise).
+    let progress = ProgressBar::new(groups.len() as u64).with_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} groups, measuring {msg} ({elapsed})",
+    )?);
     for group in groups {
+        progress.set_message(group.name());
         match group {
             Group::Threads => threads::run(&settings, &python, &mut report)?,
             Group::Processes => processes::run(&settings, &python, &mut report)?,
             Group::Ipc => ipc::run(&settings, &python, &mut report)?,
             Group::Pool => pool::run(&settings, &python, &mut report)?,
+            Group::Scaling => report.set_scaling(scaling::run(&settings, &python)?),
         }
+        report.group_done(group.name());
+        progress.inc(1);
     }
-    print!("{}", report.table());
+    progress.finish_and_clear();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!("{}", report.table(color));
     if let Some(path) = &args.json {
         std::fs::write(path, report.json()?)?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        svg::write(path, &report)?;
         println!("wrote {}", path.display());
     }
     Ok(())
