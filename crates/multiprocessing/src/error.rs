@@ -137,6 +137,9 @@ pub enum Error {
     /// Python's `multiprocessing.pool.MaybeEncodingError`: a task's result could not be
     /// serialized to travel back (the worker survives).
     MaybeEncodingError(String),
+    /// Python's `multiprocessing.AuthenticationError`: a `Listener`/`client` handshake
+    /// failed (`digest received was wrong`, `digest sent was rejected`, ...).
+    AuthenticationError(Cow<'static, str>),
     /// A pool worker died (killed, aborted, exited) while it held this task. CPython's
     /// `Pool` never reports this: it waits forever (python/cpython#96062).
     WorkerDied(String),
@@ -162,7 +165,8 @@ impl fmt::Display for Error {
             Error::AssertionError(m)
             | Error::ValueError(m)
             | Error::RuntimeError(m)
-            | Error::IndexError(m) => f.write_str(m),
+            | Error::IndexError(m)
+            | Error::AuthenticationError(m) => f.write_str(m),
             Error::OsError(e) => fmt::Display::fmt(e, f),
             Error::PicklingError(m) | Error::UnpicklingError(m) => f.write_str(m),
             Error::EOFError => f.write_str("EOF: the peer closed the connection"),

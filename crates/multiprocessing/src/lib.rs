@@ -18,6 +18,7 @@
 //! | `set_start_method`, `get_start_method`, `get_all_start_methods` | [`set_start_method`], [`get_start_method`], [`get_all_start_methods`] |
 //! | `freeze_support()` | [`init`] (required first line of `main` for spawn/forkserver) |
 //! | `Pipe(duplex)`, `Connection` | [`pipe`], [`Connection`] |
+//! | `connection.Listener`, `connection.Client`, `connection.wait` | [`connection::Listener`], [`connection::client`], [`connection::wait`] |
 //! | `Queue`, `SimpleQueue`, `JoinableQueue` | [`Queue`], [`SimpleQueue`], [`JoinableQueue`] |
 //! | `Value`, `Array` (`RawValue`, `RawArray`: `lock=False`) | [`Value`], [`Array`] (`new_raw`) |
 //! | `Pool`, `Pool(initializer=, maxtasksperchild=, context=)` | [`Pool::new`], [`Pool::builder`] |
@@ -64,7 +65,7 @@
 mod bootstrap;
 mod children;
 mod codec;
-mod connection;
+pub mod connection;
 mod context;
 mod error;
 mod heap;

@@ -232,6 +232,17 @@ pub(crate) fn wait_any_readable(
     Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
 }
 
+/// [`wait_any_readable`] for raw fds (a caller that knows they stay open meanwhile).
+pub(crate) fn wait_any_readable_raw(
+    fds: &[RawFd],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let mut pollfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    poll_fds(&mut pollfds, timeout)?;
+    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
 /// `poll(2)` on `pollfds` until one is ready or `timeout` passes (`None`: no limit),
 /// restarting after signals with the time left. Returns whether any is ready.
 fn poll_fds(pollfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<bool> {

@@ -13,6 +13,7 @@ multiprocessing::init_before_main!();
 
 mod context;
 mod errors;
+mod listener;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;

@@ -1,5 +1,6 @@
-//! `Connection` and `pipe()`: CPython's `multiprocessing.connection.Connection` and
-//! `multiprocessing.Pipe`.
+//! `multiprocessing.connection`: `Connection` and `pipe()` (CPython's `Connection` and
+//! `multiprocessing.Pipe`), `Listener` and `client` for processes that did not start each
+//! other (`listener.rs`, with CPython's authentication in `auth.rs`), and `wait`.
 //!
 //! A connection carries *messages*: each is a frame — a 4-byte big-endian length, as
 //! CPython's `send_bytes` writes it, then the bytes. `send`/`recv` put one serde value in
@@ -39,6 +40,13 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod auth;
+mod listener;
+mod wait;
+
+pub use listener::{Address, Listener, client};
+pub use wait::{Waitable, wait};
 
 use crate::codec::{self, MAX_FRAME};
 use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
@@ -320,6 +328,11 @@ impl Connection {
                 Some(false) => return Err(truncated()),
             }
         }
+    }
+
+    /// Whether a received message (or part of one) waits in the buffer.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
     }
 
     /// A frame longer than `max`: the connection is closed (its stream is out of step).

@@ -1,0 +1,84 @@
+//! `wait`: CPython's `multiprocessing.connection.wait` — the objects among several that
+//! are ready: connections with a message (or EOF), listeners with a peer, ended processes.
+
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::time::Duration;
+
+use super::{Connection, Listener};
+use crate::{Error, Process, sys};
+
+/// Something [`wait`] can wait for.
+///
+/// Python: a connection, a listener's socket or a process's `sentinel`.
+pub trait Waitable {
+    /// The fd that becomes readable when the object is ready (`None`: never).
+    fn ready_fd(&self) -> Option<RawFd>;
+    /// Whether it is ready already, without looking at the fd (a connection that holds
+    /// a received message).
+    fn ready_now(&self) -> bool {
+        false
+    }
+}
+
+impl Waitable for Connection {
+    fn ready_fd(&self) -> Option<RawFd> {
+        (!self.closed()).then(|| self.as_fd().as_raw_fd())
+    }
+
+    fn ready_now(&self) -> bool {
+        self.has_buffered()
+    }
+}
+
+impl Waitable for Listener {
+    fn ready_fd(&self) -> Option<RawFd> {
+        Some(self.raw_fd())
+    }
+}
+
+impl Waitable for Process {
+    /// Ready once the process has ended (its sentinel).
+    fn ready_fd(&self) -> Option<RawFd> {
+        self.sentinel().ok()
+    }
+}
+
+/// Waits until at least one of `objects` is ready, or `timeout` passes (`None`: no
+/// limit); returns the indices of the ready ones (empty on timeout).
+///
+/// Python: `multiprocessing.connection.wait(object_list, timeout)`, which returns the
+/// objects themselves; here their indices in `objects`.
+///
+/// # Errors
+/// [`Error::OsError`] from `poll`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use multiprocessing::connection::wait;
+/// use multiprocessing::pipe;
+///
+/// let (a, b) = pipe(true)?;
+/// let (c, _d) = pipe(true)?;
+/// b.send_bytes(b"ping")?;
+/// assert_eq!(wait(&[&c, &a], Some(Duration::from_secs(5)))?, vec![1]);
+/// assert!(wait(&[&c], Some(Duration::ZERO))?.is_empty());
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>, Error> {
+    let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready_now()).collect();
+    if !ready.is_empty() {
+        return Ok(ready);
+    }
+    let mut indices = Vec::new();
+    let mut fds = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        if let Some(fd) = object.ready_fd() {
+            indices.push(i);
+            fds.push(fd);
+        }
+    }
+    let ready = sys::wait_any_readable_raw(&fds, timeout)?;
+    Ok(ready.into_iter().map(|k| indices[k]).collect())
+}
