@@ -242,4 +242,7 @@ pub(crate) fn exit_function() {
     }
     // CPython's queue finalizers (exit priority -5): feeders write what is pending.
     crate::queue::flush_feeders_at_exit();
+    // Last: MPI, whose pools were stopped above.
+    #[cfg(feature = "mpi")]
+    crate::pool::mpi::finalize();
 }

@@ -199,6 +199,9 @@ pub fn init() {
     if let Some(role) = crate::start::spawn::take_child_role() {
         crate::start::spawn::run_child_role(role);
     }
+    // Under mpirun, ranks other than 0 become pool workers here and never return.
+    #[cfg(feature = "mpi")]
+    crate::pool::mpi::init();
 }
 
 /// Calls [`init()`] before `main`, for programs whose `main` is not theirs to edit: test

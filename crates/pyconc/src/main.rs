@@ -25,6 +25,14 @@ enum Command {
     /// Runs one measurement in a fresh process (used by `bench` for peak memory).
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
+    /// Rank 0 of `bench pool --mpi`'s `mpirun` job.
+    #[cfg(feature = "mpi")]
+    #[command(hide = true)]
+    BenchMpiChild {
+        /// Short rounds.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +45,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchChild(args) => bench::run_child(&args),
+        #[cfg(feature = "mpi")]
+        Command::BenchMpiChild { quick } => bench::run_mpi_child(quick),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

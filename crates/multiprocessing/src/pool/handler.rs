@@ -33,6 +33,24 @@ const MAX_WINDOW: usize = 64;
 /// How long a worker asked to stop (or terminated) may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How many chunks a worker should hold, given the average time of a chunk (`None`:
+/// nothing measured yet, so one).
+pub(crate) fn window_for(chunk_nanos: Option<f64>) -> usize {
+    match chunk_nanos {
+        None => 1,
+        Some(nanos) => ((WINDOW_WORK / nanos.max(1.0)).ceil() as usize).clamp(1, MAX_WINDOW),
+    }
+}
+
+/// The running average of chunk times, after a chunk that took `nanos`.
+pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> f64 {
+    let nanos = nanos as f64;
+    match average {
+        None => nanos,
+        Some(average) => average * 0.75 + nanos * 0.25,
+    }
+}
+
 /// A worker as the handler sees it.
 pub(crate) struct Worker {
     pub(crate) process: Process,
@@ -129,10 +147,7 @@ impl Handler {
     }
 
     fn window(&self) -> usize {
-        match self.chunk_nanos {
-            None => 1,
-            Some(nanos) => ((WINDOW_WORK / nanos.max(1.0)).ceil() as usize).clamp(1, MAX_WINDOW),
-        }
+        window_for(self.chunk_nanos)
     }
 
     /// Gives queued chunks to workers with room, one per worker per round; returns the
@@ -307,11 +322,7 @@ impl Handler {
                     let stats = &self.shared.stats;
                     stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
                     chunk.sink.deliver(&chunk.slots, results, stats);
-                    let nanos = nanos as f64;
-                    self.chunk_nanos = Some(match self.chunk_nanos {
-                        None => nanos,
-                        Some(average) => average * 0.75 + nanos * 0.25,
-                    });
+                    self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
                 }
                 FromWorker::InitFailed(panic) => return Some(panic),
             }

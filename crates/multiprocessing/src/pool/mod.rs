@@ -24,6 +24,8 @@
 
 pub(crate) mod closure;
 mod handler;
+#[cfg(feature = "mpi")]
+pub(crate) mod mpi;
 mod result;
 mod task;
 mod worker;
@@ -871,6 +873,12 @@ pub struct PoolBuilder {
     processes: Option<usize>,
     maxtasks: Option<usize>,
     start_method: Option<StartMethod>,
+    has_initializer: bool,
+    /// Workers are the ranks of an `mpirun` job.
+    #[cfg(feature = "mpi")]
+    mpi: bool,
+    #[cfg(feature = "mpi")]
+    deadline: Duration,
     /// Starts a worker with the initializer, given the start method.
     start_worker: BuildWorker,
 }
@@ -889,6 +897,11 @@ impl PoolBuilder {
             processes: None,
             maxtasks: None,
             start_method: None,
+            has_initializer: false,
+            #[cfg(feature = "mpi")]
+            mpi: false,
+            #[cfg(feature = "mpi")]
+            deadline: Duration::from_secs(3600),
             start_worker: Arc::new(|method, maxtasks| start_worker::<()>(method, maxtasks, None)),
         }
     }
@@ -908,6 +921,7 @@ impl PoolBuilder {
         A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let function = crate::start::offset(function as usize);
+        self.has_initializer = true;
         self.start_worker = Arc::new(move |method, maxtasks| {
             start_worker(method, maxtasks, Some((function, argument.clone())))
         });
@@ -929,6 +943,58 @@ impl PoolBuilder {
         self
     }
 
+    /// Workers are the other ranks of the `mpirun` job this program runs in (feature
+    /// `mpi`): `mpirun -n N program` gives N−1 workers; `processes`, `initializer`,
+    /// `maxtasksperchild` and `start_method` do not apply. Functions only (no closures).
+    /// See the `pool::mpi` module docs for its failure model.
+    #[cfg(feature = "mpi")]
+    pub fn mpi(mut self) -> PoolBuilder {
+        self.mpi = true;
+        self
+    }
+
+    /// With [`mpi`](PoolBuilder::mpi): a task running longer than this aborts the MPI
+    /// job (a rank cannot be replaced; 1 hour by default).
+    #[cfg(feature = "mpi")]
+    pub fn deadline(mut self, deadline: Duration) -> PoolBuilder {
+        self.deadline = deadline;
+        self
+    }
+
+    /// A pool over MPI ranks.
+    #[cfg(feature = "mpi")]
+    fn build_mpi(self) -> Result<Pool, Error> {
+        if self.has_initializer || self.maxtasks.is_some() {
+            return Err(Error::value("the MPI pool takes no initializer and no maxtasksperchild"));
+        }
+        let size = mpi::MpiHandler::workers()?;
+        let shared = Arc::new(Shared {
+            size,
+            method: StartMethod::Spawn,
+            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
+            wake: sys::eventfd()?,
+            stats: Counters::default(),
+            owner: sys::getpid(),
+            workers: Mutex::new(Vec::new()),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
+        });
+        let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
+        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+        // The communicator is made in the thread that uses it (it is not `Send`).
+        let thread = std::thread::Builder::new().name("pyconc-mpi-pool".into()).spawn(move || {
+            match mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
+                Ok(handler) => handler.run(),
+                Err(_) => for_thread.set_finished(),
+            }
+        });
+        let thread = thread.inspect_err(|_| {
+            children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
+        })?;
+        children::add_pool(Arc::downgrade(&shared));
+        Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+    }
+
     /// Starts the workers and the pool's handler thread.
     ///
     /// # Errors
@@ -936,6 +1002,10 @@ impl PoolBuilder {
     /// `maxtasksperchild must be a positive int or None`; whatever starting a worker
     /// returns (the workers already started are terminated first).
     pub fn build(self) -> Result<Pool, Error> {
+        #[cfg(feature = "mpi")]
+        if self.mpi {
+            return self.build_mpi();
+        }
         let size = self.processes.unwrap_or_else(crate::cpu_count);
         if size == 0 {
             return Err(Error::value(POOL_SIZE));

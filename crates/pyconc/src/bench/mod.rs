@@ -9,6 +9,7 @@
 
 mod ipc;
 mod measure;
+mod mpi;
 mod pool;
 mod processes;
 mod python;
@@ -66,6 +67,10 @@ pub(crate) struct BenchArgs {
     /// Also draw the report as an SVG chart in this file.
     #[arg(long)]
     svg: Option<PathBuf>,
+    /// Also measure the Pool over MPI (`mpirun -n 3`) against the local pool and
+    /// mpi4py.futures (needs a build with `--features mpi` and Open MPI).
+    #[arg(long)]
+    mpi: bool,
 }
 
 /// Arguments of the hidden `pyconc bench-child`: one measurement in a fresh process.
@@ -100,6 +105,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         report.group_done(group.name());
         progress.inc(1);
     }
+    if args.mpi {
+        progress.set_message("pool over MPI");
+        mpi::run(&settings, &python, &mut report)?;
+    }
     progress.finish_and_clear();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report.table(color));
@@ -112,6 +121,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The hidden `pyconc bench-mpi-child`: rank 0 of `bench pool --mpi`'s `mpirun`.
+#[cfg(feature = "mpi")]
+pub(crate) fn run_mpi_child(quick: bool) -> Result<(), Box<dyn std::error::Error>> {
+    mpi::run_child(quick)
 }
 
 pub(crate) fn run_child(args: &ChildArgs) -> Result<(), Box<dyn std::error::Error>> {

@@ -55,6 +55,20 @@ impl Python {
         script: &str,
         args: &[&str],
     ) -> Result<Value, String> {
+        self.run_script_file_under(&[], &[], name, script, args)
+    }
+
+    /// [`run_script_file`](Python::run_script_file) started through `launcher` (e.g.
+    /// `mpirun -n 3`; empty: the interpreter directly), with `python_args` for the
+    /// interpreter before the script (e.g. `-m mpi4py.futures`).
+    pub(crate) fn run_script_file_under(
+        &self,
+        launcher: &[String],
+        python_args: &[&str],
+        name: &str,
+        script: &str,
+        args: &[&str],
+    ) -> Result<Value, String> {
         self.version.as_ref()?;
         let dir = std::env::temp_dir().join(format!("pyconc-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)
@@ -62,8 +76,15 @@ impl Python {
         let path = dir.join(name);
         std::fs::write(&path, format!("{COMMON}\n{script}"))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        let mut command = Command::new(&self.program);
-        command.arg(&path).args(args);
+        let mut command = match launcher.split_first() {
+            None => Command::new(&self.program),
+            Some((first, rest)) => {
+                let mut command = Command::new(first);
+                command.args(rest).arg(&self.program);
+                command
+            }
+        };
+        command.args(python_args).arg(&path).args(args);
         let result = Self::json_of(&self.program, command);
         let _ = std::fs::remove_dir_all(&dir);
         result

@@ -27,6 +27,11 @@ examples! {
     pool: "../../../multiprocessing/examples/pool.rs",
 }
 
+#[cfg(feature = "mpi")]
+#[path = "../../../multiprocessing/examples/mpi_pool.rs"]
+#[allow(dead_code, reason = "the example's own main() is unused here")]
+mod mpi_pool;
+
 /// Which example to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Demo {
@@ -54,6 +59,9 @@ pub(crate) enum Demo {
     /// A CPU-bound job over a Pool with a progress bar; a task that panics and a worker
     /// that dies, and the pool goes on.
     Pool,
+    /// The Pool over MPI ranks: run as `mpirun -n 3 pyconc demo mpi-pool` from a build
+    /// with `--features mpi` (not part of running all demos).
+    MpiPool,
 }
 
 /// Arguments of `pyconc demo`.
@@ -100,6 +108,14 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             Demo::ProcessVsThread => process_vs_thread::demo(fast)?,
             Demo::Ipc => ipc::demo(fast)?,
             Demo::Pool => pool::demo(fast)?,
+            #[cfg(feature = "mpi")]
+            Demo::MpiPool => mpi_pool::demo(fast)?,
+            #[cfg(not(feature = "mpi"))]
+            Demo::MpiPool => {
+                return Err("pyconc was built without MPI: cargo build --release -p pyconc \
+                            --features mpi, then mpirun -n 3 target/release/pyconc demo mpi-pool"
+                    .into());
+            }
         }
     }
     Ok(())

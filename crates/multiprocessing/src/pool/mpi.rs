@@ -1,0 +1,300 @@
+//! The `Pool` over MPI (cargo feature `mpi`): the same `map`/`imap`/`apply_async` API,
+//! with the ranks of an `mpirun` job as workers — the model of mpi4py.futures'
+//! `MPIPoolExecutor` under `mpirun`.
+//!
+//! `mpirun -n N program` starts N copies of the program. In each, [`init()`](crate::init)
+//! initializes MPI; rank 0 goes on into `main` and builds the pool with
+//! `Pool::builder().mpi()`, ranks 1..N−1 never return from `init()`: they serve chunks
+//! (the same wire format and chunk runners as local workers, `task.rs`: every rank runs
+//! this binary, so code offsets name the same functions) until rank 0 says stop, then
+//! finalize MPI and exit.
+//!
+//! Failure model: MPI cannot go on without a rank. A rank that dies makes `mpirun` end the
+//! whole job (Open MPI: within about a second); a chunk that takes longer than the pool's
+//! deadline ([`PoolBuilder::deadline`](super::PoolBuilder::deadline), 1 hour by default)
+//! aborts the job with a message, so a hung worker cannot hang it forever.
+//!
+//! Rank 0's handler thread is the only thread that calls MPI after `init()` (MPI is
+//! initialized with `MPI_THREAD_SERIALIZED`). MPI has no fd to sleep on, so an idle
+//! handler polls with a backoff (up to 1 ms between looks).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mpi::environment::Universe;
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::{Communicator, SimpleCommunicator};
+
+use super::handler::{average_with, window_for};
+use super::result::lock;
+use super::task::{self, ChunkEntry, FromWorker, ToWorker};
+use super::{Chunk, Shared, Status};
+use crate::Error;
+use crate::error::POOL_TERMINATED;
+
+/// MPI's universe, on every rank of an `mpirun` job; finalized at exit.
+static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
+
+/// The error of `.mpi()` outside `mpirun`.
+pub(crate) const NOT_UNDER_MPIRUN: &str = "the MPI pool runs under mpirun: launch the \
+     program as `mpirun -n N program` (N >= 2; rank 0 runs main, ranks 1..N-1 are the \
+     workers), and call multiprocessing::init() first in main";
+
+/// Whether this process was started by `mpirun` (Open MPI, or a PMI launcher).
+fn under_mpirun() -> bool {
+    std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() || std::env::var_os("PMI_SIZE").is_some()
+}
+
+/// Called by `init()`: under `mpirun`, initializes MPI; on ranks other than 0 serves the
+/// pool and exits, never returning.
+pub(crate) fn init() {
+    if !under_mpirun() || lock(&UNIVERSE).is_some() {
+        return;
+    }
+    let Some((universe, _)) = mpi::initialize_with_threading(mpi::Threading::Serialized) else {
+        return;
+    };
+    let world = universe.world();
+    let rank = world.rank();
+    *UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner) = Some(universe);
+    if rank != 0 {
+        serve(&world);
+        finalize();
+        std::process::exit(0);
+    }
+    // Rank 0 finalizes at exit, after its pools are stopped (`children::exit_function`).
+    crate::children::install_exit_function();
+}
+
+/// Finalizes MPI (at exit, after the pools were stopped).
+pub(crate) fn finalize() {
+    drop(UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner).take());
+}
+
+/// The world communicator, if MPI runs here with at least 2 ranks.
+fn world() -> Result<SimpleCommunicator, Error> {
+    let universe = lock(&UNIVERSE);
+    let world = universe.as_ref().map(Universe::world);
+    world.filter(|w| w.size() >= 2).ok_or_else(|| Error::value(NOT_UNDER_MPIRUN))
+}
+
+/// A worker rank: runs chunks from rank 0 until told to stop.
+fn serve(world: &SimpleCommunicator) {
+    let name = format!("MPIPoolWorker-{}", world.rank());
+    crate::current_process().set_name(name.clone());
+    let root = world.process_at_rank(0);
+    let mut results = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let (frame, _) = root.receive_vec::<u8>();
+        let mut rest = frame.as_slice();
+        while !rest.is_empty() {
+            let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else { return };
+            let (job, entry, function, count, len) = match header {
+                ToWorker::Run { job, entry, function, count, len } => {
+                    (job, entry, function, count, len as usize)
+                }
+                ToWorker::Stop => return,
+            };
+            let Some(items) = after.get(..len) else { return };
+            rest = &after[len..];
+            // SAFETY: `entry` is the offset of a `ChunkEntry` of this binary, taken by rank
+            // 0 from `task::entry_of`; every rank of the job runs the same binary.
+            let entry: ChunkEntry =
+                unsafe { std::mem::transmute::<usize, ChunkEntry>(crate::start::address(entry)) };
+            let started = Instant::now();
+            results.clear();
+            entry(function, count, items, &mut results, &name);
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
+            out.clear();
+            if task::append(&FromWorker::Done { job, nanos, len }, &mut out).is_err() {
+                return;
+            }
+            out.extend_from_slice(&results);
+            root.send(&out[..]);
+        }
+    }
+}
+
+/// A worker rank as rank 0's handler sees it.
+struct Rank {
+    rank: i32,
+    in_flight: VecDeque<(u64, Chunk, Instant)>,
+}
+
+/// Rank 0's handler thread: hands chunks to ranks and collects their results.
+pub(crate) struct MpiHandler {
+    shared: Arc<Shared>,
+    world: SimpleCommunicator,
+    ranks: Vec<Rank>,
+    deadline: Duration,
+    next_job: u64,
+    /// Average time of a chunk, for the window (as `handler.rs`).
+    chunk_nanos: Option<f64>,
+}
+
+impl MpiHandler {
+    /// The handler of a pool over every rank but 0; `Err` outside `mpirun`.
+    pub(crate) fn new(shared: Arc<Shared>, deadline: Duration) -> Result<MpiHandler, Error> {
+        let world = world()?;
+        let ranks =
+            (1..world.size()).map(|rank| Rank { rank, in_flight: VecDeque::new() }).collect();
+        Ok(MpiHandler { shared, world, ranks, deadline, next_job: 0, chunk_nanos: None })
+    }
+
+    /// The number of worker ranks, if MPI runs here.
+    pub(crate) fn workers() -> Result<usize, Error> {
+        Ok(world()?.size() as usize - 1)
+    }
+
+    pub(crate) fn run(mut self) {
+        let mut idle_looks = 0u32;
+        loop {
+            let status = self.hand_out();
+            match status {
+                Status::Terminate => {
+                    self.terminate();
+                    break;
+                }
+                Status::Close if self.idle() => {
+                    self.stop();
+                    break;
+                }
+                _ => {}
+            }
+            if self.collect() {
+                idle_looks = 0;
+                continue;
+            }
+            self.check_deadline();
+            // Nothing arrived: look again soon, then less often (MPI has no fd to sleep on).
+            idle_looks = idle_looks.saturating_add(1);
+            match idle_looks {
+                0..=64 => std::thread::yield_now(),
+                65..=512 => std::thread::sleep(Duration::from_micros(50)),
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        self.shared.set_finished();
+    }
+
+    fn idle(&self) -> bool {
+        self.ranks.iter().all(|r| r.in_flight.is_empty())
+            && lock(&self.shared.state).queue.is_empty()
+    }
+
+    /// Gives queued chunks to ranks with room; returns the pool's status.
+    fn hand_out(&mut self) -> Status {
+        let mut frames: Vec<Vec<u8>> = vec![Vec::new(); self.ranks.len()];
+        let window = window_for(self.chunk_nanos);
+        let status = {
+            let mut state = lock(&self.shared.state);
+            if state.status != Status::Terminate {
+                let mut progress = true;
+                while progress && !state.queue.is_empty() {
+                    progress = false;
+                    for (rank, frame) in self.ranks.iter_mut().zip(frames.iter_mut()) {
+                        if rank.in_flight.len() >= window {
+                            continue;
+                        }
+                        let Some(chunk) = state.queue.pop_front() else { break };
+                        let job = self.next_job;
+                        self.next_job += 1;
+                        let header = ToWorker::Run {
+                            job,
+                            entry: chunk.task.entry,
+                            function: chunk.task.function,
+                            count: chunk.count,
+                            len: chunk.items.len() as u32,
+                        };
+                        let _ = task::append(&header, frame);
+                        frame.extend_from_slice(&chunk.items);
+                        self.shared
+                            .stats
+                            .running
+                            .fetch_add(chunk.slots.len() as u64, Ordering::Relaxed);
+                        rank.in_flight.push_back((job, chunk, Instant::now()));
+                        progress = true;
+                    }
+                }
+            }
+            state.status
+        };
+        for (rank, frame) in self.ranks.iter().zip(frames) {
+            if !frame.is_empty() {
+                self.world.process_at_rank(rank.rank).send(&frame[..]);
+            }
+        }
+        status
+    }
+
+    /// Receives every result that has arrived; whether there was any.
+    fn collect(&mut self) -> bool {
+        let mut any = false;
+        while let Some(probed) = self.world.any_process().immediate_probe() {
+            any = true;
+            let source = probed.source_rank();
+            let (frame, _) = self.world.process_at_rank(source).receive_vec::<u8>();
+            let Some(rank) = self.ranks.iter_mut().find(|r| r.rank == source) else { continue };
+            let mut rest = frame.as_slice();
+            while let Ok((FromWorker::Done { job, nanos, len }, after)) =
+                postcard::take_from_bytes::<FromWorker>(rest)
+            {
+                let Some(results) = after.get(..len as usize) else { break };
+                rest = &after[len as usize..];
+                if rank.in_flight.front().is_none_or(|(first, _, _)| *first != job) {
+                    break;
+                }
+                let Some((_, chunk, _)) = rank.in_flight.pop_front() else { break };
+                let stats = &self.shared.stats;
+                stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
+                chunk.sink.deliver(&chunk.slots, results, stats);
+                self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
+            }
+        }
+        any
+    }
+
+    /// A chunk past the deadline: MPI cannot take a rank back, so the job ends.
+    fn check_deadline(&self) {
+        for rank in &self.ranks {
+            if let Some((_, _, sent)) = rank.in_flight.front() {
+                if sent.elapsed() > self.deadline {
+                    eprintln!(
+                        "pyconc: MPI pool: rank {} held a task for more than {:?}; aborting the job",
+                        rank.rank, self.deadline
+                    );
+                    self.world.abort(1);
+                }
+            }
+        }
+    }
+
+    /// Tells every rank to exit once its chunks are done.
+    fn stop(&self) {
+        let mut stop = Vec::new();
+        let _ = task::append(&ToWorker::Stop, &mut stop);
+        for rank in &self.ranks {
+            self.world.process_at_rank(rank.rank).send(&stop[..]);
+        }
+    }
+
+    /// `terminate()`: what is queued fails; MPI cannot stop a rank mid-task, so the
+    /// chunks the ranks hold are finished (and delivered) before they exit.
+    fn terminate(&mut self) {
+        let queued: Vec<Chunk> = lock(&self.shared.state).queue.drain(..).collect();
+        for chunk in queued {
+            chunk.sink.fail(&chunk.slots, &|| Error::runtime(POOL_TERMINATED), &self.shared.stats);
+        }
+        self.stop();
+        while self.ranks.iter().any(|r| !r.in_flight.is_empty()) {
+            if !self.collect() {
+                self.check_deadline();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+}
