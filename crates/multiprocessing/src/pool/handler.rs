@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::result::lock;
-use super::task::{self, FromWorker, RemotePanic, ToWorker};
+use super::task::{self, FromWorker, RemotePanic};
 use super::{Chunk, Shared, StartWorker, Status, closure};
 use crate::error::POOL_TERMINATED;
 use crate::sys;
@@ -172,15 +172,7 @@ impl Handler {
                         let Some(chunk) = state.queue.pop_front() else { break };
                         let job = self.next_job;
                         self.next_job += 1;
-                        let header = ToWorker::Run {
-                            job,
-                            entry: chunk.task.entry,
-                            function: chunk.task.function,
-                            count: chunk.count,
-                            len: chunk.items.len() as u32,
-                        };
-                        let _ = task::append(&header, &mut frames[i]);
-                        frames[i].extend_from_slice(&chunk.items);
+                        task::append_run(job, &chunk, &mut frames[i]);
                         self.shared
                             .stats
                             .running
@@ -209,12 +201,9 @@ impl Handler {
     /// A closure task waits for a worker forked after it was made: ask the idle workers
     /// forked before to exit (each is replaced when its sentinel fires).
     fn retire_older_than(&mut self, needs: u64) {
-        let mut stop = Vec::new();
+        let stop = task::stop_frame();
         for worker in &mut self.workers {
             if worker.generation < needs && !worker.retiring && worker.in_flight.is_empty() {
-                if stop.is_empty() {
-                    let _ = task::append(&ToWorker::Stop, &mut stop);
-                }
                 worker.retiring = true;
                 if worker.conn.send_bytes(&stop).is_err() {
                     worker.gone = true;
@@ -436,8 +425,7 @@ impl Handler {
 
     /// `close()` + all done: ask the workers to exit, and reap them.
     fn stop_workers(&mut self) {
-        let mut stop = Vec::new();
-        let _ = task::append(&ToWorker::Stop, &mut stop);
+        let stop = task::stop_frame();
         for worker in &self.workers {
             let _ = worker.conn.send_bytes(&stop);
         }

@@ -29,7 +29,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 
 use super::handler::{average_with, window_for};
 use super::result::lock;
-use super::task::{self, ChunkEntry, FromWorker, ToWorker};
+use super::task::{self, FromWorker};
 use super::{Chunk, Shared, Status};
 use crate::Error;
 use crate::error::POOL_TERMINATED;
@@ -85,36 +85,14 @@ fn serve(world: &SimpleCommunicator) {
     let name = format!("MPIPoolWorker-{}", world.rank());
     crate::current_process().set_name(name.clone());
     let root = world.process_at_rank(0);
-    let mut results = Vec::new();
-    let mut out = Vec::new();
     loop {
         let (frame, _) = root.receive_vec::<u8>();
-        let mut rest = frame.as_slice();
-        while !rest.is_empty() {
-            let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else { return };
-            let (job, entry, function, count, len) = match header {
-                ToWorker::Run { job, entry, function, count, len } => {
-                    (job, entry, function, count, len as usize)
-                }
-                ToWorker::Stop => return,
-            };
-            let Some(items) = after.get(..len) else { return };
-            rest = &after[len..];
-            // SAFETY: `entry` is the offset of a `ChunkEntry` of this binary, taken by rank
-            // 0 from `task::entry_of`; every rank of the job runs the same binary.
-            let entry: ChunkEntry =
-                unsafe { std::mem::transmute::<usize, ChunkEntry>(crate::start::address(entry)) };
-            let started = Instant::now();
-            results.clear();
-            entry(function, count, items, &mut results, &name);
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
-            out.clear();
-            if task::append(&FromWorker::Done { job, nanos, len }, &mut out).is_err() {
-                return;
-            }
-            out.extend_from_slice(&results);
-            root.send(&out[..]);
+        let go_on = task::run_frame(&frame, &name, |answer| {
+            root.send(answer);
+            true
+        });
+        if !go_on {
+            return;
         }
     }
 }
@@ -203,15 +181,7 @@ impl MpiHandler {
                         let Some(chunk) = state.queue.pop_front() else { break };
                         let job = self.next_job;
                         self.next_job += 1;
-                        let header = ToWorker::Run {
-                            job,
-                            entry: chunk.task.entry,
-                            function: chunk.task.function,
-                            count: chunk.count,
-                            len: chunk.items.len() as u32,
-                        };
-                        let _ = task::append(&header, frame);
-                        frame.extend_from_slice(&chunk.items);
+                        task::append_run(job, &chunk, frame);
                         self.shared
                             .stats
                             .running
@@ -275,8 +245,7 @@ impl MpiHandler {
 
     /// Tells every rank to exit once its chunks are done.
     fn stop(&self) {
-        let mut stop = Vec::new();
-        let _ = task::append(&ToWorker::Stop, &mut stop);
+        let stop = task::stop_frame();
         for rank in &self.ranks {
             self.world.process_at_rank(rank.rank).send(&stop[..]);
         }

@@ -226,3 +226,64 @@ pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result
     let function: fn(A) = unsafe { std::mem::transmute::<usize, fn(A)>(start::address(function)) };
     catch_task(worker, || function(args))
 }
+
+/// A frame that tells a worker to exit once the chunks sent before are done.
+pub(crate) fn stop_frame() -> Vec<u8> {
+    let mut frame = Vec::new();
+    // A unit variant always serializes.
+    let _ = append(&ToWorker::Stop, &mut frame);
+    frame
+}
+
+/// Appends a [`ToWorker::Run`] entry for `chunk` (numbered `job`) to `frame`.
+pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
+    let header = ToWorker::Run {
+        job,
+        entry: chunk.task.entry,
+        function: chunk.task.function,
+        count: chunk.count,
+        len: chunk.items.len() as u32,
+    };
+    // A header of plain integers always serializes.
+    let _ = append(&header, frame);
+    frame.extend_from_slice(&chunk.items);
+}
+
+/// Runs every chunk of one frame from the pool, in order, handing each chunk's answer (a
+/// [`FromWorker::Done`] entry and its results) to `send` as soon as it is ready. Returns
+/// `false` when the worker should exit: the pool said stop, the frame is not a pool's,
+/// or `send` returned `false`.
+pub(crate) fn run_frame(frame: &[u8], worker: &str, mut send: impl FnMut(&[u8]) -> bool) -> bool {
+    let mut rest = frame;
+    let mut results = Vec::new();
+    let mut answer = Vec::new();
+    while !rest.is_empty() {
+        let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else {
+            return false;
+        };
+        let ToWorker::Run { job, entry, function, count, len } = header else {
+            return false; // Stop
+        };
+        let Some(items) = after.get(..len as usize) else { return false };
+        rest = &after[len as usize..];
+        // SAFETY: `entry` is the offset of a `ChunkEntry` of this binary, taken by the pool
+        // from `entry_of`/`entry_of_closure` in a process running the same binary (a
+        // forked or spawned worker, or a rank of the same `mpirun` job).
+        let entry: ChunkEntry =
+            unsafe { std::mem::transmute::<usize, ChunkEntry>(start::address(entry)) };
+        let started = std::time::Instant::now();
+        results.clear();
+        entry(function, count, items, &mut results, worker);
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
+        answer.clear();
+        if append(&FromWorker::Done { job, nanos, len }, &mut answer).is_err() {
+            return false;
+        }
+        answer.extend_from_slice(&results);
+        if !send(&answer) {
+            return false;
+        }
+    }
+    true
+}

@@ -5,13 +5,11 @@
 //! `maxtasksperchild` chunks. The pool may send several chunks in one message (so a worker
 //! never waits for the next small task); each result is sent as soon as it is ready.
 
-use std::time::Instant;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, ChunkEntry, FromWorker, ToWorker};
-use crate::{Connection, current_process, start};
+use super::task::{self, FromWorker};
+use crate::{Connection, current_process};
 
 /// What a worker process is started with.
 #[derive(Serialize, Deserialize)]
@@ -39,49 +37,20 @@ where
         }
     }
     let mut frame = Vec::new();
-    let mut out = Vec::new();
-    let mut results = Vec::new();
     let mut completed = 0;
     loop {
         if conn.recv_bytes_into(&mut frame).is_err() {
             return; // the pool is gone
         }
-        let mut rest = frame.as_slice();
-        while !rest.is_empty() {
-            let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else {
-                return; // not a pool's frame: nothing sensible to do
-            };
-            let (job, entry, function, count, len) = match header {
-                ToWorker::Run { job, entry, function, count, len } => {
-                    (job, entry, function, count, len as usize)
-                }
-                ToWorker::Stop => return,
-            };
-            let Some(items) = after.get(..len) else { return };
-            rest = &after[len..];
-            // SAFETY: `entry` is the offset of a `ChunkEntry` of this binary, taken by the
-            // pool from `task::entry_of` in a process running the same binary.
-            let entry: ChunkEntry =
-                unsafe { std::mem::transmute::<usize, ChunkEntry>(start::address(entry)) };
-            let started = Instant::now();
-            results.clear();
-            entry(function, count, items, &mut results, &name);
-            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-            let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
-            out.clear();
-            if task::append(&FromWorker::Done { job, nanos, len }, &mut out).is_err() {
-                return;
-            }
-            out.extend_from_slice(&results);
+        let go_on = task::run_frame(&frame, &name, |answer| {
             // Sent at once, never held back: when this worker dies, every result it
             // finished has reached the pool, so the pool knows which chunk was running.
-            if conn.send_bytes(&out).is_err() {
-                return;
-            }
             completed += 1;
-            if maxtasks.is_some_and(|max| completed >= max) {
-                return; // CPython: the worker exits after maxtasksperchild tasks
-            }
+            // CPython: the worker exits after maxtasksperchild tasks.
+            conn.send_bytes(answer).is_ok() && maxtasks.is_none_or(|max| completed < max)
+        });
+        if !go_on {
+            return;
         }
     }
 }

@@ -1,5 +1,6 @@
 # Shared by the CPython sides of `pyconc bench`: the timing loop, as measure.rs times
-# pyconc (warm-up, then rounds until a time budget; per-operation wall and CPU time).
+# pyconc (warm-up, then rounds until a time budget; per-operation wall and CPU time), and
+# the CPU-bound work of the pool and scaling groups.
 # python.rs puts this text in front of each group's script.
 import json
 import sys
@@ -26,3 +27,13 @@ def measure(op, batch, min_rounds, max_rounds, budget):
         cpu.append((time.process_time_ns() - c0) / batch)
         rounds += 1
     return {"wall_ns": stats(wall), "cpu_ns": stats(cpu)["median"]}
+
+
+def spin(n):
+    # CPU-bound work, the same loop as scaling.rs's `spin`: an xorshift generator, n steps.
+    x = 88172645463325252
+    for _ in range(n):
+        x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 7
+        x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
+    return x

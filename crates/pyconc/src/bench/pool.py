@@ -9,14 +9,6 @@ def trivial(x):
     return x + 1
 
 
-def spin(n):
-    # The same loop as pool.rs's `spin`: an xorshift generator, n steps.
-    x = 88172645463325252
-    for _ in range(n):
-        x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
-        x ^= x >> 7
-        x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
-    return x
 
 
 def create_map_close_join(n):

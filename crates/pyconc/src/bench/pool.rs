@@ -17,23 +17,13 @@ use multiprocessing::{Pool, StartMethod};
 
 use super::measure::{Operation, Report, Row, Settings, compare};
 use super::python::{Python, python_figures};
+use super::scaling::spin;
 
 const SCRIPT: &str = include_str!("pool.py");
 const GROUP: &str = "pool";
 
 fn trivial(x: u64) -> u64 {
     x + 1
-}
-
-/// CPU-bound work: `n` steps of an xorshift generator (pool.py has the same loop).
-fn spin(n: u64) -> u64 {
-    let mut x: u64 = 88_172_645_463_325_252;
-    for _ in 0..black_box(n) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-    }
-    x
 }
 
 fn fork_pool(processes: usize) -> Pool {

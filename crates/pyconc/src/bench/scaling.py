@@ -7,14 +7,6 @@ import multiprocessing as mp
 import threading
 
 
-def spin(n):
-    # The same loop as scaling.rs's `spin`: an xorshift generator, n steps.
-    x = 88172645463325252
-    for _ in range(n):
-        x ^= (x << 13) & 0xFFFFFFFFFFFFFFFF
-        x ^= x >> 7
-        x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
-    return x
 
 
 def sequential(tasks, steps):
