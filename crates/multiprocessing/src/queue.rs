@@ -57,6 +57,36 @@ fn frame_of<T: Serialize>(item: &T) -> Result<Vec<u8>, Error> {
     Ok(frame)
 }
 
+/// An item whose frame fits in one block, framed on the stack (no allocation): `None`
+/// when it does not fit (or does not serialize; [`frame_of`] then says why).
+fn small_frame_of<T: Serialize>(item: &T) -> Option<[u8; BLOCK]> {
+    let mut block = [0u8; BLOCK];
+    let length = postcard::to_slice(item, &mut block[4..]).ok()?.len();
+    block[..4].copy_from_slice(&(length as u32).to_be_bytes());
+    Some(block)
+}
+
+/// A frame to write: small ones are framed on the stack.
+enum Outgoing {
+    Small([u8; BLOCK]),
+    Large(Vec<u8>),
+}
+
+/// A frame read off the pipe: small ones stay in their block (no allocation).
+pub(crate) enum Frame {
+    Small { block: [u8; BLOCK], length: usize },
+    Large(Vec<u8>),
+}
+
+impl Frame {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Frame::Small { block, length } => &block[4..4 + length],
+            Frame::Large(item) => item,
+        }
+    }
+}
+
 /// Words of the counters page, each on its own cache line so that producers and
 /// consumers do not bounce one line between CPUs: items put, items got, unfinished tasks.
 const PUTS: usize = 0;
@@ -161,7 +191,7 @@ impl Channel {
     }
 
     /// Takes one frame, waiting until `deadline`; `Ok(None)` when none came in time.
-    fn get_item(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
+    fn get_item(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
         let locked = match deadline {
             None => {
                 self.rlock.acquire();
@@ -186,7 +216,7 @@ impl Channel {
         Ok(frame)
     }
 
-    fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Vec<u8>>, Error> {
+    fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
         let mut first = [0u8; BLOCK];
         // Try first; wait only when the pipe stays empty (after yielding the CPU once or
         // twice, as `Connection` does: a sleeping reader makes every put pay a wake-up).
@@ -217,6 +247,9 @@ impl Channel {
                 format!("bad message length: {length} bytes"),
             )));
         }
+        if length <= BLOCK - 4 {
+            return Ok(Some(Frame::Small { block: first, length }));
+        }
         let in_first = length.min(BLOCK - 4);
         let mut item = Vec::with_capacity(length);
         item.extend_from_slice(&first[4..4 + in_first]);
@@ -226,7 +259,7 @@ impl Channel {
             self.read_exact(&mut item[in_first..])?;
             item.truncate(length);
         }
-        Ok(Some(item))
+        Ok(Some(Frame::Large(item)))
     }
 
     fn readable_now(&self) -> bool {
@@ -295,6 +328,16 @@ fn registered_feeder(channel: &Arc<Channel>) -> Arc<Feeder> {
 
 /// Puts one frame: at once if the pipe takes it and nothing of this process is waiting
 /// before it, else through the feeder.
+/// [`send`] for a one-block frame: written straight from the stack when the pipe has
+/// room and nothing of this process is pending, else handed to the feeder.
+fn send_small(channel: &Arc<Channel>, block: &[u8; BLOCK]) -> Result<(), Error> {
+    let feeder = feeder_of(channel);
+    if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(block)? {
+        return Ok(());
+    }
+    send(channel, block.to_vec())
+}
+
 fn send(channel: &Arc<Channel>, frame: Vec<u8>) -> Result<(), Error> {
     let feeder = feeder_of(channel);
     if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(&frame)? {
@@ -437,7 +480,10 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     fn put_until(&self, item: &T, deadline: Option<Instant>, block: bool) -> Result<(), Error> {
         self.channel.check_open(self)?;
-        let frame = frame_of(item)?;
+        let frame = match small_frame_of(item) {
+            Some(block) => Outgoing::Small(block),
+            None => Outgoing::Large(frame_of(item)?),
+        };
         if let Some(slots) = &self.channel.slots {
             let free = if block { slots.acquire_until(deadline) } else { slots.try_acquire() };
             if !free {
@@ -445,7 +491,10 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
             }
         }
         self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
-        let sent = send(&self.channel, frame);
+        let sent = match frame {
+            Outgoing::Small(block) => send_small(&self.channel, &block),
+            Outgoing::Large(frame) => send(&self.channel, frame),
+        };
         if sent.is_err() {
             // Nothing was queued: give the place and the count back.
             self.channel.counters.word(PUTS).fetch_sub(1, Ordering::Relaxed);
@@ -485,7 +534,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, Error> {
         self.channel.check_open(self)?;
         match self.channel.get_item(deadline)? {
-            Some(frame) => codec::decode(&frame),
+            Some(frame) => codec::decode(frame.bytes()),
             None => Err(Error::Empty),
         }
     }
@@ -784,7 +833,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     pub fn get(&self) -> Result<T, Error> {
         self.channel.check_open(self)?;
         match self.channel.get_item(None)? {
-            Some(frame) => codec::decode(&frame),
+            Some(frame) => codec::decode(frame.bytes()),
             None => Err(Error::Empty),
         }
     }

@@ -52,6 +52,8 @@ use crate::codec::{self, MAX_FRAME};
 use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
 use crate::{Error, reduction, sys};
 
+/// Frames up to this size are copied into one buffer before writing.
+const SMALL_FRAME: usize = 512;
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 64 * 1024;
 /// How many times a reader that found nothing yields its CPU before it sleeps.
@@ -202,10 +204,22 @@ impl Connection {
             .filter(|&n| n <= i32::MAX as u32)
             .ok_or_else(|| Error::ValueError("message too long for one frame".into()))?;
         let header = length.to_be_bytes();
-        let _sending = lock(&self.send_lock);
-        let mut parts = [IoSlice::new(&header), IoSlice::new(data)];
-        let mut parts: &mut [IoSlice<'_>] = &mut parts;
+        // A small message goes out as one buffer (one `write` of one segment, the cost of
+        // a raw pipe write); a large one as header + data, without copying.
+        let mut small = [0u8; SMALL_FRAME];
+        let is_small = data.len() + header.len() <= SMALL_FRAME;
+        if is_small {
+            small[..4].copy_from_slice(&header);
+            small[4..4 + data.len()].copy_from_slice(data);
+        }
+        let mut parts = if is_small {
+            [IoSlice::new(&small[..4 + data.len()]), IoSlice::new(&[])]
+        } else {
+            [IoSlice::new(&header), IoSlice::new(data)]
+        };
+        let mut parts: &mut [IoSlice<'_>] = if is_small { &mut parts[..1] } else { &mut parts };
         let mut left = header.len() + data.len();
+        let _sending = lock(&self.send_lock);
         while left > 0 {
             match sys::write_nonblocking(self.fd.as_fd(), parts)? {
                 Some(n) => {

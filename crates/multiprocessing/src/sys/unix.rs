@@ -434,6 +434,13 @@ pub(crate) fn write_nonblocking(
     fd: BorrowedFd<'_>,
     parts: &[IoSlice<'_>],
 ) -> io::Result<Option<usize>> {
+    if let [one] = parts {
+        // One segment: plain write(2), a little cheaper than writev(2).
+        // SAFETY: writes from a valid buffer of the given length.
+        return nonblocking(|| unsafe {
+            libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len())
+        });
+    }
     let count = parts.len().min(1024) as libc::c_int;
     // SAFETY: IoSlice is ABI-compatible with iovec; the count is within the slice.
     nonblocking(|| unsafe { libc::writev(fd.as_raw_fd(), parts.as_ptr().cast(), count) })
