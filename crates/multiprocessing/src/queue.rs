@@ -72,6 +72,22 @@ enum Outgoing {
     Large(Vec<u8>),
 }
 
+impl Outgoing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Outgoing::Small(block) => block,
+            Outgoing::Large(frame) => frame,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Outgoing::Small(block) => block.to_vec(),
+            Outgoing::Large(frame) => frame,
+        }
+    }
+}
+
 /// A frame read off the pipe: small ones stay in their block (no allocation).
 pub(crate) enum Frame {
     Small { block: [u8; BLOCK], length: usize },
@@ -328,27 +344,28 @@ fn registered_feeder(channel: &Arc<Channel>) -> Arc<Feeder> {
 
 /// Puts one frame: at once if the pipe takes it and nothing of this process is waiting
 /// before it, else through the feeder.
-/// [`send`] for a one-block frame: written straight from the stack when the pipe has
-/// room and nothing of this process is pending, else handed to the feeder.
-fn send_small(channel: &Arc<Channel>, block: &[u8; BLOCK]) -> Result<(), Error> {
+/// Writes `frame` straight into the pipe when it has room and nothing of this process is
+/// pending (no allocation for a small frame), else hands it to the feeder.
+fn send(channel: &Arc<Channel>, frame: Outgoing) -> Result<(), Error> {
     let feeder = feeder_of(channel);
-    if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(block)? {
+    if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(frame.bytes())? {
         return Ok(());
     }
-    send(channel, block.to_vec())
+    hand_to_feeder(channel, &feeder, frame.into_vec())
 }
 
-fn send(channel: &Arc<Channel>, frame: Vec<u8>) -> Result<(), Error> {
-    let feeder = feeder_of(channel);
-    if feeder.backlog.load(Ordering::Acquire) == 0 && channel.try_write_frame(&frame)? {
-        return Ok(());
-    }
+/// Queues `frame` behind this process's earlier ones, starting the feeder thread if needed.
+fn hand_to_feeder(
+    channel: &Arc<Channel>,
+    feeder: &Arc<Feeder>,
+    frame: Vec<u8>,
+) -> Result<(), Error> {
     let mut state = lock(&feeder.state);
     feeder.backlog.fetch_add(1, Ordering::AcqRel);
     state.pending.push_back(frame);
     state.keep_alive = Some(Arc::clone(channel));
     if !state.running {
-        let (for_thread, weak) = (Arc::clone(&feeder), Arc::downgrade(channel));
+        let (for_thread, weak) = (Arc::clone(feeder), Arc::downgrade(channel));
         std::thread::Builder::new()
             .name("pyconc-queue-feeder".into())
             .spawn(move || feed(&for_thread, &weak))
@@ -491,10 +508,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
             }
         }
         self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
-        let sent = match frame {
-            Outgoing::Small(block) => send_small(&self.channel, &block),
-            Outgoing::Large(frame) => send(&self.channel, frame),
-        };
+        let sent = send(&self.channel, frame);
         if sent.is_err() {
             // Nothing was queued: give the place and the count back.
             self.channel.counters.word(PUTS).fetch_sub(1, Ordering::Relaxed);

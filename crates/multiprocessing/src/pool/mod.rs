@@ -172,6 +172,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The shared state of a running pool of `size` workers started by `method`.
+    fn new(size: usize, method: StartMethod) -> Result<Arc<Shared>, Error> {
+        Ok(Arc::new(Shared {
+            size,
+            method,
+            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
+            wake: sys::eventfd()?,
+            stats: Counters::default(),
+            owner: sys::getpid(),
+            workers: Mutex::new(Vec::new()),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
+        }))
+    }
+
     pub(crate) fn set_finished(&self) {
         *lock(&self.finished) = true;
         self.finished_changed.notify_all();
@@ -540,11 +555,7 @@ impl Pool {
             Ok(()) => self.start_map(&Task::of_fn(function), items, chunksize, callbacks),
             Err(error) => Err(error),
         }
-        .unwrap_or_else(|error| {
-            let slot = Slot::new(Callbacks::new());
-            slot.set(Err(error));
-            AsyncResult::new(slot)
-        })
+        .unwrap_or_else(AsyncResult::failed)
     }
 
     fn start_map<T, R>(
@@ -717,11 +728,7 @@ impl Pool {
     {
         match self.closure_task(function) {
             Ok(task) => self.start_apply(&task, argument, Callbacks::new()),
-            Err(error) => {
-                let slot = Slot::new(Callbacks::new());
-                slot.set(Err(error));
-                AsyncResult::new(slot)
-            }
+            Err(error) => AsyncResult::failed(error),
         }
     }
 
@@ -821,6 +828,27 @@ impl Pool {
         self.shared.wait_finished(None);
         self.join_handler();
         Ok(())
+    }
+
+    /// Runs `handler` on the pool's own thread and registers the pool to be terminated
+    /// at exit; if the thread cannot start, the workers are stopped.
+    fn start(
+        shared: Arc<Shared>,
+        name: &str,
+        handler: impl FnOnce() + Send + 'static,
+    ) -> Result<Pool, Error> {
+        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+        match std::thread::Builder::new().name(name.into()).spawn(handler) {
+            Ok(thread) => {
+                children::add_pool(Arc::downgrade(&shared));
+                Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+            }
+            Err(error) => {
+                children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
+                kill_workers(&shared);
+                Err(Error::OsError(error))
+            }
+        }
     }
 
     fn join_handler(&self) {
@@ -968,31 +996,15 @@ impl PoolBuilder {
             return Err(Error::value("the MPI pool takes no initializer and no maxtasksperchild"));
         }
         let size = mpi::MpiHandler::workers()?;
-        let shared = Arc::new(Shared {
-            size,
-            method: StartMethod::Spawn,
-            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
-            wake: sys::eventfd()?,
-            stats: Counters::default(),
-            owner: sys::getpid(),
-            workers: Mutex::new(Vec::new()),
-            finished: Mutex::new(false),
-            finished_changed: Condvar::new(),
-        });
+        let shared = Shared::new(size, StartMethod::Spawn)?;
         let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
-        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
         // The communicator is made in the thread that uses it (it is not `Send`).
-        let thread = std::thread::Builder::new().name("pyconc-mpi-pool".into()).spawn(move || {
+        Pool::start(shared, "pyconc-mpi-pool", move || {
             match mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
                 Ok(handler) => handler.run(),
                 Err(_) => for_thread.set_finished(),
             }
-        });
-        let thread = thread.inspect_err(|_| {
-            children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
-        })?;
-        children::add_pool(Arc::downgrade(&shared));
-        Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+        })
     }
 
     /// Starts the workers and the pool's handler thread.
@@ -1014,52 +1026,36 @@ impl PoolBuilder {
             return Err(Error::value(MAXTASKS));
         }
         let method = self.start_method.unwrap_or_else(get_start_method);
+        let shared = Shared::new(size, method)?;
         let build_worker = self.start_worker;
         let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
         let mut workers = Vec::with_capacity(size);
         for _ in 0..size {
             match Worker::start(|| start(self.maxtasks)) {
-                Ok(started) => workers.push(started),
+                Ok(started) => {
+                    shared.add_worker(&started.process);
+                    workers.push(started);
+                }
                 Err(error) => {
                     // CPython's TestPoolNotLeakOnFailure: no worker outlives a failed pool.
-                    for worker in &workers {
-                        let _ = worker.process.terminate();
-                    }
-                    for worker in &workers {
-                        let _ = worker.process.join();
-                    }
+                    kill_workers(&shared);
                     return Err(error);
                 }
             }
         }
-        let shared = Arc::new(Shared {
-            size,
-            method,
-            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
-            wake: sys::eventfd()?,
-            stats: Counters::default(),
-            owner: sys::getpid(),
-            workers: Mutex::new(workers.iter().map(|w| w.process.clone()).collect()),
-            finished: Mutex::new(false),
-            finished_changed: Condvar::new(),
-        });
         let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
-        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
-        let thread =
-            std::thread::Builder::new().name("pyconc-pool".into()).spawn(move || handler.run());
-        let thread = match thread {
-            Ok(thread) => thread,
-            Err(error) => {
-                children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
-                for worker in lock(&shared.workers).iter() {
-                    let _ = worker.kill();
-                    let _ = worker.join();
-                }
-                return Err(Error::OsError(error));
-            }
-        };
-        children::add_pool(Arc::downgrade(&shared));
-        Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+        Pool::start(shared, "pyconc-pool", move || handler.run())
+    }
+}
+
+/// Terminates and reaps the workers of a pool that failed to start.
+fn kill_workers(shared: &Shared) {
+    let workers = lock(&shared.workers).clone();
+    for worker in &workers {
+        let _ = worker.terminate();
+    }
+    for worker in &workers {
+        let _ = worker.join();
     }
 }
 

@@ -251,6 +251,13 @@ impl<R> AsyncResult<R> {
         AsyncResult { slot }
     }
 
+    /// A result that is already `error` (a submission that was refused).
+    pub(crate) fn failed(error: Error) -> AsyncResult<R> {
+        let slot = Slot::new(Callbacks::new());
+        slot.set(Err(error));
+        AsyncResult { slot }
+    }
+
     fn wait_deadline(&self, deadline: Option<Instant>) -> MutexGuard<'_, SlotState<R>> {
         let state = lock(&self.slot.state);
         wait_until(&self.slot.ready, state, deadline, |s| !matches!(s, SlotState::Pending))

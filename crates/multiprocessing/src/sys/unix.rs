@@ -224,12 +224,8 @@ pub(crate) fn wait_any_readable(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<usize>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
-    poll_fds(&mut pollfds, timeout)?;
-    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    wait_any_readable_raw(&raw, timeout)
 }
 
 /// [`wait_any_readable`] for raw fds (a caller that knows they stay open meanwhile).
