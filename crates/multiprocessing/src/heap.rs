@@ -9,7 +9,7 @@
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -64,6 +64,17 @@ impl SharedMemory {
         // SAFETY: in bounds (checked), 4-aligned (the mapping is page-aligned), and
         // `AtomicU32` may alias memory that other processes access atomically.
         unsafe { &*self.ptr.as_ptr().add(index * 4).cast::<AtomicU32>() }
+    }
+
+    /// The 64-bit word at byte offset `8 * index` of the mapping, as an atomic.
+    ///
+    /// # Panics
+    /// If the word is outside the mapping (a bug of this crate's layouts).
+    pub(crate) fn word64(&self, index: usize) -> &AtomicU64 {
+        assert!((index + 1) * 8 <= self.len, "shared word64 {index} outside the mapping");
+        // SAFETY: in bounds (checked), 8-aligned (the mapping is page-aligned), and
+        // `AtomicU64` may alias memory that other processes access atomically.
+        unsafe { &*self.ptr.as_ptr().add(index * 8).cast::<AtomicU64>() }
     }
 
     /// Serializes the mapping's fd for a child (see [`reduction`]); `type_name` names the

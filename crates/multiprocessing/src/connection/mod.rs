@@ -36,20 +36,23 @@ use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod auth;
 mod listener;
+mod ring;
 mod wait;
 
 pub use listener::{Address, Listener, client};
 pub use wait::{Waitable, wait};
 
+use self::ring::Ring;
 use crate::codec::{self, MAX_FRAME};
 use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
+use crate::heap::SharedMemory;
 use crate::{Error, reduction, sys};
 
 /// Frames up to this size are copied into one buffer before writing.
@@ -73,6 +76,8 @@ pub struct Connection {
     max_frame: AtomicUsize,
     send_lock: Mutex<()>,
     received: Mutex<Received>,
+    /// A one-way pipe's messages travel here; the fd carries wake-ups and EOF.
+    ring: Option<Ring>,
 }
 
 /// Bytes read from the fd that no `recv` has taken yet.
@@ -120,7 +125,10 @@ fn os_error(message: &'static str) -> Error {
 /// A pair of connected [`Connection`]s.
 ///
 /// Python: `multiprocessing.Pipe(duplex)`. Duplex: a Unix socket pair, both ends send and
-/// receive. Otherwise an OS pipe: the first end only receives, the second only sends.
+/// receive. Otherwise the first end only receives, the second only sends, and the messages
+/// go through a ring buffer in shared memory beside an OS pipe (which wakes a sleeping
+/// reader and tells it when the writers are gone): a small message costs a copy, not a
+/// system call. Where shared memory cannot be had, a plain OS pipe, as CPython's.
 ///
 /// # Errors
 /// [`Error::OsError`] when the OS has no fds left.
@@ -130,12 +138,27 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
         Ok((Connection::new(a, true, true)?, Connection::new(b, true, true)?))
     } else {
         let (r, w) = sys::pipe()?;
-        Ok((Connection::new(r, true, false)?, Connection::new(w, false, true)?))
+        // Both ends share one mapping (clones of the ring).
+        let ring = Ring::new().ok();
+        let (reader, writer) = (ring.clone(), ring);
+        Ok((
+            Connection::with_ring(r, true, false, reader)?,
+            Connection::with_ring(w, false, true, writer)?,
+        ))
     }
 }
 
 impl Connection {
     fn new(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection, Error> {
+        Connection::with_ring(fd, readable, writable, None)
+    }
+
+    fn with_ring(
+        fd: OwnedFd,
+        readable: bool,
+        writable: bool,
+        ring: Option<Ring>,
+    ) -> Result<Connection, Error> {
         sys::set_nonblocking(fd.as_fd())?;
         Ok(Connection {
             fd,
@@ -145,6 +168,7 @@ impl Connection {
             max_frame: AtomicUsize::new(MAX_FRAME),
             send_lock: Mutex::new(()),
             received: Mutex::new(Received::default()),
+            ring,
         })
     }
 
@@ -204,6 +228,9 @@ impl Connection {
             .filter(|&n| n <= i32::MAX as u32)
             .ok_or_else(|| Error::ValueError("message too long for one frame".into()))?;
         let header = length.to_be_bytes();
+        if let Some(ring) = &self.ring {
+            return ring.send(self.fd.as_fd(), header, data);
+        }
         // A small message goes out as one buffer (one `write` of one segment, the cost of
         // a raw pipe write); a large one as header + data, without copying.
         let mut small = [0u8; SMALL_FRAME];
@@ -273,6 +300,13 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
+        if let Some(ring) = &self.ring {
+            return match ring.recv(self.fd.as_fd(), buf, max, None)? {
+                ring::Received::Message(length) => Ok(length),
+                ring::Received::TooLong(length) => Err(self.refuse_frame(length, max)),
+                ring::Received::TimedOut => Err(Error::TimeoutError), // (no deadline)
+            };
+        }
         let mut received = lock(&self.received);
         let length = loop {
             if let Some(header) = received.pending().get(..4) {
@@ -318,6 +352,14 @@ impl Connection {
     pub(crate) fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<Option<usize>, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
+        if let Some(ring) = &self.ring {
+            // (A message larger than the ring is waited for once it has begun.)
+            return match ring.recv(self.fd.as_fd(), buf, max, Some(Instant::now()))? {
+                ring::Received::Message(length) => Ok(Some(length)),
+                ring::Received::TooLong(length) => Err(self.refuse_frame(length, max)),
+                ring::Received::TimedOut => Ok(None),
+            };
+        }
         let mut received = lock(&self.received);
         loop {
             let pending = received.pending();
@@ -344,8 +386,16 @@ impl Connection {
         }
     }
 
+    /// Whether this end's messages go through shared memory (a one-way pipe's).
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
     /// Whether a received message (or part of one) waits in the buffer.
     pub(crate) fn has_buffered(&self) -> bool {
+        if let Some(ring) = &self.ring {
+            return ring.available() > 0;
+        }
         self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
     }
 
@@ -393,6 +443,13 @@ impl Connection {
     /// `handle is closed`, `connection is write-only`.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         self.check_readable()?;
+        if let Some(ring) = &self.ring {
+            let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+            if deadline.is_none() && timeout.is_some() {
+                return ring.poll(self.fd.as_fd(), None); // a timeout too long to count
+            }
+            return ring.poll(self.fd.as_fd(), deadline);
+        }
         if let Ok(received) = self.received.try_lock() {
             if !received.pending().is_empty() {
                 return Ok(true);
@@ -492,10 +549,11 @@ impl Serialize for Connection {
                 reduction::serialize_fd(self.0, "Connection", serializer)
             }
         }
-        let mut tuple = serializer.serialize_tuple(3)?;
+        let mut tuple = serializer.serialize_tuple(4)?;
         tuple.serialize_element(&Fd(self.fd.as_fd()))?;
         tuple.serialize_element(&self.readable)?;
         tuple.serialize_element(&self.writable)?;
+        tuple.serialize_element(&self.ring.as_ref().map(Ring::shared_mem))?;
         tuple.end()
     }
 }
@@ -508,7 +566,9 @@ impl<'de> Deserialize<'de> for Connection {
                 reduction::deserialize_fd(deserializer).map(Fd)
             }
         }
-        let (Fd(fd), readable, writable) = <(Fd, bool, bool)>::deserialize(deserializer)?;
-        Connection::new(fd, readable, writable).map_err(serde::de::Error::custom)
+        let (Fd(fd), readable, writable, ring) =
+            <(Fd, bool, bool, Option<SharedMemory>)>::deserialize(deserializer)?;
+        let ring = ring.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)?;
+        Connection::with_ring(fd, readable, writable, ring).map_err(serde::de::Error::custom)
     }
 }

@@ -2,7 +2,7 @@
 //! are ready: connections with a message (or EOF), listeners with a peer, ended processes.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Connection, Listener};
 use crate::{Error, Process, sys};
@@ -18,6 +18,12 @@ pub trait Waitable {
     fn ready_now(&self) -> bool {
         false
     }
+    /// After its fd was readable: whether the object really is ready. A one-way pipe's
+    /// reading end may be readable with nothing to receive (a wake-up left behind by the
+    /// reader that took the message); this takes such a wake-up away and says no.
+    fn confirm_ready(&self) -> bool {
+        true
+    }
 }
 
 impl Waitable for Connection {
@@ -27,6 +33,10 @@ impl Waitable for Connection {
 
     fn ready_now(&self) -> bool {
         self.has_buffered()
+    }
+
+    fn confirm_ready(&self) -> bool {
+        !self.has_ring() || self.poll(Some(Duration::ZERO)).unwrap_or(true)
     }
 }
 
@@ -55,7 +65,7 @@ impl Waitable for Process {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use multiprocessing::connection::wait;
 /// use multiprocessing::pipe;
 ///
@@ -67,18 +77,30 @@ impl Waitable for Process {
 /// # Ok::<(), multiprocessing::Error>(())
 /// ```
 pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>, Error> {
-    let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready_now()).collect();
-    if !ready.is_empty() {
-        return Ok(ready);
-    }
-    let mut indices = Vec::new();
-    let mut fds = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        if let Some(fd) = object.ready_fd() {
-            indices.push(i);
-            fds.push(fd);
+    // `None` also for a timeout too long to count: no limit.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let ready: Vec<usize> = (0..objects.len()).filter(|&i| objects[i].ready_now()).collect();
+        if !ready.is_empty() {
+            return Ok(ready);
+        }
+        let mut indices = Vec::new();
+        let mut fds = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            if let Some(fd) = object.ready_fd() {
+                indices.push(i);
+                fds.push(fd);
+            }
+        }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ready: Vec<usize> = sys::wait_any_readable_raw(&fds, left)?
+            .into_iter()
+            .map(|k| indices[k])
+            .filter(|&i| objects[i].confirm_ready())
+            .collect();
+        // Nothing really ready (a stale wake-up): wait again for what is left of the time.
+        if !ready.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(ready);
         }
     }
-    let ready = sys::wait_any_readable_raw(&fds, timeout)?;
-    Ok(ready.into_iter().map(|k| indices[k]).collect())
 }

@@ -34,13 +34,13 @@ const RLOCK_NOT_OWNED: &str = "attempt to release recursive lock not owned by th
 
 /// How a raw acquire ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Acquired {
+pub(crate) enum Acquired {
     Yes,
     FromDeadOwner,
     TimedOut,
 }
 
-fn raw_acquire(word: &AtomicU32, id: u32, deadline: Option<Instant>) -> Acquired {
+pub(crate) fn raw_acquire(word: &AtomicU32, id: u32, deadline: Option<Instant>) -> Acquired {
     if word.compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed).is_ok() {
         return Acquired::Yes;
     }
@@ -89,8 +89,14 @@ fn raw_acquire(word: &AtomicU32, id: u32, deadline: Option<Instant>) -> Acquired
     }
 }
 
+/// The id (pid) holding a lock word, if it is locked.
+pub(crate) fn holder(word: &AtomicU32) -> Option<i32> {
+    let value = word.load(Ordering::Relaxed) & !CONTENDED;
+    (value != 0).then_some(value as i32)
+}
+
 /// Releases; `false` if the word was unlocked.
-fn raw_release(word: &AtomicU32) -> bool {
+pub(crate) fn raw_release(word: &AtomicU32) -> bool {
     let previous = word.swap(0, Ordering::Release);
     if previous & CONTENDED != 0 {
         sys::futex_wake(word, 1);

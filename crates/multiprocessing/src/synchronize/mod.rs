@@ -26,6 +26,7 @@ mod semaphore;
 pub use barrier::Barrier;
 pub use condition::Condition;
 pub use event::Event;
+pub(crate) use lock::{Acquired, holder, raw_acquire, raw_release};
 pub use lock::{Lock, RLock};
 pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
 

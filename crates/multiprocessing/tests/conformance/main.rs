@@ -17,6 +17,7 @@ mod listener;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;
+mod one_way_pipe;
 mod pipe;
 mod pool;
 mod process;

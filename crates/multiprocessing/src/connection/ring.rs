@@ -1,0 +1,505 @@
+//! The shared-memory channel of a one-way pipe: messages go through a ring buffer in a
+//! [`SharedMemory`] mapping; the OS pipe beside it carries wake-up bytes and end-of-file.
+//!
+//! CPython's `Pipe(duplex=False)` is an OS pipe: every `send_bytes` is a `write(2)` and
+//! every `recv_bytes` a `read(2)` or two. A small message through a ring costs a copy and
+//! a few atomics instead; a system call is needed only when the reader has nothing left
+//! and goes to sleep. Hand-written because no crate offers a multi-process, robust ring
+//! whose readiness can be polled as an fd (`shared_memory`/`ipc-channel` rings have
+//! neither EOF nor a pollable fd).
+//!
+//! # The wake-up protocol
+//!
+//! The writer publishes a frame by swapping `WSTATE` (write position `<< 1` | *token*) to
+//! the new position with the token bit set. If the bit was clear, it writes one byte to the
+//! pipe. So the pipe holds a byte exactly while the token bit is set (each side does the
+//! system call that matches the transition it made), and *a non-empty ring always has
+//! the token set*: an fd poller never misses a message.
+//!
+//! A reader that finds too little in the ring spins a moment (a streaming writer is
+//! usually a few hundred nanoseconds away), then clears the token — only while the ring
+//! is still empty, in one compare-and-swap on `WSTATE` — and reads that byte; with the
+//! token clear and the pipe empty it sleeps in `poll(2)` until the next byte. A reader
+//! that finishes a message leaves the token set, so a streaming writer makes no system
+//! call at all. The price: the fd may be readable while the ring is empty (the last
+//! reader left the token); [`Connection::poll`](super::Connection::poll) and
+//! [`wait`](super::wait) look behind the fd and tell the two apart.
+//!
+//! A writer that finds the ring full sleeps on the `SPACE` futex; a reader that frees
+//! space wakes it if it announced itself in `WRITER_WAITING`. While it waits, it checks
+//! every 100 ms that the pipe still has a reader (`POLLERR`), and fails with `EPIPE` if not.
+//!
+//! # Robustness
+//!
+//! Writers are serialized by a robust lock word (the holder's pid; a dead holder's lock is
+//! taken over, see [`synchronize`](crate::synchronize)), as are readers. A frame that fits
+//! the ring is published, and consumed, in one step, so a process killed in the middle of
+//! a `send` or `recv` leaves the stream whole. A frame larger than the ring moves in pieces;
+//! a process that dies (or fails) halfway through one sets `*_PARTIAL`, and the next user
+//! of that end gets an error instead of a garbled stream. The number of wake-up bytes a
+//! reader cleared but has not read yet (`OWED`) lives in shared memory under the read lock,
+//! so a reader that dies between the two leaves no stray byte behind.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::truncated;
+use crate::heap::SharedMemory;
+use crate::synchronize::{Acquired, holder, raw_acquire, raw_release};
+use crate::{Error, sys};
+
+/// The ring's data capacity, the size of an OS pipe's buffer.
+pub(crate) const CAPACITY: usize = 64 * 1024;
+const CAP: u64 = CAPACITY as u64;
+/// The control page before the data.
+const HEADER: usize = 4096;
+
+// 64-bit words (index × 8 bytes): writer and reader fields on separate cache lines.
+const WSTATE: usize = 0;
+const READ_POS: usize = 16;
+// 32-bit words (index × 4 bytes).
+const WRITER_WAITING: usize = 64;
+const SPACE: usize = 65;
+const WRITE_LOCK: usize = 96;
+const WRITE_PARTIAL: usize = 97;
+const READ_LOCK: usize = 128;
+const READ_PARTIAL: usize = 129;
+const OWED: usize = 130;
+const BROKEN: usize = 160;
+
+const TOKEN: u64 = 1;
+/// How often a writer waiting for space checks that the pipe still has a reader.
+const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+/// Busy-wait rounds (each a `spin_loop` hint) before a waiting side gives up its CPU.
+const SPINS: u32 = 4096;
+/// `sched_yield`s after the spin, before sleeping.
+const YIELDS: u32 = 2;
+
+/// How a wait for data ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    Ready,
+    Eof,
+    TimedOut,
+}
+
+/// What [`Ring::recv`] got.
+pub(super) enum Received {
+    /// A message of this many bytes, now in the caller's buffer.
+    Message(usize),
+    /// A frame announcing this many bytes, over the caller's limit (nothing was taken).
+    TooLong(usize),
+    /// Nothing arrived before the deadline.
+    TimedOut,
+}
+
+/// The shared-memory half of a one-way pipe, held by both of its ends (clones share the
+/// mapping).
+#[derive(Clone)]
+pub(crate) struct Ring {
+    mem: Arc<SharedMemory>,
+}
+
+/// A held robust lock word, released on drop.
+struct Held<'a>(&'a AtomicU32);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        raw_release(self.0);
+    }
+}
+
+fn broken() -> Error {
+    Error::OsError(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "a process stopped in the middle of a message on this pipe; its stream is broken",
+    ))
+}
+
+/// Whether spinning can help: another CPU may run the other side meanwhile.
+fn spinning_helps() -> bool {
+    static MANY_CPUS: OnceLock<bool> = OnceLock::new();
+    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+/// Waits a moment, without sleeping, for `done`; whether it came true.
+fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    if spinning_helps() {
+        for _ in 0..SPINS {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+    }
+    for _ in 0..YIELDS {
+        sys::yield_now();
+        if done() {
+            return true;
+        }
+    }
+    false
+}
+
+fn left_until(deadline: Option<Instant>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+impl Ring {
+    /// A new, empty ring.
+    pub(crate) fn new() -> Result<Ring, Error> {
+        Ok(Ring { mem: Arc::new(SharedMemory::new(HEADER + CAPACITY)?) })
+    }
+
+    /// The ring of a mapping received from another process.
+    pub(crate) fn from_shared(mem: SharedMemory) -> Result<Ring, Error> {
+        if mem.len() != HEADER + CAPACITY {
+            return Err(Error::UnpicklingError(format!(
+                "a pipe's shared memory of {} bytes, not {}",
+                mem.len(),
+                HEADER + CAPACITY
+            )));
+        }
+        Ok(Ring { mem: Arc::new(mem) })
+    }
+
+    /// The mapping, to send to a spawn or forkserver child.
+    pub(crate) fn shared_mem(&self) -> &SharedMemory {
+        &self.mem
+    }
+
+    fn wstate(&self) -> &AtomicU64 {
+        self.mem.word64(WSTATE)
+    }
+
+    fn read_pos(&self) -> &AtomicU64 {
+        self.mem.word64(READ_POS)
+    }
+
+    fn word(&self, index: usize) -> &AtomicU32 {
+        self.mem.word(index)
+    }
+
+    /// How many bytes wait to be read (for pollers; no lock).
+    pub(super) fn available(&self) -> u64 {
+        let written = self.wstate().load(Ordering::Acquire) >> 1;
+        written.wrapping_sub(self.read_pos().load(Ordering::Acquire))
+    }
+
+    /// Takes the writers' or readers' lock (by `deadline`); `Ok(None)` on timeout.
+    fn lock(
+        &self,
+        lock: usize,
+        partial: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Held<'_>>, Error> {
+        let word = self.word(lock);
+        let held = match raw_acquire(word, sys::getpid().0 as u32, deadline) {
+            Acquired::TimedOut => return Ok(None),
+            Acquired::Yes | Acquired::FromDeadOwner => Held(word),
+        };
+        if self.word(partial).load(Ordering::Relaxed) != 0 {
+            self.word(BROKEN).store(1, Ordering::Release);
+        }
+        if self.word(BROKEN).load(Ordering::Acquire) != 0 {
+            return Err(broken());
+        }
+        Ok(Some(held))
+    }
+
+    /// Copies `bytes` into the ring at stream position `at`.
+    fn copy_in(&self, at: u64, bytes: &[u8]) {
+        let offset = (at % CAP) as usize;
+        let first = bytes.len().min(CAPACITY - offset);
+        let data = self.mem.as_ptr().wrapping_add(HEADER);
+        // SAFETY: both ranges lie in the data area (offset + first ≤ CAPACITY, the rest
+        // ≤ CAPACITY as bytes.len() ≤ CAPACITY); the writer owns the free space it copies
+        // to (the reader does not touch it until the write position moves past it), and
+        // the source is a caller's slice, not in the ring.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(offset), first);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr().add(first), data, bytes.len() - first);
+        }
+    }
+
+    /// The `len` bytes of the ring from stream position `at`, in two pieces (the second
+    /// is where the ring wraps around). Only for published bytes not yet consumed.
+    fn peek(&self, at: u64, len: usize) -> (&[u8], &[u8]) {
+        let offset = (at % CAP) as usize;
+        let first = len.min(CAPACITY - offset);
+        let data = self.mem.as_ptr().wrapping_add(HEADER);
+        // SAFETY: both ranges lie in the data area (as in `copy_in`; len ≤ CAPACITY); the
+        // bytes were published (the write position's acquire load came after the writer's
+        // copy) and no writer reuses them until the read position moves past them, which
+        // only the caller (holding the readers' lock) does, after it is done with them.
+        unsafe {
+            (
+                std::slice::from_raw_parts(data.add(offset), first),
+                std::slice::from_raw_parts(data, len - first),
+            )
+        }
+    }
+
+    /// Appends `len` bytes of the ring from stream position `at` to `buf`.
+    fn copy_out(&self, at: u64, len: usize, buf: &mut Vec<u8>) {
+        let (a, b) = self.peek(at, len);
+        buf.extend_from_slice(a);
+        buf.extend_from_slice(b);
+    }
+
+    /// Publishes everything up to stream position `end`; wakes a sleeping reader.
+    fn publish(&self, fd: BorrowedFd<'_>, end: u64) -> Result<(), Error> {
+        let previous = self.wstate().swap((end << 1) | TOKEN, Ordering::SeqCst);
+        if previous & TOKEN == 0 {
+            // The reader cleared the token: it may sleep on the pipe.
+            match sys::write_nonblocking(fd, &[io::IoSlice::new(&[1])]) {
+                // A full pipe of wake-up bytes wakes the reader as well.
+                Ok(_) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `need` bytes fit after stream position `end`; returns the free space.
+    fn wait_space(&self, fd: BorrowedFd<'_>, end: u64, need: u64) -> Result<u64, Error> {
+        let free = || CAP - end.wrapping_sub(self.read_pos().load(Ordering::SeqCst));
+        let mut spun = false;
+        loop {
+            if free() >= need {
+                return Ok(free());
+            }
+            if !spun {
+                spun = true;
+                if spin_until(|| free() >= need) {
+                    continue;
+                }
+            }
+            let space = self.word(SPACE);
+            self.word(WRITER_WAITING).store(1, Ordering::SeqCst);
+            let seen = space.load(Ordering::SeqCst);
+            if free() >= need {
+                continue;
+            }
+            if !sys::futex_wait(space, seen, Some(Instant::now() + LIVENESS_CHECK))
+                && sys::poll_one(fd, libc::POLLOUT, Some(Duration::ZERO))? & libc::POLLERR != 0
+            {
+                return Err(io::Error::from_raw_os_error(libc::EPIPE).into());
+            }
+            if self.word(BROKEN).load(Ordering::Acquire) != 0 {
+                return Err(broken());
+            }
+        }
+    }
+
+    /// Sends one frame: `header` then `data` (the caller checked the length).
+    pub(super) fn send(
+        &self,
+        fd: BorrowedFd<'_>,
+        header: [u8; 4],
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let Some(_held) = self.lock(WRITE_LOCK, WRITE_PARTIAL, None)? else {
+            return Err(Error::TimeoutError); // (no deadline: cannot happen)
+        };
+        // Only the holder of the writers' lock moves the write position.
+        let start = self.wstate().load(Ordering::Relaxed) >> 1;
+        let frame = (header.len() + data.len()) as u64;
+        if frame <= CAP {
+            // Whole: a reader sees all of the frame or none of it.
+            self.wait_space(fd, start, frame)?;
+            self.copy_in(start, &header);
+            self.copy_in(start + 4, data);
+            return self.publish(fd, start + frame);
+        }
+        let partial = self.word(WRITE_PARTIAL);
+        partial.store(1, Ordering::Relaxed);
+        self.wait_space(fd, start, 4)?;
+        self.copy_in(start, &header);
+        let mut end = start + 4;
+        self.publish(fd, end)?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            let free = self.wait_space(fd, end, 1)?;
+            let n = rest.len().min(free as usize);
+            self.copy_in(end, &rest[..n]);
+            end += n as u64;
+            rest = &rest[n..];
+            self.publish(fd, end)?;
+        }
+        partial.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Moves the read position to `to`; wakes a writer waiting for space.
+    fn consume_to(&self, to: u64) {
+        self.read_pos().store(to, Ordering::SeqCst);
+        let waiting = self.word(WRITER_WAITING);
+        if waiting.load(Ordering::SeqCst) != 0 && waiting.swap(0, Ordering::SeqCst) != 0 {
+            let space = self.word(SPACE);
+            space.fetch_add(1, Ordering::SeqCst);
+            sys::futex_wake(space, i32::MAX);
+        }
+    }
+
+    /// Whether a writer died (or gave up) in the middle of a frame larger than the ring:
+    /// then the rest of it never comes.
+    fn writer_stopped_mid_frame(&self) -> bool {
+        self.word(WRITE_PARTIAL).load(Ordering::Acquire) != 0
+            && holder(self.word(WRITE_LOCK)).is_none_or(|pid| !sys::alive(pid))
+    }
+
+    /// Waits (holding the readers' lock) until `need` bytes are readable from stream
+    /// position `at`, the writers are all gone, or `deadline` passes. `mid_frame`: the
+    /// rest of a frame larger than the ring is awaited; every 100 ms the wait checks that
+    /// its writer still writes.
+    fn wait_for(
+        &self,
+        fd: BorrowedFd<'_>,
+        at: u64,
+        need: u64,
+        deadline: Option<Instant>,
+        mid_frame: bool,
+    ) -> Result<Readiness, Error> {
+        let enough = |state: u64| (state >> 1).wrapping_sub(at) >= need;
+        let owed = self.word(OWED);
+        let mut spun = deadline.is_some_and(|d| d <= Instant::now());
+        loop {
+            let state = self.wstate().load(Ordering::SeqCst);
+            if enough(state) {
+                return Ok(Readiness::Ready);
+            }
+            if self.word(BROKEN).load(Ordering::Acquire) != 0 {
+                return Err(broken());
+            }
+            if !spun {
+                spun = true;
+                if spin_until(|| enough(self.wstate().load(Ordering::Acquire))) {
+                    continue;
+                }
+            }
+            if state & TOKEN != 0 {
+                // Going to sleep: clear the token (only if nothing came meanwhile) and
+                // take its byte out of the pipe.
+                if self
+                    .wstate()
+                    .compare_exchange(state, state & !TOKEN, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    owed.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            // Read the bytes owed (or a stray one), or sleep until a byte comes.
+            let mut bytes = [0u8; 16];
+            let want = (owed.load(Ordering::Relaxed) as usize).clamp(1, bytes.len());
+            match sys::read_nonblocking(fd, &mut bytes[..want])? {
+                Some(0) => {
+                    // Every writer is gone; everything they sent is in the ring.
+                    let state = self.wstate().load(Ordering::SeqCst);
+                    return Ok(if enough(state) { Readiness::Ready } else { Readiness::Eof });
+                }
+                Some(n) => {
+                    let left = (owed.load(Ordering::Relaxed) as usize).saturating_sub(n);
+                    owed.store(left as u32, Ordering::Relaxed);
+                }
+                None => {
+                    let left = left_until(deadline);
+                    if left.is_some_and(|l| l.is_zero()) {
+                        return Ok(Readiness::TimedOut);
+                    }
+                    if !mid_frame {
+                        sys::poll_one(fd, libc::POLLIN, left)?;
+                    } else if sys::poll_one(fd, libc::POLLIN, Some(LIVENESS_CHECK))? == 0
+                        && !enough(self.wstate().load(Ordering::SeqCst))
+                        && self.writer_stopped_mid_frame()
+                    {
+                        self.word(BROKEN).store(1, Ordering::Release);
+                        return Err(broken());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receives one frame into `buf` (replacing its contents), waiting until `deadline`.
+    ///
+    /// # Errors
+    /// [`Error::EOFError`] when the writers are gone and the ring is empty; a truncated
+    /// frame; a broken stream.
+    pub(super) fn recv(
+        &self,
+        fd: BorrowedFd<'_>,
+        buf: &mut Vec<u8>,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Received, Error> {
+        let Some(_held) = self.lock(READ_LOCK, READ_PARTIAL, deadline)? else {
+            return Ok(Received::TimedOut);
+        };
+        // Only the holder of the readers' lock moves the read position.
+        let start = self.read_pos().load(Ordering::Relaxed);
+        match self.wait_for(fd, start, 4, deadline, false)? {
+            Readiness::Ready => {}
+            Readiness::TimedOut => return Ok(Received::TimedOut),
+            Readiness::Eof if self.available() == 0 => return Err(Error::EOFError),
+            Readiness::Eof => return Err(truncated()),
+        }
+        let mut header = [0u8; 4];
+        let (a, b) = self.peek(start, 4);
+        header[..a.len()].copy_from_slice(a);
+        header[a.len()..].copy_from_slice(b);
+        let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if length > max {
+            return Ok(Received::TooLong(length));
+        }
+        buf.clear();
+        buf.reserve(length);
+        let frame = 4 + length as u64;
+        if frame <= CAP {
+            // Published whole: it is all there with its header.
+            if self.available() < frame {
+                self.word(BROKEN).store(1, Ordering::Release);
+                return Err(broken());
+            }
+            self.copy_out(start + 4, length, buf);
+            self.consume_to(start + frame);
+            return Ok(Received::Message(length));
+        }
+        let partial = self.word(READ_PARTIAL);
+        partial.store(1, Ordering::Relaxed);
+        let mut at = start + 4;
+        self.consume_to(at);
+        while buf.len() < length {
+            if self.wait_for(fd, at, 1, None, true)? != Readiness::Ready {
+                return Err(truncated());
+            }
+            let n = (self.available() as usize).min(length - buf.len());
+            self.copy_out(at, n, buf);
+            at += n as u64;
+            self.consume_to(at);
+        }
+        partial.store(0, Ordering::Relaxed);
+        Ok(Received::Message(length))
+    }
+
+    /// Whether a message (or the end) can be received: waits up to `deadline`. Takes the
+    /// wake-up byte of an empty ring out of the pipe, so the fd goes quiet.
+    pub(super) fn poll(
+        &self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
+        if self.available() > 0 {
+            return Ok(true);
+        }
+        let Some(_held) = self.lock(READ_LOCK, READ_PARTIAL, deadline)? else {
+            return Ok(false);
+        };
+        let start = self.read_pos().load(Ordering::Relaxed);
+        Ok(self.wait_for(fd, start, 1, deadline, false)? != Readiness::TimedOut)
+    }
+}
