@@ -1,6 +1,7 @@
 //! Long stress runs, `#[ignore]`d: `cargo test -p pyconc-multiprocessing --test stress --
 //! --ignored`. Several threads start, kill and join processes of every start method at
-//! once; every exit code must be right and no child may be left a zombie.
+//! once; every exit code must be right and no child may be left a zombie. Pool workers
+//! and one-way pipes are killed while in use.
 
 multiprocessing::init_before_main!();
 
@@ -156,5 +157,110 @@ fn pool_survives_workers_dying_again_and_again() {
         assert_eq!((stats.running, stats.failed), (0, 60), "{method:?}: {stats:?}");
         pool.close();
         pool.join().unwrap();
+    }
+}
+
+/// A message of a one-way-pipe stress run: writer `id`'s `seq`th, its bytes derived from
+/// both, mostly small, one in 16 larger than the pipe's 64 KiB ring (moved in pieces).
+fn stress_message(id: u32, seq: u32) -> Vec<u8> {
+    let size = if seq % 16 == 7 { 150_000 } else { (seq as usize * 977) % 4000 };
+    let mut bytes: Vec<u8> = (0..size + 8).map(|k| (k as u32 ^ seq ^ id) as u8).collect();
+    bytes[..4].copy_from_slice(&id.to_le_bytes());
+    bytes[4..8].copy_from_slice(&seq.to_le_bytes());
+    bytes
+}
+
+/// Exit codes of the stress children.
+const GARBLED: i32 = 1;
+const BROKEN: i32 = 2;
+const OTHER: i32 = 3;
+
+fn exit_for(error: &multiprocessing::Error) -> ! {
+    let code = if error.to_string().contains("stream is broken") { BROKEN } else { OTHER };
+    std::process::exit(code)
+}
+
+#[test]
+#[ignore = "stress: 150 rounds of a one-way pipe whose readers and writers get killed, ~1 min"]
+fn one_way_pipes_survive_killed_readers_and_writers() {
+    use std::sync::Arc;
+
+    use multiprocessing::{Value, pipe};
+
+    let mut random = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |bound: u64| {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random % bound
+    };
+    for round in 0..150 {
+        let (reader, writer) = pipe(false).unwrap();
+        let (reader, writer) = (Arc::new(reader), Arc::new(writer));
+        let progress = Value::new(0u64).unwrap();
+        let fork = |body: Box<dyn FnOnce() + Send>| {
+            let p = Process::builder().start_method(StartMethod::Fork).target(body);
+            p.start().unwrap();
+            p
+        };
+        let mut writers = Vec::new();
+        for id in 0..2u32 {
+            let writer = Arc::clone(&writer);
+            writers.push(fork(Box::new(move || {
+                for seq in 0.. {
+                    if let Err(error) = writer.send_bytes(&stress_message(id, seq)) {
+                        exit_for(&error);
+                    }
+                }
+            })));
+        }
+        let mut readers = Vec::new();
+        for _ in 0..2 {
+            let (reader, progress) = (Arc::clone(&reader), progress.clone());
+            readers.push(fork(Box::new(move || {
+                let mut last = [None::<u32>; 2];
+                loop {
+                    let bytes = match reader.recv_bytes() {
+                        Ok(bytes) => bytes,
+                        Err(error) => exit_for(&error),
+                    };
+                    let id = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+                    let seq = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+                    let in_order = last[id as usize & 1].is_none_or(|l| seq > l);
+                    if id > 1 || !in_order || bytes != stress_message(id, seq) {
+                        std::process::exit(GARBLED);
+                    }
+                    last[id as usize] = Some(seq);
+                    progress.update(|n| *n += 1);
+                }
+            })));
+        }
+        drop((reader, writer));
+        sleep_ms(5 + next(25));
+        let victim = next(4) as usize;
+        let killed_writer = victim < 2;
+        let p = if killed_writer { &writers[victim] } else { &readers[victim - 2] };
+        p.kill().unwrap();
+        p.join().unwrap();
+        // The survivors go on (unless the victim died in the middle of a large frame:
+        // then they all stop with "stream is broken").
+        sleep_ms(150);
+        let before = progress.get();
+        sleep_ms(300);
+        let after = progress.get();
+        for p in writers.iter().chain(&readers) {
+            let _ = p.kill();
+            p.join().unwrap();
+        }
+        let codes: Vec<i32> =
+            writers.iter().chain(&readers).map(|p| p.exitcode().unwrap()).collect();
+        assert!(
+            codes.iter().all(|&c| c == -libc::SIGKILL || c == BROKEN),
+            "round {round}, victim {victim}: exit codes {codes:?} (1: garbled, 3: other error)"
+        );
+        if !codes.contains(&BROKEN) {
+            assert!(after > before, "round {round}, victim {victim}: no progress after the kill");
+        }
+        assert_eq!(zombies(), 0);
     }
 }
