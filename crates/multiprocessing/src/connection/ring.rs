@@ -73,8 +73,10 @@ const BROKEN: usize = 160;
 const TOKEN: u64 = 1;
 /// How often a writer waiting for space checks that the pipe still has a reader.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
-/// Busy-wait rounds (each a `spin_loop` hint) before a waiting side gives up its CPU.
-const SPINS: u32 = 4096;
+/// How long a waiting side busy-waits before it gives up its CPU: about what a sleep and
+/// a wake-up cost in CPU time, so spinning never costs much more than the best choice
+/// (a streaming peer is usually back within a microsecond).
+const SPIN: Duration = Duration::from_micros(5);
 /// `sched_yield`s after the spin, before sleeping.
 const YIELDS: u32 = 2;
 
@@ -128,11 +130,17 @@ fn spinning_helps() -> bool {
 /// Waits a moment, without sleeping, for `done`; whether it came true.
 fn spin_until(mut done: impl FnMut() -> bool) -> bool {
     if spinning_helps() {
-        for _ in 0..SPINS {
-            if done() {
-                return true;
+        let until = Instant::now() + SPIN;
+        loop {
+            for _ in 0..32 {
+                if done() {
+                    return true;
+                }
+                std::hint::spin_loop();
             }
-            std::hint::spin_loop();
+            if Instant::now() >= until {
+                break;
+            }
         }
     }
     for _ in 0..YIELDS {
