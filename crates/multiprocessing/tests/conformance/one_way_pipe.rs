@@ -385,3 +385,19 @@ fn a_writer_killed_between_messages_leaves_the_stream_whole() {
     assert!(expected > 100, "the ring held {expected} messages");
     marker.join().unwrap();
 }
+
+/// As a socket connection (`an_oversized_frame_is_refused_and_closes_the_connection`): a
+/// frame over the reader's limit is refused before anything is allocated for it, and the
+/// reading end is closed; frames under it pass.
+#[test]
+fn a_frame_over_the_limit_is_refused_and_closes_the_reading_end() {
+    let (reader, writer) = pipe(false).unwrap();
+    reader.set_max_frame(100);
+    writer.send_bytes(&[1; 100]).unwrap();
+    writer.send_bytes(&[2; 101]).unwrap();
+    assert_eq!(reader.recv_bytes().unwrap(), vec![1; 100]);
+    let error = reader.recv_bytes().unwrap_err();
+    assert!(error.to_string().contains("bad message length: 101 bytes"), "{error}");
+    assert!(reader.closed());
+    assert!(reader.recv_bytes().unwrap_err().to_string().contains("handle is closed"));
+}
