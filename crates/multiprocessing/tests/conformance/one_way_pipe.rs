@@ -79,6 +79,13 @@ fn fork(body: impl FnOnce() + Send + 'static) -> Process {
     p
 }
 
+/// Gives a child time to block (in `recv`, or waiting for space), then SIGKILLs it.
+fn kill_once_blocked(p: &Process) {
+    std::thread::sleep(Duration::from_millis(200));
+    p.kill().unwrap();
+    assert_eq!(exit_code(p), Some(-libc::SIGKILL));
+}
+
 fn exit_code(p: &Process) -> Option<i32> {
     assert!(p.join_timeout(Duration::from_secs(60)).unwrap(), "the child hangs");
     p.exitcode()
@@ -316,9 +323,7 @@ fn a_reader_killed_while_waiting_loses_nothing() {
         let _ = theirs.recv_bytes();
         std::process::exit(3); // not reached: killed while waiting
     });
-    std::thread::sleep(Duration::from_millis(200));
-    p.kill().unwrap();
-    assert_eq!(exit_code(&p), Some(-libc::SIGKILL));
+    kill_once_blocked(&p);
     for i in 0..1000u32 {
         writer.send(&i).unwrap();
     }
@@ -342,9 +347,7 @@ fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_re
         theirs.send_bytes(&vec![5; 10 * RING]).unwrap(); // waits: nobody reads yet
         std::process::exit(3);
     });
-    std::thread::sleep(Duration::from_millis(200));
-    p.kill().unwrap();
-    assert_eq!(exit_code(&p), Some(-libc::SIGKILL));
+    kill_once_blocked(&p);
     let began = Instant::now();
     let error = reader.recv_bytes().unwrap_err();
     assert!(error.to_string().contains("stream is broken"), "{error}");
@@ -368,9 +371,7 @@ fn a_writer_killed_between_messages_leaves_the_stream_whole() {
         }
         std::process::exit(3);
     });
-    std::thread::sleep(Duration::from_millis(200));
-    p.kill().unwrap();
-    assert_eq!(exit_code(&p), Some(-libc::SIGKILL));
+    kill_once_blocked(&p);
     // The ring is full: the end marker goes once the reader makes room.
     let marker = std::thread::spawn(move || writer.send(&(u32::MAX, vec![0u8; 100])).unwrap());
     let mut expected = 0;
