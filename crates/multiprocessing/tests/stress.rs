@@ -17,6 +17,13 @@ fn sleep_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms))
 }
 
+/// One stress test at a time: each counts this process's zombies, so another's children
+/// must not be in flight.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn zombies() -> usize {
     let me = std::process::id().to_string();
     std::fs::read_dir("/proc")
@@ -35,6 +42,7 @@ fn zombies() -> usize {
 #[test]
 #[ignore = "stress: 4000 rounds, a few seconds"]
 fn concurrent_start_kill_join_under_every_start_method() {
+    let _serial = serial();
     let workers: Vec<_> = (0..4)
         .map(|worker| {
             std::thread::spawn(move || {
@@ -106,6 +114,7 @@ fn announce_then_sleep(path: String) -> u64 {
 #[test]
 #[ignore = "stress: pool workers killed 20 times per fault per start method, ~20 s"]
 fn pool_survives_workers_dying_again_and_again() {
+    let _serial = serial();
     use multiprocessing::{Error, Pool};
     let expected: Vec<u64> = (0..8).map(square).collect();
     for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
@@ -183,6 +192,7 @@ fn exit_for(error: &multiprocessing::Error) -> ! {
 #[test]
 #[ignore = "stress: 150 rounds of a one-way pipe whose readers and writers get killed, ~1 min"]
 fn one_way_pipes_survive_killed_readers_and_writers() {
+    let _serial = serial();
     use std::sync::Arc;
 
     use multiprocessing::{Value, pipe};

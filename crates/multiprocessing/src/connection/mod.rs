@@ -8,18 +8,21 @@
 //! ([`Connection::set_max_frame`], 64 MiB by default) before allocating, and closes the
 //! connection, as CPython does for `recv_bytes(maxlength)`.
 //!
-//! A one-way pipe (`pipe(false)`) moves its frames through a ring buffer in shared memory
-//! (`ring.rs`); its OS pipe only wakes a sleeping reader and reports EOF and a vanished
-//! reader (`EPIPE`). A 64-byte message then costs ~80 ns instead of a `write(2)` and a
-//! `read(2)` (~260 ns on a raw pipe, ~1.3 µs through CPython's `Pipe(False)`), and a frame
-//! is published whole, so writer and reader processes may share an end and be killed in
-//! the middle without garbling the stream. A duplex pipe is a socket pair, as CPython's.
+//! A `pipe()` moves its frames through a ring buffer in shared memory per direction
+//! (`ring.rs`); its OS pipe (one-way) or socket pair (duplex) only wakes a sleeping reader
+//! and reports EOF and a vanished reader (`EPIPE`). A 64-byte message then costs ~80 ns
+//! instead of a `write(2)` and a `read(2)` (~260 ns on a raw pipe, ~1.3 µs through
+//! CPython's `Pipe(False)`), and a frame is published whole, so writer processes may share
+//! an end, and be killed in the middle, without garbling the stream. The reading end of a
+//! one-way pipe takes one whole frame at a time from the ring, so reader processes may
+//! share it too; a duplex end reads ahead into its buffer, as a connection over a socket
+//! (a [`Listener`]'s) does.
 //!
 //! Both ends of a duplex pipe may send large messages at the same time without deadlock:
-//! the fd is non-blocking, and a sender whose write would block reads what the peer sent
-//! into the connection's buffer meanwhile (so the peer's write can finish), where the next
-//! `recv` finds it. CPython's `Connection` deadlocks there; its `Queue` needs a feeder
-//! thread for the same reason.
+//! a sender that must wait for room takes in what the peer sent meanwhile (into the
+//! connection's buffer, so the peer's send can finish), where the next `recv` finds it —
+//! from the peer's ring, or, over a socket, from the non-blocking fd. CPython's
+//! `Connection` deadlocks there; its `Queue` needs a feeder thread for the same reason.
 //!
 //! # Examples
 //!
@@ -83,8 +86,12 @@ pub struct Connection {
     max_frame: AtomicUsize,
     send_lock: Mutex<()>,
     received: Mutex<Received>,
-    /// A one-way pipe's messages travel here; the fd carries wake-ups and EOF.
-    ring: Option<Ring>,
+    /// The ring this end's messages go out through (a pipe's writing end); the fd carries
+    /// wake-ups to the peer.
+    out: Option<Ring>,
+    /// The ring this end's messages come in through (a pipe's reading end); the fd
+    /// carries wake-ups from the peer and EOF.
+    inn: Option<Ring>,
 }
 
 /// Bytes read from the fd that no `recv` has taken yet.
@@ -99,6 +106,14 @@ impl Received {
         &self.buf[self.start..]
     }
 
+    /// Drops the consumed bytes once nothing is pending, so the buffer does not grow.
+    fn compact(&mut self) {
+        if self.start > 0 && self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
     fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.buf.len() {
@@ -107,11 +122,18 @@ impl Received {
         }
     }
 
-    /// Reads what the fd has into the buffer, without blocking. `Ok(false)` at EOF.
-    fn fill(&mut self, fd: BorrowedFd<'_>) -> io::Result<Option<bool>> {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
-            self.start = 0;
+    /// Reads what has arrived into the buffer, without blocking: from the fd, or from
+    /// the incoming ring `inn` (taking the wake-up out of the fd when `settle` and nothing
+    /// came). `Ok(Some(false))` at EOF, `Ok(None)` when nothing came.
+    fn fill(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        inn: Option<&Ring>,
+        settle: bool,
+    ) -> Result<Option<bool>, Error> {
+        self.compact();
+        if let Some(ring) = inn {
+            return ring.pull(fd, &mut self.buf, READ_CHUNK, settle);
         }
         match sys::read_into_spare(fd, &mut self.buf, READ_CHUNK)? {
             None => Ok(None),
@@ -131,40 +153,48 @@ fn os_error(message: &'static str) -> Error {
 
 /// A pair of connected [`Connection`]s.
 ///
-/// Python: `multiprocessing.Pipe(duplex)`. Duplex: a Unix socket pair, both ends send and
-/// receive. Otherwise the first end only receives, the second only sends, and the messages
-/// go through a ring buffer in shared memory beside an OS pipe (which wakes a sleeping
-/// reader and tells it when the writers are gone): a small message costs a copy, not a
-/// system call. Where shared memory cannot be had, a plain OS pipe, as CPython's.
+/// Python: `multiprocessing.Pipe(duplex)`. Duplex: both ends send and receive; otherwise
+/// the first end only receives, the second only sends. The messages go through a ring
+/// buffer in shared memory per direction, beside a Unix socket pair (duplex) or an OS
+/// pipe that wakes a sleeping reader and tells it when the other end is gone: a small
+/// message costs a copy, not a system call. Where shared memory cannot be had, the socket
+/// pair or pipe alone, as CPython's.
 ///
 /// # Errors
 /// [`Error::OsError`] when the OS has no fds left.
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
+    // Both ends map the same memory (clones of each ring).
     if duplex {
         let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
-        Ok((Connection::new(a, true, true)?, Connection::new(b, true, true)?))
+        let (a_to_b, b_to_a) = match (Ring::new(), Ring::new()) {
+            (Ok(a_to_b), Ok(b_to_a)) => (Some(a_to_b), Some(b_to_a)),
+            _ => (None, None),
+        };
+        Ok((
+            Connection::with_rings(a, true, true, a_to_b.clone(), b_to_a.clone())?,
+            Connection::with_rings(b, true, true, b_to_a, a_to_b)?,
+        ))
     } else {
         let (r, w) = sys::pipe()?;
-        // Both ends share one mapping (clones of the ring).
         let ring = Ring::new().ok();
-        let (reader, writer) = (ring.clone(), ring);
         Ok((
-            Connection::with_ring(r, true, false, reader)?,
-            Connection::with_ring(w, false, true, writer)?,
+            Connection::with_rings(r, true, false, None, ring.clone())?,
+            Connection::with_rings(w, false, true, ring, None)?,
         ))
     }
 }
 
 impl Connection {
     fn new(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection, Error> {
-        Connection::with_ring(fd, readable, writable, None)
+        Connection::with_rings(fd, readable, writable, None, None)
     }
 
-    fn with_ring(
+    fn with_rings(
         fd: OwnedFd,
         readable: bool,
         writable: bool,
-        ring: Option<Ring>,
+        out: Option<Ring>,
+        inn: Option<Ring>,
     ) -> Result<Connection, Error> {
         sys::set_nonblocking(fd.as_fd())?;
         Ok(Connection {
@@ -175,7 +205,8 @@ impl Connection {
             max_frame: AtomicUsize::new(MAX_FRAME),
             send_lock: Mutex::new(()),
             received: Mutex::new(Received::default()),
-            ring,
+            out: out.filter(|_| writable),
+            inn: inn.filter(|_| readable),
         })
     }
 
@@ -235,8 +266,17 @@ impl Connection {
             .filter(|&n| n <= i32::MAX as u32)
             .ok_or_else(|| Error::ValueError("message too long for one frame".into()))?;
         let header = length.to_be_bytes();
-        if let Some(ring) = &self.ring {
-            return ring.send(self.fd.as_fd(), header, data);
+        if let Some(ring) = &self.out {
+            let fd = self.fd.as_fd();
+            if self.readable {
+                // Take in what the peer sends while waiting for space: it may wait too.
+                let mut pump = || match self.received.try_lock() {
+                    Ok(mut received) => received.fill(fd, self.inn.as_ref(), false).map(drop),
+                    Err(_) => Ok(()), // another thread is receiving
+                };
+                return ring.send(fd, header, data, Some(&mut pump));
+            }
+            return ring.send(fd, header, data, None);
         }
         // A small message goes out as one buffer (one `write` of one segment, the cost of
         // a raw pipe write); a large one as header + data, without copying.
@@ -277,7 +317,9 @@ impl Connection {
                 return Ok(());
             }
             if let Some(mut received) = pump {
-                if revents & libc::POLLIN != 0 && received.fill(self.fd.as_fd())? == Some(false) {
+                if revents & libc::POLLIN != 0
+                    && received.fill(self.fd.as_fd(), None, true)? == Some(false)
+                {
                     return Ok(()); // the peer is gone: the write will say so
                 }
             }
@@ -307,7 +349,7 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = self.message_ring() {
             return match ring.recv(self.fd.as_fd(), buf, max, None)? {
                 ring::Received::Message(length) => Ok(length),
                 ring::Received::TooLong(length) => Err(self.refuse_frame(length, max)),
@@ -337,6 +379,13 @@ impl Connection {
                 received.consume(take);
                 continue;
             }
+            if let (Some(ring), true) = (&self.inn, length - buf.len() >= READ_CHUNK) {
+                // A large message: straight from the ring into its buffer.
+                if !self.pull_into(ring, buf, length - buf.len(), true)? {
+                    return Err(truncated());
+                }
+                continue;
+            }
             if length - buf.len() >= READ_CHUNK {
                 // A large message: read straight into its buffer, without zero-filling.
                 match sys::read_into_spare(self.fd.as_fd(), buf, length - buf.len())? {
@@ -359,7 +408,7 @@ impl Connection {
     pub(crate) fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<Option<usize>, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = self.message_ring() {
             // (A message larger than the ring is waited for once it has begun.)
             return match ring.recv(self.fd.as_fd(), buf, max, Some(Instant::now()))? {
                 ring::Received::Message(length) => Ok(Some(length)),
@@ -384,7 +433,7 @@ impl Connection {
                     return Ok(Some(length));
                 }
             }
-            match received.fill(self.fd.as_fd())? {
+            match received.fill(self.fd.as_fd(), self.inn.as_ref(), true)? {
                 None => return Ok(None),
                 Some(true) => {}
                 Some(false) if received.pending().is_empty() => return Err(Error::EOFError),
@@ -393,17 +442,57 @@ impl Connection {
         }
     }
 
-    /// Whether this end's messages go through shared memory (a one-way pipe's).
+    /// Whether the messages this end receives come through shared memory.
     pub(crate) fn has_ring(&self) -> bool {
-        self.ring.is_some()
+        self.inn.is_some()
     }
 
-    /// Whether a received message (or part of one) waits in the buffer.
+    /// The incoming ring of a one-way pipe's reading end, read a whole message at a time
+    /// (a duplex end reads its ring as a byte stream, into its buffer).
+    fn message_ring(&self) -> Option<&Ring> {
+        self.inn.as_ref().filter(|_| !self.writable)
+    }
+
+    /// Whether a received message (or part of one) waits: in the buffer or the ring.
     pub(crate) fn has_buffered(&self) -> bool {
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = self.message_ring() {
             return ring.available() > 0;
         }
-        self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
+        self.inn.as_ref().is_some_and(|ring| ring.available() > 0)
+            || self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
+    }
+
+    /// Moves more of what the peer sent (at most `max` bytes) from the ring to `buf`,
+    /// waiting for it; `Ok(false)` when the peer is gone and nothing is left. `mid_frame`:
+    /// the rest of a frame is awaited, so the wait checks every 100 ms that its writer did
+    /// not stop halfway (another process may hold the same end open, so no EOF would come).
+    fn pull_into(
+        &self,
+        ring: &Ring,
+        buf: &mut Vec<u8>,
+        max: usize,
+        mid_frame: bool,
+    ) -> Result<bool, Error> {
+        let fd = self.fd.as_fd();
+        let mut spun = false;
+        loop {
+            // Leave the wake-up token alone until about to sleep (see `ring.rs`).
+            match ring.pull(fd, buf, max, spun)? {
+                Some(got) => return Ok(got),
+                None if !spun => {
+                    spun = true;
+                    ring.spin_for_data();
+                }
+                None if mid_frame => {
+                    if sys::poll_one(fd, libc::POLLIN, Some(ring::LIVENESS_CHECK))? == 0 {
+                        ring.check_writer_mid_frame()?;
+                    }
+                }
+                None => {
+                    sys::poll_one(fd, libc::POLLIN, None)?;
+                }
+            }
+        }
     }
 
     /// A frame longer than `max`: the connection is closed (its stream is out of step).
@@ -418,9 +507,19 @@ impl Connection {
     /// Reads more bytes into `received`, waiting for them. `at_boundary`: nothing of the
     /// next message was read yet, so EOF is the peer closing (not a truncated message).
     fn read_more(&self, received: &mut Received, at_boundary: bool) -> Result<(), Error> {
+        if let Some(ring) = &self.inn {
+            received.compact();
+            let pending = received.pending().len();
+            let mid_frame = !at_boundary || pending > 0;
+            return match self.pull_into(ring, &mut received.buf, READ_CHUNK, mid_frame)? {
+                true => Ok(()),
+                false if at_boundary && pending == 0 => Err(Error::EOFError),
+                false => Err(truncated()),
+            };
+        }
         let mut yields = 0;
         loop {
-            match received.fill(self.fd.as_fd())? {
+            match received.fill(self.fd.as_fd(), None, true)? {
                 Some(true) => return Ok(()),
                 Some(false) if at_boundary && received.pending().is_empty() => {
                     return Err(Error::EOFError);
@@ -450,7 +549,12 @@ impl Connection {
     /// `handle is closed`, `connection is write-only`.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         self.check_readable()?;
-        if let Some(ring) = &self.ring {
+        if let Some(ring) = &self.inn {
+            if self.writable
+                && self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
+            {
+                return Ok(true);
+            }
             let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
             if deadline.is_none() && timeout.is_some() {
                 return ring.poll(self.fd.as_fd(), None); // a timeout too long to count
@@ -560,11 +664,12 @@ impl Serialize for Connection {
                 reduction::serialize_fd(self.0, "Connection", serializer)
             }
         }
-        let mut tuple = serializer.serialize_tuple(4)?;
+        let mut tuple = serializer.serialize_tuple(5)?;
         tuple.serialize_element(&Fd(self.fd.as_fd()))?;
         tuple.serialize_element(&self.readable)?;
         tuple.serialize_element(&self.writable)?;
-        tuple.serialize_element(&self.ring.as_ref().map(Ring::shared_mem))?;
+        tuple.serialize_element(&self.out.as_ref().map(Ring::shared_mem))?;
+        tuple.serialize_element(&self.inn.as_ref().map(Ring::shared_mem))?;
         tuple.end()
     }
 }
@@ -577,9 +682,14 @@ impl<'de> Deserialize<'de> for Connection {
                 reduction::deserialize_fd(deserializer).map(Fd)
             }
         }
-        let (Fd(fd), readable, writable, ring) =
-            <(Fd, bool, bool, Option<SharedMemory>)>::deserialize(deserializer)?;
-        let ring = ring.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)?;
-        Connection::with_ring(fd, readable, writable, ring).map_err(serde::de::Error::custom)
+        let (Fd(fd), readable, writable, out, inn) =
+            <(Fd, bool, bool, Option<SharedMemory>, Option<SharedMemory>)>::deserialize(
+                deserializer,
+            )?;
+        let ring = |mem: Option<SharedMemory>| {
+            mem.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)
+        };
+        Connection::with_rings(fd, readable, writable, ring(out)?, ring(inn)?)
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -1,10 +1,14 @@
-//! The shared-memory channel of a one-way pipe: messages go through a ring buffer in a
-//! [`SharedMemory`] mapping; the OS pipe beside it carries wake-up bytes and end-of-file.
+//! The shared-memory channel of one direction of a `pipe()`: messages go through a ring
+//! buffer in a [`SharedMemory`] mapping; the OS pipe (one-way) or socket pair (duplex)
+//! beside it carries wake-up bytes and end-of-file.
 //!
-//! CPython's `Pipe(duplex=False)` is an OS pipe: every `send_bytes` is a `write(2)` and
+//! CPython's `Pipe` is an OS pipe or a socket pair: every `send_bytes` is a `write(2)` and
 //! every `recv_bytes` a `read(2)` or two. A small message through a ring costs a copy and
 //! a few atomics instead; a system call is needed only when the reader has nothing left
-//! and goes to sleep. Hand-written because no crate offers a multi-process, robust ring
+//! and goes to sleep. A one-way pipe's reading end takes whole frames ([`Ring::recv`]); a
+//! duplex end pulls whatever bytes are there into its connection's buffer
+//! ([`Ring::pull`]), and while it waits for room to send it pulls too (the `pump` of
+//! [`Ring::send`]), so two ends sending large messages to each other never deadlock. Hand-written because no crate offers a multi-process, robust ring
 //! whose readiness can be polled as an fd (`shared_memory`/`ipc-channel` rings have
 //! neither EOF nor a pollable fd).
 //!
@@ -27,7 +31,8 @@
 //!
 //! A writer that finds the ring full sleeps on the `SPACE` futex; a reader that frees
 //! space wakes it if it announced itself in `WRITER_WAITING`. While it waits, it checks
-//! every 100 ms that the pipe still has a reader (`POLLERR`), and fails with `EPIPE` if not.
+//! every 100 ms that the pipe still has a reader (`POLLERR`; `POLLHUP` on a socket), and
+//! fails with `EPIPE` if not; a duplex end looks every 1 ms, to pump.
 //!
 //! # Robustness
 //!
@@ -40,10 +45,11 @@
 //! reader cleared but has not read yet (`OWED`) lives in shared memory under the read lock,
 //! so a reader that dies between the two leaves no stray byte behind.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::truncated;
@@ -71,8 +77,14 @@ const OWED: usize = 130;
 const BROKEN: usize = 160;
 
 const TOKEN: u64 = 1;
-/// How often a writer waiting for space checks that the pipe still has a reader.
-const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+/// How often a writer waiting for space checks that the pipe still has a reader (and a
+/// reader in the middle of a frame that its writer still writes).
+pub(super) const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+/// How often a duplex end waiting for space takes in what its peer sent.
+const PUMP_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Called while a send waits for space.
+pub(super) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
 /// How long a waiting side busy-waits before it gives up its CPU: about what a sleep and
 /// a wake-up cost in CPU time, so spinning never costs much more than the best choice
 /// (a streaming peer is usually back within a microsecond).
@@ -98,8 +110,8 @@ pub(super) enum Received {
     TimedOut,
 }
 
-/// The shared-memory half of a one-way pipe, held by both of its ends (clones share the
-/// mapping).
+/// The shared-memory half of one direction of a pipe, held by both of its ends (clones
+/// share the mapping).
 #[derive(Clone)]
 pub(crate) struct Ring {
     mem: Arc<SharedMemory>,
@@ -121,10 +133,25 @@ fn broken() -> Error {
     ))
 }
 
-/// Whether spinning can help: another CPU may run the other side meanwhile.
+/// Whether spinning can help: this thread may run on more than one CPU, so the other
+/// side can run meanwhile (pinned to one CPU, it only delays the other side: yielding is
+/// the way). The affinity is looked up again every 50 ms, per thread.
 fn spinning_helps() -> bool {
-    static MANY_CPUS: OnceLock<bool> = OnceLock::new();
-    *MANY_CPUS.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+    const FRESH_FOR: Duration = Duration::from_millis(50);
+    thread_local! {
+        static MANY_CPUS: Cell<Option<(Instant, bool)>> = const { Cell::new(None) };
+    }
+    MANY_CPUS.with(|cached| {
+        let now = Instant::now();
+        match cached.get() {
+            Some((when, many)) if now.duration_since(when) < FRESH_FOR => many,
+            _ => {
+                let many = sys::cpus_allowed() > 1;
+                cached.set(Some((now, many)));
+                many
+            }
+        }
+    })
 }
 
 /// Waits a moment, without sleeping, for `done`; whether it came true.
@@ -273,7 +300,14 @@ impl Ring {
     }
 
     /// Waits until `need` bytes fit after stream position `end`; returns the free space.
-    fn wait_space(&self, fd: BorrowedFd<'_>, end: u64, need: u64) -> Result<u64, Error> {
+    /// `pump` runs now and then while it waits (see [`Ring::send`]).
+    fn wait_space(
+        &self,
+        fd: BorrowedFd<'_>,
+        end: u64,
+        need: u64,
+        pump: &mut Option<Pump<'_>>,
+    ) -> Result<u64, Error> {
         let free = || CAP - end.wrapping_sub(self.read_pos().load(Ordering::SeqCst));
         let mut spun = false;
         loop {
@@ -292,10 +326,18 @@ impl Ring {
             if free() >= need {
                 continue;
             }
-            if !sys::futex_wait(space, seen, Some(Instant::now() + LIVENESS_CHECK))
-                && sys::poll_one(fd, libc::POLLOUT, Some(Duration::ZERO))? & libc::POLLERR != 0
+            // A duplex end pumps what the peer sends meanwhile (the peer may itself wait
+            // for space), so it looks up often.
+            let nap = if pump.is_some() { PUMP_INTERVAL } else { LIVENESS_CHECK };
+            if !sys::futex_wait(space, seen, Some(Instant::now() + nap))
+                && sys::poll_one(fd, libc::POLLOUT, Some(Duration::ZERO))?
+                    & (libc::POLLERR | libc::POLLHUP)
+                    != 0
             {
                 return Err(io::Error::from_raw_os_error(libc::EPIPE).into());
+            }
+            if let Some(pump) = pump.as_mut() {
+                pump()?;
             }
             if self.word(BROKEN).load(Ordering::Acquire) != 0 {
                 return Err(broken());
@@ -303,12 +345,15 @@ impl Ring {
         }
     }
 
-    /// Sends one frame: `header` then `data` (the caller checked the length).
+    /// Sends one frame: `header` then `data` (the caller checked the length). `pump`: a
+    /// duplex end's way to take in what its peer sends while this waits for space, so
+    /// two ends sending large messages to each other cannot wait for each other forever.
     pub(super) fn send(
         &self,
         fd: BorrowedFd<'_>,
         header: [u8; 4],
         data: &[u8],
+        mut pump: Option<Pump<'_>>,
     ) -> Result<(), Error> {
         let Some(_held) = self.lock(WRITE_LOCK, WRITE_PARTIAL, None)? else {
             return Err(Error::TimeoutError); // (no deadline: cannot happen)
@@ -318,20 +363,20 @@ impl Ring {
         let frame = (header.len() + data.len()) as u64;
         if frame <= CAP {
             // Whole: a reader sees all of the frame or none of it.
-            self.wait_space(fd, start, frame)?;
+            self.wait_space(fd, start, frame, &mut pump)?;
             self.copy_in(start, &header);
             self.copy_in(start + 4, data);
             return self.publish(fd, start + frame);
         }
         let partial = self.word(WRITE_PARTIAL);
         partial.store(1, Ordering::Relaxed);
-        self.wait_space(fd, start, 4)?;
+        self.wait_space(fd, start, 4, &mut pump)?;
         self.copy_in(start, &header);
         let mut end = start + 4;
         self.publish(fd, end)?;
         let mut rest = data;
         while !rest.is_empty() {
-            let free = self.wait_space(fd, end, 1)?;
+            let free = self.wait_space(fd, end, 1, &mut pump)?;
             let n = rest.len().min(free as usize);
             self.copy_in(end, &rest[..n]);
             end += n as u64;
@@ -404,7 +449,12 @@ impl Ring {
             // Read the bytes owed (or a stray one), or sleep until a byte comes.
             let mut bytes = [0u8; 16];
             let want = (owed.load(Ordering::Relaxed) as usize).clamp(1, bytes.len());
-            match sys::read_nonblocking(fd, &mut bytes[..want])? {
+            let read = match sys::read_nonblocking(fd, &mut bytes[..want]) {
+                // A socket peer that closed with wake-ups unread resets instead: the same end.
+                Err(error) if error.raw_os_error() == Some(libc::ECONNRESET) => Ok(Some(0)),
+                read => read,
+            };
+            match read? {
                 Some(0) => {
                     // Every writer is gone; everything they sent is in the ring.
                     let state = self.wstate().load(Ordering::SeqCst);
@@ -509,5 +559,50 @@ impl Ring {
         };
         let start = self.read_pos().load(Ordering::Relaxed);
         Ok(self.wait_for(fd, start, 1, deadline, false)? != Readiness::TimedOut)
+    }
+    /// For a duplex end waiting for the rest of a frame: an error (and the stream marked
+    /// broken) if the writer stopped halfway through it — died, or gave up.
+    pub(super) fn check_writer_mid_frame(&self) -> Result<(), Error> {
+        if self.available() == 0 && self.writer_stopped_mid_frame() {
+            self.word(BROKEN).store(1, Ordering::Release);
+            return Err(broken());
+        }
+        Ok(())
+    }
+
+    /// Waits a moment, without sleeping, for anything to read; whether it came.
+    pub(super) fn spin_for_data(&self) -> bool {
+        spin_until(|| self.available() > 0)
+    }
+
+    /// A duplex end's read: moves what the ring holds (at most `max` bytes, frames or parts
+    /// of them) to `buf`, without waiting. `Ok(Some(false))`: the peer is gone and the
+    /// ring is empty; `Ok(None)`: nothing now — and, when `settle`, the wake-up byte is
+    /// out of the fd, so a `poll` of the fd sleeps until more comes (without `settle` the
+    /// token stays, so a streaming peer need not write one for its next message).
+    pub(super) fn pull(
+        &self,
+        fd: BorrowedFd<'_>,
+        buf: &mut Vec<u8>,
+        max: usize,
+        settle: bool,
+    ) -> Result<Option<bool>, Error> {
+        if !settle && self.available() == 0 {
+            return Ok(None);
+        }
+        let Some(_held) = self.lock(READ_LOCK, READ_PARTIAL, Some(Instant::now()))? else {
+            return Ok(None); // another reader is at it
+        };
+        let start = self.read_pos().load(Ordering::Relaxed);
+        match self.wait_for(fd, start, 1, Some(Instant::now()), false)? {
+            Readiness::TimedOut => Ok(None),
+            Readiness::Eof => Ok(Some(false)),
+            Readiness::Ready => {
+                let n = (self.available() as usize).min(max);
+                self.copy_out(start, n, buf);
+                self.consume_to(start + n as u64);
+                Ok(Some(true))
+            }
+        }
     }
 }

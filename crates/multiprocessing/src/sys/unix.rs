@@ -585,6 +585,19 @@ pub(crate) fn yield_now() {
     unsafe { libc::sched_yield() };
 }
 
+/// How many CPUs the calling thread may run on (its affinity mask; 1 if unknown). One
+/// system call — unlike `std::thread::available_parallelism`, which also reads cgroup files.
+pub(crate) fn cpus_allowed() -> usize {
+    // SAFETY: cpu_set_t is plain data that sched_getaffinity fills; CPU_COUNT reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set).max(1) as usize
+    }
+}
+
 /// The name of signal `number` (`SIGKILL`), or `signal N` for one nix does not know.
 pub(crate) fn signal_name(number: i32) -> String {
     nix::sys::signal::Signal::try_from(number)

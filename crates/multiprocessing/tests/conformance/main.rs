@@ -17,8 +17,8 @@ mod listener;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;
-mod one_way_pipe;
 mod pipe;
+mod pipe_rings;
 mod pool;
 mod process;
 mod queue;

@@ -4,9 +4,9 @@
 //! tests and a property test (the frame-decoder fuzz target, run by every `cargo test`).
 
 use std::io::Write;
-use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
+use multiprocessing::connection::{Address, Listener};
 use multiprocessing::{Connection, Error, StartMethod, pipe};
 use proptest::prelude::*;
 
@@ -172,15 +172,14 @@ fn a_connection_cannot_be_serialized_outside_a_process_start() {
     drop(b);
 }
 
-/// A raw socket standing in for a hostile peer: the other end of a duplex pipe.
-fn raw_peer() -> (Connection, std::os::unix::net::UnixStream) {
-    let (ours, theirs) = pipe(true).unwrap();
-    let fd = theirs.fileno().unwrap();
-    // SAFETY: a duplicate of the connection's fd, owned by the stream.
-    let raw = unsafe { std::os::unix::net::UnixStream::from_raw_fd(libc::dup(fd)) };
-    raw.set_nonblocking(false).unwrap();
-    drop(theirs);
-    (ours, raw)
+/// A raw socket standing in for a hostile peer: the other end of a connection whose
+/// frames travel in the socket itself (a `Listener`'s; a `pipe()`'s travel in shared
+/// memory, and its socket carries only wake-ups).
+fn raw_peer() -> (Connection, std::net::TcpStream) {
+    let listener = Listener::bind(Address::Tcp("127.0.0.1:0".parse().unwrap()), None).unwrap();
+    let Address::Tcp(address) = listener.address() else { unreachable!("a TCP listener") };
+    let raw = std::net::TcpStream::connect(address).unwrap();
+    (listener.accept().unwrap(), raw)
 }
 
 #[test]

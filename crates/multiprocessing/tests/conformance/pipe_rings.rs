@@ -1,10 +1,12 @@
-//! `pipe(false)`'s shared-memory transport: a ring buffer beside an OS pipe that carries
-//! wake-ups and EOF. CPython's `Pipe(False)` is a bare OS pipe; these tests hold ours to
-//! what that pipe guarantees — every message whole and in order at any size, EOF after
-//! the last message, `EPIPE` without a reader, readiness through `poll`/`wait` and through
-//! the fd — and to what it does not: several writer and reader processes at once, and
-//! processes killed while they use the pipe. The sizes cross the ring's 64 KiB capacity,
-//! where a frame stops moving whole and moves in pieces.
+//! `pipe()`'s shared-memory transport: a ring buffer per direction beside an OS pipe
+//! (one-way) or a socket pair (duplex) that carries wake-ups and EOF. CPython's `Pipe` is
+//! the bare pipe or socket pair; these tests hold ours to what those guarantee — every
+//! message whole and in order at any size, EOF after the last message, `EPIPE` without a
+//! reader, readiness through `poll`/`wait` and through the fd — and to what they do not:
+//! several writer (and, one-way, reader) processes at once, and processes killed while
+//! they use the pipe. Each test runs on both kinds of pipe unless it says otherwise. The
+//! sizes cross the ring's 64 KiB capacity, where a frame stops moving whole and moves in
+//! pieces.
 
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
@@ -45,6 +47,14 @@ fn message(i: usize) -> Vec<u8> {
     (0..size).map(|k| (k * 31 + i * 7) as u8).collect()
 }
 
+/// The two kinds of pipe: one-way, duplex.
+const KINDS: [bool; 2] = [false, true];
+
+/// A pipe's (receiving end, sending end).
+fn ends(duplex: bool) -> (Connection, Connection) {
+    pipe(duplex).unwrap()
+}
+
 fn send_every_size(writer: Connection) {
     for i in 0..3 * SIZES.len() {
         writer.send_bytes(&message(i)).unwrap();
@@ -55,10 +65,16 @@ each_start_method! {
     messages_of_every_size_arrive_whole_and_in_order => messages_of_every_size_arrive_whole_and_in_order;
 }
 
-/// The ring reaches spawn and forkserver children with its fd; the sizes wrap the ring
+/// The rings reach spawn and forkserver children with their fds; the sizes wrap the ring
 /// around many times, at every offset.
 fn messages_of_every_size_arrive_whole_and_in_order(method: StartMethod) {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        every_size_through_a_child(method, duplex);
+    }
+}
+
+fn every_size_through_a_child(method: StartMethod, duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let p = call(method, send_every_size, writer);
     p.start().unwrap();
     let mut buf = Vec::new();
@@ -96,7 +112,13 @@ fn exit_code(p: &Process) -> Option<i32> {
 #[test]
 fn several_writer_processes_share_one_end() {
     let _serial = support::serial();
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        several_writer_processes_share_one_end_on(duplex);
+    }
+}
+
+fn several_writer_processes_share_one_end_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
     let children: Vec<Process> = (0..3u32)
         .map(|id| {
@@ -131,7 +153,10 @@ fn several_writer_processes_share_one_end() {
 }
 
 /// Reader processes sharing one end: every message is taken exactly once, and each
-/// reader takes its messages in the order they were sent.
+/// reader takes its messages in the order they were sent. One-way pipes only: a duplex
+/// end reads ahead into its process's buffer (which is how it takes in what the peer
+/// sends while it waits to send), as CPython's duplex ends need a lock around `recv` to
+/// be shared by readers.
 #[test]
 fn several_reader_processes_share_one_end() {
     let _serial = support::serial();
@@ -179,7 +204,13 @@ fn several_reader_processes_share_one_end() {
 /// Threads of one process: two writers and two readers on one pipe.
 #[test]
 fn threads_share_both_ends() {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        threads_share_both_ends_on(duplex);
+    }
+}
+
+fn threads_share_both_ends_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let (reader, writer) = (Arc::new(reader), Arc::new(writer));
     let writers: Vec<_> = (0..2u64)
         .map(|id| {
@@ -217,7 +248,13 @@ fn threads_share_both_ends() {
 /// EOF comes after the last message, not instead of the messages still in the ring.
 #[test]
 fn the_end_comes_after_every_message() {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        the_end_comes_after_every_message_on(duplex);
+    }
+}
+
+fn the_end_comes_after_every_message_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     for i in 0..100u32 {
         writer.send(&i).unwrap();
     }
@@ -235,7 +272,13 @@ fn the_end_comes_after_every_message() {
 /// ring is full — within 0.1 s), never waits forever.
 #[test]
 fn sending_with_no_reader_left_is_a_broken_pipe() {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        sending_with_no_reader_left_is_a_broken_pipe_on(duplex);
+    }
+}
+
+fn sending_with_no_reader_left_is_a_broken_pipe_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     writer.send(&1u32).unwrap();
     assert_eq!(reader.recv::<u32>().unwrap(), 1);
     drop(reader);
@@ -268,7 +311,13 @@ fn fd_readable(conn: &Connection) -> bool {
 /// never misses one), and goes quiet once `poll` found nothing.
 #[test]
 fn poll_and_wait_see_messages_not_stale_wake_ups() {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        poll_and_wait_see_messages_not_stale_wake_ups_on(duplex);
+    }
+}
+
+fn poll_and_wait_see_messages_not_stale_wake_ups_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let (other, _other_writer) = pipe(false).unwrap();
     assert!(!reader.poll(Some(Duration::ZERO)).unwrap());
     assert!(!fd_readable(&reader));
@@ -316,7 +365,13 @@ fn poll_and_wait_see_messages_not_stale_wake_ups() {
 #[test]
 fn a_reader_killed_while_waiting_loses_nothing() {
     let _serial = support::serial();
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        a_reader_killed_while_waiting_loses_nothing_on(duplex);
+    }
+}
+
+fn a_reader_killed_while_waiting_loses_nothing_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let reader = Arc::new(reader);
     let theirs = Arc::clone(&reader);
     let p = fork(move || {
@@ -340,7 +395,17 @@ fn a_reader_killed_while_waiting_loses_nothing() {
 #[test]
 fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader() {
     let _serial = support::serial();
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader_on(
+            duplex,
+        );
+    }
+}
+
+fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader_on(
+    duplex: bool,
+) {
+    let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
     let theirs = Arc::clone(&writer);
     let p = fork(move || {
@@ -362,7 +427,13 @@ fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_re
 #[test]
 fn a_writer_killed_between_messages_leaves_the_stream_whole() {
     let _serial = support::serial();
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        a_writer_killed_between_messages_leaves_the_stream_whole_on(duplex);
+    }
+}
+
+fn a_writer_killed_between_messages_leaves_the_stream_whole_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
     let theirs = Arc::clone(&writer);
     let p = fork(move || {
@@ -392,7 +463,13 @@ fn a_writer_killed_between_messages_leaves_the_stream_whole() {
 /// reading end is closed; frames under it pass.
 #[test]
 fn a_frame_over_the_limit_is_refused_and_closes_the_reading_end() {
-    let (reader, writer) = pipe(false).unwrap();
+    for duplex in KINDS {
+        a_frame_over_the_limit_is_refused_and_closes_the_reading_end_on(duplex);
+    }
+}
+
+fn a_frame_over_the_limit_is_refused_and_closes_the_reading_end_on(duplex: bool) {
+    let (reader, writer) = ends(duplex);
     reader.set_max_frame(100);
     writer.send_bytes(&[1; 100]).unwrap();
     writer.send_bytes(&[2; 101]).unwrap();
