@@ -481,7 +481,7 @@ impl Connection {
                 Some(got) => return Ok(got),
                 None if !spun => {
                     spun = true;
-                    ring.spin_for_data();
+                    ring.spin_for_data(mid_frame);
                 }
                 None if mid_frame => {
                     if sys::poll_one(fd, libc::POLLIN, Some(ring::LIVENESS_CHECK))? == 0 {

@@ -85,10 +85,14 @@ const PUMP_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Called while a send waits for space.
 pub(super) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
-/// How long a waiting side busy-waits before it gives up its CPU: about what a sleep and
-/// a wake-up cost in CPU time, so spinning never costs much more than the best choice
-/// (a streaming peer is usually back within a microsecond).
-const SPIN: Duration = Duration::from_micros(5);
+/// How long a reader waiting for the next message busy-waits before it gives up its CPU:
+/// a streaming writer is usually back within a microsecond, and a reader that waits for
+/// work (a pool worker) should not take CPU time from those that make it.
+const SPIN_FOR_NEXT: Duration = Duration::from_micros(1);
+/// How long a side busy-waits in the middle of a transfer — a writer waiting for room, a
+/// reader for the rest of a frame larger than the ring — where the other side is at work
+/// and a sleep and a wake-up per ring-full would cost more than the wait.
+const SPIN_MID_TRANSFER: Duration = Duration::from_micros(20);
 /// `sched_yield`s after the spin, before sleeping.
 const YIELDS: u32 = 2;
 
@@ -155,9 +159,9 @@ fn spinning_helps() -> bool {
 }
 
 /// Waits a moment, without sleeping, for `done`; whether it came true.
-fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
     if spinning_helps() {
-        let until = Instant::now() + SPIN;
+        let until = Instant::now() + budget;
         loop {
             for _ in 0..32 {
                 if done() {
@@ -316,7 +320,7 @@ impl Ring {
             }
             if !spun {
                 spun = true;
-                if spin_until(|| free() >= need) {
+                if spin_until(SPIN_MID_TRANSFER, || free() >= need) {
                     continue;
                 }
             }
@@ -430,7 +434,8 @@ impl Ring {
             }
             if !spun {
                 spun = true;
-                if spin_until(|| enough(self.wstate().load(Ordering::Acquire))) {
+                let budget = if mid_frame { SPIN_MID_TRANSFER } else { SPIN_FOR_NEXT };
+                if spin_until(budget, || enough(self.wstate().load(Ordering::Acquire))) {
                     continue;
                 }
             }
@@ -571,8 +576,10 @@ impl Ring {
     }
 
     /// Waits a moment, without sleeping, for anything to read; whether it came.
-    pub(super) fn spin_for_data(&self) -> bool {
-        spin_until(|| self.available() > 0)
+    /// `mid_frame`: the rest of a frame is awaited (the writer is at work).
+    pub(super) fn spin_for_data(&self, mid_frame: bool) -> bool {
+        let budget = if mid_frame { SPIN_MID_TRANSFER } else { SPIN_FOR_NEXT };
+        spin_until(budget, || self.available() > 0)
     }
 
     /// A duplex end's read: moves what the ring holds (at most `max` bytes, frames or parts
