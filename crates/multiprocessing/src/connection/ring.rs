@@ -58,7 +58,7 @@ use crate::synchronize::{Acquired, holder, raw_acquire, raw_release};
 use crate::{Error, sys};
 
 /// The ring's data capacity, the size of an OS pipe's buffer.
-pub(crate) const CAPACITY: usize = 64 * 1024;
+const CAPACITY: usize = 64 * 1024;
 const CAP: u64 = CAPACITY as u64;
 /// The control page before the data.
 const HEADER: usize = 4096;
@@ -83,8 +83,6 @@ pub(super) const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 /// How often a duplex end waiting for space takes in what its peer sent.
 const PUMP_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Called while a send waits for space.
-pub(super) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
 /// How long a reader waiting for the next message busy-waits before it gives up its CPU:
 /// a streaming writer is usually back within a microsecond, and a reader that waits for
 /// work (a pool worker) should not take CPU time from those that make it.
@@ -95,6 +93,9 @@ const SPIN_FOR_NEXT: Duration = Duration::from_micros(1);
 const SPIN_MID_TRANSFER: Duration = Duration::from_micros(20);
 /// `sched_yield`s after the spin, before sleeping.
 const YIELDS: u32 = 2;
+
+/// Called while a send waits for space.
+pub(super) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
 
 /// How a wait for data ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +252,7 @@ impl Ring {
 
     /// Copies `bytes` into the ring at stream position `at`.
     fn copy_in(&self, at: u64, bytes: &[u8]) {
+        let bytes = &bytes[..bytes.len().min(CAPACITY)]; // (callers never pass more)
         let offset = (at % CAP) as usize;
         let first = bytes.len().min(CAPACITY - offset);
         let data = self.mem.as_ptr().wrapping_add(HEADER);
@@ -267,6 +269,7 @@ impl Ring {
     /// The `len` bytes of the ring from stream position `at`, in two pieces (the second
     /// is where the ring wraps around). Only for published bytes not yet consumed.
     fn peek(&self, at: u64, len: usize) -> (&[u8], &[u8]) {
+        let len = len.min(CAPACITY); // (positions come from shared memory: stay in bounds)
         let offset = (at % CAP) as usize;
         let first = len.min(CAPACITY - offset);
         let data = self.mem.as_ptr().wrapping_add(HEADER);
@@ -312,7 +315,8 @@ impl Ring {
         need: u64,
         pump: &mut Option<Pump<'_>>,
     ) -> Result<u64, Error> {
-        let free = || CAP - end.wrapping_sub(self.read_pos().load(Ordering::SeqCst));
+        // (Saturating: a read position from shared memory past `end` is no room at all.)
+        let free = || CAP.saturating_sub(end.wrapping_sub(self.read_pos().load(Ordering::SeqCst)));
         let mut spun = false;
         loop {
             if free() >= need {
@@ -540,7 +544,7 @@ impl Ring {
             if self.wait_for(fd, at, 1, None, true)? != Readiness::Ready {
                 return Err(truncated());
             }
-            let n = (self.available() as usize).min(length - buf.len());
+            let n = (self.available() as usize).min(length - buf.len()).min(CAPACITY);
             self.copy_out(at, n, buf);
             at += n as u64;
             self.consume_to(at);
@@ -605,7 +609,7 @@ impl Ring {
             Readiness::TimedOut => Ok(None),
             Readiness::Eof => Ok(Some(false)),
             Readiness::Ready => {
-                let n = (self.available() as usize).min(max);
+                let n = (self.available() as usize).min(max).min(CAPACITY);
                 self.copy_out(start, n, buf);
                 self.consume_to(start + n as u64);
                 Ok(Some(true))
