@@ -3,12 +3,15 @@
 //! As CPython's: a pipe carries one frame per item (its 4-byte length, then the item
 //! serialized); a reader lock makes each frame go to one consumer whole, a writer lock
 //! keeps producers' frames from interleaving; a bounded queue counts free places with a
-//! semaphore. Every lock is a robust cross-process [`Lock`]: a consumer killed while it
+//! semaphore. Beyond CPython, the frames travel through a ring buffer in shared memory
+//! beside the pipe, as a one-way `Connection`'s do (see `connection/ring.rs`): the pipe
+//! only wakes a consumer that went to sleep and reports EOF, so a small item costs copies
+//! and atomics, not a `write(2)` and a `read(2)`. Every lock is a robust cross-process [`Lock`]: a consumer killed while it
 //! waited (holding the reader lock) does not wedge the others, and — the frame it waited
 //! for being still unread — no item is lost.
 //!
-//! `Queue::put` never blocks on the pipe: a frame that fits the pipe now is written at
-//! once; otherwise (the pipe is full, or the frame is large) it goes to this process's
+//! `Queue::put` never blocks on the pipe: a frame that fits the ring now is written at
+//! once; otherwise (the ring is full, or the frame is large) it goes to this process's
 //! *feeder* thread, which writes it when the pipe has room — CPython's feeder, but only
 //! when needed. Items of one producer arrive in the order they were put. At exit (and at
 //! the end of every child) a process waits until its feeders have written everything,
@@ -27,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, MAX_FRAME};
+use crate::connection::ring::{self, Ring};
 use crate::heap::SharedMemory;
 use crate::synchronize::{BoundedSemaphore, Lock, deadline_after};
 use crate::{Error, reduction, sys};
@@ -103,6 +107,13 @@ impl Frame {
     }
 }
 
+/// A frame's header and item (without the padding).
+fn item_of(frame: &[u8]) -> ([u8; 4], &[u8]) {
+    let header = [frame[0], frame[1], frame[2], frame[3]];
+    let length = u32::from_be_bytes(header) as usize;
+    (header, &frame[4..4 + length])
+}
+
 /// Words of the counters page, each on its own cache line so that producers and
 /// consumers do not bounce one line between CPUs: items put, items got, unfinished tasks.
 const PUTS: usize = 0;
@@ -113,6 +124,9 @@ const UNFINISHED: usize = 32;
 pub(crate) struct Channel {
     reader: OwnedFd,
     writer: OwnedFd,
+    /// The frames travel here (the pipe carries wake-ups and EOF), as a one-way
+    /// `Connection`'s; `None` where shared memory cannot be had: the pipe carries them.
+    ring: Option<Ring>,
     rlock: Lock,
     wlock: Lock,
     /// Free places of a bounded queue.
@@ -142,6 +156,7 @@ impl Channel {
         Ok(Channel {
             reader,
             writer,
+            ring: Ring::new().ok(),
             rlock: Lock::try_new()?,
             wlock: Lock::try_new()?,
             slots,
@@ -162,7 +177,11 @@ impl Channel {
     }
 
     /// Writes one whole frame (see [`frame_of`]), waiting for room; the writer lock is held.
-    fn write_frame(&self, frame: &[u8]) -> io::Result<()> {
+    fn write_frame(&self, frame: &[u8]) -> Result<(), Error> {
+        if let Some(ring) = &self.ring {
+            let (header, item) = item_of(frame);
+            return ring.send(self.writer.as_fd(), header, item, None);
+        }
         let mut parts = [IoSlice::new(frame)];
         let mut parts: &mut [IoSlice<'_>] = &mut parts;
         let mut left = frame.len();
@@ -181,7 +200,16 @@ impl Channel {
     }
 
     /// Writes a small frame if the pipe takes it now without waiting: `Ok(false)` if not.
-    fn try_write_frame(&self, frame: &[u8]) -> io::Result<bool> {
+    fn try_write_frame(&self, frame: &[u8]) -> Result<bool, Error> {
+        if let Some(ring) = &self.ring {
+            if !self.wlock.try_acquire() {
+                return Ok(false);
+            }
+            let (header, item) = item_of(frame);
+            let written = ring.try_send(self.writer.as_fd(), header, item);
+            let _ = self.wlock.release();
+            return written;
+        }
         if frame.len() > ATOMIC_WRITE || !self.wlock.try_acquire() {
             return Ok(false);
         }
@@ -233,6 +261,17 @@ impl Channel {
     }
 
     fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
+        if let Some(ring) = &self.ring {
+            let mut item = Vec::new();
+            return match ring.recv(self.reader.as_fd(), &mut item, MAX_FRAME, deadline)? {
+                ring::Received::Message(_) => Ok(Some(Frame::Large(item))),
+                ring::Received::TimedOut => Ok(None),
+                ring::Received::TooLong(length) => Err(Error::OsError(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad message length: {length} bytes"),
+                ))),
+            };
+        }
         let mut first = [0u8; BLOCK];
         // Try first; wait only when the pipe stays empty (after yielding the CPU once or
         // twice, as `Connection` does: a sleeping reader makes every put pay a wake-up).
@@ -279,6 +318,9 @@ impl Channel {
     }
 
     fn readable_now(&self) -> bool {
+        if let Some(ring) = &self.ring {
+            return ring.available() > 0;
+        }
         sys::poll_one(self.reader.as_fd(), libc::POLLIN, Some(Duration::ZERO)).unwrap_or(0) != 0
     }
 }
@@ -892,6 +934,7 @@ impl Serialize for Channel {
         (
             Fd(&self.reader),
             Fd(&self.writer),
+            self.ring.as_ref().map(|ring| Mem(ring.shared_mem())),
             &self.rlock,
             &self.wlock,
             &self.slots,
@@ -912,20 +955,22 @@ impl<'de> Deserialize<'de> for OwnedFdDe {
 
 impl<'de> Deserialize<'de> for Channel {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
-        let (reader, writer, rlock, wlock, slots, counters, maxsize) = <(
-            OwnedFdDe,
-            OwnedFdDe,
-            Lock,
-            Lock,
-            Option<BoundedSemaphore>,
-            SharedMemory,
-            u64,
-        )>::deserialize(
-            deserializer
-        )?;
+        let (reader, writer, ring, rlock, wlock, slots, counters, maxsize) =
+            <(
+                OwnedFdDe,
+                OwnedFdDe,
+                Option<SharedMemory>,
+                Lock,
+                Lock,
+                Option<BoundedSemaphore>,
+                SharedMemory,
+                u64,
+            )>::deserialize(deserializer)?;
+        let ring = ring.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)?;
         Ok(Channel {
             reader: reader.0,
             writer: writer.0,
+            ring,
             rlock,
             wlock,
             slots,

@@ -53,7 +53,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod auth;
 mod listener;
-mod ring;
+pub(crate) mod ring;
 mod wait;
 
 pub use listener::{Address, Listener, client};

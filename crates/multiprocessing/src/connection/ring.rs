@@ -95,7 +95,7 @@ const SPIN_MID_TRANSFER: Duration = Duration::from_micros(20);
 const YIELDS: u32 = 2;
 
 /// Called while a send waits for space.
-pub(super) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
+pub(crate) type Pump<'a> = &'a mut dyn FnMut() -> Result<(), Error>;
 
 /// How a wait for data ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,7 @@ enum Readiness {
 }
 
 /// What [`Ring::recv`] got.
-pub(super) enum Received {
+pub(crate) enum Received {
     /// A message of this many bytes, now in the caller's buffer.
     Message(usize),
     /// A frame announcing this many bytes, over the caller's limit (nothing was taken).
@@ -224,7 +224,7 @@ impl Ring {
     }
 
     /// How many bytes wait to be read (for pollers; no lock).
-    pub(super) fn available(&self) -> u64 {
+    pub(crate) fn available(&self) -> u64 {
         let written = self.wstate().load(Ordering::Acquire) >> 1;
         written.wrapping_sub(self.read_pos().load(Ordering::Acquire))
     }
@@ -237,7 +237,16 @@ impl Ring {
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'_>>, Error> {
         let word = self.word(lock);
-        let held = match raw_acquire(word, sys::getpid().0 as u32, deadline) {
+        let me = sys::getpid().0 as u32;
+        let acquired = if word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        {
+            Acquired::Yes
+        } else if deadline.is_some_and(|d| d <= Instant::now()) {
+            Acquired::TimedOut // a try: no sleeping, no contended mark
+        } else {
+            raw_acquire(word, me, deadline)
+        };
+        let held = match acquired {
             Acquired::TimedOut => return Ok(None),
             Acquired::Yes | Acquired::FromDeadOwner => Held(word),
         };
@@ -356,7 +365,7 @@ impl Ring {
     /// Sends one frame: `header` then `data` (the caller checked the length). `pump`: a
     /// duplex end's way to take in what its peer sends while this waits for space, so
     /// two ends sending large messages to each other cannot wait for each other forever.
-    pub(super) fn send(
+    pub(crate) fn send(
         &self,
         fd: BorrowedFd<'_>,
         header: [u8; 4],
@@ -393,6 +402,32 @@ impl Ring {
         }
         partial.store(0, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Sends one frame if it fits the ring now and no other writer is at it, without
+    /// waiting; whether it did. (A `Queue` hands the frames that do not to its feeder.)
+    pub(crate) fn try_send(
+        &self,
+        fd: BorrowedFd<'_>,
+        header: [u8; 4],
+        data: &[u8],
+    ) -> Result<bool, Error> {
+        let frame = (header.len() + data.len()) as u64;
+        if frame > CAP {
+            return Ok(false);
+        }
+        let Some(_held) = self.lock(WRITE_LOCK, WRITE_PARTIAL, Some(Instant::now()))? else {
+            return Ok(false);
+        };
+        let start = self.wstate().load(Ordering::Relaxed) >> 1;
+        let free = CAP.saturating_sub(start.wrapping_sub(self.read_pos().load(Ordering::SeqCst)));
+        if free < frame {
+            return Ok(false);
+        }
+        self.copy_in(start, &header);
+        self.copy_in(start + 4, data);
+        self.publish(fd, start + frame)?;
+        Ok(true)
     }
 
     /// Moves the read position to `to`; wakes a writer waiting for space.
@@ -497,7 +532,7 @@ impl Ring {
     /// # Errors
     /// [`Error::EOFError`] when the writers are gone and the ring is empty; a truncated
     /// frame; a broken stream.
-    pub(super) fn recv(
+    pub(crate) fn recv(
         &self,
         fd: BorrowedFd<'_>,
         buf: &mut Vec<u8>,
@@ -555,7 +590,7 @@ impl Ring {
 
     /// Whether a message (or the end) can be received: waits up to `deadline`. Takes the
     /// wake-up byte of an empty ring out of the pipe, so the fd goes quiet.
-    pub(super) fn poll(
+    pub(crate) fn poll(
         &self,
         fd: BorrowedFd<'_>,
         deadline: Option<Instant>,
