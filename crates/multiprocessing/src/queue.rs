@@ -879,7 +879,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
         let written = self.channel.write_frame(&frame);
         let _ = self.channel.wlock.release();
         self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
-        Ok(written?)
+        written
     }
 
     /// Takes the next item, waiting for one. Python: `SimpleQueue.get()`.
