@@ -88,6 +88,32 @@ fn every_size_through_a_child(method: StartMethod, duplex: bool) {
     assert!(matches!(reader.recv_bytes(), Err(Error::EOFError)));
 }
 
+/// `#[test] fn NAME()` running `NAME_on(duplex)` on both kinds of pipe, holding the
+/// process tests' lock (some fork).
+macro_rules! on_both_kinds {
+    ($($name:ident => $body:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            let _serial = support::serial();
+            for duplex in KINDS {
+                $body(duplex);
+            }
+        }
+    )*};
+}
+
+on_both_kinds! {
+    several_writer_processes_share_one_end => several_writer_processes_share_one_end_on;
+    threads_share_both_ends => threads_share_both_ends_on;
+    the_end_comes_after_every_message => the_end_comes_after_every_message_on;
+    sending_with_no_reader_left_is_a_broken_pipe => sending_with_no_reader_left_is_a_broken_pipe_on;
+    poll_and_wait_see_messages_not_stale_wake_ups => poll_and_wait_see_messages_not_stale_wake_ups_on;
+    a_reader_killed_while_waiting_loses_nothing => a_reader_killed_while_waiting_loses_nothing_on;
+    a_writer_killed_between_messages_leaves_the_stream_whole => a_writer_killed_between_messages_leaves_the_stream_whole_on;
+    a_frame_over_the_limit_is_refused_and_closes_the_reading_end => a_frame_over_the_limit_is_refused_and_closes_the_reading_end_on;
+    a_writer_killed_mid_frame_breaks_the_stream_not_the_reader => a_writer_killed_mid_frame_breaks_the_stream_not_the_reader_on;
+}
+
 /// A forked child running `body` with its own handle on the pipe's ends.
 fn fork(body: impl FnOnce() + Send + 'static) -> Process {
     let p = Process::builder().start_method(StartMethod::Fork).target(body);
@@ -109,14 +135,6 @@ fn exit_code(p: &Process) -> Option<i32> {
 
 /// Beyond an OS pipe (atomic only up to 4 KiB): writer processes sharing one end never
 /// interleave their messages, at any size, and each one's arrive in its order.
-#[test]
-fn several_writer_processes_share_one_end() {
-    let _serial = support::serial();
-    for duplex in KINDS {
-        several_writer_processes_share_one_end_on(duplex);
-    }
-}
-
 fn several_writer_processes_share_one_end_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
@@ -202,13 +220,6 @@ fn several_reader_processes_share_one_end() {
 }
 
 /// Threads of one process: two writers and two readers on one pipe.
-#[test]
-fn threads_share_both_ends() {
-    for duplex in KINDS {
-        threads_share_both_ends_on(duplex);
-    }
-}
-
 fn threads_share_both_ends_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let (reader, writer) = (Arc::new(reader), Arc::new(writer));
@@ -246,13 +257,6 @@ fn threads_share_both_ends_on(duplex: bool) {
 }
 
 /// EOF comes after the last message, not instead of the messages still in the ring.
-#[test]
-fn the_end_comes_after_every_message() {
-    for duplex in KINDS {
-        the_end_comes_after_every_message_on(duplex);
-    }
-}
-
 fn the_end_comes_after_every_message_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     for i in 0..100u32 {
@@ -270,13 +274,6 @@ fn the_end_comes_after_every_message_on(duplex: bool) {
 
 /// As an OS pipe: a send with no reader left fails with `EPIPE` (at once, or — once the
 /// ring is full — within 0.1 s), never waits forever.
-#[test]
-fn sending_with_no_reader_left_is_a_broken_pipe() {
-    for duplex in KINDS {
-        sending_with_no_reader_left_is_a_broken_pipe_on(duplex);
-    }
-}
-
 fn sending_with_no_reader_left_is_a_broken_pipe_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     writer.send(&1u32).unwrap();
@@ -309,13 +306,6 @@ fn fd_readable(conn: &Connection) -> bool {
 /// `poll` and `wait` tell a message from the wake-up a finished reader leaves in the
 /// fd; the fd itself is readable whenever a message waits (a `select` on `fileno()`
 /// never misses one), and goes quiet once `poll` found nothing.
-#[test]
-fn poll_and_wait_see_messages_not_stale_wake_ups() {
-    for duplex in KINDS {
-        poll_and_wait_see_messages_not_stale_wake_ups_on(duplex);
-    }
-}
-
 fn poll_and_wait_see_messages_not_stale_wake_ups_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let (other, _other_writer) = pipe(false).unwrap();
@@ -362,14 +352,6 @@ fn poll_and_wait_see_messages_not_stale_wake_ups_on(duplex: bool) {
 /// Beyond CPython (whose reader lock stays taken forever): a reader process killed while
 /// it waits in `recv` holding the readers' lock loses nothing; the next reader takes the
 /// lock over and gets every message.
-#[test]
-fn a_reader_killed_while_waiting_loses_nothing() {
-    let _serial = support::serial();
-    for duplex in KINDS {
-        a_reader_killed_while_waiting_loses_nothing_on(duplex);
-    }
-}
-
 fn a_reader_killed_while_waiting_loses_nothing_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let reader = Arc::new(reader);
@@ -392,19 +374,7 @@ fn a_reader_killed_while_waiting_loses_nothing_on(duplex: bool) {
 /// A writer killed halfway through a frame larger than the ring: the reader gets an
 /// error within about 0.1 s (not a hang, not a garbled message), and so does the next
 /// writer.
-#[test]
-fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader() {
-    let _serial = support::serial();
-    for duplex in KINDS {
-        a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader_on(
-            duplex,
-        );
-    }
-}
-
-fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_reader_on(
-    duplex: bool,
-) {
+fn a_writer_killed_mid_frame_breaks_the_stream_not_the_reader_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
     let theirs = Arc::clone(&writer);
@@ -424,14 +394,6 @@ fn a_writer_killed_in_the_middle_of_a_large_message_breaks_the_stream_not_the_re
 
 /// A writer killed while it waits for space, between two frames that fit the ring,
 /// leaves the stream whole: the reader gets every message sent before it.
-#[test]
-fn a_writer_killed_between_messages_leaves_the_stream_whole() {
-    let _serial = support::serial();
-    for duplex in KINDS {
-        a_writer_killed_between_messages_leaves_the_stream_whole_on(duplex);
-    }
-}
-
 fn a_writer_killed_between_messages_leaves_the_stream_whole_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     let writer = Arc::new(writer);
@@ -461,13 +423,6 @@ fn a_writer_killed_between_messages_leaves_the_stream_whole_on(duplex: bool) {
 /// As a socket connection (`an_oversized_frame_is_refused_and_closes_the_connection`): a
 /// frame over the reader's limit is refused before anything is allocated for it, and the
 /// reading end is closed; frames under it pass.
-#[test]
-fn a_frame_over_the_limit_is_refused_and_closes_the_reading_end() {
-    for duplex in KINDS {
-        a_frame_over_the_limit_is_refused_and_closes_the_reading_end_on(duplex);
-    }
-}
-
 fn a_frame_over_the_limit_is_refused_and_closes_the_reading_end_on(duplex: bool) {
     let (reader, writer) = ends(duplex);
     reader.set_max_frame(100);
