@@ -455,9 +455,6 @@ impl Connection {
 
     /// Whether a received message (or part of one) waits: in the buffer or the ring.
     pub(crate) fn has_buffered(&self) -> bool {
-        if let Some(ring) = self.message_ring() {
-            return ring.available() > 0;
-        }
         self.inn.as_ref().is_some_and(|ring| ring.available() > 0)
             || self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
     }

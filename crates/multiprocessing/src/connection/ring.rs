@@ -362,6 +362,20 @@ impl Ring {
         }
     }
 
+    /// Copies a frame that fits the free space in at stream position `start` and publishes
+    /// it in one step: a reader sees all of it or none of it.
+    fn put_whole(
+        &self,
+        fd: BorrowedFd<'_>,
+        start: u64,
+        header: [u8; 4],
+        data: &[u8],
+    ) -> Result<(), Error> {
+        self.copy_in(start, &header);
+        self.copy_in(start + 4, data);
+        self.publish(fd, start + (header.len() + data.len()) as u64)
+    }
+
     /// Sends one frame: `header` then `data` (the caller checked the length). `pump`: a
     /// duplex end's way to take in what its peer sends while this waits for space, so
     /// two ends sending large messages to each other cannot wait for each other forever.
@@ -379,11 +393,8 @@ impl Ring {
         let start = self.wstate().load(Ordering::Relaxed) >> 1;
         let frame = (header.len() + data.len()) as u64;
         if frame <= CAP {
-            // Whole: a reader sees all of the frame or none of it.
             self.wait_space(fd, start, frame, &mut pump)?;
-            self.copy_in(start, &header);
-            self.copy_in(start + 4, data);
-            return self.publish(fd, start + frame);
+            return self.put_whole(fd, start, header, data);
         }
         let partial = self.word(WRITE_PARTIAL);
         partial.store(1, Ordering::Relaxed);
@@ -424,9 +435,7 @@ impl Ring {
         if free < frame {
             return Ok(false);
         }
-        self.copy_in(start, &header);
-        self.copy_in(start + 4, data);
-        self.publish(fd, start + frame)?;
+        self.put_whole(fd, start, header, data)?;
         Ok(true)
     }
 
