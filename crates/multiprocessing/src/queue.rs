@@ -6,9 +6,11 @@
 //! semaphore. Beyond CPython, the frames travel through a ring buffer in shared memory
 //! beside the pipe, as a one-way `Connection`'s do (see `connection/ring.rs`): the pipe
 //! only wakes a consumer that went to sleep and reports EOF, so a small item costs copies
-//! and atomics, not a `write(2)` and a `read(2)`. Every lock is a robust cross-process [`Lock`]: a consumer killed while it
-//! waited (holding the reader lock) does not wedge the others, and — the frame it waited
-//! for being still unread — no item is lost.
+//! and atomics, not a `write(2)` and a `read(2)`; the ring's own reader and writer locks
+//! take the place of the queue's (which remain for a pipe without a ring). Every lock is
+//! a robust cross-process lock: a consumer killed while it waited (holding the reader
+//! lock) does not wedge the others, and — the frame it waited for being still unread — no
+//! item is lost.
 //!
 //! `Queue::put` never blocks on the pipe: a frame that fits the ring now is written at
 //! once; otherwise (the ring is full, or the frame is large) it goes to this process's
@@ -120,15 +122,21 @@ const PUTS: usize = 0;
 const GETS: usize = 16;
 const UNFINISHED: usize = 32;
 
-/// What every kind of queue shares: the pipe, its locks and counters.
+/// How a queue's frames travel.
+enum Transport {
+    /// Through a ring in shared memory (the pipe carries wake-ups and EOF), as a one-way
+    /// `Connection`'s; the ring's own reader and writer locks keep frames whole.
+    Ring(Ring),
+    /// Where shared memory cannot be had: through the pipe, under a reader lock (a frame
+    /// goes to one consumer whole) and a writer lock (producers' frames do not interleave).
+    Pipe { rlock: Lock, wlock: Lock },
+}
+
+/// What every kind of queue shares: the pipe, its transport and counters.
 pub(crate) struct Channel {
     reader: OwnedFd,
     writer: OwnedFd,
-    /// The frames travel here (the pipe carries wake-ups and EOF), as a one-way
-    /// `Connection`'s; `None` where shared memory cannot be had: the pipe carries them.
-    ring: Option<Ring>,
-    rlock: Lock,
-    wlock: Lock,
+    transport: Transport,
     /// Free places of a bounded queue.
     slots: Option<BoundedSemaphore>,
     /// Items put, items got (`qsize` is the difference) and unfinished tasks.
@@ -145,6 +153,11 @@ pub(crate) struct Channel {
 
 impl Channel {
     fn new(maxsize: usize) -> Result<Channel, Error> {
+        Channel::with_ring(maxsize, Ring::new().ok())
+    }
+
+    /// A channel whose frames go through `ring`, or through the pipe when `None`.
+    fn with_ring(maxsize: usize, ring: Option<Ring>) -> Result<Channel, Error> {
         let (reader, writer) = sys::pipe()?;
         sys::set_pipe_size(writer.as_fd(), PIPE_SIZE);
         sys::set_nonblocking(reader.as_fd())?;
@@ -156,9 +169,10 @@ impl Channel {
         Ok(Channel {
             reader,
             writer,
-            ring: Ring::new().ok(),
-            rlock: Lock::try_new()?,
-            wlock: Lock::try_new()?,
+            transport: match ring {
+                Some(ring) => Transport::Ring(ring),
+                None => Transport::Pipe { rlock: Lock::try_new()?, wlock: Lock::try_new()? },
+            },
             slots,
             counters: Arc::new(SharedMemory::new(256)?),
             maxsize,
@@ -176,12 +190,25 @@ impl Channel {
         }
     }
 
-    /// Writes one whole frame (see [`frame_of`]), waiting for room; the writer lock is held.
+    /// Writes one whole frame (see [`frame_of`]), waiting for room: into the ring (whose
+    /// own writer lock keeps frames whole), or into the pipe under the queue's writer lock.
     fn write_frame(&self, frame: &[u8]) -> Result<(), Error> {
-        if let Some(ring) = &self.ring {
-            let (header, item) = item_of(frame);
-            return ring.send(self.writer.as_fd(), header, item, None);
+        match &self.transport {
+            Transport::Ring(ring) => {
+                let (header, item) = item_of(frame);
+                ring.send(self.writer.as_fd(), header, item, None)
+            }
+            Transport::Pipe { wlock, .. } => {
+                wlock.acquire();
+                let written = self.write_to_pipe(frame);
+                let _ = wlock.release();
+                written
+            }
         }
+    }
+
+    /// Writes `frame` into the pipe, waiting for room; the writer lock is held.
+    fn write_to_pipe(&self, frame: &[u8]) -> Result<(), Error> {
         let mut parts = [IoSlice::new(frame)];
         let mut parts: &mut [IoSlice<'_>] = &mut parts;
         let mut left = frame.len();
@@ -201,20 +228,18 @@ impl Channel {
 
     /// Writes a small frame if the pipe takes it now without waiting: `Ok(false)` if not.
     fn try_write_frame(&self, frame: &[u8]) -> Result<bool, Error> {
-        if let Some(ring) = &self.ring {
-            if !self.wlock.try_acquire() {
-                return Ok(false);
+        let wlock = match &self.transport {
+            Transport::Ring(ring) => {
+                let (header, item) = item_of(frame);
+                return ring.try_send(self.writer.as_fd(), header, item);
             }
-            let (header, item) = item_of(frame);
-            let written = ring.try_send(self.writer.as_fd(), header, item);
-            let _ = self.wlock.release();
-            return written;
-        }
-        if frame.len() > ATOMIC_WRITE || !self.wlock.try_acquire() {
+            Transport::Pipe { wlock, .. } => wlock,
+        };
+        if frame.len() > ATOMIC_WRITE || !wlock.try_acquire() {
             return Ok(false);
         }
         let written = sys::write_nonblocking(self.writer.as_fd(), &[IoSlice::new(frame)]);
-        let _ = self.wlock.release();
+        let _ = wlock.release();
         // A pipe write of at most PIPE_BUF bytes is all or nothing.
         Ok(written?.is_some())
     }
@@ -236,21 +261,10 @@ impl Channel {
 
     /// Takes one frame, waiting until `deadline`; `Ok(None)` when none came in time.
     fn get_item(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
-        let locked = match deadline {
-            None => {
-                self.rlock.acquire();
-                true
-            }
-            Some(deadline) => {
-                self.rlock.acquire_timeout(deadline.saturating_duration_since(Instant::now()))
-            }
-        };
-        if !locked {
-            return Ok(None);
-        }
-        let frame = self.read_frame_locked(deadline);
-        let _ = self.rlock.release();
-        let frame = frame?;
+        let frame = match &self.transport {
+            Transport::Ring(ring) => self.read_from_ring(ring, deadline),
+            Transport::Pipe { rlock, .. } => self.read_from_pipe(rlock, deadline),
+        }?;
         if frame.is_some() {
             self.counters.word(GETS).fetch_add(1, Ordering::Relaxed);
             if let Some(slots) = &self.slots {
@@ -260,18 +274,46 @@ impl Channel {
         Ok(frame)
     }
 
-    fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
-        if let Some(ring) = &self.ring {
-            let mut item = Vec::new();
-            return match ring.recv(self.reader.as_fd(), &mut item, MAX_FRAME, deadline)? {
-                ring::Received::Message(_) => Ok(Some(Frame::Large(item))),
-                ring::Received::TimedOut => Ok(None),
-                ring::Received::TooLong(length) => Err(Error::OsError(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad message length: {length} bytes"),
-                ))),
-            };
+    fn read_from_ring(
+        &self,
+        ring: &Ring,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Frame>, Error> {
+        let mut item = Vec::new();
+        match ring.recv(self.reader.as_fd(), &mut item, MAX_FRAME, deadline)? {
+            ring::Received::Message(_) => Ok(Some(Frame::Large(item))),
+            ring::Received::TimedOut => Ok(None),
+            ring::Received::TooLong(length) => Err(Error::OsError(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad message length: {length} bytes"),
+            ))),
         }
+    }
+
+    /// Takes one frame off the pipe under the reader lock, waiting until `deadline`.
+    fn read_from_pipe(
+        &self,
+        rlock: &Lock,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Frame>, Error> {
+        let locked = match deadline {
+            None => {
+                rlock.acquire();
+                true
+            }
+            Some(deadline) => {
+                rlock.acquire_timeout(deadline.saturating_duration_since(Instant::now()))
+            }
+        };
+        if !locked {
+            return Ok(None);
+        }
+        let frame = self.read_frame_locked(deadline);
+        let _ = rlock.release();
+        frame
+    }
+
+    fn read_frame_locked(&self, deadline: Option<Instant>) -> Result<Option<Frame>, Error> {
         let mut first = [0u8; BLOCK];
         // Try first; wait only when the pipe stays empty (after yielding the CPU once or
         // twice, as `Connection` does: a sleeping reader makes every put pay a wake-up).
@@ -318,7 +360,7 @@ impl Channel {
     }
 
     fn readable_now(&self) -> bool {
-        if let Some(ring) = &self.ring {
+        if let Transport::Ring(ring) = &self.transport {
             return ring.available() > 0;
         }
         sys::poll_one(self.reader.as_fd(), libc::POLLIN, Some(Duration::ZERO)).unwrap_or(0) != 0
@@ -441,11 +483,9 @@ fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
             }
         };
         if let Some(channel) = &channel {
-            channel.wlock.acquire();
             if let Err(error) = channel.write_frame(&frame) {
                 eprintln!("multiprocessing: a queue's feeder could not write an item: {error}");
             }
-            let _ = channel.wlock.release();
         }
         let mut state = lock(&feeder.state);
         state.writing -= 1;
@@ -875,9 +915,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     pub fn put(&self, item: T) -> Result<(), Error> {
         self.channel.check_open(self)?;
         let frame = frame_of(&item)?;
-        self.channel.wlock.acquire();
         let written = self.channel.write_frame(&frame);
-        let _ = self.channel.wlock.release();
         self.channel.counters.word(PUTS).fetch_add(1, Ordering::Relaxed);
         written
     }
@@ -934,9 +972,10 @@ impl Serialize for Channel {
         (
             Fd(&self.reader),
             Fd(&self.writer),
-            self.ring.as_ref().map(|ring| Mem(ring.shared_mem())),
-            &self.rlock,
-            &self.wlock,
+            match &self.transport {
+                Transport::Ring(ring) => (Some(Mem(ring.shared_mem())), None),
+                Transport::Pipe { rlock, wlock } => (None, Some((rlock, wlock))),
+            },
             &self.slots,
             Mem(&self.counters),
             self.maxsize as u64,
@@ -955,24 +994,26 @@ impl<'de> Deserialize<'de> for OwnedFdDe {
 
 impl<'de> Deserialize<'de> for Channel {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
-        let (reader, writer, ring, rlock, wlock, slots, counters, maxsize) =
+        let (reader, writer, transport, slots, counters, maxsize) =
             <(
                 OwnedFdDe,
                 OwnedFdDe,
-                Option<SharedMemory>,
-                Lock,
-                Lock,
+                (Option<SharedMemory>, Option<(Lock, Lock)>),
                 Option<BoundedSemaphore>,
                 SharedMemory,
                 u64,
             )>::deserialize(deserializer)?;
-        let ring = ring.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)?;
+        let transport = match transport {
+            (Some(ring), _) => {
+                Transport::Ring(Ring::from_shared(ring).map_err(serde::de::Error::custom)?)
+            }
+            (None, Some((rlock, wlock))) => Transport::Pipe { rlock, wlock },
+            (None, None) => return Err(serde::de::Error::custom("a queue without a transport")),
+        };
         Ok(Channel {
             reader: reader.0,
             writer: writer.0,
-            ring,
-            rlock,
-            wlock,
+            transport,
             slots,
             counters: Arc::new(counters),
             maxsize: maxsize as usize,
@@ -1039,5 +1080,42 @@ impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
 impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JoinableQueue<T>, D::Error> {
         Ok(JoinableQueue { queue: Queue::deserialize(deserializer)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transport where shared memory cannot be had: the bare pipe, as CPython's.
+    fn queue_over_the_pipe<T>(maxsize: usize) -> Queue<T> {
+        let channel = Channel::with_ring(maxsize, None).unwrap();
+        assert!(matches!(channel.transport, Transport::Pipe { .. }));
+        Queue { channel: Arc::new(channel), _items: PhantomData }
+    }
+
+    #[test]
+    fn a_queue_without_shared_memory_carries_small_and_large_items_in_order() {
+        let queue = queue_over_the_pipe::<Vec<u32>>(0);
+        assert!(queue.empty());
+        let items: Vec<Vec<u32>> = (0..200).map(|i| vec![i; (i as usize * 97) % 5000]).collect();
+        for item in &items {
+            queue.put(item.clone()).unwrap();
+        }
+        for item in &items {
+            assert_eq!(&queue.get().unwrap(), item);
+        }
+        assert!(matches!(queue.get_timeout(Duration::from_millis(20)), Err(Error::Empty)));
+    }
+
+    #[test]
+    fn a_bounded_queue_without_shared_memory_counts_its_places() {
+        let queue = queue_over_the_pipe::<u8>(2);
+        queue.put(1).unwrap();
+        queue.put(2).unwrap();
+        assert!(matches!(queue.put_nowait(3), Err(Error::Full)));
+        assert_eq!(queue.get_nowait().unwrap(), 1);
+        queue.put_nowait(3).unwrap();
+        assert_eq!((queue.get().unwrap(), queue.get().unwrap()), (2, 3));
     }
 }

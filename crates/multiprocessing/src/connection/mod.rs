@@ -690,3 +690,50 @@ impl<'de> Deserialize<'de> for Connection {
             .map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipe where shared memory cannot be had: a bare OS pipe or socket pair, as CPython's.
+    fn bare_pipe(duplex: bool) -> (Connection, Connection) {
+        if duplex {
+            let (a, b) = sys::socketpair(libc::SOCK_STREAM).unwrap();
+            (Connection::new(a, true, true).unwrap(), Connection::new(b, true, true).unwrap())
+        } else {
+            let (r, w) = sys::pipe().unwrap();
+            (Connection::new(r, true, false).unwrap(), Connection::new(w, false, true).unwrap())
+        }
+    }
+
+    #[test]
+    fn pipes_without_shared_memory_carry_messages_then_eof() {
+        for duplex in [false, true] {
+            let (reader, writer) = bare_pipe(duplex);
+            assert!(!reader.has_ring());
+            let sizes = [0usize, 1, 64, 5000, 200_000];
+            let sender = std::thread::spawn(move || {
+                for (i, &size) in sizes.iter().enumerate() {
+                    writer.send_bytes(&vec![i as u8; size]).unwrap();
+                }
+            });
+            for (i, &size) in sizes.iter().enumerate() {
+                assert_eq!(reader.recv_bytes().unwrap(), vec![i as u8; size]);
+            }
+            sender.join().unwrap();
+            assert!(matches!(reader.recv_bytes(), Err(Error::EOFError)));
+        }
+    }
+
+    #[test]
+    fn duplex_ends_without_shared_memory_send_large_messages_to_each_other() {
+        let (a, b) = bare_pipe(true);
+        let other = std::thread::spawn(move || {
+            b.send_bytes(&vec![2; 4 << 20]).unwrap();
+            b.recv_bytes().unwrap()
+        });
+        a.send_bytes(&vec![1; 4 << 20]).unwrap();
+        assert_eq!(a.recv_bytes().unwrap(), vec![2; 4 << 20]);
+        assert_eq!(other.join().unwrap(), vec![1; 4 << 20]);
+    }
+}

@@ -237,16 +237,7 @@ impl Ring {
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'_>>, Error> {
         let word = self.word(lock);
-        let me = sys::getpid().0 as u32;
-        let acquired = if word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
-        {
-            Acquired::Yes
-        } else if deadline.is_some_and(|d| d <= Instant::now()) {
-            Acquired::TimedOut // a try: no sleeping, no contended mark
-        } else {
-            raw_acquire(word, me, deadline)
-        };
-        let held = match acquired {
+        let held = match raw_acquire(word, sys::getpid().0 as u32, deadline) {
             Acquired::TimedOut => return Ok(None),
             Acquired::Yes | Acquired::FromDeadOwner => Held(word),
         };

@@ -44,6 +44,9 @@ pub(crate) fn raw_acquire(word: &AtomicU32, id: u32, deadline: Option<Instant>) 
     if word.compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed).is_ok() {
         return Acquired::Yes;
     }
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return Acquired::TimedOut; // a try: no sleeping, no contended mark
+    }
     loop {
         let value = word.load(Ordering::Relaxed);
         if value == 0 {
