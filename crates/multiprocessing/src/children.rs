@@ -245,4 +245,7 @@ pub(crate) fn exit_function() {
     // Last: MPI, whose pools were stopped above.
     #[cfg(feature = "mpi")]
     crate::pool::mpi::finalize();
+    // A `Lock` this process still holds stays held (CPython): marked so that no waiter
+    // takes it over as if this process had crashed.
+    crate::synchronize::abandon_held_locks();
 }

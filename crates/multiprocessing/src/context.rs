@@ -3,8 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +76,9 @@ impl FromStr for StartMethod {
     }
 }
 
-/// The fixed start method: 0 = not fixed yet, else `StartMethod::code`.
-static METHOD: Mutex<u8> = Mutex::new(0);
+/// The fixed start method: 0 = not fixed yet, else `StartMethod::code`. An atomic, not a
+/// lock, so that a child forked while another thread reads or sets it finds it usable.
+static METHOD: AtomicU8 = AtomicU8::new(0);
 
 fn decode(code: u8) -> Option<StartMethod> {
     get_all_start_methods().into_iter().find(|m| m.code() == code)
@@ -105,19 +105,17 @@ fn decode(code: u8) -> Option<StartMethod> {
 /// # Errors
 /// [`Error::RuntimeError`] `context has already been set`.
 pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
-    let mut fixed = METHOD.lock().unwrap_or_else(|e| e.into_inner());
-    if *fixed != 0 {
-        return Err(Error::runtime(CONTEXT_SET));
-    }
-    *fixed = method.code();
-    Ok(())
+    METHOD
+        .compare_exchange(0, method.code(), Ordering::AcqRel, Ordering::Acquire)
+        .map(drop)
+        .map_err(|_| Error::runtime(CONTEXT_SET))
 }
 
 /// Sets the start method even if one is fixed already; `None` un-fixes it.
 ///
 /// Python: `multiprocessing.set_start_method(method, force=True)`.
 pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
-    *METHOD.lock().unwrap_or_else(|e| e.into_inner()) = method.into().map_or(0, StartMethod::code);
+    METHOD.store(method.into().map_or(0, StartMethod::code), Ordering::Release);
 }
 
 /// The start method, fixing the default ([`StartMethod::Fork`], as CPython 3.11 on Linux)
@@ -126,18 +124,23 @@ pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
 /// Python: `multiprocessing.get_start_method()`. In a child it is the method that started
 /// the child.
 pub fn get_start_method() -> StartMethod {
-    let mut fixed = METHOD.lock().unwrap_or_else(|e| e.into_inner());
-    if *fixed == 0 {
-        *fixed = StartMethod::Fork.code();
-    }
-    decode(*fixed).unwrap_or(StartMethod::Fork)
+    let fixed = match METHOD.compare_exchange(
+        0,
+        StartMethod::Fork.code(),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => StartMethod::Fork.code(),
+        Err(fixed) => fixed,
+    };
+    decode(fixed).unwrap_or(StartMethod::Fork)
 }
 
 /// The start method if one is fixed, without fixing the default.
 ///
 /// Python: `multiprocessing.get_start_method(allow_none=True)`.
 pub fn get_start_method_if_set() -> Option<StartMethod> {
-    decode(*METHOD.lock().unwrap_or_else(|e| e.into_inner()))
+    decode(METHOD.load(Ordering::Acquire))
 }
 
 /// Every start method this platform has, the default first.

@@ -171,7 +171,7 @@ impl Channel {
             writer,
             transport: match ring {
                 Some(ring) => Transport::Ring(ring),
-                None => Transport::Pipe { rlock: Lock::try_new()?, wlock: Lock::try_new()? },
+                None => Transport::Pipe { rlock: Lock::internal()?, wlock: Lock::internal()? },
             },
             slots,
             counters: Arc::new(SharedMemory::new(256)?),

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use super::truncated;
 use crate::heap::SharedMemory;
-use crate::synchronize::{Acquired, holder, raw_acquire, raw_release};
+use crate::synchronize::{Acquired, RobustWord};
 use crate::{Error, sys};
 
 /// The ring's data capacity, the size of an OS pipe's buffer.
@@ -70,8 +70,12 @@ const READ_POS: usize = 16;
 const WRITER_WAITING: usize = 64;
 const SPACE: usize = 65;
 const WRITE_LOCK: usize = 96;
+/// The writers' lock holder's start time (64-bit word: bytes 392..400, beside the lock).
+const WRITE_LOCK_START: usize = 49;
 const WRITE_PARTIAL: usize = 97;
 const READ_LOCK: usize = 128;
+/// The readers' lock holder's start time (64-bit word: bytes 528..536).
+const READ_LOCK_START: usize = 66;
 const READ_PARTIAL: usize = 129;
 const OWED: usize = 130;
 const BROKEN: usize = 160;
@@ -123,11 +127,11 @@ pub(crate) struct Ring {
 }
 
 /// A held robust lock word, released on drop.
-struct Held<'a>(&'a AtomicU32);
+struct Held<'a>(RobustWord<'a>);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        raw_release(self.0);
+        self.0.release();
     }
 }
 
@@ -223,6 +227,12 @@ impl Ring {
         self.mem.word(index)
     }
 
+    /// The writers' ([`WRITE_LOCK`]) or readers' ([`READ_LOCK`]) robust lock.
+    fn robust_word(&self, lock: usize) -> RobustWord<'_> {
+        let start = if lock == WRITE_LOCK { WRITE_LOCK_START } else { READ_LOCK_START };
+        RobustWord { state: self.word(lock), start: self.mem.word64(start) }
+    }
+
     /// How many bytes wait to be read (for pollers; no lock).
     pub(crate) fn available(&self) -> u64 {
         let written = self.wstate().load(Ordering::Acquire) >> 1;
@@ -236,8 +246,8 @@ impl Ring {
         partial: usize,
         deadline: Option<Instant>,
     ) -> Result<Option<Held<'_>>, Error> {
-        let word = self.word(lock);
-        let held = match raw_acquire(word, sys::getpid().0 as u32, deadline) {
+        let word = self.robust_word(lock);
+        let held = match word.acquire(sys::process_identity(), deadline) {
             Acquired::TimedOut => return Ok(None),
             Acquired::Yes | Acquired::FromDeadOwner => Held(word),
         };
@@ -445,7 +455,7 @@ impl Ring {
     /// then the rest of it never comes.
     fn writer_stopped_mid_frame(&self) -> bool {
         self.word(WRITE_PARTIAL).load(Ordering::Acquire) != 0
-            && holder(self.word(WRITE_LOCK)).is_none_or(|pid| !sys::alive(pid))
+            && !self.robust_word(WRITE_LOCK).held_by_live_holder()
     }
 
     /// Waits (holding the readers' lock) until `need` bytes are readable from stream

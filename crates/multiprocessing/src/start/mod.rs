@@ -315,7 +315,7 @@ fn launcher() -> Option<mpsc::Sender<Job>> {
 
 /// The locks a forked child must find unlocked, held by the forking thread across
 /// `fork()`: the bookkeeping, the launcher queue, the fork-server connection, the queue
-/// feeders and the pool's closure registry. (The
+/// feeders, the pool's closure registry and the registry of `Lock`s. (The
 /// threading registry is held by `threading`'s own `pthread_atfork` handler; stdout and
 /// stderr by `fork.rs`.)
 pub(crate) struct ForkLocks {
@@ -325,6 +325,8 @@ pub(crate) struct ForkLocks {
     feeders: MutexGuard<'static, Option<crate::queue::Feeders>>,
     /// Kept as it is in the child: a pool worker looks its closures up there.
     _closures: MutexGuard<'static, crate::pool::closure::Registry>,
+    /// Kept as it is in the child, which shares the parent's lock pages.
+    _locks: MutexGuard<'static, crate::synchronize::LockRegistry>,
 }
 
 impl ForkLocks {
@@ -334,7 +336,8 @@ impl ForkLocks {
         let server = forkserver::server_slot();
         let feeders = crate::queue::feeders_slot();
         let closures = crate::pool::closure::registry();
-        ForkLocks { state, launcher, server, feeders, _closures: closures }
+        let locks = crate::synchronize::lock_registry();
+        ForkLocks { state, launcher, server, feeders, _closures: closures, _locks: locks }
     }
 
     /// In the child: makes the bookkeeping describe the child, forgets the parent's helper

@@ -74,7 +74,7 @@ impl Barrier {
         }
         let mem = SharedMemory::new(32)?;
         mem.word(PARTIES).store(parties as u32, Ordering::Relaxed);
-        Ok(Barrier { lock: Lock::try_new()?, mem: Arc::new(mem), action: None, timeout: None })
+        Ok(Barrier { lock: Lock::internal()?, mem: Arc::new(mem), action: None, timeout: None })
     }
 
     /// Runs `action` in the last arriver before the others are released.
@@ -241,7 +241,7 @@ impl<'de> serde::Deserialize<'de> for Barrier {
         let (lock, mem, timeout) =
             <(SharedMemory, SharedMemory, Option<Duration>)>::deserialize(deserializer)?;
         Ok(Barrier {
-            lock: Lock::from_shared(Arc::new(lock)),
+            lock: Lock::internal_from_shared(Arc::new(lock)),
             mem: Arc::new(mem),
             action: None,
             timeout,

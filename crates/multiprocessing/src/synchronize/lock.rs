@@ -9,24 +9,44 @@
 //! | `id \| CONTENDED` | locked, and someone may sleep on the word: release wakes one |
 //!
 //! Word 1 is the owner-died flag; word 2 (`RLock`) the recursion count, touched only by
-//! the holder.
+//! the holder; the 64-bit word at byte 16 the holder's start time (see [`RobustWord`]).
+//!
+//! # Who holds it, and whether it still runs
+//!
+//! An id alone cannot tell: the kernel hands a dead process's pid (or a thread's tid) to
+//! the next process it starts. So the holder is its id **and its start time** (`/proc`'s
+//! `starttime`, [`sys::Identity`]): a waiter takes the lock over only when that id is gone,
+//! is a zombie, or now belongs to a process that started at another time. A liveness
+//! check that cannot tell (no `/proc`, out of fds) says the holder runs: it fails closed.
+//!
+//! A `Lock` is not owned (CPython): a process that took it and *exited normally* leaves
+//! it held, for another process to release. Its exit path marks each `Lock` it still
+//! holds as [`ABANDONED`] (see [`abandon_held_locks`]), and a waiter never takes such a
+//! lock over; only a holder that died without running its exit path (killed, crashed)
+//! loses its lock to the next waiter.
 
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, shared_serde};
 use crate::heap::SharedMemory;
-use crate::{Error, sys};
+use crate::sys::{self, Identity};
+use crate::{Error, children};
 
 const CONTENDED: u32 = 1 << 31;
 /// How often a waiter checks that the holder still runs.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
+/// The start-time slot of a lock whose holder exited normally holding it: it stays held
+/// (CPython's `Lock`), for another process to release; no waiter takes it over.
+pub(crate) const ABANDONED: u64 = u64::MAX;
 
 const STATE: usize = 0;
 const OWNER_DIED: usize = 1;
 const COUNT: usize = 2;
+/// The 64-bit word (index × 8 bytes) holding the holder's start time.
+const START: usize = 2;
 
 /// CPython's `multiprocessing` message for releasing an unlocked `Lock`.
 pub(crate) const RELEASED_TOO_MANY: &str = "semaphore or lock released too many times";
@@ -40,71 +60,171 @@ pub(crate) enum Acquired {
     TimedOut,
 }
 
-pub(crate) fn raw_acquire(word: &AtomicU32, id: u32, deadline: Option<Instant>) -> Acquired {
-    if word.compare_exchange(0, id, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-        return Acquired::Yes;
-    }
-    if deadline.is_some_and(|d| d <= Instant::now()) {
-        return Acquired::TimedOut; // a try: no sleeping, no contended mark
-    }
-    loop {
-        let value = word.load(Ordering::Relaxed);
-        if value == 0 {
-            // Someone else may still sleep: keep the CONTENDED bit so release wakes them.
-            if word
-                .compare_exchange(0, id | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Acquired::Yes;
-            }
-            continue;
+/// A robust lock word in shared memory and the slot beside it that holds its holder's
+/// start time. The holder writes its start time right after it takes the word, and
+/// clears it right before it lets the word go; 0 there means "not known yet", and the
+/// liveness check then goes by the id alone.
+#[derive(Clone, Copy)]
+pub(crate) struct RobustWord<'a> {
+    pub(crate) state: &'a AtomicU32,
+    pub(crate) start: &'a AtomicU64,
+}
+
+impl RobustWord<'_> {
+    /// Takes the word if it is free, without waiting.
+    pub(crate) fn try_acquire(self, me: Identity) -> bool {
+        let taken =
+            self.state.compare_exchange(0, me.id, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if taken {
+            self.start.store(me.start, Ordering::Release);
         }
-        let contended = value | CONTENDED;
-        if value & CONTENDED == 0
-            && word
-                .compare_exchange(value, contended, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            continue;
+        taken
+    }
+
+    /// Takes the word, waiting until `deadline` (`None`: forever); takes it over from a
+    /// holder that died.
+    pub(crate) fn acquire(self, me: Identity, deadline: Option<Instant>) -> Acquired {
+        if self.try_acquire(me) {
+            return Acquired::Yes;
         }
-        let check_at = Instant::now() + LIVENESS_CHECK;
-        let wake_by = deadline.map_or(check_at, |d| d.min(check_at));
-        sys::futex_wait(word, contended, Some(wake_by));
-        let now = Instant::now();
-        if now >= check_at && word.load(Ordering::Relaxed) == contended {
-            let holder = (contended & !CONTENDED) as i32;
-            if !sys::alive(holder)
-                && word
-                    .compare_exchange(
-                        contended,
-                        id | CONTENDED,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Acquired::TimedOut; // a try: no sleeping, no contended mark
+        }
+        let word = self.state;
+        loop {
+            let value = word.load(Ordering::Relaxed);
+            if value == 0 {
+                // Someone else may still sleep: keep the CONTENDED bit so release wakes them.
+                if word
+                    .compare_exchange(0, me.id | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
+                {
+                    self.start.store(me.start, Ordering::Release);
+                    return Acquired::Yes;
+                }
+                continue;
+            }
+            let contended = value | CONTENDED;
+            if value & CONTENDED == 0
+                && word
+                    .compare_exchange(value, contended, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
             {
+                continue;
+            }
+            let check_at = Instant::now() + LIVENESS_CHECK;
+            let wake_by = deadline.map_or(check_at, |d| d.min(check_at));
+            sys::futex_wait(word, contended, Some(wake_by));
+            let now = Instant::now();
+            if now >= check_at && self.take_over_if_dead(contended, me) {
                 return Acquired::FromDeadOwner;
             }
+            if deadline.is_some_and(|d| now >= d) {
+                return Acquired::TimedOut;
+            }
         }
-        if deadline.is_some_and(|d| now >= d) {
-            return Acquired::TimedOut;
+    }
+
+    /// If the word still holds `seen` and that holder is definitely gone, takes the word.
+    fn take_over_if_dead(self, seen: u32, me: Identity) -> bool {
+        let start = self.start.load(Ordering::Acquire);
+        if self.state.load(Ordering::Acquire) != seen || start == ABANDONED {
+            return false;
         }
+        let holder = Identity { id: seen & !CONTENDED, start };
+        if sys::alive(holder) || self.start.load(Ordering::Acquire) != start {
+            return false;
+        }
+        let taken = self
+            .state
+            .compare_exchange(seen, me.id | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok();
+        if taken {
+            self.start.store(me.start, Ordering::Release);
+        }
+        taken
+    }
+
+    /// The holder, if the word is locked.
+    pub(crate) fn holder(self) -> Option<Identity> {
+        let id = self.state.load(Ordering::Acquire) & !CONTENDED;
+        (id != 0).then(|| Identity { id, start: self.start.load(Ordering::Acquire) })
+    }
+
+    /// Whether the word is locked by a holder that may still run (see [`sys::alive`]).
+    pub(crate) fn held_by_live_holder(self) -> bool {
+        self.holder().is_some_and(|h| h.start == ABANDONED || sys::alive(h))
+    }
+
+    /// Whether `me` holds the word.
+    pub(crate) fn held_by(self, me: Identity) -> bool {
+        self.state.load(Ordering::Relaxed) & !CONTENDED == me.id
+            && self.start.load(Ordering::Relaxed) == me.start
+    }
+
+    /// Releases; `false` if the word was unlocked.
+    pub(crate) fn release(self) -> bool {
+        self.start.store(0, Ordering::Relaxed);
+        let previous = self.state.swap(0, Ordering::Release);
+        if previous & CONTENDED != 0 {
+            sys::futex_wake(self.state, 1);
+        }
+        previous != 0
     }
 }
 
-/// The id (pid) holding a lock word, if it is locked.
-pub(crate) fn holder(word: &AtomicU32) -> Option<i32> {
-    let value = word.load(Ordering::Relaxed) & !CONTENDED;
-    (value != 0).then_some(value as i32)
+/// The user's `Lock` pages this process has, so that its exit path can mark the ones it
+/// still holds [`ABANDONED`]. Held across `fork()` by `start::ForkLocks`.
+pub(crate) type LockRegistry = Vec<Weak<SharedMemory>>;
+static LOCKS: Mutex<LockRegistry> = Mutex::new(Vec::new());
+
+pub(crate) fn lock_registry() -> MutexGuard<'static, LockRegistry> {
+    LOCKS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Releases; `false` if the word was unlocked.
-pub(crate) fn raw_release(word: &AtomicU32) -> bool {
-    let previous = word.swap(0, Ordering::Release);
-    if previous & CONTENDED != 0 {
-        sys::futex_wake(word, 1);
+fn register(mem: &Arc<SharedMemory>) {
+    {
+        let mut locks = lock_registry();
+        if locks.len() == locks.capacity() {
+            locks.retain(|l| l.strong_count() > 0);
+        }
+        locks.push(Arc::downgrade(mem));
     }
-    previous != 0
+    children::install_exit_function();
+}
+
+/// The exit path: every `Lock` this process holds stays held, marked [`ABANDONED`], so
+/// that no waiter mistakes this normal exit for a crash and takes it over (CPython's
+/// `Lock`: another process may release it).
+pub(crate) fn abandon_held_locks() {
+    let me = sys::process_identity();
+    let pages: Vec<Arc<SharedMemory>> = lock_registry().iter().filter_map(Weak::upgrade).collect();
+    for page in pages {
+        abandon_if_held(&page, me);
+    }
+}
+
+fn abandon_if_held(page: &SharedMemory, me: Identity) {
+    let word = robust_word(page);
+    if word.held_by(me) {
+        let _ =
+            word.start.compare_exchange(me.start, ABANDONED, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// Shared by every handle of one user's `Lock` in this process: when the last one drops
+/// while this process holds the lock, nobody here can release it any more, so it is left
+/// held as at exit ([`ABANDONED`]), not taken over as a dead holder's.
+struct LeftHeld(Arc<SharedMemory>);
+
+impl Drop for LeftHeld {
+    fn drop(&mut self) {
+        abandon_if_held(&self.0, sys::process_identity());
+    }
+}
+
+fn robust_word(mem: &SharedMemory) -> RobustWord<'_> {
+    RobustWord { state: mem.word(STATE), start: mem.word64(START) }
 }
 
 fn new_page() -> Arc<SharedMemory> {
@@ -143,6 +263,8 @@ fn try_page() -> Result<Arc<SharedMemory>, Error> {
 #[derive(Clone)]
 pub struct Lock {
     mem: Arc<SharedMemory>,
+    /// `None` for the crate's internal locks.
+    _left_held: Option<Arc<LeftHeld>>,
 }
 
 shared_serde!(Lock { mem });
@@ -154,7 +276,7 @@ impl Lock {
     /// If the OS refuses shared memory (no fds or memory left); [`Lock::try_new`] returns
     /// that error instead.
     pub fn new() -> Lock {
-        Lock { mem: new_page() }
+        Lock::from_shared(new_page())
     }
 
     /// As [`new`](Lock::new), returning the OS's refusal as an error.
@@ -162,23 +284,36 @@ impl Lock {
     /// # Errors
     /// [`Error::OsError`].
     pub fn try_new() -> Result<Lock, Error> {
-        Ok(Lock { mem: try_page()? })
+        Ok(Lock::from_shared(try_page()?))
     }
 
+    /// A user's lock on `mem`: its exit path marks it [`ABANDONED`] if it still holds it.
     pub(crate) fn from_shared(mem: Arc<SharedMemory>) -> Lock {
-        Lock { mem }
+        register(&mem);
+        Lock { _left_held: Some(Arc::new(LeftHeld(Arc::clone(&mem)))), mem }
+    }
+
+    /// A lock that the crate takes only for short critical sections of its own (a
+    /// barrier's, a bare-pipe queue's): one held at exit is taken over like a dead one's.
+    pub(crate) fn internal() -> Result<Lock, Error> {
+        Ok(Lock::internal_from_shared(try_page()?))
+    }
+
+    /// [`Lock::internal`] on shared memory received from the parent.
+    pub(crate) fn internal_from_shared(mem: Arc<SharedMemory>) -> Lock {
+        Lock { mem, _left_held: None }
     }
 
     pub(crate) fn shared_mem(&self) -> &SharedMemory {
         &self.mem
     }
 
-    fn word(&self) -> &AtomicU32 {
-        self.mem.word(STATE)
+    fn word(&self) -> RobustWord<'_> {
+        robust_word(&self.mem)
     }
 
-    fn me() -> u32 {
-        sys::getpid().0 as u32
+    fn me() -> Identity {
+        sys::process_identity()
     }
 
     fn acquired(&self, how: Acquired) -> bool {
@@ -194,18 +329,18 @@ impl Lock {
 
     /// Waits until the lock is free, then takes it. Python: `Lock.acquire()`.
     pub fn acquire(&self) {
-        self.acquired(raw_acquire(self.word(), Self::me(), None));
+        self.acquired(self.word().acquire(Self::me(), None));
     }
 
     /// Takes the lock if it is free. Python: `Lock.acquire(blocking=False)`.
     pub fn try_acquire(&self) -> bool {
-        self.word().compare_exchange(0, Self::me(), Ordering::Acquire, Ordering::Relaxed).is_ok()
+        self.word().try_acquire(Self::me())
     }
 
     /// Waits at most `timeout`; whether the lock was taken. Python: `Lock.acquire(timeout=t)`.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         match deadline_after(timeout) {
-            Some(deadline) => self.acquired(raw_acquire(self.word(), Self::me(), Some(deadline))),
+            Some(deadline) => self.acquired(self.word().acquire(Self::me(), Some(deadline))),
             None => {
                 self.acquire();
                 true
@@ -219,12 +354,12 @@ impl Lock {
     /// [`Error::ValueError`] `semaphore or lock released too many times` when it is not locked.
     pub fn release(&self) -> Result<(), Error> {
         self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
-        if raw_release(self.word()) { Ok(()) } else { Err(Error::value(RELEASED_TOO_MANY)) }
+        if self.word().release() { Ok(()) } else { Err(Error::value(RELEASED_TOO_MANY)) }
     }
 
     /// Whether the lock is held. Python: `Lock.locked()` (3.x's `_semlock._count()`...).
     pub fn locked(&self) -> bool {
-        self.word().load(Ordering::Relaxed) != 0
+        self.word().holder().is_some()
     }
 
     /// Whether the current holder took the lock over from a holder that died holding it
@@ -242,11 +377,9 @@ impl Default for Lock {
 
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.word().load(Ordering::Relaxed);
-        if state == 0 {
-            f.write_str("<Lock(owner=None)>")
-        } else {
-            write!(f, "<Lock(owner=pid {})>", state & !CONTENDED)
+        match self.word().holder() {
+            None => f.write_str("<Lock(owner=None)>"),
+            Some(holder) => write!(f, "<Lock(owner=pid {})>", holder.id),
         }
     }
 }
@@ -288,21 +421,22 @@ impl RLock {
         &self.mem
     }
 
-    fn word(&self) -> &AtomicU32 {
-        self.mem.word(STATE)
+    fn word(&self) -> RobustWord<'_> {
+        robust_word(&self.mem)
     }
 
     fn count(&self) -> &AtomicU32 {
         self.mem.word(COUNT)
     }
 
-    fn me() -> u32 {
-        sys::gettid() as u32
+    fn me() -> Identity {
+        sys::thread_identity()
     }
 
-    /// Whether the calling thread holds it. Python: `RLock._is_owned()`.
+    /// Whether the calling thread holds it. Python: `RLock._is_owned()`. A thread of
+    /// another process that got the holder's thread id from the kernel does not.
     pub fn is_owned(&self) -> bool {
-        self.word().load(Ordering::Relaxed) & !CONTENDED == Self::me()
+        self.word().held_by(Self::me())
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
@@ -310,7 +444,7 @@ impl RLock {
             self.count().fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        match raw_acquire(self.word(), Self::me(), deadline) {
+        match self.word().acquire(Self::me(), deadline) {
             Acquired::TimedOut => false,
             how => {
                 let died = u32::from(how == Acquired::FromDeadOwner);
@@ -332,10 +466,7 @@ impl RLock {
             self.count().fetch_add(1, Ordering::Relaxed);
             return true;
         }
-        let taken = self
-            .word()
-            .compare_exchange(0, Self::me(), Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
+        let taken = self.word().try_acquire(Self::me());
         if taken {
             self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
             self.count().store(1, Ordering::Relaxed);
@@ -358,7 +489,7 @@ impl RLock {
         }
         if self.count().fetch_sub(1, Ordering::Relaxed) == 1 {
             self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
-            raw_release(self.word());
+            self.word().release();
         }
         Ok(())
     }
@@ -366,7 +497,7 @@ impl RLock {
     /// Releases every level at once, returning how many (for `Condition::wait`).
     pub(crate) fn release_all(&self) -> u32 {
         let levels = self.count().swap(0, Ordering::Relaxed);
-        raw_release(self.word());
+        self.word().release();
         levels
     }
 
@@ -378,7 +509,7 @@ impl RLock {
 
     /// Whether any thread holds it.
     pub fn locked(&self) -> bool {
-        self.word().load(Ordering::Relaxed) != 0
+        self.word().holder().is_some()
     }
 
     /// How many times the calling thread holds it (0 if it does not).
@@ -400,11 +531,11 @@ impl Default for RLock {
 
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.word().load(Ordering::Relaxed) & !CONTENDED;
-        if state == 0 {
-            f.write_str("<RLock(None, 0)>")
-        } else {
-            write!(f, "<RLock(tid {state}, {})>", self.count().load(Ordering::Relaxed))
+        match self.word().holder() {
+            None => f.write_str("<RLock(None, 0)>"),
+            Some(holder) => {
+                write!(f, "<RLock(tid {}, {})>", holder.id, self.count().load(Ordering::Relaxed))
+            }
         }
     }
 }

@@ -26,7 +26,7 @@ mod semaphore;
 pub use barrier::Barrier;
 pub use condition::Condition;
 pub use event::Event;
-pub(crate) use lock::{Acquired, holder, raw_acquire, raw_release};
+pub(crate) use lock::{Acquired, LockRegistry, RobustWord, abandon_held_locks, lock_registry};
 pub use lock::{Lock, RLock};
 pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
 

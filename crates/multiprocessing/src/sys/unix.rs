@@ -46,16 +46,38 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     if result == -1 { Err(io::Error::last_os_error()) } else { Ok(result) }
 }
 
+/// The cached pid (0: not read yet in this process).
+static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+/// `/proc/self/stat`, kept open for [`thread_count`]: the fd, or -1.
+static STAT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Registers, once, the fork handler that forgets this module's per-process caches in
+/// every child, whoever forks. The caches are atomics, never locks, so no fork can leave
+/// one locked.
+fn register_fork_handler() {
+    use std::sync::atomic::Ordering;
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    extern "C" fn forget_in_child() {
+        PID.store(0, Ordering::Relaxed);
+        let stat = STAT_FD.swap(-1, Ordering::Relaxed);
+        if stat >= 0 {
+            // SAFETY: the child's copy of the parent's `/proc/PID/stat` fd, owned by this
+            // module alone; `close` is async-signal-safe, and the child runs one thread.
+            unsafe { libc::close(stat) };
+        }
+    }
+    HANDLER.call_once(|| {
+        // SAFETY: registers a 'static `extern "C" fn` that only touches atomics and calls
+        // `close`, which is async-signal-safe in the child of a fork.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
+    });
+}
+
 /// This process's id, cached (glibc does not cache it, and queues ask per item). A fork
 /// handler clears the cache in every child, whoever forks. Async-signal-safe.
 pub(crate) fn getpid() -> Pid {
-    use std::sync::atomic::{AtomicI32, Ordering};
-    static CACHED: AtomicI32 = AtomicI32::new(0);
-    static HANDLER: std::sync::Once = std::sync::Once::new();
-    extern "C" fn forget_in_child() {
-        CACHED.store(0, Ordering::Relaxed);
-    }
-    let cached = CACHED.load(Ordering::Relaxed);
+    use std::sync::atomic::Ordering;
+    let cached = PID.load(Ordering::Relaxed);
     if cached != 0 {
         return Pid(cached);
     }
@@ -64,12 +86,8 @@ pub(crate) fn getpid() -> Pid {
     // The first call registers the fork handler (the parent's `start()` calls this before
     // it forks, so a child's async-signal-safe section never gets here with the `Once`
     // unfinished).
-    HANDLER.call_once(|| {
-        // SAFETY: registers a 'static `extern "C" fn` that only stores to an atomic, which
-        // is async-signal-safe in the child of a fork.
-        unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
-    });
-    CACHED.store(pid, Ordering::Relaxed);
+    register_fork_handler();
+    PID.store(pid, Ordering::Relaxed);
     Pid(pid)
 }
 
@@ -345,18 +363,33 @@ fn cmsg_space_for(fds: usize) -> usize {
 
 /// How many threads this process runs (`/proc/self/stat`, field 20), as CPython 3.12
 /// counts them for its fork warning. The file stays open (per process: `/proc/self` names
-/// the process that opened it), so a check costs one `pread`.
+/// the process that opened it, and the fork handler closes a child's copy), so a check
+/// costs one `pread`. No lock: a child forked while another thread checks finds it free.
 pub(crate) fn thread_count() -> usize {
-    static STAT: std::sync::Mutex<Option<(Pid, std::fs::File)>> = std::sync::Mutex::new(None);
-    let mut slot = STAT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let me = getpid();
-    if slot.as_ref().is_none_or(|(pid, _)| *pid != me) {
-        let Ok(file) = std::fs::File::open("/proc/self/stat") else { return 1 };
-        *slot = Some((me, file));
+    use std::sync::atomic::Ordering;
+    register_fork_handler();
+    let mut fd = STAT_FD.load(Ordering::Acquire);
+    if fd < 0 {
+        // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
+        let opened =
+            unsafe { libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if opened < 0 {
+            return 1;
+        }
+        fd = match STAT_FD.compare_exchange(-1, opened, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => opened,
+            Err(theirs) => {
+                // SAFETY: `opened` is ours alone; another thread installed its own fd.
+                unsafe { libc::close(opened) };
+                theirs
+            }
+        };
     }
-    let Some((_, file)) = slot.as_ref() else { return 1 };
     let mut buf = [0u8; 1024];
-    let Ok(n) = std::os::unix::fs::FileExt::read_at(file, &mut buf, 0) else { return 1 };
+    // SAFETY: reads at most `buf.len()` bytes into `buf`; the fd stays open (only the
+    // fork handler closes it, in a child with no other thread).
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let Ok(n) = usize::try_from(n) else { return 1 };
     let stat = String::from_utf8_lossy(&buf[..n]);
     // The command name (field 2) may hold spaces; fields after it follow its ')'.
     stat.rsplit_once(')')
@@ -366,11 +399,13 @@ pub(crate) fn thread_count() -> usize {
 }
 
 /// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number stays
-/// valid for whoever else holds it.
+/// valid for whoever else holds it. The number stays close-on-exec (`dup3` with
+/// `O_CLOEXEC`; `dup2` would clear the flag and leak the fd into every program exec'd
+/// later).
 pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
     let null = std::fs::File::open("/dev/null")?;
-    // SAFETY: dup2 onto an fd number this process owns; the old file is closed atomically.
-    check(unsafe { libc::dup2(null.as_raw_fd(), fd) }).map(drop)
+    // SAFETY: dup3 onto an fd number this process owns; the old file is closed atomically.
+    check(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
 }
 
 /// Ignores SIGINT (`true`) or restores its default action, as CPython's fork server does
@@ -536,19 +571,98 @@ pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
     futex.wake(n);
 }
 
-/// Whether process (or thread) `id` still runs: it exists and is not a zombie.
-pub(crate) fn alive(id: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    if unsafe { libc::kill(id, 0) } == -1
-        && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-    {
+/// Who holds a robust lock: a process or thread id and the moment it started (`/proc`'s
+/// `starttime`, in clock ticks since boot), so that an id the kernel gave again to a new
+/// process or thread is not mistaken for the holder. A `start` of 0 means "unknown" (no
+/// `/proc`): the check then falls back to the id alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) id: u32,
+    pub(crate) start: u64,
+}
+
+/// The `starttime` field (22) of a `/proc/.../stat` line, and whether its state (field 3)
+/// says the task has ended (zombie or dead).
+fn parse_stat(stat: &str) -> Option<(u64, bool)> {
+    // The command name (field 2) may hold spaces and parentheses; fields after it follow
+    // its last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let ended = fields.next()?.starts_with(['Z', 'X']);
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, ended))
+}
+
+fn own_start(path: &str) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|stat| parse_stat(&stat)).map_or(0, |(s, _)| s)
+}
+
+/// This process's [`Identity`]. The start time is read once per process (a forked child
+/// has its own pid, so it reads its own); the cache is two atomics, never a lock, so a
+/// child forked at any moment finds it usable.
+pub(crate) fn process_identity() -> Identity {
+    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+    static START: AtomicU64 = AtomicU64::new(0);
+    static START_OF: AtomicI32 = AtomicI32::new(0);
+    let pid = getpid().0;
+    if START_OF.load(Ordering::Acquire) == pid {
+        return Identity { id: pid as u32, start: START.load(Ordering::Relaxed) };
+    }
+    let start = own_start("/proc/self/stat");
+    if start != 0 {
+        // Racing threads of one process store the same value.
+        START.store(start, Ordering::Relaxed);
+        START_OF.store(pid, Ordering::Release);
+    }
+    Identity { id: pid as u32, start }
+}
+
+/// The calling thread's [`Identity`] (its kernel thread id and start time), cached per
+/// thread; a forked child's thread (a new tid in a new pid) reads its own.
+pub(crate) fn thread_identity() -> Identity {
+    use std::cell::Cell;
+    thread_local! {
+        /// (pid, tid, start) as read in the process `pid`.
+        static ME: Cell<(i32, i32, u64)> = const { Cell::new((0, 0, 0)) };
+    }
+    let pid = getpid().0;
+    let (of, tid, start) = ME.with(Cell::get);
+    if of == pid && start != 0 {
+        return Identity { id: tid as u32, start };
+    }
+    let tid = gettid();
+    let start = own_start("/proc/thread-self/stat");
+    ME.with(|me| me.set((pid, tid, start)));
+    Identity { id: tid as u32, start }
+}
+
+/// Whether the process (or thread) `holder` still runs. Fails closed: only a definite
+/// answer that it is gone — no such id, a zombie, or that id now belongs to a task that
+/// started at another time — counts as dead; a check that cannot tell (no `/proc`, out
+/// of fds, `hidepid`, no permission) says it runs.
+pub(crate) fn alive(holder: Identity) -> bool {
+    let Ok(id) = i32::try_from(holder.id) else { return true };
+    if id <= 0 {
+        return true;
+    }
+    let gone = || {
+        // SAFETY: kill with signal 0 only checks for existence.
+        let result = unsafe { libc::kill(id, 0) };
+        result == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    };
+    if gone() {
         return false;
     }
     match std::fs::read_to_string(format!("/proc/{id}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
-        Err(_) => false,
+        Ok(stat) => match parse_stat(&stat) {
+            Some((_, true)) => false,
+            Some((start, false)) => holder.start == 0 || start == holder.start,
+            None => true,
+        },
+        // It may have ended since `kill` found it; ask again rather than trust a missing
+        // directory (hidepid hides other users' processes the same way).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => !gone(),
+        Err(_) => true,
     }
 }
 

@@ -151,6 +151,8 @@ each_start_method! {
     condition_notify_wakes_a_child => condition_notify_wakes_a_child;
     barrier_releases_parties_in_several_processes => barrier_releases_parties_in_several_processes;
     a_lock_whose_holder_is_killed_is_taken_over => a_lock_whose_holder_is_killed_is_taken_over;
+    a_lock_left_by_a_child_that_exited_normally_stays_held => a_lock_left_by_a_child_that_exited_normally_stays_held;
+    a_holder_whose_liveness_cannot_be_read_counts_as_alive => a_holder_whose_liveness_cannot_be_read_counts_as_alive;
 }
 
 /// _TestLock across processes: the parent waits while the child holds the lock.
@@ -236,6 +238,171 @@ fn a_lock_whose_holder_is_killed_is_taken_over(method: StartMethod) {
     assert!(rlock.owner_died());
     rlock.release().unwrap();
     assert!(began.elapsed() < Duration::from_secs(5));
+}
+
+fn take_and_return(lock: Lock) {
+    lock.acquire();
+}
+
+fn take_and_panic(lock: Lock) {
+    lock.acquire();
+    panic!("the target panics holding the lock");
+}
+
+fn take_and_exit(lock: Lock) {
+    lock.acquire();
+    std::process::exit(3);
+}
+
+/// Issue 14, item 9 (CPython's `Lock` is a semaphore, not owned): a child that took the
+/// Lock and exited through its exit path — returning, panicking or calling `exit` —
+/// leaves it held; no waiter takes it over as if it had crashed, and another process
+/// may release it. (Before the fix, the parent's `acquire_timeout` took it over after
+/// 0.1 s.)
+fn a_lock_left_by_a_child_that_exited_normally_stays_held(method: StartMethod) {
+    for (target, code) in
+        [(take_and_return as fn(Lock), 0), (take_and_panic, 1), (take_and_exit, 3)]
+    {
+        let lock = Lock::new();
+        let p = call(method, target, lock.clone());
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(code));
+        assert!(lock.locked(), "the child's exit released the Lock (exit code {code})");
+        assert!(
+            !lock.acquire_timeout(Duration::from_millis(400)),
+            "the Lock was taken over (exit code {code})"
+        );
+        assert!(!lock.owner_died());
+        lock.release().unwrap();
+        assert!(lock.try_acquire());
+        assert!(!lock.owner_died());
+        lock.release().unwrap();
+    }
+}
+
+fn wait_without_fds((lock, held): (Lock, Event)) {
+    assert!(held.wait_timeout(Duration::from_secs(20)));
+    // Use up every fd this process may open: `/proc/PID/stat` cannot be read now.
+    let mut fds = Vec::new();
+    // SAFETY: dup of fd 2 returns a new fd or -1; the fds are never used.
+    while let fd @ 0.. = unsafe { libc::dup(2) } {
+        fds.push(fd);
+    }
+    assert!(std::fs::File::open("/proc/self/stat").is_err());
+    let taken = lock.acquire_timeout(Duration::from_millis(500));
+    std::process::exit(if taken { 5 } else { 0 });
+}
+
+fn hold_until((lock, held, done): (Lock, Event, Event)) {
+    lock.acquire();
+    held.set();
+    done.wait_timeout(Duration::from_secs(60));
+    lock.release().unwrap();
+}
+
+/// Issue 14, item 7: a waiter that cannot read the holder's `/proc` entry (no fds left)
+/// does not decide that the holder died: it waits. (Before the fix, the unreadable
+/// `/proc/PID/stat` counted as a dead holder, and two processes held the Lock.)
+fn a_holder_whose_liveness_cannot_be_read_counts_as_alive(method: StartMethod) {
+    let (lock, held, done) = (Lock::new(), Event::new(), Event::new());
+    let holder = call(method, hold_until, (lock.clone(), held.clone(), done.clone()));
+    holder.start().unwrap();
+    let waiter = call(method, wait_without_fds, (lock.clone(), held.clone()));
+    waiter.start().unwrap();
+    waiter.join().unwrap();
+    done.set();
+    holder.join().unwrap();
+    assert_eq!(waiter.exitcode(), Some(0), "the waiter took the Lock of a live holder");
+    assert_eq!(holder.exitcode(), Some(0));
+    assert!(!lock.locked());
+}
+
+/// Issue 14, item 8: pid and tid reuse. In a pid namespace of its own (`unshare -pf`,
+/// root only; skipped elsewhere), the test steers the kernel's next pid
+/// (`ns_last_pid`) so that a new process gets the pid of a killed holder. Its Lock is
+/// still taken over (the new process started at another time), and the new process's
+/// thread, whose tid is the dead RLock holder's, does not "already own" the RLock.
+/// (Before the fix, the Lock's waiter wedged while the stranger ran, and the stranger's
+/// `RLock` recursion count was 2.)
+#[test]
+fn a_reused_pid_or_tid_is_not_mistaken_for_the_holder() {
+    const INSIDE: &str = "PYCONC_TEST_IN_PID_NAMESPACE";
+    if std::env::var_os(INSIDE).is_some() {
+        return pid_reuse_inside_namespace();
+    }
+    let _serial = support::serial();
+    let name = "synchronize::a_reused_pid_or_tid_is_not_mistaken_for_the_holder";
+    let output = std::process::Command::new("unshare")
+        .args(["-pf", "--mount-proc"])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INSIDE, "1")
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => return eprintln!("skipped: cannot run unshare ({e})"),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if stderr.contains("unshare failed") || stderr.contains("Operation not permitted") {
+        return eprintln!("skipped: no pid namespace here (needs root): {stderr}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "in the pid namespace:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "the test did not run inside:\n{stdout}");
+}
+
+fn pid_reuse_inside_namespace() {
+    let (lock, rlock, held) = (Lock::new(), RLock::new(), Event::new());
+    let first = {
+        let (lock, rlock, held) = (lock.clone(), rlock.clone(), held.clone());
+        Process::new(move || hold_forever((lock, rlock, held)))
+    };
+    first.start().unwrap();
+    assert!(held.wait_timeout(Duration::from_secs(20)));
+    let pid = first.pid().unwrap();
+    first.kill().unwrap();
+    first.join().unwrap();
+    // A process is told apart from an earlier one of the same pid by its start time,
+    // counted in clock ticks (10 ms): the kernel cycles through every other pid before it
+    // hands one out again, but here the test steers it, so it first lets a tick pass.
+    std::thread::sleep(Duration::from_millis(30));
+    // The next process gets `pid` again.
+    std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+    let (checked, done) = (Event::new(), Event::new());
+    let stranger = {
+        let (rlock, checked, done) = (rlock.clone(), checked.clone(), done.clone());
+        Process::new(move || {
+            let code = if rlock.is_owned() || rlock.recursion_count() != 0 {
+                10 // the stranger "already owns" the dead thread's RLock
+            } else if !rlock.acquire_timeout(Duration::from_secs(10)) {
+                11
+            } else if !rlock.owner_died() || rlock.recursion_count() != 1 {
+                12
+            } else {
+                rlock.release().unwrap();
+                0
+            };
+            checked.set();
+            done.wait_timeout(Duration::from_secs(60));
+            std::process::exit(code);
+        })
+    };
+    stranger.start().unwrap();
+    assert_eq!(stranger.pid(), Some(pid), "the kernel did not hand out the pid again");
+    assert!(checked.wait_timeout(Duration::from_secs(20)));
+    // The stranger runs with the dead holder's pid: the Lock is still taken over.
+    let taken = lock.acquire_timeout(Duration::from_secs(10));
+    done.set();
+    stranger.join().unwrap();
+    assert!(taken, "the Lock stayed wedged: its dead holder's pid runs another process");
+    assert!(lock.owner_died());
+    lock.release().unwrap();
+    assert_eq!(
+        stranger.exitcode(),
+        Some(0),
+        "10: owned by a stranger; 11: wedged; 12: no owner_died"
+    );
 }
 
 /// A primitive serialized outside a process start is refused with CPython's message.
