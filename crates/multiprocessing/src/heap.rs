@@ -9,7 +9,7 @@
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -77,6 +77,78 @@ impl SharedMemory {
         unsafe { &*self.ptr.as_ptr().add(index * 8).cast::<AtomicU64>() }
     }
 
+    /// Copies bytes `offset..offset + out.len()` of the mapping into `out`, through
+    /// relaxed atomic loads of the widest aligned words that fit. Another thread or
+    /// process may write the same bytes meanwhile (an unlocked `RawValue`): the copy may
+    /// then mix old and new words, as CPython's can, but it is never a data race.
+    ///
+    /// # Panics
+    /// If the range is outside the mapping (a bug of this crate's layouts).
+    pub(crate) fn load_bytes(&self, offset: usize, out: &mut [u8]) {
+        let mut done = 0;
+        for word in self.words(offset, out.len()) {
+            let bytes = match word {
+                Word::W8(w) => &w.load(Ordering::Relaxed).to_ne_bytes()[..],
+                Word::W4(w) => &w.load(Ordering::Relaxed).to_ne_bytes()[..],
+                Word::W2(w) => &w.load(Ordering::Relaxed).to_ne_bytes()[..],
+                Word::W1(w) => &[w.load(Ordering::Relaxed)][..],
+            };
+            out[done..done + bytes.len()].copy_from_slice(bytes);
+            done += bytes.len();
+        }
+    }
+
+    /// Copies `bytes` to `offset..` of the mapping through relaxed atomic stores (see
+    /// [`load_bytes`](SharedMemory::load_bytes)).
+    ///
+    /// # Panics
+    /// If the range is outside the mapping (a bug of this crate's layouts).
+    pub(crate) fn store_bytes(&self, offset: usize, bytes: &[u8]) {
+        let mut rest = bytes;
+        for word in self.words(offset, bytes.len()) {
+            let (chunk, after) = rest.split_at(word.width());
+            rest = after;
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            match word {
+                Word::W8(w) => w.store(u64::from_ne_bytes(buf), Ordering::Relaxed),
+                Word::W4(w) => {
+                    w.store(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]), Ordering::Relaxed)
+                }
+                Word::W2(w) => w.store(u16::from_ne_bytes([buf[0], buf[1]]), Ordering::Relaxed),
+                Word::W1(w) => w.store(buf[0], Ordering::Relaxed),
+            }
+        }
+    }
+
+    /// The bytes `offset..offset + len` as a run of the widest aligned atomics that fit.
+    fn words(&self, offset: usize, len: usize) -> impl Iterator<Item = Word<'_>> {
+        assert!(
+            offset.checked_add(len).is_some_and(|end| end <= self.len),
+            "shared bytes {offset}+{len} outside the mapping"
+        );
+        let mut at = offset;
+        let end = offset + len;
+        std::iter::from_fn(move || {
+            let left = end - at;
+            let width = [8, 4, 2, 1].into_iter().find(|&w| left >= w && at % w == 0)?;
+            let ptr = self.ptr.as_ptr().wrapping_add(at);
+            at += width;
+            // SAFETY: `at..at + width` lies in the mapping (asserted above); the mapping
+            // is page-aligned, so `ptr` is aligned for an atomic of `width` bytes (`at`
+            // is a multiple of it); atomics may alias memory that other processes access
+            // atomically; the reference lives no longer than `&self`, the mapping.
+            Some(unsafe {
+                match width {
+                    8 => Word::W8(&*ptr.cast::<AtomicU64>()),
+                    4 => Word::W4(&*ptr.cast::<AtomicU32>()),
+                    2 => Word::W2(&*ptr.cast::<AtomicU16>()),
+                    _ => Word::W1(&*ptr.cast::<AtomicU8>()),
+                }
+            })
+        })
+    }
+
     /// Serializes the mapping's fd for a child (see [`reduction`]); `type_name` names the
     /// object in the refusal outside a process start.
     pub(crate) fn serialize_as<S: Serializer>(
@@ -85,6 +157,25 @@ impl SharedMemory {
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         reduction::serialize_fd(self.fd.as_fd(), type_name, serializer)
+    }
+}
+
+/// One aligned word of a mapping, as an atomic of its width.
+enum Word<'a> {
+    W8(&'a AtomicU64),
+    W4(&'a AtomicU32),
+    W2(&'a AtomicU16),
+    W1(&'a AtomicU8),
+}
+
+impl Word<'_> {
+    fn width(&self) -> usize {
+        match self {
+            Word::W8(_) => 8,
+            Word::W4(_) => 4,
+            Word::W2(_) => 2,
+            Word::W1(_) => 1,
+        }
     }
 }
 

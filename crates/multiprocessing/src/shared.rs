@@ -5,7 +5,9 @@
 //! `#[repr(C)]` structs of them: types for which every bit pattern is a value, so another
 //! process can never hand this one an invalid `T`. `get`/`set` take the object's
 //! [`RLock`] (CPython's synchronized wrapper); `new_raw` objects skip it (`lock=False`).
-//! Reads and writes are volatile copies of the whole value.
+//! Reads and writes copy the value through atomic loads and stores of its aligned words:
+//! an unlocked value read while another thread or process writes it may mix old and new
+//! words (CPython's `RawValue` may tear too), but it is never a data race.
 //!
 //! # Examples
 //!
@@ -89,14 +91,14 @@ impl<T: Pod> Value<T> {
     }
 
     fn read(&self) -> T {
-        // SAFETY: the mapping is page-aligned and at least size_of::<T>() long; T is Pod,
-        // so every bit pattern another process wrote is a valid T.
-        unsafe { std::ptr::read_volatile(self.mem.as_ptr().cast::<T>()) }
+        let mut value = T::zeroed();
+        // T is Pod: every bit pattern another process wrote is a valid T.
+        self.mem.load_bytes(0, bytemuck::bytes_of_mut(&mut value));
+        value
     }
 
     fn write(&self, value: T) {
-        // SAFETY: as in `read`; the mapping is writable.
-        unsafe { std::ptr::write_volatile(self.mem.as_ptr().cast::<T>(), value) }
+        self.mem.store_bytes(0, bytemuck::bytes_of(&value));
     }
 
     /// The value. Python: `v.value`.
@@ -140,7 +142,8 @@ impl<T: Pod> Value<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Synchronized wrapper for {:?}>", self.read())
+        // Under the lock, as every read of a synchronized value.
+        write!(f, "<Synchronized wrapper for {:?}>", self.get())
     }
 }
 
@@ -206,15 +209,16 @@ impl<T: Pod> Array<T> {
 
     fn read(&self, index: usize) -> T {
         debug_assert!(index < self.len);
-        // SAFETY: index < len, so the element lies in the mapping (len * size_of::<T>()
-        // bytes at least); the mapping is page-aligned, so it is aligned for T; T is Pod.
-        unsafe { std::ptr::read_volatile(self.mem.as_ptr().cast::<T>().add(index)) }
+        let mut value = T::zeroed();
+        // index < len: the element lies in the mapping; T is Pod, so every bit pattern
+        // another process wrote is a valid T.
+        self.mem.load_bytes(index * std::mem::size_of::<T>(), bytemuck::bytes_of_mut(&mut value));
+        value
     }
 
     fn write(&self, index: usize, value: T) {
         debug_assert!(index < self.len);
-        // SAFETY: as in `read`; the mapping is writable.
-        unsafe { std::ptr::write_volatile(self.mem.as_ptr().cast::<T>().add(index), value) }
+        self.mem.store_bytes(index * std::mem::size_of::<T>(), bytemuck::bytes_of(&value));
     }
 
     fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -268,11 +272,8 @@ impl<T: Pod> Array<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "<SynchronizedArray wrapper for {:?}>",
-            (0..self.len).map(|i| self.read(i)).collect::<Vec<T>>()
-        )
+        // Under the lock, as every read of a synchronized array.
+        write!(f, "<SynchronizedArray wrapper for {:?}>", self.to_vec())
     }
 }
 

@@ -35,6 +35,9 @@ use crate::sys::{self, Fork, Pid};
 #[derive(Debug)]
 pub(crate) struct Server {
     control: Mutex<UnixStream>,
+    /// The control socket's fd number, readable without the mutex (which a forked child
+    /// may find locked forever, by a parent thread that does not exist there).
+    control_fd: RawFd,
     pid: Pid,
     pidfd: OwnedFd,
 }
@@ -42,11 +45,10 @@ pub(crate) struct Server {
 impl Server {
     /// In a forked child of the parent: the server belongs to the parent. The control
     /// socket is replaced by `/dev/null` (not closed: other copies of this `Server` may
-    /// still name the fd), so the server sees the end of the parent alone.
+    /// still name the fd), so the server sees the end of the parent alone — whether or
+    /// not a parent thread held the control mutex when it forked.
     pub(crate) fn forget_in_child(&self) {
-        if let Ok(control) = self.control.try_lock() {
-            let _ = sys::replace_with_dev_null(control.as_raw_fd());
-        }
+        let _ = sys::replace_with_dev_null(self.control_fd);
     }
 
     fn alive(&self) -> bool {
@@ -74,7 +76,8 @@ fn server() -> Result<Arc<Server>, Error> {
     drop(theirs);
     let pid = Pid(child.id() as i32);
     let pidfd = sys::pidfd_open(pid)?;
-    let server = Arc::new(Server { control: Mutex::new(ours), pid, pidfd });
+    let control_fd = ours.as_raw_fd();
+    let server = Arc::new(Server { control: Mutex::new(ours), control_fd, pid, pidfd });
     *slot = Some(Arc::clone(&server));
     Ok(server)
 }

@@ -18,10 +18,11 @@
 
 use std::ffi::OsString;
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ChildSpec, Launched, Payload, Portable, Waiter};
 use crate::bootstrap::{self, Ending};
@@ -43,30 +44,56 @@ pub(crate) enum ChildRole {
     ForkServer(OwnedFd),
 }
 
+/// Whether `init()` has looked at the marker in this process (or in the process it was
+/// forked from). The environment is left as it is: changing it is unsound once threads
+/// run, and `init()` cannot know that none do.
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
 /// Whether this process was started by spawn and has not reached `init()` yet: it must
 /// not start children (CPython's `_check_not_importing_main`).
 pub(crate) fn bootstrapping() -> bool {
-    std::env::var_os(MARKER).is_some()
+    !TAKEN.load(Ordering::Acquire) && marked_role().is_some()
 }
 
-/// Reads and removes the marker: `Some` in a child started by spawn or forkserver.
-pub(crate) fn take_child_role() -> Option<ChildRole> {
+/// What the marker asks this process to be, and its fd — if the marker is genuine.
+///
+/// The marker comes from the environment and names an inherited fd: both are whatever
+/// the process that ran this program chose. A forged one must not make `init()` read a
+/// payload and run code at an offset it names, so the marker counts only if:
+/// - the process does not run in secure-execution mode (a set-user-ID or file-capability
+///   program, run by a less privileged user);
+/// - the fd is an `AF_UNIX` socket whose peer, the process that made the socket pair, is
+///   this process's parent, running as this process's user (`SO_PEERCRED`).
+///
+/// These checks only look at the fd. Anything else — no marker, a malformed one, an fd
+/// that is closed, a pipe, another process's socket — and `main` runs as a normal program.
+fn marked_role() -> Option<(&'static str, RawFd)> {
+    if sys::secure_execution() {
+        return None;
+    }
     let value = std::env::var_os(MARKER)?;
-    // SAFETY: `init()` runs as the first line of `main` (or before it), before the program
-    // starts threads that could read the environment concurrently.
-    unsafe { std::env::remove_var(MARKER) };
-    let value = value.to_string_lossy().into_owned();
-    let (role, fd) = value.split_once(':')?;
+    let (role, fd) = value.to_str()?.split_once(':')?;
+    let role = ["spawn", "forkserver"].into_iter().find(|r| *r == role)?;
     let fd: RawFd = fd.parse().ok().filter(|fd| *fd > 2)?;
-    // The fd must be open here (the parent cleared its close-on-exec flag).
-    sys::clear_cloexec(fd).ok()?;
-    // SAFETY: the parent handed this fd to us for this purpose; nothing else in this
-    // process knows its number.
+    sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid()).then_some((role, fd))
+}
+
+/// Takes the role the marker gives, once per process: `Some` in a genuine child of spawn
+/// or forkserver (see [`marked_role`] for what counts).
+pub(crate) fn take_child_role() -> Option<ChildRole> {
+    if TAKEN.swap(true, Ordering::AcqRel) {
+        return None;
+    }
+    let (role, fd) = marked_role()?;
+    // SAFETY: `marked_role` checked that `fd` is an open socket that our parent made and
+    // left open for us across exec, for this purpose; nothing else in this process knows
+    // its number, and `TAKEN` makes sure it is owned once.
     let fd = unsafe { sys::own_fd(fd) };
+    // Programs this process runs later must not inherit it.
+    sys::set_cloexec(fd.as_fd()).ok()?;
     match role {
         "spawn" => Some(ChildRole::Spawn(fd)),
-        "forkserver" => Some(ChildRole::ForkServer(fd)),
-        _ => None,
+        _ => Some(ChildRole::ForkServer(fd)),
     }
 }
 

@@ -220,6 +220,56 @@ pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
+/// Marks `fd` close-on-exec.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on an open fd.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// Whether the process runs in secure-execution mode (`getauxval(AT_SECURE)`: a set-user-ID
+/// or set-group-ID program, or one with file capabilities), where its environment and
+/// inherited fds come from a less privileged user.
+pub(crate) fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector; it has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Whether `fd` is an open `AF_UNIX` socket whose peer — the process that made the
+/// socket pair — is `peer` running with user id `uid` (`SO_PEERCRED`). Looks only: it
+/// changes nothing about the fd, which may be anything (an fd number named by the
+/// environment). Any doubt is a "no".
+pub(crate) fn is_unix_socket_from(fd: RawFd, peer: Pid, uid: u32) -> bool {
+    fn int_option(fd: RawFd, option: libc::c_int) -> Option<libc::c_int> {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes to `value`; an fd that is not an
+        // open socket gives EBADF or ENOTSOCK.
+        let result = unsafe {
+            libc::getsockopt(fd, libc::SOL_SOCKET, option, (&raw mut value).cast(), &mut len)
+        };
+        (result == 0).then_some(value)
+    }
+    if fd < 0 || int_option(fd, libc::SO_DOMAIN) != Some(libc::AF_UNIX) {
+        return false;
+    }
+    let mut cred = libc::ucred { pid: 0, uid: u32::MAX, gid: u32::MAX };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED fills a `ucred` of `len` bytes on an open Unix socket.
+    let result = unsafe {
+        libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len)
+    };
+    result == 0
+        && len as usize == std::mem::size_of::<libc::ucred>()
+        && cred.pid == peer.0
+        && cred.uid == uid
+}
+
+/// This process's effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// Takes ownership of an fd number handed to this process by its parent.
 ///
 /// # Safety

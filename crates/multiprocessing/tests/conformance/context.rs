@@ -75,3 +75,42 @@ fn the_global_method_starts_children_and_children_report_it() {
         p.start().is_ok() && p.join().is_ok() && p.exitcode() == Some(11)
     });
 }
+
+/// Issue 14, item 11: a child forked while another thread reads or sets the start method
+/// finds it usable (before the fix it was a mutex, and a child forked while another
+/// thread held it deadlocked on its first `get_start_method()` or `start()`). A thread
+/// hammers the setting while the test forks children that read it; every child must end
+/// by itself.
+#[test]
+fn a_child_forked_while_another_thread_sets_the_start_method_can_read_it() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    in_child(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let hammer = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    set_start_method_force(StartMethod::Fork);
+                    let _ = get_start_method();
+                }
+            })
+        };
+        let mut wedged = 0;
+        for _ in 0..100 {
+            let p = Process::builder().start_method(StartMethod::Fork).target(|| {
+                std::process::exit(if get_start_method() == StartMethod::Fork { 0 } else { 3 });
+            });
+            p.start().unwrap();
+            if !p.join_timeout(Duration::from_secs(5)).unwrap() {
+                wedged += 1;
+                p.kill().unwrap();
+                p.join().unwrap();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        hammer.join().unwrap();
+        wedged == 0
+    });
+}

@@ -104,3 +104,48 @@ fn arrays_start_zeroed_and_refuse_bad_indices() {
     assert_eq!(value.update(|v| *v *= 2), 6);
     assert!(!value.get_lock().locked());
 }
+
+/// Issue 14, item 12: `Debug` of a synchronized `Value`/`Array` reads under its lock, as
+/// every read of it does (before the fix it read the memory while another thread held
+/// the lock in the middle of an update).
+#[test]
+fn debug_of_a_synchronized_value_waits_for_its_lock() {
+    use std::time::Duration;
+    let value = Value::new(7u32).unwrap();
+    let array = Array::from_slice(&[1u8, 2]).unwrap();
+    value.get_lock().acquire();
+    array.get_lock().acquire();
+    let (v, a) = (value.clone(), array.clone());
+    let reader = std::thread::spawn(move || (format!("{v:?}"), format!("{a:?}")));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!reader.is_finished(), "Debug read the value without its lock");
+    value.get_lock().release().unwrap();
+    array.get_lock().release().unwrap();
+    let (v, a) = reader.join().unwrap();
+    assert_eq!(v, "<Synchronized wrapper for 7>");
+    assert_eq!(a, "<SynchronizedArray wrapper for [1, 2]>");
+}
+
+/// Unlocked (`RawValue`) access from several threads at once is well-defined: each
+/// aligned word is copied atomically, so a `u64` written whole is read whole.
+#[test]
+fn raw_values_written_by_threads_are_read_whole() {
+    let value = Value::new_raw(0u64).unwrap();
+    let writers: Vec<_> = (1..=2u64)
+        .map(|k| {
+            let value = value.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20_000 {
+                    value.set(u64::MAX / 3 * k);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20_000 {
+        let seen = value.get();
+        assert!([0, u64::MAX / 3, u64::MAX / 3 * 2].contains(&seen), "torn word {seen:#x}");
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+}
