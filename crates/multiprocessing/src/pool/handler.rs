@@ -169,6 +169,12 @@ impl Handler {
                         if !worker.can_take(next, window, self.maxtasks) {
                             continue;
                         }
+                        // One message stays within the workers' frame limit.
+                        if !frames[i].is_empty()
+                            && frames[i].len() + next.items.len() > task::ENTRY_LIMIT
+                        {
+                            continue;
+                        }
                         let Some(chunk) = state.queue.pop_front() else { break };
                         let job = self.next_job;
                         self.next_job += 1;

@@ -277,21 +277,45 @@ pub(crate) fn submit<T: Serialize>(
     let total = items.len();
     shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
     let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
-    let mut items = items.into_iter().enumerate().peekable();
-    while items.peek().is_some() {
+    let mut items = items.into_iter().enumerate();
+    // An item that did not fit the chunk before it: the first of the next one.
+    let mut carried = None;
+    loop {
         let mut encoded = Vec::new();
         let mut slots = Vec::new();
         let mut holes = false;
-        for (index, item) in items.by_ref().take(chunksize) {
-            match task::append(&item, &mut encoded) {
-                Ok(()) => slots.push(first + index),
-                Err(error) => {
-                    holes = true;
-                    let message = format!("cannot serialize a task's argument: {error}");
-                    let slot = Slots::List(vec![first + index]);
-                    sink.fail(&slot, &|| Error::PicklingError(message.clone()), &shared.stats);
+        let mut taken = 0;
+        while taken < chunksize.max(1) {
+            let Some((index, item)) = carried.take().or_else(|| items.next()) else { break };
+            taken += 1;
+            let mark = encoded.len();
+            let refusal = match task::append(&item, &mut encoded) {
+                Ok(()) if encoded.len() <= task::ENTRY_LIMIT => {
+                    slots.push(first + index);
+                    continue;
                 }
-            }
+                // A chunk's items travel in one message: a chunk that would outgrow it
+                // ends before this item, which starts the next one.
+                Ok(()) if !slots.is_empty() => {
+                    encoded.truncate(mark);
+                    carried = Some((index, item));
+                    break;
+                }
+                Ok(()) => format!(
+                    "a task's argument of {} bytes is over the {}-byte limit of a message to a \
+                     pool worker",
+                    encoded.len() - mark,
+                    task::ENTRY_LIMIT
+                ),
+                Err(error) => format!("cannot serialize a task's argument: {error}"),
+            };
+            encoded.truncate(mark);
+            holes = true;
+            let slot = Slots::List(vec![first + index]);
+            sink.fail(&slot, &|| Error::PicklingError(refusal.clone()), &shared.stats);
+        }
+        if taken == 0 {
+            break;
         }
         if slots.is_empty() {
             continue;

@@ -18,6 +18,16 @@ use serde::{Deserialize, Serialize};
 use super::closure;
 use crate::start;
 
+/// The most payload bytes one entry (a chunk's items, or its results) may carry, so that
+/// every message on a worker's connection fits the frame limit its reader enforces
+/// ([`codec::MAX_FRAME`], with room for the entry's header). The pool splits chunks whose
+/// items would not fit; a worker fails the items whose results would not fit with
+/// [`RESULT_TOO_LARGE`] instead of sending a message its pool would refuse.
+pub(crate) const ENTRY_LIMIT: usize = crate::codec::MAX_FRAME - 64;
+
+/// The beginning of the error of an item whose result does not fit a message.
+pub(crate) const RESULT_TOO_LARGE: &str = "result too large";
+
 /// The header of one entry from the pool to a worker.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToWorker {
@@ -201,12 +211,27 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
         };
         match catch_task(worker, || function(item)) {
             Ok(result) => {
+                let mark = out.len();
                 let outcome: Result<&R, Failure> = Ok(&result);
-                if let Err(error) = append(&outcome, out) {
-                    let outcome: Result<(), Failure> = Err(Failure::Encoding(format!(
+                let failure = match append(&outcome, out) {
+                    Err(error) => Some(format!(
                         "Error sending result: '<{}>'. Reason: '{error}'",
                         std::any::type_name::<R>()
-                    )));
+                    )),
+                    Ok(()) if out.len() > ENTRY_LIMIT => {
+                        let size = out.len() - mark;
+                        out.truncate(mark);
+                        Some(format!(
+                            "{RESULT_TOO_LARGE}: the result of '<{}>' takes {size} bytes, \
+                             and the results of one chunk may take {ENTRY_LIMIT} bytes at most \
+                             (return large data through shared memory, or use a smaller chunksize)",
+                            std::any::type_name::<R>()
+                        ))
+                    }
+                    Ok(()) => None,
+                };
+                if let Some(message) = failure {
+                    let outcome: Result<(), Failure> = Err(Failure::Encoding(message));
                     let _ = append(&outcome, out);
                 }
             }

@@ -23,7 +23,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{ChildSpec, Launched, Payload, Portable, Waiter};
+use super::{ChildSpec, Launched, Portable, Waiter};
 use crate::Error;
 use crate::bootstrap::Ending;
 use crate::codec;
@@ -87,7 +87,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
     if !context::init_called() {
         return Err(Error::runtime(MISSING_INIT));
     }
-    let payload = codec::encode(&Payload { spec, target })?;
+    let payload = super::encode_payload(spec, target)?;
     let server = server()?;
     let (ours, theirs) = UnixStream::pair()?;
     {

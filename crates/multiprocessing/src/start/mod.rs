@@ -181,6 +181,21 @@ impl Portable {
     }
 }
 
+/// Serializes the [`Payload`] that starts a spawn or forkserver child, refusing one that
+/// the child would refuse to read ([`codec::MAX_FRAME`]) before anything starts.
+pub(crate) fn encode_payload(spec: ChildSpec, target: Portable) -> Result<Vec<u8>, Error> {
+    let payload = codec::encode(&Payload { spec, target })?;
+    if payload.len() > codec::MAX_FRAME {
+        return Err(Error::PicklingError(format!(
+            "the target and its arguments take {} bytes, over the {}-byte limit of what \
+             starts a process (pass large data through shared memory or a Queue)",
+            payload.len(),
+            codec::MAX_FRAME
+        )));
+    }
+    Ok(payload)
+}
+
 /// What a spawn or forkserver child reads first: who it is and what to run.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Payload {

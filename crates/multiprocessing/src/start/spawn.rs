@@ -162,7 +162,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
     }
     let daemon = spec.daemon;
     // Serialize first: an argument that cannot be serialized starts nothing.
-    let payload = codec::encode(&Payload { spec, target })?;
+    let payload = super::encode_payload(spec, target)?;
     let (ours, theirs) = UnixStream::pair()?;
     let child = command("spawn", theirs.as_raw_fd(), daemon).spawn()?;
     drop(theirs);

@@ -372,6 +372,76 @@ fn error_callback_and_unserializable_result(method: StartMethod) {
     assert_eq!(pool.apply(pid, 0).unwrap(), before, "the worker survives");
 }
 
+/// Bytes that serialize as one byte string (fast, even in a debug build).
+#[derive(Debug, Clone, PartialEq)]
+struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Blob, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(bytes.to_vec()))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+fn blob_of(len: usize) -> Blob {
+    Blob(vec![7; len])
+}
+
+fn blob_len(blob: Blob) -> usize {
+    blob.0.len()
+}
+
+fn take_blob(_: Blob) {}
+
+/// Issue 14, item 10: a result larger than a message to the pool may be fails that task at
+/// once with "result too large", and the pool goes on (before the fix the worker blocked
+/// on the send, the pool waited forever, and `get_timeout` timed out); arguments are
+/// split into chunks that fit, an argument that fits no message fails alone, and a spawn
+/// or forkserver child whose arguments are over the limit is refused before it starts.
+fn oversized_results_and_arguments_fail_alone(method: StartMethod) {
+    let pool = pool(method, 1);
+    let before = pool.apply(pid, 0).unwrap();
+    let began = Instant::now();
+    let err = pool.apply_async(blob_of, 65 * MIB).get_timeout(Duration::from_secs(30)).unwrap_err();
+    assert!(matches!(err, Error::MaybeEncodingError(_)), "{err:?}");
+    assert!(err.to_string().starts_with("result too large"), "{err}");
+    assert!(began.elapsed() < Duration::from_secs(20));
+    assert_eq!(pool.apply(pid, 0).unwrap(), before, "the worker goes on");
+    assert_eq!(pool.apply(blob_of, 3 * MIB).unwrap().0.len(), 3 * MIB);
+    // Two 40 MiB items in one chunk would make an 80 MiB message: they go in two.
+    let lens = pool.map_chunked(blob_len, vec![blob_of(40 * MIB), blob_of(40 * MIB)], 2).unwrap();
+    assert_eq!(lens, [40 * MIB, 40 * MIB]);
+    let err = pool.apply(blob_len, blob_of(65 * MIB)).unwrap_err();
+    assert!(matches!(err, Error::PicklingError(_)), "{err:?}");
+    assert!(err.to_string().contains("over the"), "{err}");
+    assert_eq!(pool.apply(pid, 0).unwrap(), before);
+    if method != StartMethod::Fork {
+        let p = multiprocessing::Process::builder()
+            .start_method(method)
+            .call(take_blob, blob_of(65 * MIB));
+        let err = p.start().unwrap_err();
+        assert!(matches!(err, Error::PicklingError(_)), "{err:?}");
+        assert!(err.to_string().contains("limit of what starts a process"), "{err}");
+    }
+}
+
 // _TestPool.test_pool_initializer: runs once in each worker.
 fn initializer(method: StartMethod) {
     let path = TempPath::new("pool-init");
@@ -582,4 +652,5 @@ each_start_method! {
     test_worker_dies_in_imap => worker_dies_in_imap;
     test_worker_killed_during_apply_async => worker_killed_during_apply_async;
     test_stats => stats;
+    test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
