@@ -7,7 +7,7 @@
 //! state there, as atomics that processes wait on with process-shared futexes.
 
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
@@ -147,6 +147,16 @@ impl SharedMemory {
                 }
             })
         })
+    }
+
+    /// In a forked child: lets go of the shared pages and of the memfd, keeping this value
+    /// valid (its memory turns into private zeros, its fd into `/dev/null`), so that the
+    /// child can no longer reach what the parent shares there.
+    pub(crate) fn detach_in_child(&self) {
+        let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
+        // SAFETY: `ptr`/`len` is this value's whole mapping from `map_shared`, and it holds
+        // only atomics and bytes (every layout of the crate), for which zero is valid.
+        let _ = unsafe { sys::remap_private(self.ptr, self.len) };
     }
 
     /// Serializes the mapping's fd for a child (see [`reduction`]); `type_name` names the

@@ -587,6 +587,17 @@ impl Connection {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// In a forked child that must not reach this end (a pool worker, for its siblings'
+    /// channels): its fd turns into `/dev/null` and its rings into private memory, while
+    /// the value stays valid.
+    pub(crate) fn detach_in_child(&self) {
+        self.closed.store(true, Ordering::Release);
+        let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
+        for ring in self.out.iter().chain(&self.inn) {
+            ring.detach_in_child();
+        }
+    }
+
     /// Whether this end receives. Python: `Connection.readable`.
     pub fn readable(&self) -> bool {
         self.readable

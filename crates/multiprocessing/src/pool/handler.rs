@@ -54,7 +54,7 @@ pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> f64 {
 /// A worker as the handler sees it.
 pub(crate) struct Worker {
     pub(crate) process: Process,
-    pub(crate) conn: Connection,
+    pub(crate) conn: Arc<Connection>,
     /// The chunks sent to it and not answered yet, oldest first, with their job numbers.
     in_flight: VecDeque<(u64, Chunk)>,
     /// How many chunks it was given (for `maxtasksperchild`).
@@ -70,7 +70,7 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts a worker with `start`; it will know every closure registered so far.
     pub(crate) fn start(
-        start: impl FnOnce() -> Result<(Process, Connection), Error>,
+        start: impl FnOnce() -> Result<(Process, Arc<Connection>), Error>,
     ) -> Result<Worker, Error> {
         let generation = closure::generation();
         let (process, conn) = start()?;

@@ -147,12 +147,13 @@ pub(crate) struct Counters {
 }
 
 /// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
-type BuildWorker =
-    Arc<dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>;
+type BuildWorker = Arc<
+    dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync,
+>;
 
 /// Starts one worker; `Option<usize>` is `maxtasksperchild`.
 pub(crate) type StartWorker =
-    Arc<dyn Fn(Option<usize>) -> Result<(Process, Connection), Error> + Send + Sync>;
+    Arc<dyn Fn(Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync>;
 
 pub(crate) struct Shared {
     /// The number of workers.
@@ -1098,17 +1099,55 @@ fn start_worker<A>(
     method: StartMethod,
     maxtasks: Option<usize>,
     initializer: Option<(u64, A)>,
-) -> Result<(Process, Connection), Error>
+) -> Result<(Process, Arc<Connection>), Error>
 where
     A: Serialize + DeserializeOwned + Send + 'static,
 {
     let (ours, theirs) = pipe(true)?;
     let args = WorkerArgs { conn: theirs, initializer, maxtasks };
-    let process =
-        Process::builder().start_method(method).daemon(true).call(worker::main::<A>, args);
+    let builder = Process::builder().start_method(method).daemon(true);
+    let process = if method == StartMethod::Fork {
+        // A forked worker inherits the pool ends of every other worker's channel, and of
+        // its own: it lets go of them first, so that it can neither read nor write
+        // another's tasks, and sees the end of its channel when the pool's end closes.
+        let own_pool_end = ours.fileno()?;
+        builder.target(move || {
+            detach_channels_in_child();
+            let _ = sys::replace_with_dev_null(own_pool_end);
+            worker::main::<A>(args);
+        })
+    } else {
+        builder.call(worker::main::<A>, args)
+    };
     process.set_name(process.name().replace("Process", "PoolWorker"));
     process.start()?;
+    let ours = Arc::new(ours);
+    let mut channels = channels();
+    channels.retain(|c| c.strong_count() > 0);
+    channels.push(Arc::downgrade(&ours));
     Ok((process, ours))
+}
+
+/// The pool ends of the channels to every worker of this process's pools, which a
+/// forked worker lets go of. Held across `fork()` by `start::ForkLocks`.
+pub(crate) type Channels = Vec<Weak<Connection>>;
+static CHANNELS: Mutex<Channels> = Mutex::new(Vec::new());
+
+pub(crate) fn channels() -> std::sync::MutexGuard<'static, Channels> {
+    CHANNELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// In a forked worker: every pool channel inherited from the parent turns into
+/// `/dev/null` and private memory (see [`Connection::detach_in_child`]).
+fn detach_channels_in_child() {
+    let inherited: Vec<Arc<Connection>> =
+        channels().drain(..).filter_map(|c| c.upgrade()).collect();
+    for channel in &inherited {
+        channel.detach_in_child();
+    }
+    // Their owners (the parent's handler threads) do not exist here: leak them rather
+    // than run destructors meant for the parent's state.
+    std::mem::forget(inherited);
 }
 
 /// At exit (before the daemonic children are terminated): terminate every pool of this

@@ -342,6 +342,8 @@ pub(crate) struct ForkLocks {
     _closures: MutexGuard<'static, crate::pool::closure::Registry>,
     /// Kept as it is in the child, which shares the parent's lock pages.
     _locks: MutexGuard<'static, crate::synchronize::LockRegistry>,
+    /// Kept as it is in the child: a forked pool worker lets go of them.
+    _channels: MutexGuard<'static, crate::pool::Channels>,
 }
 
 impl ForkLocks {
@@ -352,7 +354,16 @@ impl ForkLocks {
         let feeders = crate::queue::feeders_slot();
         let closures = crate::pool::closure::registry();
         let locks = crate::synchronize::lock_registry();
-        ForkLocks { state, launcher, server, feeders, _closures: closures, _locks: locks }
+        let channels = crate::pool::channels();
+        ForkLocks {
+            state,
+            launcher,
+            server,
+            feeders,
+            _closures: closures,
+            _locks: locks,
+            _channels: channels,
+        }
     }
 
     /// In the child: makes the bookkeeping describe the child, forgets the parent's helper

@@ -578,6 +578,30 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<std::ptr:
     std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
 
+/// Replaces the pages of a shared mapping by private zero-filled ones at the same
+/// address: the memory stays valid for whatever still points into it, but no longer
+/// reaches the shared pages (a forked child letting go of its parent's channels).
+///
+/// # Safety
+/// `ptr`/`len` must be a whole mapping made by [`map_shared`]; its contents turn to zeros
+/// under every reference into it, so it may hold only types for which zero is a valid
+/// value (the crate's atomics and bytes).
+pub(crate) unsafe fn remap_private(ptr: std::ptr::NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: MAP_FIXED over a range that the caller guarantees is our own whole mapping,
+    // so nothing else is replaced.
+    let result = unsafe {
+        libc::mmap(
+            ptr.as_ptr().cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if result == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Unmaps a mapping made by [`map_shared`].
 ///
 /// # Safety

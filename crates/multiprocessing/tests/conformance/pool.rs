@@ -442,6 +442,53 @@ fn oversized_results_and_arguments_fail_alone(method: StartMethod) {
     }
 }
 
+/// The ring mappings (memfds of a ring's size) and the sockets this process has.
+fn channels_here(_: u32) -> (usize, usize) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let rings = maps
+        .lines()
+        .filter(|line| line.contains("memfd:pyconc"))
+        .filter(|line| {
+            let range = line.split_whitespace().next().unwrap_or("");
+            let (from, to) = range.split_once('-').unwrap_or(("0", "0"));
+            let size = usize::from_str_radix(to, 16).unwrap_or(0)
+                - usize::from_str_radix(from, 16).unwrap_or(0);
+            size == 4096 + 64 * 1024
+        })
+        .count();
+    let sockets = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        })
+        .count();
+    (rings, sockets)
+}
+
+/// Issue 14, item 4: a forked pool worker keeps only its own channel. It inherits the
+/// pool ends of its siblings' channels (rings and sockets) and lets go of them, so one
+/// misbehaving worker cannot write into another's. Run in a fork child, so that the
+/// baseline counts only what that child inherited. (Before the fix the fourth worker
+/// mapped the rings of all four workers: 8 more than the baseline.)
+#[test]
+fn a_forked_worker_keeps_only_its_own_channel() {
+    let _serial = crate::support::serial();
+    let p = multiprocessing::Process::builder().start_method(StartMethod::Fork).target(|| {
+        let (rings, sockets) = channels_here(0);
+        let pool = pool(StartMethod::Fork, 4);
+        let seen = pool.map_chunked(channels_here, 0..16, 1).unwrap();
+        let ok = seen.iter().all(|&(r, s)| r <= rings + 2 && s <= sockets + 1);
+        if !ok {
+            eprintln!("baseline ({rings}, {sockets}); workers saw {seen:?}");
+        }
+        std::process::exit(if ok { 0 } else { 9 });
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0), "a worker kept its siblings' channels");
+}
+
 // _TestPool.test_pool_initializer: runs once in each worker.
 fn initializer(method: StartMethod) {
     let path = TempPath::new("pool-init");
