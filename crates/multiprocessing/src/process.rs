@@ -251,6 +251,19 @@ impl Process {
     /// Python: `multiprocessing.Process(target=f)`. A closure cannot cross `exec`, so it
     /// needs the [fork](StartMethod::Fork) start method (the default); with spawn or
     /// forkserver, `start()` fails and names [`Process::call`].
+    ///
+    /// # Fork safety
+    ///
+    /// A forked child has one thread: the one that called `start()`. A lock that another
+    /// thread of the parent held at that moment stays locked in the child forever. This
+    /// crate holds its own locks (and `threading`'s registry, stdout and stderr) across the
+    /// fork and resets them in the child, so its API is usable there; locks of the user's
+    /// and of other libraries are not. A child that takes one of them may hang — the same
+    /// hazard as CPython's, which warns about it (`DeprecationWarning: This process is
+    /// multi-threaded, use of fork() may lead to deadlocks in the child`, printed here
+    /// too). To avoid it: start processes before starting threads, keep the child's work
+    /// to data it owns, or use [`StartMethod::Spawn`]/[`StartMethod::ForkServer`] with
+    /// [`Process::call`], whose child starts from a clean program.
     pub fn new<F: FnOnce() + Send + 'static>(target: F) -> Process {
         Builder::new().target(target)
     }

@@ -75,11 +75,11 @@ impl<T: Send> Local<T> {
         let map = self.map();
         let value: *const T = &**map.get(&key)?;
         drop(map);
-        // SAFETY: the box's heap address is stable, and the entry of `key` is removed only
-        // by `take`/`take_value` (which need `&mut self`, or run on this thread through
-        // `take(&self)` only after taking it by value) or by dropping the Local (which
-        // needs ownership): while this `&self` borrow lives, no one frees it. Keys are per
-        // thread, so no other thread reaches this value through `get`/`get_or`.
+        // SAFETY: the box's heap address is stable while its entry stays in the map, and
+        // an entry is removed only by `take` (which needs `&mut self`) or by dropping the
+        // Local (which needs ownership): neither can happen while this `&self` borrow
+        // lives, so the reference stays valid for its lifetime. Keys are per thread, so no
+        // other thread reaches this value through `get`/`get_or`.
         Some(unsafe { &*value })
     }
 
@@ -94,8 +94,8 @@ impl<T: Send> Local<T> {
         let mut map = self.map();
         let value: *const T = &**map.entry(thread_key()).or_insert(fresh);
         drop(map);
-        // SAFETY: as in `get`: a stable heap address, removed only through `&mut self` or
-        // by dropping the Local, neither possible while this borrow lives.
+        // SAFETY: as in `get`: a stable heap address, removed only by `take` (`&mut self`)
+        // or by dropping the Local, neither possible while this borrow lives.
         unsafe { &*value }
     }
 

@@ -154,13 +154,10 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
     out: &mut Vec<u8>,
     worker: &str,
 ) {
-    let function = start::address(function);
-    // SAFETY: `function` is the address of a `fn(T) -> R` of this binary: the pool took
-    // it from a `fn(T) -> R` as an offset (`Task::of_fn`), in a process running this same
-    // binary (the worker was forked from it or spawned with its executable, and spawn
-    // checks the layout), together with the offset of this entry monomorphized for the
-    // same `T` and `R`.
-    let function: fn(T) -> R = unsafe { std::mem::transmute::<usize, fn(T) -> R>(function) };
+    // SAFETY: the pool took `function` from a `fn(T) -> R` (`Task::of_fn`) together with
+    // the offset of this entry monomorphized for the same `T` and `R`, in a process
+    // running this executable (see `function_at`).
+    let function: fn(T) -> R = unsafe { start::function_at::<fn(T) -> R>(function) };
     run_items(count, items, out, worker, function);
 }
 
@@ -246,9 +243,9 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
 /// How a worker runs its initializer: `(function, serialized args)`; the args are the
 /// `A` of the builder's `initializer`, passed whole in the worker's start arguments.
 pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result<(), RemotePanic> {
-    // SAFETY: `function` is the offset of a `fn(A)` of this binary (`Builder::initializer`
-    // took it from one, with this very `A`), and this process runs the same binary.
-    let function: fn(A) = unsafe { std::mem::transmute::<usize, fn(A)>(start::address(function)) };
+    // SAFETY: `Builder::initializer` took `function` from a `fn(A)` with this very `A`,
+    // in a process running this executable (see `function_at`).
+    let function: fn(A) = unsafe { start::function_at::<fn(A)>(function) };
     catch_task(worker, || function(args))
 }
 
@@ -291,11 +288,9 @@ pub(crate) fn run_frame(frame: &[u8], worker: &str, mut send: impl FnMut(&[u8]) 
         };
         let Some(items) = after.get(..len as usize) else { return false };
         rest = &after[len as usize..];
-        // SAFETY: `entry` is the offset of a `ChunkEntry` of this binary, taken by the pool
-        // from `entry_of`/`entry_of_closure` in a process running the same binary (a
-        // forked or spawned worker, or a rank of the same `mpirun` job).
-        let entry: ChunkEntry =
-            unsafe { std::mem::transmute::<usize, ChunkEntry>(start::address(entry)) };
+        // SAFETY: the pool took `entry` from a `ChunkEntry` (`entry_of`/`entry_of_closure`)
+        // in a process running this executable (see `function_at`).
+        let entry: ChunkEntry = unsafe { start::function_at::<ChunkEntry>(entry) };
         let started = std::time::Instant::now();
         results.clear();
         entry(function, count, items, &mut results, worker);

@@ -14,6 +14,17 @@
 //! (the parent-death signal). Then it runs ordinary code, as CPython's fork children do.
 //! It always ends in `_exit` ([`bootstrap`](crate::bootstrap)), never by returning into
 //! the parent's stack.
+//!
+//! # The hazard that remains
+//!
+//! The crate's own locks are safe in the child; the user's are not. After the reset the
+//! child runs the user's closure (or `fn`), and that code may take any lock of the
+//! process — a `Mutex` of the user's, the allocator's, a library's — that another thread
+//! of the parent held at the moment of the fork: it then waits forever. CPython has the
+//! same hazard (and 3.12 warns about it, as [`warn_if_multithreaded`] does); the
+//! `# Fork safety` section of [`Process::new`](crate::Process::new) tells users how to
+//! avoid it. No memory-safety rule is broken: a lock held forever is a hang, not undefined
+//! behaviour, and glibc's `fork` keeps `malloc` usable in the child.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,9 +47,11 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.flush();
     let locks = ForkLocks::acquire();
-    // SAFETY: the child only makes async-signal-safe system calls until
-    // `locks.reset_in_child`, and after it touches only state whose locks this thread held
-    // across the fork (listed in the module docs), as `sys::fork` requires.
+    // SAFETY: until `locks.reset_in_child` the child makes only async-signal-safe system
+    // calls; the crate state it touches after that is guarded by locks this thread held
+    // across the fork (listed in the module docs). Then it runs the user's target, which
+    // may block forever on a lock another parent thread held — a hang, not undefined
+    // behaviour (see "The hazard that remains" above) — and it ends in `_exit`.
     let forked = unsafe { sys::fork() };
     match forked {
         Err(error) => Err(error.into()),

@@ -100,9 +100,9 @@ impl<A: Serialize + DeserializeOwned + Send + 'static> CallTarget for Call<A> {
     }
 }
 
-/// The entry point of a [`Portable`]: given the function's address and the serialized
+/// The entry point of a [`Portable`]: given the function's offset and the serialized
 /// arguments, deserializes and calls.
-type Entry = fn(usize, &[u8]) -> Result<(), Error>;
+type Entry = fn(u64, &[u8]) -> Result<(), Error>;
 
 /// A target that crosses `exec`: code addresses as offsets from an anchor function of this
 /// binary (the child is the same binary, loaded at another address), plus the arguments
@@ -137,17 +137,36 @@ pub(crate) fn address(offset: u64) -> usize {
     (anchor as *const () as usize as u64).wrapping_add(offset) as usize
 }
 
-fn run_nothing(_: usize, _: &[u8]) -> Result<(), Error> {
+/// The function of type `F` at code offset `offset` of this binary: how a function that
+/// travelled as an [`offset`] (a process target, a pool task, its initializer, the entry
+/// that runs them) is called again in the process that received it. Every such call in
+/// the crate goes through here.
+///
+/// # Safety
+/// `F` must be a function-pointer type (`fn(A)`, `fn(T) -> R`, ...), and `offset` must
+/// have been made by [`offset`] from a function of exactly the type `F`, in a process
+/// running this very executable: this process itself, a forked child, a spawned or
+/// fork-server child (whose layout `Portable::run` checked against the parent's), or a
+/// rank of the same `mpirun` job (whose executable the MPI pool checked at start-up).
+/// Only then does the offset name, here, the code of that function.
+pub(crate) unsafe fn function_at<F: Copy>(offset: u64) -> F {
+    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<usize>()) };
+    let address = address(offset);
+    // SAFETY: by the caller's promise, `address` is the entry of a function of type `F`
+    // in this process, and `F` is a function-pointer type of the size of an address.
+    unsafe { std::mem::transmute_copy::<usize, F>(&address) }
+}
+
+fn run_nothing(_: u64, _: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-fn run_call<A: DeserializeOwned>(function: usize, args: &[u8]) -> Result<(), Error> {
+fn run_call<A: DeserializeOwned>(function: u64, args: &[u8]) -> Result<(), Error> {
     let args: A = codec::decode(args)?;
-    // SAFETY: `function` is the address of a `fn(A)` of this very binary: the parent took
-    // it from a `fn(A)` (Call::portable) as an offset from `anchor`, and `Portable::run`
-    // checked that this binary has the parent's layout. This entry was monomorphized for
-    // the same `A`, so the signature matches.
-    let function: fn(A) = unsafe { std::mem::transmute::<usize, fn(A)>(function) };
+    // SAFETY: the parent took `function` from a `fn(A)` (`Call::portable`) with `offset`,
+    // and `Portable::run` checked that this process runs the parent's executable; this
+    // entry was monomorphized for the same `A`.
+    let function: fn(A) = unsafe { function_at::<fn(A)>(function) };
     function(args);
     Ok(())
 }
@@ -172,12 +191,10 @@ impl Portable {
                     .to_owned(),
             ));
         }
-        // SAFETY: `entry` is the offset of an `Entry` function of this binary (see
-        // `Portable::new`), and the layout check above shows that offsets of the parent's
-        // code name the same code here.
-        let entry: Entry = unsafe { std::mem::transmute::<usize, Entry>(address(self.entry)) };
-        let function = if self.function == 0 { 0 } else { address(self.function) };
-        reduction::providing_fds(fds, || entry(function, &self.args))
+        // SAFETY: `entry` is the offset of an `Entry` (see `Portable::new`), and the layout
+        // check above shows that this process runs the parent's executable.
+        let entry: Entry = unsafe { function_at::<Entry>(self.entry) };
+        reduction::providing_fds(fds, || entry(self.function, &self.args))
     }
 }
 
