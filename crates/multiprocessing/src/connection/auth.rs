@@ -201,29 +201,64 @@ fn limited<R>(conn: &Connection, handshake: impl FnOnce() -> Result<R, Error>) -
     outcome
 }
 
-/// CPython's `deliver_challenge`: proves that the peer knows `key`.
+/// A fresh challenge: the frame to send and the message whose MAC the peer must return.
+fn new_challenge() -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let mut random = [0u8; MESSAGE_LENGTH];
+    getrandom::fill(&mut random)
+        .map_err(|e| Error::OsError(std::io::Error::other(e.to_string())))?;
+    let mut message = b"{sha256}".to_vec();
+    message.extend_from_slice(&random);
+    let mut challenge = CHALLENGE.to_vec();
+    challenge.extend_from_slice(&message);
+    Ok((challenge, message))
+}
+
+/// Checks the peer's `response` to `message`, and tells it the verdict.
+fn judge_response(
+    conn: &Connection,
+    key: &[u8],
+    message: &[u8],
+    response: &[u8],
+) -> Result<(), Error> {
+    match verify_challenge(key, message, response) {
+        Ok(()) => conn.send_bytes(WELCOME),
+        Err(error) => {
+            let _ = conn.send_bytes(FAILURE);
+            Err(error)
+        }
+    }
+}
+
+/// Answers the peer's challenge `frame` with the MAC of its message.
+fn answer(conn: &Connection, key: &[u8], frame: &[u8]) -> Result<(), Error> {
+    let Some(message) = frame.strip_prefix(CHALLENGE) else {
+        return Err(auth_error(format!(
+            "Protocol error, expected challenge: message={}",
+            bytes_repr(frame)
+        )));
+    };
+    if message.len() < LEGACY_LENGTHS[0] {
+        return Err(auth_error(format!("challenge too short: {} bytes", message.len())));
+    }
+    conn.send_bytes(&create_response(key, message)?)
+}
+
+/// The peer's verdict on our answer.
+fn welcomed(frame: &[u8]) -> Result<(), Error> {
+    if frame == WELCOME { Ok(()) } else { Err(auth_error("digest sent was rejected")) }
+}
+
+/// CPython's `deliver_challenge`: makes the peer prove that it knows `key`.
 pub(crate) fn deliver_challenge(
     conn: &Connection,
     key: &[u8],
     deadline: Instant,
 ) -> Result<(), Error> {
     limited(conn, || {
-        let mut random = [0u8; MESSAGE_LENGTH];
-        getrandom::fill(&mut random)
-            .map_err(|e| Error::OsError(std::io::Error::other(e.to_string())))?;
-        let mut message = b"{sha256}".to_vec();
-        message.extend_from_slice(&random);
-        let mut challenge = CHALLENGE.to_vec();
-        challenge.extend_from_slice(&message);
+        let (challenge, message) = new_challenge()?;
         conn.send_bytes(&challenge)?;
         let response = recv_message(conn, deadline)?;
-        match verify_challenge(key, &message, &response) {
-            Ok(()) => conn.send_bytes(WELCOME),
-            Err(error) => {
-                let _ = conn.send_bytes(FAILURE);
-                Err(error)
-            }
-        }
+        judge_response(conn, key, &message, &response)
     })
 }
 
@@ -234,22 +269,67 @@ pub(crate) fn answer_challenge(
     deadline: Instant,
 ) -> Result<(), Error> {
     limited(conn, || {
-        let message = recv_message(conn, deadline)?;
-        let Some(message) = message.strip_prefix(CHALLENGE) else {
-            return Err(auth_error(format!(
-                "Protocol error, expected challenge: message={}",
-                bytes_repr(&message)
-            )));
-        };
-        if message.len() < LEGACY_LENGTHS[0] {
-            return Err(auth_error(format!("challenge too short: {} bytes", message.len())));
-        }
-        conn.send_bytes(&create_response(key, message)?)?;
-        if recv_message(conn, deadline)? != WELCOME {
-            return Err(auth_error("digest sent was rejected"));
-        }
-        Ok(())
+        answer(conn, key, &recv_message(conn, deadline)?)?;
+        welcomed(&recv_message(conn, deadline)?)
     })
+}
+
+/// The accepting side's whole handshake — `deliver_challenge`, then `answer_challenge` —
+/// as a state machine that never blocks, so that one thread drives many handshakes
+/// from a poll loop (see `Listener`). [`advance`](ServerHandshake::advance) takes in
+/// what has arrived whenever the connection is readable.
+#[derive(Debug)]
+pub(crate) struct ServerHandshake {
+    step: Awaiting,
+    /// The connection's frame limit before the handshake (restored when it succeeds).
+    max_frame: usize,
+}
+
+#[derive(Debug)]
+/// What the handshake waits for next.
+enum Awaiting {
+    /// Our challenge is out; the peer's response to this message is awaited.
+    Response(Vec<u8>),
+    /// We welcomed the peer; its challenge is awaited.
+    Challenge,
+    /// We answered its challenge; its verdict is awaited.
+    Verdict,
+}
+
+impl ServerHandshake {
+    /// Sends the challenge (a small write into a fresh socket's buffer: it does not block).
+    pub(crate) fn start(conn: &Connection) -> Result<ServerHandshake, Error> {
+        let max_frame = conn.max_frame();
+        conn.set_max_frame(MAX_MESSAGE);
+        let (challenge, message) = new_challenge()?;
+        conn.send_bytes(&challenge)?;
+        Ok(ServerHandshake { step: Awaiting::Response(message), max_frame })
+    }
+
+    /// Takes in every whole message that has arrived; `Ok(true)` once the peer is
+    /// authenticated (and has authenticated us). A wrong or malformed message is an
+    /// error; the connection is then to be dropped.
+    pub(crate) fn advance(&mut self, conn: &Connection, key: &[u8]) -> Result<bool, Error> {
+        let mut frame = Vec::new();
+        while conn.try_recv_bytes_into(&mut frame)?.is_some() {
+            match &self.step {
+                Awaiting::Response(message) => {
+                    judge_response(conn, key, message, &frame)?;
+                    self.step = Awaiting::Challenge;
+                }
+                Awaiting::Challenge => {
+                    answer(conn, key, &frame)?;
+                    self.step = Awaiting::Verdict;
+                }
+                Awaiting::Verdict => {
+                    welcomed(&frame)?;
+                    conn.set_max_frame(self.max_frame);
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
 #[cfg(test)]

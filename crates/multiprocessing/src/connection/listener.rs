@@ -5,10 +5,20 @@
 //!
 //! With an `authkey`, both sides prove they know it (CPython's `deliver_challenge` then
 //! `answer_challenge`, see `auth.rs`) before the connection is handed out: a peer with a
-//! wrong key never gets a message deserialized. Each accepted connection is authenticated
-//! in a thread of its own, within a deadline ([`Listener::set_handshake_timeout`]), so a
-//! client that never answers is dropped and cannot hold up `accept` for the others.
+//! wrong key never gets a message deserialized.
+//!
+//! # What an unauthenticated peer can make a listener spend
+//!
+//! Handshakes are driven by `accept` itself, from one poll loop: no thread per peer. At
+//! most [`Listener::set_max_handshakes`] of them (64 by default) are in flight, each
+//! holding one fd and a few hundred bytes, each within a deadline
+//! ([`Listener::set_handshake_timeout`], 30 s); the peers beyond wait in the kernel's
+//! backlog. When the slots are full and more peers wait, the oldest handshake is dropped
+//! to make room, so idle peers cannot hold every slot while a legitimate client waits.
+//! When the process runs out of fds (`EMFILE`, `ENFILE`), `accept` drops the oldest
+//! handshake or, with none, backs off for a moment; it does not fail.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,9 +26,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -29,6 +38,10 @@ use crate::{Error, sys};
 
 /// How long a peer has for the whole handshake unless told otherwise.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many handshakes may be in flight unless told otherwise.
+const MAX_HANDSHAKES: usize = 64;
+/// How long `accept` leaves the listening socket alone after the process ran out of fds.
+const FD_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Where a [`Listener`] listens and a [`client`] connects.
 ///
@@ -83,8 +96,13 @@ impl Socket {
     }
 }
 
-/// An authenticated (or failed) handshake, from its thread.
-type Handshake = Result<(Connection, Address), Error>;
+/// A peer whose handshake is in flight.
+struct Pending {
+    conn: Connection,
+    peer: Address,
+    handshake: auth::ServerHandshake,
+    deadline: Instant,
+}
 
 /// Accepts connections at an [`Address`].
 ///
@@ -111,11 +129,12 @@ pub struct Listener {
     address: Address,
     authkey: Option<Vec<u8>>,
     last_accepted: Mutex<Option<Address>>,
-    done_sender: Sender<Handshake>,
-    done: Mutex<Receiver<Handshake>>,
-    /// Signalled by a handshake thread when it is done.
-    wake: Arc<OwnedFd>,
+    /// The handshakes in flight, oldest first; held by the thread inside `accept`.
+    pending: Mutex<VecDeque<Pending>>,
+    /// Signalled by `close`, to end an `accept` waiting in another thread.
+    wake: OwnedFd,
     handshake_timeout_ms: AtomicU64,
+    max_handshakes: AtomicUsize,
     closed: AtomicBool,
 }
 
@@ -154,18 +173,24 @@ impl Listener {
             Socket::Unix(listener) => listener.set_nonblocking(true)?,
             Socket::Tcp(listener) => listener.set_nonblocking(true)?,
         }
-        let (done_sender, done) = mpsc::channel();
         Ok(Listener {
             socket,
             address,
             authkey: authkey.map(<[u8]>::to_vec),
             last_accepted: Mutex::new(None),
-            done_sender,
-            done: Mutex::new(done),
-            wake: Arc::new(sys::eventfd()?),
+            pending: Mutex::new(VecDeque::new()),
+            wake: sys::eventfd()?,
             handshake_timeout_ms: AtomicU64::new(HANDSHAKE_TIMEOUT.as_millis() as u64),
+            max_handshakes: AtomicUsize::new(MAX_HANDSHAKES),
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// How many peers may be in the middle of the authentication at once (64 by
+    /// default, at least 1); the others wait in the kernel's backlog. See the module docs
+    /// for what a flood of peers that never answer costs.
+    pub fn set_max_handshakes(&self, handshakes: usize) {
+        self.max_handshakes.store(handshakes.max(1), Ordering::Relaxed);
     }
 
     /// How long an accepted peer has to complete the authentication (30 s by default);
@@ -196,63 +221,104 @@ impl Listener {
     }
 
     fn accept_before(&self, deadline: Option<Instant>) -> Result<Option<Connection>, Error> {
+        // One thread drives the handshakes at a time; another accepting thread waits.
+        let mut pending = lock(&self.pending);
+        let mut backoff_until: Option<Instant> = None;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Err(closed_error());
             }
-            if let Ok(done) = lock(&self.done).try_recv() {
-                let (conn, peer) = done?;
-                *lock(&self.last_accepted) = Some(peer);
-                return Ok(Some(conn));
+            let now = Instant::now();
+            // Peers that ran out of time are dropped (closing their connections), and
+            // `accept` says so, as for any peer that failed its handshake.
+            let before = pending.len();
+            pending.retain(|p| p.deadline > now);
+            if pending.len() < before {
+                return Err(Error::AuthenticationError(
+                    "the peer did not complete the handshake in time".into(),
+                ));
             }
-            let left = match deadline {
-                None => None,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
+            if backoff_until.is_some_and(|until| until <= now) {
+                backoff_until = None;
+            }
+            let mut wake_at = deadline;
+            for at in pending.iter().map(|p| p.deadline).chain(backoff_until) {
+                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+            }
+            if deadline.is_some_and(|d| d <= now) {
+                return Ok(None);
+            }
+            let listen = backoff_until.is_none();
+            let mut fds = vec![self.wake.as_raw_fd()];
+            if listen {
+                fds.push(self.socket.raw_fd());
+            }
+            fds.extend(pending.iter().map(|p| p.conn.as_fd().as_raw_fd()));
+            let left = wake_at.map(|at| at.saturating_duration_since(now));
+            let ready = sys::wait_any_readable_raw(&fds, left)?;
+            let first_pending = 1 + usize::from(listen);
+            // Handshakes first: a peer that answered finishes before new ones start.
+            for &index in ready.iter().rev().filter(|&&i| i >= first_pending) {
+                let key = self.authkey.as_deref().unwrap_or_default();
+                let slot = index - first_pending;
+                let Pending { conn, handshake, .. } = &mut pending[slot];
+                match handshake.advance(conn, key) {
+                    Ok(false) => {}
+                    Ok(true) => {
+                        let Some(done) = pending.remove(slot) else { continue };
+                        *lock(&self.last_accepted) = Some(done.peer);
+                        return Ok(Some(done.conn));
                     }
-                    Some(left)
+                    Err(error) => {
+                        pending.remove(slot);
+                        return Err(error);
+                    }
                 }
-            };
-            let ready =
-                sys::wait_any_readable_raw(&[self.socket.raw_fd(), self.wake.as_raw_fd()], left)?;
-            if ready.contains(&1) {
+            }
+            if ready.contains(&0) {
                 sys::eventfd_clear(self.wake.as_fd());
             }
-            if !ready.contains(&0) {
+            if !(listen && ready.contains(&1)) {
                 continue;
+            }
+            // Make room: with every slot taken and a peer waiting, the oldest goes.
+            if pending.len() >= self.max_handshakes.load(Ordering::Relaxed) {
+                pending.pop_front();
             }
             let (fd, peer) = match self.socket.accept() {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if self.closed.load(Ordering::Acquire) => {
-                    drop(e);
-                    return Err(closed_error());
+                Err(_) if self.closed.load(Ordering::Acquire) => return Err(closed_error()),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Out of fds: free one of ours if we can, else wait a moment.
+                    if pending.pop_front().is_none() {
+                        backoff_until = Instant::now().checked_add(FD_BACKOFF);
+                    }
+                    continue;
+                }
+                // The peer left before we took it, or the kernel is short of memory:
+                // nothing this listener did; go on with the others.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ECONNABORTED | libc::EPROTO | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
+                    backoff_until = Instant::now().checked_add(FD_BACKOFF);
+                    continue;
                 }
                 Err(e) => return Err(e.into()),
             };
-            let conn = Connection::new(fd, true, true)?;
-            let Some(key) = self.authkey.clone() else {
+            let Ok(conn) = Connection::new(fd, true, true) else { continue };
+            if self.authkey.is_none() {
                 *lock(&self.last_accepted) = Some(peer);
                 return Ok(Some(conn));
-            };
-            let timeout = Duration::from_millis(self.handshake_timeout_ms.load(Ordering::Relaxed));
-            let (sender, wake) = (self.done_sender.clone(), Arc::clone(&self.wake));
-            let handshake = move || {
-                let deadline = Instant::now() + timeout;
-                let outcome = auth::deliver_challenge(&conn, &key, deadline)
-                    .and_then(|()| auth::answer_challenge(&conn, &key, deadline))
-                    .map(|()| (conn, peer));
-                let _ = sender.send(outcome);
-                sys::eventfd_signal(wake.as_fd());
-            };
-            // A thread per handshake: a slow peer waits alone.
-            let spawned =
-                std::thread::Builder::new().name("pyconc-handshake".into()).spawn(handshake);
-            if let Err(e) = spawned {
-                return Err(e.into());
             }
+            // A peer that is gone before it got its challenge is simply dropped.
+            let Ok(handshake) = auth::ServerHandshake::start(&conn) else { continue };
+            let timeout = Duration::from_millis(self.handshake_timeout_ms.load(Ordering::Relaxed));
+            let deadline = Instant::now() + timeout;
+            pending.push_back(Pending { conn, peer, handshake, deadline });
         }
     }
 

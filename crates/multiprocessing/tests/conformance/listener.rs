@@ -346,3 +346,84 @@ fn a_pyconc_client_talks_to_a_python_listener() {
         python.wait().unwrap();
     }
 }
+
+fn threads_here() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
+}
+
+/// Issue 14, item 2: 600 peers that connect and never answer cost no thread each (before
+/// the fix: one thread per peer, 602 threads), and a legitimate client is still accepted
+/// while they hold their connections.
+#[test]
+fn a_flood_of_silent_peers_costs_no_thread_each_and_a_client_still_gets_in() {
+    let _serial = serial();
+    let listener = Listener::bind(tcp(), Some(b"key")).unwrap();
+    let address = listener.address();
+    let threads = threads_here();
+    std::thread::scope(|scope| {
+        // The listener accepts while the flood arrives (its backlog alone holds ~128).
+        let accepting = scope.spawn(|| listener.accept_timeout(Duration::from_secs(30)));
+        let flood: Vec<TcpStream> =
+            (0..600).map(|_| raw_peer(&address, &[], false).unwrap()).collect();
+        // This thread and the accepting one; a thread per handshake would show here.
+        let during = threads_here();
+        let good = talk(address.clone(), Some(b"key"), b"good");
+        let conn = accepting.join().unwrap().unwrap().expect("the client got in");
+        assert_eq!(conn.recv_bytes().unwrap(), b"good");
+        drop(conn); // the talker waits for the end of the connection
+        good.join().unwrap().unwrap();
+        assert!(during <= threads + 1, "{during} threads during the flood, {threads} before");
+        drop(flood);
+    });
+}
+
+fn accept_with_few_fds(listener: Listener) {
+    listener.set_max_handshakes(10_000);
+    let highest = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(3);
+    let limit = libc::rlimit { rlim_cur: highest + 3, rlim_max: highest + 3 };
+    // SAFETY: setrlimit reads a valid rlimit struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match listener.accept_timeout(Duration::from_secs(1)) {
+            Ok(Some(conn)) if conn.recv_bytes().is_ok_and(|m| m == b"good") => {
+                std::process::exit(0)
+            }
+            Ok(_) => {}
+            Err(Error::AuthenticationError(_)) => {}
+            Err(error) => {
+                eprintln!("accept failed: {error}");
+                std::process::exit(3);
+            }
+        }
+    }
+    std::process::exit(4);
+}
+
+/// Issue 14, item 2: a listener whose process has run out of fds (`EMFILE`) does not fail
+/// `accept` over and over: it lets go of the oldest handshake or backs off, and the
+/// legitimate client still gets in. (Before the fix `accept` returned "Too many open
+/// files" again and again: exit code 3.)
+#[test]
+fn running_out_of_fds_backs_off_instead_of_failing() {
+    let _serial = serial();
+    let listener = Listener::bind(tcp(), Some(b"key")).unwrap();
+    let address = listener.address();
+    let child = Process::builder()
+        .start_method(StartMethod::Fork)
+        .target(move || accept_with_few_fds(listener));
+    child.start().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let flood: Vec<TcpStream> = (0..100).map(|_| raw_peer(&address, &[], false).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let good = talk(address, Some(b"key"), b"good");
+    child.join().unwrap();
+    let _ = good.join();
+    drop(flood);
+    assert_eq!(child.exitcode(), Some(0), "3: accept failed; 4: the client never got in");
+}
