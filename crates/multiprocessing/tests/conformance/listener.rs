@@ -382,9 +382,20 @@ fn accept_with_few_fds(listener: Listener) {
     let highest = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .max()
         .unwrap_or(3);
+    // Fill every free fd number below the highest, so that exactly two stay free.
+    loop {
+        // SAFETY: dup of fd 2 returns a new fd or -1; the fds are never used.
+        let fd = unsafe { libc::dup(2) };
+        if fd < 0 || fd > highest {
+            // SAFETY: closes the fd just made, owned by nobody else.
+            unsafe { libc::close(fd) };
+            break;
+        }
+    }
+    let highest = highest as u64;
     let limit = libc::rlimit { rlim_cur: highest + 3, rlim_max: highest + 3 };
     // SAFETY: setrlimit reads a valid rlimit struct.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
