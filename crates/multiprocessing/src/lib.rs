@@ -50,6 +50,39 @@
 //! parent dies abruptly (SIGKILL, a crash): the kernel sends them SIGKILL
 //! (`PR_SET_PDEATHSIG`). Every child is reaped; none is left a zombie.
 //!
+//! # Security
+//!
+//! What this crate trusts, and what it does not:
+//!
+//! - **`authkey = None` trusts every peer that can connect.** A [`connection::Listener`]
+//!   without a key hands out the connection of anyone who reaches its address, and what
+//!   they send is deserialized when you call `recv` — CPython's rule too. Give a key
+//!   (CPython's HMAC handshake) to any listener others can reach, TCP above all.
+//! - **Abstract sockets have no permission check**: any process in the same network
+//!   namespace can connect to an [`connection::Address::Abstract`] name. Use a key, or a
+//!   Unix socket path in a directory only you can enter.
+//! - **Deserializing is bounded, not free.** A frame longer than
+//!   [`Connection::set_max_frame`] (64 MiB by default) is refused before anything is
+//!   allocated, but a deep recursive type (a tree, nested enums) received from an
+//!   untrusted peer can still exhaust the stack while it is decoded. With untrusted peers,
+//!   lower the frame limit and use flat message types.
+//! - **Unauthenticated peers are bounded.** A listener authenticates at most
+//!   [`connection::Listener::set_max_handshakes`] peers at once, from `accept`'s own poll
+//!   loop (no thread per peer), each within a deadline, and backs off when the process is
+//!   out of fds.
+//! - **The spawn marker is checked.** A spawned child finds its role in the environment
+//!   (`PYCONC_MULTIPROCESSING_FORK`) and its payload on an inherited socket. [`init`]
+//!   ignores the marker in a set-user-ID or file-capability program (secure-execution
+//!   mode), and unless its fd is a Unix socket made by the parent process under the same
+//!   user; anything else runs `main` as a normal program.
+//! - **Shared memory is read defensively.** Lengths and positions read from a ring or a
+//!   lock page are clamped before any copy; a process that shares the memory can garble
+//!   its messages, not make this one read or write outside the mapping.
+//! - **Forked pool workers are confined.** A forked worker lets go of every other
+//!   worker's channel before it runs a task.
+//! - **fds are close-on-exec** unless deliberately passed to a child, so programs run
+//!   with `std::process::Command` inherit none of them.
+//!
 //! # Examples
 //!
 //! ```

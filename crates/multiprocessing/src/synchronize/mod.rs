@@ -11,11 +11,16 @@
 //!
 //! # Robust locks (beyond CPython)
 //!
-//! A `Lock`/`RLock` word holds the holder's pid (`Lock`) or thread id (`RLock`). A waiter
-//! checks every 100 ms whether the holder still runs; if it died holding the lock (killed,
-//! crashed), the waiter takes the lock over — the POSIX `EOWNERDEAD` idea — and
-//! [`Lock::owner_died`] tells the new holder that the data it protects may be half-updated.
-//! CPython's locks stay locked forever there.
+//! A `Lock`/`RLock` word holds the holder's pid (`Lock`) or thread id (`RLock`), and the
+//! page beside it the holder's start time, so that a pid or tid the kernel hands out again
+//! is not mistaken for the holder. A waiter checks every 100 ms whether the holder still
+//! runs; if it died holding the lock (killed, crashed), the waiter takes the lock over —
+//! the POSIX `EOWNERDEAD` idea — and [`Lock::owner_died`] tells the new holder that the
+//! data it protects may be half-updated. CPython's locks stay locked forever there. A
+//! check that cannot tell (no `/proc`, out of fds) counts the holder as alive. A `Lock`
+//! is not owned (CPython): one left held by a process that *exited normally* stays held,
+//! for another process to release; only a holder that died without running its exit path
+//! loses it.
 
 mod barrier;
 mod condition;
