@@ -365,14 +365,15 @@ fn a_flood_of_silent_peers_costs_no_thread_each_and_a_client_still_gets_in() {
         let accepting = scope.spawn(|| listener.accept_timeout(Duration::from_secs(30)));
         let flood: Vec<TcpStream> =
             (0..600).map(|_| raw_peer(&address, &[], false).unwrap()).collect();
-        // This thread and the accepting one; a thread per handshake would show here.
+        // The accepting thread, and whatever threads other tests run meanwhile; a thread
+        // per handshake would add ~600.
         let during = threads_here();
         let good = talk(address.clone(), Some(b"key"), b"good");
         let conn = accepting.join().unwrap().unwrap().expect("the client got in");
         assert_eq!(conn.recv_bytes().unwrap(), b"good");
         drop(conn); // the talker waits for the end of the connection
         good.join().unwrap().unwrap();
-        assert!(during <= threads + 1, "{during} threads during the flood, {threads} before");
+        assert!(during < threads + 50, "{during} threads during the flood, {threads} before");
         drop(flood);
     });
 }
