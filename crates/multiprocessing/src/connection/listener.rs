@@ -241,10 +241,8 @@ impl Listener {
             if backoff_until.is_some_and(|until| until <= now) {
                 backoff_until = None;
             }
-            let mut wake_at = deadline;
-            for at in pending.iter().map(|p| p.deadline).chain(backoff_until) {
-                wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
-            }
+            let wake_at =
+                pending.iter().map(|p| p.deadline).chain(backoff_until).chain(deadline).min();
             if deadline.is_some_and(|d| d <= now) {
                 return Ok(None);
             }
@@ -289,22 +287,21 @@ impl Listener {
                 Ok(accepted) => accepted,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(_) if self.closed.load(Ordering::Acquire) => return Err(closed_error()),
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                    // Out of fds: free one of ours if we can, else wait a moment.
+                // Out of fds or kernel memory: free one of ours if we can, else wait a
+                // moment.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                    ) =>
+                {
                     if pending.pop_front().is_none() {
                         backoff_until = Instant::now().checked_add(FD_BACKOFF);
                     }
                     continue;
                 }
-                // The peer left before we took it, or the kernel is short of memory:
-                // nothing this listener did; go on with the others.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::ECONNABORTED | libc::EPROTO | libc::ENOBUFS | libc::ENOMEM)
-                    ) =>
-                {
-                    backoff_until = Instant::now().checked_add(FD_BACKOFF);
+                // The peer left before we took it: go on with the others.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNABORTED | libc::EPROTO)) => {
                     continue;
                 }
                 Err(e) => return Err(e.into()),

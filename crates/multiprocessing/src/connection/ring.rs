@@ -210,13 +210,13 @@ impl Ring {
         Ok(Ring { mem: Arc::new(mem) })
     }
 
-    /// The mapping, to send to a spawn or forkserver child.
     /// In a forked child that must not reach this ring: see
     /// [`SharedMemory::detach_in_child`].
     pub(crate) fn detach_in_child(&self) {
         self.mem.detach_in_child();
     }
 
+    /// The mapping, to send to a spawn or forkserver child.
     pub(crate) fn shared_mem(&self) -> &SharedMemory {
         &self.mem
     }

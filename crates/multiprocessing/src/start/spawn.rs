@@ -38,7 +38,7 @@ pub(crate) const MARKER: &str = "PYCONC_MULTIPROCESSING_FORK";
 /// What a process started by spawn or forkserver is for.
 #[derive(Debug)]
 pub(crate) enum ChildRole {
-    /// Run the target read from this pipe, then exit.
+    /// Run the target read from this socket, then exit.
     Spawn(OwnedFd),
     /// Serve fork requests on this socket.
     ForkServer(OwnedFd),
@@ -55,6 +55,9 @@ pub(crate) fn bootstrapping() -> bool {
     !TAKEN.load(Ordering::Acquire) && marked_role().is_some()
 }
 
+/// Makes the [`ChildRole`] the marker names from its fd.
+type MakeRole = fn(OwnedFd) -> ChildRole;
+
 /// What the marker asks this process to be, and its fd — if the marker is genuine.
 ///
 /// The marker comes from the environment and names an inherited fd: both are whatever
@@ -67,13 +70,17 @@ pub(crate) fn bootstrapping() -> bool {
 ///
 /// These checks only look at the fd. Anything else — no marker, a malformed one, an fd
 /// that is closed, a pipe, another process's socket — and `main` runs as a normal program.
-fn marked_role() -> Option<(&'static str, RawFd)> {
+fn marked_role() -> Option<(MakeRole, RawFd)> {
     if sys::secure_execution() {
         return None;
     }
     let value = std::env::var_os(MARKER)?;
     let (role, fd) = value.to_str()?.split_once(':')?;
-    let role = ["spawn", "forkserver"].into_iter().find(|r| *r == role)?;
+    let role: MakeRole = match role {
+        "spawn" => ChildRole::Spawn,
+        "forkserver" => ChildRole::ForkServer,
+        _ => return None,
+    };
     let fd: RawFd = fd.parse().ok().filter(|fd| *fd > 2)?;
     sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid()).then_some((role, fd))
 }
@@ -91,10 +98,7 @@ pub(crate) fn take_child_role() -> Option<ChildRole> {
     let fd = unsafe { sys::own_fd(fd) };
     // Programs this process runs later must not inherit it.
     sys::set_cloexec(fd.as_fd()).ok()?;
-    match role {
-        "spawn" => Some(ChildRole::Spawn(fd)),
-        _ => Some(ChildRole::ForkServer(fd)),
-    }
+    Some(role(fd))
 }
 
 /// Becomes what the marker said; never returns.

@@ -441,11 +441,7 @@ pub(crate) fn thread_count() -> usize {
     let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
     let Ok(n) = usize::try_from(n) else { return 1 };
     let stat = String::from_utf8_lossy(&buf[..n]);
-    // The command name (field 2) may hold spaces; fields after it follow its ')'.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1)
+    stat_fields(&stat).and_then(|mut fields| fields.nth(17)?.parse().ok()).unwrap_or(1)
 }
 
 /// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number stays
@@ -655,13 +651,16 @@ pub(crate) struct Identity {
     pub(crate) start: u64,
 }
 
+/// The fields of a `/proc/.../stat` line from field 3 (the state) on. The command name
+/// (field 2) may hold spaces and parentheses; the fields after it follow its last ')'.
+fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace())
+}
+
 /// The `starttime` field (22) of a `/proc/.../stat` line, and whether its state (field 3)
 /// says the task has ended (zombie or dead).
 fn parse_stat(stat: &str) -> Option<(u64, bool)> {
-    // The command name (field 2) may hold spaces and parentheses; fields after it follow
-    // its last ')'.
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
+    let mut fields = stat_fields(stat)?;
     let ended = fields.next()?.starts_with(['Z', 'X']);
     let start = fields.nth(18)?.parse().ok()?;
     Some((start, ended))
