@@ -671,27 +671,34 @@ fn own_start(path: &str) -> u64 {
 }
 
 /// This process's [`Identity`]. The start time is read once per process (a forked child
-/// has its own pid, so it reads its own); the cache is two atomics, never a lock, so a
-/// child forked at any moment finds it usable.
+/// has its own pid, so it reads its own) and kept even when it could not be read (0): an
+/// identity must not change while the process may hold a lock under it. The cache is two
+/// atomics, never a lock, so a child forked at any moment finds it usable.
 pub(crate) fn process_identity() -> Identity {
-    use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-    static START: AtomicU64 = AtomicU64::new(0);
-    static START_OF: AtomicI32 = AtomicI32::new(0);
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// The pid (high 22 bits: `pid_max` is at most 2^22) and the start time (low 42
+    /// bits: 2^42 ticks is over a century) in one word, so that racing threads agree.
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    const START_BITS: u32 = 42;
     let pid = getpid().0;
-    if START_OF.load(Ordering::Acquire) == pid {
-        return Identity { id: pid as u32, start: START.load(Ordering::Relaxed) };
+    let unpack = |packed: u64| Identity { id: pid as u32, start: packed & ((1 << START_BITS) - 1) };
+    let cached = CACHED.load(Ordering::Acquire);
+    if cached >> START_BITS == pid as u64 {
+        return unpack(cached);
     }
     let start = own_start("/proc/self/stat");
-    if start != 0 {
-        // Racing threads of one process store the same value.
-        START.store(start, Ordering::Relaxed);
-        START_OF.store(pid, Ordering::Release);
+    let start = if start >> START_BITS == 0 { start } else { 0 };
+    let packed = (pid as u64) << START_BITS | start;
+    // The first thread of this process to publish wins; the others use its value.
+    match CACHED.compare_exchange(cached, packed, Ordering::AcqRel, Ordering::Acquire) {
+        Err(theirs) if theirs >> START_BITS == pid as u64 => unpack(theirs),
+        _ => unpack(packed),
     }
-    Identity { id: pid as u32, start }
 }
 
-/// The calling thread's [`Identity`] (its kernel thread id and start time), cached per
-/// thread; a forked child's thread (a new tid in a new pid) reads its own.
+/// The calling thread's [`Identity`] (its kernel thread id and start time), read once per
+/// thread and kept, like [`process_identity`], even when the start time could not be
+/// read; a forked child's thread (a new tid in a new pid) reads its own.
 pub(crate) fn thread_identity() -> Identity {
     use std::cell::Cell;
     thread_local! {
@@ -700,7 +707,7 @@ pub(crate) fn thread_identity() -> Identity {
     }
     let pid = getpid().0;
     let (of, tid, start) = ME.with(Cell::get);
-    if of == pid && start != 0 {
+    if of == pid {
         return Identity { id: tid as u32, start };
     }
     let tid = gettid();
@@ -789,4 +796,27 @@ pub(crate) fn cpus_allowed() -> usize {
 pub(crate) fn signal_name(number: i32) -> String {
     nix::sys::signal::Signal::try_from(number)
         .map_or_else(|_| format!("signal {number}"), |signal| signal.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The identities robust locks record: stable across calls, naming this process and
+    /// thread, and a reused id with another start time is not "alive" as the holder.
+    #[test]
+    fn identities_are_stable_and_tell_a_reused_id_apart() {
+        let me = process_identity();
+        assert_eq!(me, process_identity());
+        assert_eq!(me.id, std::process::id());
+        assert_ne!(me.start, 0, "/proc/self/stat has a start time");
+        assert!(alive(me));
+        assert!(!alive(Identity { start: me.start + 1, ..me }), "another start time: not it");
+        let thread = thread_identity();
+        assert_eq!(thread, thread_identity());
+        let other = std::thread::spawn(thread_identity).join().unwrap();
+        assert_ne!(other.id, thread.id);
+        assert!(!alive(other), "the thread has ended");
+        assert!(alive(Identity { id: 1, start: 0 }), "an unknown start goes by the id alone");
+    }
 }
