@@ -90,3 +90,32 @@ fn a_dead_rank_or_a_hung_task_ends_the_job() {
         }
     }
 }
+
+/// Issue 14, item 3: the pool sends code offsets to the other ranks, meaningful only in
+/// the same executable. A job whose ranks 1 and 2 run another program (`mp_marker`,
+/// through mpirun's `:` syntax) is aborted at start-up with a message naming both
+/// executables, before any offset is used. (Before the fix those ranks would have called
+/// whatever code the offsets named in their binary.)
+#[test]
+fn a_rank_running_another_executable_aborts_the_job() {
+    if !have_mpirun() {
+        eprintln!("mpirun is not installed: skipping the MPI pool test");
+        return;
+    }
+    let other = example().with_file_name("mp_marker");
+    let started = Instant::now();
+    let out = Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-n", "1"])
+        .arg(example())
+        .arg("--fast")
+        .args([":", "-n", "2"])
+        .arg(&other)
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .output()
+        .expect("mpirun runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the job ran: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(stderr.contains("runs a different executable than rank 0"), "{stderr}");
+    assert!(stderr.contains("rank 0: executable sha256 "), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}

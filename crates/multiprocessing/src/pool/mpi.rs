@@ -7,7 +7,9 @@
 //! `Pool::builder().mpi()`, ranks 1..N−1 never return from `init()`: they serve chunks
 //! (the same wire format and chunk runners as local workers, `task.rs`: every rank runs
 //! this binary, so code offsets name the same functions) until rank 0 says stop, then
-//! finalize MPI and exit.
+//! finalize MPI and exit. That every rank runs this binary is checked, not trusted: at
+//! start-up rank 0 broadcasts a SHA-256 of its executable and its layout offset, and a
+//! rank that differs aborts the job with a message naming both.
 //!
 //! Failure model: MPI cannot go on without a rank. A rank that dies makes `mpirun` end the
 //! whole job (Open MPI: within about a second); a chunk that takes longer than the pool's
@@ -58,6 +60,7 @@ pub(crate) fn init() {
     };
     let world = universe.world();
     let rank = world.rank();
+    same_executable_everywhere(&world);
     *UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner) = Some(universe);
     if rank != 0 {
         serve(&world);
@@ -66,6 +69,67 @@ pub(crate) fn init() {
     }
     // Rank 0 finalizes at exit, after its pools are stopped (`children::exit_function`).
     crate::children::install_exit_function();
+}
+
+/// What every rank must share for code offsets to name the same functions on all of
+/// them: a SHA-256 of the executable's file and the offset of the layout anchor.
+const FINGERPRINT: usize = 32 + 8;
+
+/// This rank's fingerprint: the hash of `/proc/self/exe` (all zeros if it cannot be
+/// read) and [`start::layout`](crate::start::layout).
+fn fingerprint() -> [u8; FINGERPRINT] {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut hash = sha2::Sha256::new();
+    let mut read_whole = false;
+    if let Ok(mut exe) = std::fs::File::open("/proc/self/exe") {
+        let mut buf = vec![0u8; 1 << 20];
+        read_whole = loop {
+            match exe.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => hash.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        };
+    }
+    let mut out = [0u8; FINGERPRINT];
+    if read_whole {
+        out[..32].copy_from_slice(&hash.finalize());
+    }
+    out[32..].copy_from_slice(&crate::start::layout().to_le_bytes());
+    out
+}
+
+fn describe(fingerprint: &[u8; FINGERPRINT]) -> String {
+    let hash: String = fingerprint[..32].iter().map(|b| format!("{b:02x}")).collect();
+    let mut layout = [0u8; 8];
+    layout.copy_from_slice(&fingerprint[32..]);
+    format!("executable sha256 {hash}, layout offset {:#x}", u64::from_le_bytes(layout))
+}
+
+/// The pool sends code offsets from rank 0 to the other ranks: they are only meaningful
+/// in the same executable. Rank 0 broadcasts its fingerprint; a rank whose own differs —
+/// or that cannot read its executable — aborts the whole job with a message naming both,
+/// before any offset is used. A check that cannot tell says no.
+fn same_executable_everywhere(world: &SimpleCommunicator) {
+    use mpi::collective::Root;
+    let mine = fingerprint();
+    let mut theirs = mine;
+    world.process_at_rank(0).broadcast_into(&mut theirs[..]);
+    let unreadable = mine[..32].iter().all(|&b| b == 0);
+    if theirs != mine || unreadable {
+        eprintln!(
+            "pyconc: MPI pool: rank {} runs a different executable than rank 0, and code \
+             offsets would name other functions there; every rank must run the same binary. \
+             rank 0: {}; rank {}: {}. Aborting the job.",
+            world.rank(),
+            describe(&theirs),
+            world.rank(),
+            describe(&mine)
+        );
+        world.abort(1);
+    }
 }
 
 /// Finalizes MPI (at exit, after the pools were stopped).

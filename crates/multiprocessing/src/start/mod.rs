@@ -126,6 +126,13 @@ fn layout_anchor() -> u8 {
     1
 }
 
+/// The offset of a second anchor of this binary: two processes whose offsets differ do not
+/// run the same code, and must not exchange code offsets (spawn checks it per target; the
+/// MPI pool at start-up).
+pub(crate) fn layout() -> u64 {
+    offset(layout_anchor as *const () as usize)
+}
+
 /// A code address of this binary as an offset from its anchor: the same number names the
 /// same code in every process running this binary (the pool sends task functions so).
 pub(crate) fn offset(address: usize) -> u64 {
@@ -174,7 +181,7 @@ fn run_call<A: DeserializeOwned>(function: u64, args: &[u8]) -> Result<(), Error
 impl Portable {
     fn new(entry: Entry, function: usize, args: Vec<u8>) -> Portable {
         Portable {
-            layout: offset(layout_anchor as *const () as usize),
+            layout: layout(),
             entry: offset(entry as usize),
             function: if function == 0 { 0 } else { offset(function) },
             args,
@@ -184,7 +191,7 @@ impl Portable {
     /// Runs the target in this process (a child of the same binary); `fds` are the fds
     /// that came with it, for the objects in its arguments.
     pub(crate) fn run(self, fds: Vec<OwnedFd>) -> Result<(), Error> {
-        if self.layout != offset(layout_anchor as *const () as usize) {
+        if self.layout != layout() {
             return Err(Error::UnpicklingError(
                 "the target comes from a different program: spawn and forkserver children \
                  must run the parent's own executable"
