@@ -706,6 +706,102 @@ impl<'de> Deserialize<'de> for Connection {
 mod tests {
     use super::*;
 
+    /// The long frame-decoder fuzz run (issue 14): `PYCONC_FUZZ_INPUTS` (10 million by
+    /// default) random byte streams, each sent by a peer that then closes, and read by a
+    /// `Connection` as values until it gives up. None may panic, hang or make the process
+    /// allocate beyond the frame limit (the peak resident size is checked). Every `cargo
+    /// test` runs the short proptest of `tests/conformance/pipe.rs`; this one runs with
+    /// `cargo test --release -p pyconc-multiprocessing --lib -- --ignored frame_decoder`.
+    #[test]
+    #[ignore = "long: ten million inputs (about a minute in a release build)"]
+    fn frame_decoder_fuzz_long_run() {
+        use std::io::Write;
+        fn peak_rss_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        }
+        let inputs: u64 = std::env::var("PYCONC_FUZZ_INPUTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000_000);
+        // xorshift64*: fast, and reproducible from its seed.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let began = Instant::now();
+        let baseline = peak_rss_kib();
+        let (mut values, mut refused, mut ended) = (0u64, 0u64, 0u64);
+        let mut stream = Vec::with_capacity(1024);
+        for _ in 0..inputs {
+            stream.clear();
+            // Most inputs are frames with a plausible header (up to 512 bytes, sometimes
+            // announcing more than follows); some are raw bytes, a wild header.
+            for _ in 0..=(next() % 3) {
+                if next() % 4 == 0 {
+                    // A valid frame of a random value, one of its bytes often flipped.
+                    let mut strings = Vec::new();
+                    for i in 0..next() % 4 {
+                        strings.push("x".repeat((next() % 9 + i) as usize));
+                    }
+                    let mut numbers = None;
+                    if next() % 2 == 0 {
+                        let mut list = Vec::new();
+                        for _ in 0..next() % 5 {
+                            list.push(next());
+                        }
+                        numbers = Some(list);
+                    }
+                    let value = (next() as u8, strings, numbers);
+                    let mut body = codec::encode(&value).unwrap();
+                    if next() % 2 == 0 {
+                        let at = (next() as usize) % body.len();
+                        body[at] ^= 1 << (next() % 8);
+                    }
+                    stream.extend_from_slice(&(body.len() as u32).to_be_bytes());
+                    stream.extend_from_slice(&body);
+                    continue;
+                }
+                let len = (next() % 512) as usize;
+                if next() % 8 != 0 {
+                    let announced = if next() % 4 == 0 { next() as u32 } else { len as u32 };
+                    stream.extend_from_slice(&announced.to_be_bytes());
+                }
+                stream.extend((0..len).map(|_| next() as u8));
+            }
+            let (ours, theirs) = sys::socketpair(libc::SOCK_STREAM).unwrap();
+            let conn = Connection::new(ours, true, false).unwrap();
+            conn.set_max_frame(4096);
+            let mut peer = std::os::unix::net::UnixStream::from(theirs);
+            peer.write_all(&stream).unwrap();
+            drop(peer);
+            for _ in 0..8 {
+                match conn.recv::<(u8, Vec<String>, Option<Vec<u64>>)>() {
+                    Ok(_) => values += 1,
+                    Err(Error::UnpicklingError(_)) => refused += 1,
+                    Err(_) => {
+                        ended += 1; // end of stream, a truncated or an oversized frame
+                        break;
+                    }
+                }
+            }
+        }
+        let grown = peak_rss_kib().saturating_sub(baseline);
+        eprintln!(
+            "frame-decoder fuzz: {inputs} inputs in {:.1?}: {values} values, {refused} \
+             refused, {ended} streams ended; peak RSS grew {grown} KiB",
+            began.elapsed()
+        );
+        assert!(grown < 16 * 1024, "memory grew by {grown} KiB");
+    }
+
     /// A pipe where shared memory cannot be had: a bare OS pipe or socket pair, as CPython's.
     fn bare_pipe(duplex: bool) -> (Connection, Connection) {
         if duplex {
