@@ -77,6 +77,78 @@ impl SharedMemory {
         unsafe { &*self.ptr.as_ptr().add(index * 8).cast::<AtomicU64>() }
     }
 
+    /// The `T` at byte `offset` of the mapping, copied through atomics (see
+    /// [`load_bytes`](SharedMemory::load_bytes)); a `T` of one aligned word is one atomic
+    /// load, inlined into the caller.
+    ///
+    /// # Panics
+    /// If the `T` is outside the mapping (a bug of this crate's layouts).
+    #[inline]
+    pub(crate) fn load<T: bytemuck::Pod>(&self, offset: usize) -> T {
+        if let Some(ptr) = self.one_word::<T>(offset) {
+            // SAFETY: `one_word` checked that the `T` lies in the mapping and is aligned for
+            // the atomic of its width; atomics may alias memory that other processes
+            // access atomically. The arm taken is the one of `T`'s width (the others are
+            // never reached, and `bytemuck::cast` between equal sizes cannot fail).
+            unsafe {
+                match std::mem::size_of::<T>() {
+                    8 => return bytemuck::cast((*ptr.cast::<AtomicU64>()).load(Ordering::Relaxed)),
+                    4 => return bytemuck::cast((*ptr.cast::<AtomicU32>()).load(Ordering::Relaxed)),
+                    2 => return bytemuck::cast((*ptr.cast::<AtomicU16>()).load(Ordering::Relaxed)),
+                    1 => return bytemuck::cast((*ptr.cast::<AtomicU8>()).load(Ordering::Relaxed)),
+                    _ => {}
+                }
+            }
+        }
+        let mut value = T::zeroed();
+        self.load_bytes(offset, bytemuck::bytes_of_mut(&mut value));
+        value
+    }
+
+    /// Stores `value` at byte `offset` of the mapping through atomics (see
+    /// [`load`](SharedMemory::load)).
+    ///
+    /// # Panics
+    /// If the `T` is outside the mapping (a bug of this crate's layouts).
+    #[inline]
+    pub(crate) fn store<T: bytemuck::Pod>(&self, offset: usize, value: T) {
+        if let Some(ptr) = self.one_word::<T>(offset) {
+            // SAFETY: as in `load`; the mapping is writable.
+            unsafe {
+                match std::mem::size_of::<T>() {
+                    8 => {
+                        return (*ptr.cast::<AtomicU64>())
+                            .store(bytemuck::cast(value), Ordering::Relaxed);
+                    }
+                    4 => {
+                        return (*ptr.cast::<AtomicU32>())
+                            .store(bytemuck::cast(value), Ordering::Relaxed);
+                    }
+                    2 => {
+                        return (*ptr.cast::<AtomicU16>())
+                            .store(bytemuck::cast(value), Ordering::Relaxed);
+                    }
+                    1 => {
+                        return (*ptr.cast::<AtomicU8>())
+                            .store(bytemuck::cast(value), Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.store_bytes(offset, bytemuck::bytes_of(&value));
+    }
+
+    /// The address of a `T` at byte `offset` if it is one aligned machine word (1, 2, 4 or
+    /// 8 bytes, at a multiple of its size) inside the mapping.
+    #[inline]
+    fn one_word<T>(&self, offset: usize) -> Option<*mut u8> {
+        let width = std::mem::size_of::<T>();
+        let fits = offset.checked_add(width).is_some_and(|end| end <= self.len);
+        (matches!(width, 1 | 2 | 4 | 8) && fits && offset % width == 0)
+            .then(|| self.ptr.as_ptr().wrapping_add(offset))
+    }
+
     /// Copies bytes `offset..offset + out.len()` of the mapping into `out`, through
     /// relaxed atomic loads of the widest aligned words that fit. Another thread or
     /// process may write the same bytes meanwhile (an unlocked `RawValue`): the copy may
@@ -122,6 +194,7 @@ impl SharedMemory {
     }
 
     /// The bytes `offset..offset + len` as a run of the widest aligned atomics that fit.
+    #[inline]
     fn words(&self, offset: usize, len: usize) -> impl Iterator<Item = Word<'_>> {
         assert!(
             offset.checked_add(len).is_some_and(|end| end <= self.len),

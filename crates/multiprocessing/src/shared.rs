@@ -91,14 +91,12 @@ impl<T: Pod> Value<T> {
     }
 
     fn read(&self) -> T {
-        let mut value = T::zeroed();
         // T is Pod: every bit pattern another process wrote is a valid T.
-        self.mem.load_bytes(0, bytemuck::bytes_of_mut(&mut value));
-        value
+        self.mem.load(0)
     }
 
     fn write(&self, value: T) {
-        self.mem.store_bytes(0, bytemuck::bytes_of(&value));
+        self.mem.store(0, value);
     }
 
     /// The value. Python: `v.value`.
@@ -209,16 +207,14 @@ impl<T: Pod> Array<T> {
 
     fn read(&self, index: usize) -> T {
         debug_assert!(index < self.len);
-        let mut value = T::zeroed();
         // index < len: the element lies in the mapping; T is Pod, so every bit pattern
         // another process wrote is a valid T.
-        self.mem.load_bytes(index * std::mem::size_of::<T>(), bytemuck::bytes_of_mut(&mut value));
-        value
+        self.mem.load(index * std::mem::size_of::<T>())
     }
 
     fn write(&self, index: usize, value: T) {
         debug_assert!(index < self.len);
-        self.mem.store_bytes(index * std::mem::size_of::<T>(), bytemuck::bytes_of(&value));
+        self.mem.store(index * std::mem::size_of::<T>(), value);
     }
 
     fn locked<R>(&self, f: impl FnOnce() -> R) -> R {

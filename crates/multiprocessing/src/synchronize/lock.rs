@@ -197,15 +197,20 @@ fn register(mem: &Arc<SharedMemory>) {
 /// that no waiter mistakes this normal exit for a crash and takes it over (CPython's
 /// `Lock`: another process may release it).
 pub(crate) fn abandon_held_locks() {
-    let me = sys::process_identity();
     let pages: Vec<Arc<SharedMemory>> = lock_registry().iter().filter_map(Weak::upgrade).collect();
     for page in pages {
-        abandon_if_held(&page, me);
+        abandon_if_held(&page);
     }
 }
 
-fn abandon_if_held(page: &SharedMemory, me: Identity) {
+/// Marks `page`'s lock [`ABANDONED`] if this process holds it. The pid is compared first,
+/// so that a process holding none (most, at exit) never reads its start time.
+fn abandon_if_held(page: &SharedMemory) {
     let word = robust_word(page);
+    if word.holder().is_none_or(|holder| holder.id != sys::getpid().0 as u32) {
+        return;
+    }
+    let me = sys::process_identity();
     if word.held_by(me) {
         let _ =
             word.start.compare_exchange(me.start, ABANDONED, Ordering::AcqRel, Ordering::Relaxed);
@@ -219,7 +224,7 @@ struct LeftHeld(Arc<SharedMemory>);
 
 impl Drop for LeftHeld {
     fn drop(&mut self) {
-        abandon_if_held(&self.0, sys::process_identity());
+        abandon_if_held(&self.0);
     }
 }
 
