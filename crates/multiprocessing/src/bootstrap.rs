@@ -4,7 +4,9 @@
 //! 2. the target runs; a panic (or a target that could not be decoded) makes the exit
 //!    code 1, otherwise it is 0 (`std::process::exit(n)` inside the target exits with `n`
 //!    after the same clean-up, through the threading crate's exit hook);
-//! 3. CPython's `_exit_function`: daemonic children are terminated, every child is joined;
+//! 3. CPython's `_exit_function` (`pyconc_core::exit`): the exit finalizers run — pools are
+//!    terminated, daemonic children terminated and every child joined, queue feeders
+//!    flushed;
 //! 4. a panic is reported to stderr as `Process NAME:` and the panic (CPython prints the
 //!    traceback after that line) — after step 3, as CPython does;
 //! 5. `threading._shutdown()`: the child waits for its non-daemon threads;
@@ -32,16 +34,16 @@ pub(crate) enum Ending {
 pub(crate) fn run(ending: Ending, body: impl FnOnce() -> Result<(), Error>) -> ! {
     let _ = sys::stdin_from_dev_null();
     let mut failure: Option<String> = None;
-    let outcome = threading::_run_reporting_panic(|| {
+    let outcome = pyconc_core::panic::catch_panic(|| {
         if let Err(error) = body() {
             failure = Some(format!("{error}\n"));
         }
     });
-    if let Err(report) = outcome {
-        failure = Some(report);
+    if let Err(caught) = outcome {
+        failure = Some(caught.describe());
     }
     let code = i32::from(failure.is_some());
-    crate::children::exit_function();
+    pyconc_core::exit::exit_function();
     if let Some(report) = failure {
         let name = crate::current_process().name();
         let mut stderr = std::io::stderr().lock();

@@ -6,8 +6,10 @@
 //! `start()` or `active_children()`). The thread starts with the first such child.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::Arc;
+
+use pyconc_core::exit::AtExit;
+use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 
 use crate::process::{Inner, Role};
 use crate::start::{ChildSpec, Waiter};
@@ -25,30 +27,36 @@ pub(crate) struct State {
     orphans: Vec<Arc<Inner>>,
     /// The reaper thread's wake-up eventfd, once it runs.
     reaper: Option<Arc<OwnedFd>>,
-    exit_installed: bool,
-    exiting: bool,
-    /// The pools this process made, terminated at exit.
-    pools: Vec<Weak<crate::pool::Shared>>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    counter: 0,
-    children: Vec::new(),
-    current: None,
-    parent: None,
-    orphans: Vec::new(),
-    reaper: None,
-    exit_installed: false,
-    exiting: false,
-    pools: Vec::new(),
-});
+impl State {
+    /// In every forked child: the parent's children are not the child's, and threads do
+    /// not survive a fork, so the reaper is gone too. (Who the child is, `current` and
+    /// `parent`, is set by [`become_child`] in a child that `Process` started.)
+    fn reset_in_child(&mut self) {
+        self.counter = 0;
+        self.children.clear();
+        self.orphans.clear();
+        self.reaper = None;
+    }
+}
 
-/// Threads this crate runs for itself (the reaper, the launcher), which the fork warning
-/// does not count.
-pub(crate) static HELPER_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Held across `fork()` first of this crate's locks (`pyconc_core::fork`'s order 10).
+static STATE: ForkMutex<State> = ForkMutex::new(
+    State {
+        counter: 0,
+        children: Vec::new(),
+        current: None,
+        parent: None,
+        orphans: Vec::new(),
+        reaper: None,
+    },
+    10,
+    State::reset_in_child,
+);
 
-pub(crate) fn state() -> MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+pub(crate) fn state() -> ForkMutexGuard<State> {
+    STATE.lock()
 }
 
 fn current_of(state: &mut State) -> Arc<Inner> {
@@ -84,17 +92,11 @@ pub(crate) fn next_identity() -> Vec<u32> {
     identity
 }
 
-/// Makes `state` describe a new child: CPython's `_bootstrap` resetting `_children`,
-/// `_process_counter`, `_current_process` and `_parent_process`. Threads do not survive a
-/// fork, so the reaper is gone too.
-pub(crate) fn become_child(state: &mut State, spec: &ChildSpec) {
-    state.counter = 0;
-    state.children.clear();
-    state.orphans.clear();
-    state.reaper = None;
-    state.exiting = false;
-    state.pools.clear();
-    HELPER_THREADS.store(0, Ordering::Relaxed);
+/// Makes the bookkeeping describe a new child: CPython's `_bootstrap` resetting
+/// `_children`, `_process_counter`, `_current_process` and `_parent_process`.
+pub(crate) fn become_child(spec: &ChildSpec) {
+    let mut state = state();
+    state.reset_in_child();
     state.current = Some(Inner::new_self(
         "Process",
         spec.name.clone(),
@@ -115,18 +117,6 @@ pub(crate) fn become_child(state: &mut State, spec: &ChildSpec) {
         parent_pid,
         sentinel,
     ));
-}
-
-/// Records a pool, to terminate at exit.
-pub(crate) fn add_pool(pool: Weak<crate::pool::Shared>) {
-    let mut state = state();
-    state.pools.retain(|p| p.strong_count() > 0);
-    state.pools.push(pool);
-}
-
-/// Whether the exit function has started (no new children then).
-pub(crate) fn exiting() -> bool {
-    state().exiting
 }
 
 /// Records a started child.
@@ -174,15 +164,13 @@ pub(crate) fn last_handle_dropped(child: &Arc<Inner>) {
             let Ok(wake) = sys::eventfd() else { return };
             let wake = Arc::new(wake);
             let for_thread = Arc::clone(&wake);
-            let spawned = std::thread::Builder::new()
-                .name("pyconc-reaper".into())
-                .spawn(move || reap_orphans(&for_thread));
+            let spawned =
+                pyconc_core::helper::spawn("pyconc-reaper", move || reap_orphans(&for_thread));
             if spawned.is_err() {
                 // No thread: the orphan is reaped by the next start(), active_children()
                 // or exit, as in CPython.
                 return;
             }
-            HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
             state.reaper = Some(Arc::clone(&wake));
             wake
         }
@@ -209,29 +197,19 @@ fn reap_orphans(wake: &OwnedFd) {
     }
 }
 
-/// Registers [`exit_function`] with the threading crate's exit hook, once per process.
+/// CPython's `_exit_function` terminates the daemonic children and joins every child
+/// between the finalizers of priority >= 0 and the rest: here it is a finalizer of
+/// priority 0, registered when a process starts its first child.
+static EXIT_CHILDREN: AtExit = AtExit::new(exit_children, 0);
+
+/// Registers [`exit_children`] as an exit finalizer, once per process.
 pub(crate) fn install_exit_function() {
-    let mut state = state();
-    if !state.exit_installed {
-        state.exit_installed = true;
-        threading::_register_exit_hook(exit_function);
-    }
+    EXIT_CHILDREN.install();
 }
 
-/// CPython's `util._exit_function`, run once at exit (after the non-daemon threads were
-/// joined) and at the end of every child: terminate the daemonic children, then join every
-/// child.
-pub(crate) fn exit_function() {
-    {
-        let mut state = state();
-        if state.exiting {
-            return;
-        }
-        state.exiting = true;
-    }
-    // CPython's pool finalizers (exit priority 15) come before the children's.
-    let pools = std::mem::take(&mut state().pools);
-    crate::pool::terminate_at_exit(pools);
+/// The children's part of CPython's `util._exit_function`, run at exit and at the end of
+/// every child: terminate the daemonic children, then join every child.
+fn exit_children() {
     for child in crate::active_children() {
         if child.daemon() {
             let _ = child.terminate();
@@ -240,12 +218,4 @@ pub(crate) fn exit_function() {
     for child in crate::active_children() {
         let _ = child.join();
     }
-    // CPython's queue finalizers (exit priority -5): feeders write what is pending.
-    crate::queue::flush_feeders_at_exit();
-    // Last: MPI, whose pools were stopped above.
-    #[cfg(feature = "mpi")]
-    crate::pool::mpi::finalize();
-    // A `Lock` this process still holds stays held (CPython): marked so that no waiter
-    // takes it over as if this process had crashed.
-    crate::synchronize::abandon_held_locks();
 }

@@ -210,7 +210,7 @@ pub(crate) fn init_called() -> bool {
 /// }
 /// ```
 pub fn init() {
-    threading::_ensure_initialized();
+    pyconc_core::start::ensure_started();
     INIT_CALLED.store(true, Ordering::Release);
     if let Some(role) = crate::start::spawn::take_child_role() {
         crate::start::spawn::run_child_role(role);

@@ -110,6 +110,7 @@ mod shared;
 mod start;
 mod synchronize;
 mod sys;
+pub mod util;
 
 pub use connection::{Connection, pipe};
 pub use context::{

@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use pyconc_core::exit::AtExit;
+use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -387,14 +389,19 @@ struct FeederState {
     running: bool,
 }
 
-/// Every feeder of this process, by channel address. Held across `fork()` and emptied in
-/// the child ([`crate::start::ForkLocks`]): a child has no feeder threads, and must not
-/// touch the parent's.
-pub(crate) type Feeders = HashMap<usize, Arc<Feeder>>;
-static FEEDERS: Mutex<Option<Feeders>> = Mutex::new(None);
+/// Every feeder of this process, by channel address. Held across `fork()` (order 40) and
+/// emptied in the child: a child has no feeder threads, and must not touch the parent's.
+/// Their pending items are the parent's to write (CPython's `Queue._after_fork`); they
+/// are leaked, as their locks may be held by threads that are gone.
+type Feeders = HashMap<usize, Arc<Feeder>>;
+static FEEDERS: ForkMutex<Option<Feeders>> =
+    ForkMutex::new(None, 40, |feeders| std::mem::forget(feeders.take()));
 
-pub(crate) fn feeders_slot() -> MutexGuard<'static, Option<Feeders>> {
-    FEEDERS.lock().unwrap_or_else(PoisonError::into_inner)
+/// CPython's queue finalizer of priority −5: at exit, the feeders write what is pending.
+static FLUSH_AT_EXIT: AtExit = AtExit::new(flush_feeders_at_exit, -5);
+
+fn feeders_slot() -> ForkMutexGuard<Option<Feeders>> {
+    FEEDERS.lock()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -450,12 +457,10 @@ fn hand_to_feeder(
     state.keep_alive = Some(Arc::clone(channel));
     if !state.running {
         let (for_thread, weak) = (Arc::clone(feeder), Arc::downgrade(channel));
-        std::thread::Builder::new()
-            .name("pyconc-queue-feeder".into())
-            .spawn(move || feed(&for_thread, &weak))
+        pyconc_core::helper::spawn("pyconc-queue-feeder", move || feed(&for_thread, &weak))
             .map_err(Error::OsError)?;
         state.running = true;
-        crate::children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
+        FLUSH_AT_EXIT.install();
     }
     feeder.changed.notify_all();
     Ok(())
@@ -475,7 +480,6 @@ fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
                 state.keep_alive = None;
                 if state.closing || channel.strong_count() == 0 {
                     state.running = false;
-                    crate::children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
                     feeder.changed.notify_all();
                     return;
                 }
@@ -506,7 +510,7 @@ fn flush(feeder: &Feeder) {
 }
 
 /// At exit: waits for every feeder of this process whose queue did not cancel that.
-pub(crate) fn flush_feeders_at_exit() {
+fn flush_feeders_at_exit() {
     let feeders: Vec<Arc<Feeder>> =
         feeders_slot().as_ref().map(|f| f.values().cloned().collect()).unwrap_or_default();
     for feeder in feeders {

@@ -75,14 +75,9 @@ mod wait_word;
 use std::time::Duration;
 
 pub use error::Error;
-pub use excepthook::{
-    _CaughtPanic, _catch_panic, _install_panic_hook, _run_reporting_panic, ExceptHookArgs,
-    Location, excepthook, set_excepthook,
-};
+pub use excepthook::{ExceptHookArgs, Location, excepthook, set_excepthook};
 pub use join::{Joinable, joinall, joinall_timeout};
 pub use local::Local;
-#[doc(hidden)]
-pub use registry::{_after_fork_child, _ensure_initialized, _register_exit_hook};
 pub use registry::{active_count, current_thread, enumerate, main_thread, shutdown};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, FAIR_INTERVAL, Lock, LockGuard,

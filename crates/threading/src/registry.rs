@@ -10,20 +10,23 @@
 //!   `_DummyThread`), removed again when that thread exits (CPython 3.13's behaviour; 3.11
 //!   kept them forever).
 //! - The main thread is the process's first thread, whose kernel id is the process id; its
-//!   `pthread_t` is recorded before `main` runs (see `sys.rs`).
-//! - Exit: an `atexit` hook joins every non-daemon thread but the caller. It runs inside
-//!   `exit()`, after the exiting thread's thread-locals were destroyed, so it reads no
-//!   thread-local: it identifies the caller by `pthread_self()`.
-//! - Fork: the registry lock is taken before `fork()` and released after it in both
-//!   processes (`pthread_atfork`), so the child finds it consistent; the child then keeps
-//!   only the forking thread, which becomes the main thread (CPython's `_after_fork`).
+//!   `pthread_t` is recorded before `main` runs (`pyconc_core::start`).
+//! - Exit: a shutdown hook of `pyconc_core::exit` joins every non-daemon thread but the
+//!   caller. It runs inside `exit()`, after the exiting thread's thread-locals were
+//!   destroyed, so it reads no thread-local: it identifies the caller by `pthread_self()`.
+//! - Fork: the registry is a `pyconc_core::fork::ForkMutex`, taken before every `fork()`
+//!   and released after it in both processes, so the child finds it consistent; the child
+//!   then keeps only the forking thread, which becomes the main thread (CPython's
+//!   `_after_fork`).
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, OnceCell};
 use std::collections::BTreeMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
+use pyconc_core::{exit, start};
 
 use crate::sys;
 use crate::thread::{ENDED, Kind, RUNNING, Thread};
@@ -36,11 +39,13 @@ struct Registry {
     next_key: u64,
 }
 
-static REGISTRY: Mutex<Registry> =
-    Mutex::new(Registry { main: None, threads: BTreeMap::new(), next_key: 1 });
-
-/// `pthread_self()` of the main thread, recorded before `main`; 0 if not recorded.
-static MAIN_IDENT: AtomicU64 = AtomicU64::new(0);
+/// Held across `fork()`, after every lock of `multiprocessing` (see `pyconc_core::fork`);
+/// the child keeps only the forking thread.
+static REGISTRY: ForkMutex<Registry> = ForkMutex::new(
+    Registry { main: None, threads: BTreeMap::new(), next_key: 1 },
+    100,
+    reset_after_fork,
+);
 
 /// CPython's `_counter`: numbers `Thread-N` and `Dummy-N` names, never reset.
 static THREAD_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -48,8 +53,11 @@ static THREAD_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// `threading.stack_size()`: 0 means the platform default.
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 
-fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+fn registry() -> ForkMutexGuard<Registry> {
+    // A registry in use means threads to join at exit (and a main thread to mark ended).
+    static SHUTDOWN: Once = Once::new();
+    SHUTDOWN.call_once(|| exit::register_shutdown(at_exit));
+    REGISTRY.lock()
 }
 
 pub(crate) fn next_thread_number() -> u64 {
@@ -205,7 +213,7 @@ fn main_of(reg: &mut Registry) -> Thread {
         return main.clone();
     }
     let main = Thread::from_parts(Kind::Main, "MainThread".into(), false, RUNNING, None, None);
-    let mut ident = MAIN_IDENT.load(Ordering::Relaxed);
+    let mut ident = start::main_thread_ident().unwrap_or(0);
     if ident == 0 && sys::gettid() == sys::getpid() {
         ident = sys::pthread_self();
     }
@@ -279,53 +287,24 @@ fn join_non_daemon_threads(caller: u64) {
 /// How often a waiting exit checks whether the thread it waits for is parked in `exit`.
 const EXIT_PARK_CHECK: Duration = Duration::from_millis(50);
 
-/// Runs inside `exit()` in the exiting thread, whose thread-locals may be gone already.
-extern "C" fn at_exit() {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let caller = sys::pthread_self();
-        if sys::gettid() == sys::getpid() {
-            // The main thread is exiting: CPython marks it stopped, releasing its joiners.
-            let main = registry().main.clone();
-            if let Some(main) = main {
-                main.advance(ENDED);
-            }
+/// `pyconc_core`'s shutdown hook, run inside `exit()` in the exiting thread, whose
+/// thread-locals may be gone already: marks the main thread ended (when it is the one
+/// exiting) and joins every non-daemon thread. The exit finalizers run after it.
+fn at_exit() {
+    let caller = sys::pthread_self();
+    if sys::gettid() == sys::getpid() {
+        // The main thread is exiting: CPython marks it stopped, releasing its joiners.
+        let main = registry().main.clone();
+        if let Some(main) = main {
+            main.advance(ENDED);
         }
-        join_non_daemon_threads(caller);
-        run_exit_hooks();
-    }));
+    }
+    join_non_daemon_threads(caller);
 }
 
-thread_local! {
-    /// The registry lock, held by the forking thread across `fork()`.
-    static FORK_GUARD: RefCell<Option<MutexGuard<'static, Registry>>> = const { RefCell::new(None) };
-}
-
-extern "C" fn before_fork() {
-    let guard = registry();
-    let _ = FORK_GUARD.try_with(|slot| *slot.borrow_mut() = Some(guard));
-}
-
-extern "C" fn after_fork_in_parent() {
-    let _ = FORK_GUARD.try_with(|slot| slot.borrow_mut().take());
-}
-
-extern "C" fn after_fork_in_child() {
-    let guard = FORK_GUARD.try_with(|slot| slot.borrow_mut().take()).ok().flatten();
-    let _ = catch_unwind(AssertUnwindSafe(|| match guard {
-        Some(mut reg) => reset_after_fork(&mut reg),
-        None => reset_after_fork(&mut registry()),
-    }));
-}
-
-/// CPython's `threading._after_fork`: only the forking thread survives a fork. It becomes
-/// the main thread; every other thread is marked ended (joining it returns at once).
-/// Public for `multiprocessing`, which forks with these hooks installed already; calling it
-/// twice is harmless.
-#[doc(hidden)]
-pub fn _after_fork_child() {
-    reset_after_fork(&mut registry());
-}
-
+/// CPython's `threading._after_fork`, run in every forked child with the registry held
+/// across the fork: only the forking thread survives. It becomes the main thread; every
+/// other thread is marked ended (joining it returns at once).
 fn reset_after_fork(reg: &mut Registry) {
     let ident = sys::pthread_self();
     let from_slot = CURRENT.try_with(|slot| slot.thread.get().cloned()).ok().flatten();
@@ -335,6 +314,7 @@ fn reset_after_fork(reg: &mut Registry) {
             Thread::from_parts(Kind::Main, "MainThread".into(), false, RUNNING, None, None)
         });
     current.set_ids(ident, sys::gettid());
+    start::set_main_thread_ident(ident);
     for thread in reg.threads.values().chain(reg.main.as_ref()) {
         if *thread != current {
             thread.forget_os_thread();
@@ -345,40 +325,4 @@ fn reset_after_fork(reg: &mut Registry) {
     let key = current.inner.key.load(Ordering::Relaxed);
     reg.threads.insert(key, current.clone());
     reg.main = Some(current);
-}
-
-/// Called once, before `main`, on the main thread.
-pub(crate) fn on_process_start(main_ident: u64) {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        MAIN_IDENT.store(main_ident, Ordering::Relaxed);
-        sys::atexit(at_exit);
-        sys::atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-    });
-}
-
-/// Runs this crate's start-of-process setup now, if it has not run yet: for code that runs
-/// before `main` itself (another `.init_array` entry, such as `multiprocessing`'s
-/// `init_before_main!`), which may come before this crate's own. Call it on the main thread.
-#[doc(hidden)]
-pub fn _ensure_initialized() {
-    on_process_start(sys::pthread_self());
-}
-
-/// Hooks run at exit after the non-daemon threads were joined (CPython runs
-/// `multiprocessing`'s exit function then), last registered first.
-static EXIT_HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
-
-/// Registers `hook` to run at process exit, after every non-daemon thread was joined.
-/// For `multiprocessing`, whose exit handler must run after the threads are joined.
-#[doc(hidden)]
-pub fn _register_exit_hook(hook: fn()) {
-    EXIT_HOOKS.lock().unwrap_or_else(PoisonError::into_inner).push(hook);
-}
-
-fn run_exit_hooks() {
-    let hooks = std::mem::take(&mut *EXIT_HOOKS.lock().unwrap_or_else(PoisonError::into_inner));
-    for hook in hooks.into_iter().rev() {
-        let _ = catch_unwind(hook);
-    }
 }

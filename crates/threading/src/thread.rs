@@ -242,7 +242,7 @@ impl Thread {
                 Err(seen) => current = seen,
             }
         }
-        excepthook::install_panic_hook();
+        pyconc_core::panic::install_hook();
         registry::add(self);
 
         let mut builder = std::thread::Builder::new();

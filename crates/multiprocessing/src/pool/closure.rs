@@ -10,12 +10,14 @@
 //!
 //! The registry holds closures weakly: the chunks that use a closure keep it alive, so
 //! a worker forked while any of them is pending finds it (its memory is a copy of the
-//! parent's, chunks included). The registry's lock is held across every fork
-//! (`start::ForkLocks`), so a child never finds it locked.
+//! parent's, chunks included). The registry's lock is held across every fork (order 50
+//! of `pyconc_core::fork`), so a child never finds it locked, and kept as it is there.
 
 use std::any::Any;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
+
+use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 
 /// A shareable, type-erased closure.
 pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
@@ -26,11 +28,12 @@ pub(crate) struct Registry {
     closures: BTreeMap<u64, Weak<dyn Any + Send + Sync>>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { next: 0, closures: BTreeMap::new() });
+static REGISTRY: ForkMutex<Registry> =
+    ForkMutex::new(Registry { next: 0, closures: BTreeMap::new() }, 50, |_| {});
 
-/// The registry, locked (also for `ForkLocks`).
-pub(crate) fn registry() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+/// The registry, locked.
+fn registry() -> ForkMutexGuard<Registry> {
+    REGISTRY.lock()
 }
 
 /// The number the next closure will get: a worker forked now can run every closure

@@ -369,7 +369,7 @@ impl Handler {
             let work_left =
                 !state.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty());
             state.broken.is_none()
-                && !crate::children::exiting()
+                && !pyconc_core::exit::is_exiting()
                 && match state.status {
                     Status::Run => true,
                     Status::Close => work_left,

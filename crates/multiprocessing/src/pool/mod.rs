@@ -52,7 +52,10 @@ use crate::error::{
     CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE,
 };
 use crate::sys::{self, Pid};
-use crate::{Connection, Error, Process, StartMethod, children, get_start_method, pipe};
+use pyconc_core::exit::Finalize;
+use pyconc_core::fork::WeakList;
+
+use crate::{Connection, Error, Process, StartMethod, get_start_method, pipe};
 
 /// How long `terminate` waits at exit for a pool's handler at most.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
@@ -191,7 +194,6 @@ impl Shared {
     pub(crate) fn set_finished(&self) {
         *lock(&self.finished) = true;
         self.finished_changed.notify_all();
-        children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Waits until the handler thread has finished, at most until `deadline`.
@@ -410,6 +412,8 @@ pub struct PoolStats {
 pub struct Pool {
     shared: Arc<Shared>,
     handler: Mutex<Option<JoinHandle<()>>>,
+    /// Terminates the pool at exit if it still runs then.
+    finalizer: Finalize,
 }
 
 impl Pool {
@@ -862,14 +866,14 @@ impl Pool {
         name: &str,
         handler: impl FnOnce() + Send + 'static,
     ) -> Result<Pool, Error> {
-        children::HELPER_THREADS.fetch_add(1, Ordering::Relaxed);
-        match std::thread::Builder::new().name(name.into()).spawn(handler) {
+        match pyconc_core::helper::spawn(name, handler) {
             Ok(thread) => {
-                children::add_pool(Arc::downgrade(&shared));
-                Ok(Pool { shared, handler: Mutex::new(Some(thread)) })
+                // CPython's `Finalize(self, self._terminate_pool, exitpriority=15)`.
+                let weak = Arc::downgrade(&shared);
+                let finalizer = Finalize::new(move || terminate_at_exit(&weak), Some(15));
+                Ok(Pool { shared, handler: Mutex::new(Some(thread)), finalizer })
             }
             Err(error) => {
-                children::HELPER_THREADS.fetch_sub(1, Ordering::Relaxed);
                 kill_workers(&shared);
                 Err(Error::OsError(error))
             }
@@ -885,7 +889,18 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        self.finalizer.cancel();
         self.terminate();
+    }
+}
+
+/// The pool's exit finalizer (priority 15: before the daemonic children are terminated):
+/// terminates it if it still runs, in the process that made it, as CPython's does.
+fn terminate_at_exit(pool: &Weak<Shared>) {
+    if let Some(pool) = pool.upgrade() {
+        if pool.check_owner().is_ok() {
+            pool.terminate(Instant::now().checked_add(EXIT_GRACE));
+        }
     }
 }
 
@@ -1122,41 +1137,22 @@ where
     process.set_name(process.name().replace("Process", "PoolWorker"));
     process.start()?;
     let ours = Arc::new(ours);
-    let mut channels = channels();
-    channels.retain(|c| c.strong_count() > 0);
-    channels.push(Arc::downgrade(&ours));
+    CHANNELS.add(&ours);
     Ok((process, ours))
 }
 
 /// The pool ends of the channels to every worker of this process's pools, which a
-/// forked worker lets go of. Held across `fork()` by `start::ForkLocks`.
-pub(crate) type Channels = Vec<Weak<Connection>>;
-static CHANNELS: Mutex<Channels> = Mutex::new(Vec::new());
-
-pub(crate) fn channels() -> std::sync::MutexGuard<'static, Channels> {
-    CHANNELS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// forked worker lets go of. Held across `fork()` (order 70) and kept in the child.
+static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
 
 /// In a forked worker: every pool channel inherited from the parent turns into
 /// `/dev/null` and private memory (see [`Connection::detach_in_child`]).
 fn detach_channels_in_child() {
-    let inherited: Vec<Arc<Connection>> =
-        channels().drain(..).filter_map(|c| c.upgrade()).collect();
+    let inherited = CHANNELS.take();
     for channel in &inherited {
         channel.detach_in_child();
     }
     // Their owners (the parent's handler threads) do not exist here: leak them rather
     // than run destructors meant for the parent's state.
     std::mem::forget(inherited);
-}
-
-/// At exit (before the daemonic children are terminated): terminate every pool of this
-/// process still running, as CPython's pool finalizer does.
-pub(crate) fn terminate_at_exit(pools: Vec<Weak<Shared>>) {
-    let deadline = Instant::now().checked_add(EXIT_GRACE);
-    for pool in pools.iter().filter_map(Weak::upgrade) {
-        if pool.check_owner().is_ok() {
-            pool.terminate(deadline);
-        }
-    }
 }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
+use pyconc_core::exit::AtExit;
 
 use super::handler::{average_with, window_for};
 use super::result::lock;
@@ -67,8 +68,10 @@ pub(crate) fn init() {
         finalize();
         std::process::exit(0);
     }
-    // Rank 0 finalizes at exit, after its pools are stopped (`children::exit_function`).
-    crate::children::install_exit_function();
+    // Rank 0 finalizes at exit, last: after its pools are stopped and its children
+    // joined.
+    static FINALIZE: AtExit = AtExit::new(finalize, i32::MIN + 1);
+    FINALIZE.install();
 }
 
 /// What every rank must share for code offsets to name the same functions on all of
@@ -133,7 +136,7 @@ fn same_executable_everywhere(world: &SimpleCommunicator) {
 }
 
 /// Finalizes MPI (at exit, after the pools were stopped).
-pub(crate) fn finalize() {
+fn finalize() {
     drop(UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner).take());
 }
 

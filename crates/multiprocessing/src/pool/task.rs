@@ -89,10 +89,10 @@ impl fmt::Display for RemotePanic {
     }
 }
 
-/// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (the threading crate's
+/// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (`pyconc_core`'s
 /// capture: the panic is not printed).
 pub(crate) fn catch_task<T>(worker: &str, work: impl FnOnce() -> T) -> Result<T, RemotePanic> {
-    threading::_catch_panic(work).map_err(|caught| {
+    pyconc_core::panic::catch_panic(work).map_err(|caught| {
         let (file, line, column) = match caught.location {
             Some(place) => (Some(place.file), place.line, place.column),
             None => (None, 0, 0),

@@ -3,15 +3,17 @@
 //! The child is a copy of the parent made by `fork()`, so it can run a closure. Only the
 //! forking thread exists in the child; a lock that another thread held at the fork would
 //! stay locked forever there. So the forking thread holds, across `fork()`, every lock the
-//! child will need — stdout and stderr (flushed first, so nothing buffered is written
-//! twice), this crate's bookkeeping, launcher and fork-server slots ([`ForkLocks`]), and,
-//! through its `pthread_atfork` handler, the threading registry — and the child resets
-//! what they guard before it unlocks them: the thread registry (the forking thread becomes
-//! the main thread, CPython's `threading._after_fork`), the list of children, the current
-//! and parent process, the helper threads and the fork-server connection.
+//! child will need: stdout and stderr (flushed first, so nothing buffered is written
+//! twice), and through `pyconc_core::fork`'s `pthread_atfork` handlers every library lock
+//! a child may take — the thread registry, this crate's process table, launcher,
+//! fork-server slot, queue feeders, pool registries and lock registry. The child handlers
+//! reset what they guard before unlocking: the forking thread becomes the main thread
+//! (CPython's `threading._after_fork`), the parent's children, helper threads, finalizers
+//! and fork-server connection are forgotten. Then the child sets who it is
+//! ([`children::become_child`]) and runs the hooks of `util::register_after_fork`.
 //!
-//! Between `fork()` and that reset the child makes only async-signal-safe system calls
-//! (the parent-death signal). Then it runs ordinary code, as CPython's fork children do.
+//! From `fork()` to the parent-death signal the child makes only async-signal-safe system
+//! calls. Then it runs ordinary code, as CPython's fork children do.
 //! It always ends in `_exit` ([`bootstrap`](crate::bootstrap)), never by returning into
 //! the parent's stack.
 //!
@@ -29,34 +31,32 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{ChildSpec, ForkLocks, Launched, Target, Waiter};
-use crate::Error;
+use super::{ChildSpec, Launched, Target, Waiter};
 use crate::bootstrap::{self, Ending};
-use crate::children::HELPER_THREADS;
 use crate::sys::{self, Fork};
+use crate::{Error, children, util};
 
 /// Forks a child that runs `target`.
 pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error> {
     warn_if_multithreaded();
     // The child's panics and its bootstrap must find the panic hook installed: taking
     // the hook lock there could wait forever for a thread of the parent that held it.
-    threading::_install_panic_hook();
+    pyconc_core::panic::install_hook();
     let parent = sys::getpid();
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.flush();
     let mut stderr = std::io::stderr().lock();
     let _ = stderr.flush();
-    let locks = ForkLocks::acquire();
-    // SAFETY: until `locks.reset_in_child` the child makes only async-signal-safe system
-    // calls; the crate state it touches after that is guarded by locks this thread held
-    // across the fork (listed in the module docs). Then it runs the user's target, which
+    // SAFETY: until the parent-death signal is armed the child makes only
+    // async-signal-safe system calls; the library state it touches after that is guarded
+    // by locks this thread held across the fork and the fork hooks reset (listed in the
+    // module docs). Then it runs the user's target, which
     // may block forever on a lock another parent thread held — a hang, not undefined
     // behaviour (see "The hazard that remains" above) — and it ends in `_exit`.
     let forked = unsafe { sys::fork() };
     match forked {
         Err(error) => Err(error.into()),
         Ok(Fork::Parent(pid)) => {
-            drop(locks);
             drop(stderr);
             drop(stdout);
             match sys::pidfd_open(pid) {
@@ -70,7 +70,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
             }
         }
         Ok(Fork::Child) => {
-            // Async-signal-safe from here to `reset_in_child`.
+            // Async-signal-safe until the signal is armed.
             if spec.daemon {
                 let _ = sys::set_parent_death_signal(libc::SIGKILL);
                 if sys::getppid() != parent {
@@ -78,11 +78,11 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
                     sys::exit_now(1);
                 }
             }
-            locks.reset_in_child(&spec);
+            children::become_child(&spec);
             drop(stderr);
             drop(stdout);
-            threading::_after_fork_child();
             WARNED.store(false, Ordering::Relaxed);
+            util::run_after_forkers();
             bootstrap::run(Ending::Immediate, move || {
                 target.run_here();
                 Ok(())
@@ -99,7 +99,7 @@ fn warn_if_multithreaded() {
     if WARNED.load(Ordering::Relaxed) {
         return;
     }
-    let others = sys::thread_count().saturating_sub(1 + HELPER_THREADS.load(Ordering::Relaxed));
+    let others = sys::thread_count().saturating_sub(1 + pyconc_core::helper::count());
     if others > 0 && !WARNED.swap(true, Ordering::Relaxed) {
         eprintln!(
             "pyconc: DeprecationWarning: This process (pid={}) is multi-threaded, use of \

@@ -20,7 +20,9 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 use std::time::Duration;
 
 use super::{ChildSpec, Launched, Portable, Waiter};
@@ -56,10 +58,16 @@ impl Server {
     }
 }
 
-static SERVER: Mutex<Option<Arc<Server>>> = Mutex::new(None);
+/// The fork server of this process. Held across `fork()` (order 30); a forked child lets
+/// go of its parent's server.
+static SERVER: ForkMutex<Option<Arc<Server>>> = ForkMutex::new(None, 30, |slot| {
+    if let Some(server) = slot.take() {
+        server.forget_in_child();
+    }
+});
 
-pub(crate) fn server_slot() -> MutexGuard<'static, Option<Arc<Server>>> {
-    SERVER.lock().unwrap_or_else(PoisonError::into_inner)
+fn server_slot() -> ForkMutexGuard<Option<Arc<Server>>> {
+    SERVER.lock()
 }
 
 /// The running fork server, started (or restarted, if it died) as needed.

@@ -16,14 +16,15 @@ pub(crate) mod spawn;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::children::{self, HELPER_THREADS, State};
+use pyconc_core::fork::ForkMutex;
+
 use crate::context::StartMethod;
 use crate::sys::{self, ExitStatus, Pid};
 use crate::{codec, reduction};
@@ -307,8 +308,10 @@ pub(crate) fn launch(
 type Job = Box<dyn FnOnce() + Send>;
 type LauncherSlot = Option<(Pid, mpsc::Sender<Job>)>;
 
-/// The launcher thread's queue, with the pid of the process that started it.
-static LAUNCHER: Mutex<LauncherSlot> = Mutex::new(None);
+/// The launcher thread's queue, with the pid of the process that started it. A forked
+/// child has no launcher thread: it drops the queue's sender (which only decrements a
+/// counter) and starts its own launcher when it needs one.
+static LAUNCHER: ForkMutex<LauncherSlot> = ForkMutex::new(None, 20, |slot| *slot = None);
 
 /// Runs `launch` on the launcher thread (started on first use); on this thread if no
 /// launcher thread can be started.
@@ -321,7 +324,7 @@ fn on_launcher_thread(
     });
     let unsent = match launcher() {
         Some(sender) => sender.send(job).err().map(|mpsc::SendError(job)| {
-            *LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            *LAUNCHER.lock() = None;
             job
         }),
         None => Some(job),
@@ -335,7 +338,7 @@ fn on_launcher_thread(
 }
 
 fn launcher() -> Option<mpsc::Sender<Job>> {
-    let mut slot = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut slot = LAUNCHER.lock();
     let me = sys::getpid();
     if let Some((pid, sender)) = &*slot {
         if *pid == me {
@@ -343,69 +346,8 @@ fn launcher() -> Option<mpsc::Sender<Job>> {
         }
     }
     let (sender, jobs) = mpsc::channel::<Job>();
-    std::thread::Builder::new()
-        .name("pyconc-launcher".into())
-        .spawn(move || jobs.into_iter().for_each(|job| job()))
+    pyconc_core::helper::spawn("pyconc-launcher", move || jobs.into_iter().for_each(|job| job()))
         .ok()?;
-    HELPER_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     *slot = Some((me, sender.clone()));
     Some(sender)
-}
-
-/// The locks a forked child must find unlocked, held by the forking thread across
-/// `fork()`: the bookkeeping, the launcher queue, the fork-server connection, the queue
-/// feeders, the pool's closure registry and the registry of `Lock`s. (The
-/// threading registry is held by `threading`'s own `pthread_atfork` handler; stdout and
-/// stderr by `fork.rs`.)
-pub(crate) struct ForkLocks {
-    state: MutexGuard<'static, State>,
-    launcher: MutexGuard<'static, LauncherSlot>,
-    server: MutexGuard<'static, Option<std::sync::Arc<forkserver::Server>>>,
-    feeders: MutexGuard<'static, Option<crate::queue::Feeders>>,
-    /// Kept as it is in the child: a pool worker looks its closures up there.
-    _closures: MutexGuard<'static, crate::pool::closure::Registry>,
-    /// Kept as it is in the child, which shares the parent's lock pages.
-    _locks: MutexGuard<'static, crate::synchronize::LockRegistry>,
-    /// Kept as it is in the child: a forked pool worker lets go of them.
-    _channels: MutexGuard<'static, crate::pool::Channels>,
-}
-
-impl ForkLocks {
-    pub(crate) fn acquire() -> ForkLocks {
-        let state = children::state();
-        let launcher = LAUNCHER.lock().unwrap_or_else(PoisonError::into_inner);
-        let server = forkserver::server_slot();
-        let feeders = crate::queue::feeders_slot();
-        let closures = crate::pool::closure::registry();
-        let locks = crate::synchronize::lock_registry();
-        let channels = crate::pool::channels();
-        ForkLocks {
-            state,
-            launcher,
-            server,
-            feeders,
-            _closures: closures,
-            _locks: locks,
-            _channels: channels,
-        }
-    }
-
-    /// In the child: makes the bookkeeping describe the child, forgets the parent's helper
-    /// threads and fork server, and unlocks.
-    pub(crate) fn reset_in_child(mut self, spec: &ChildSpec) {
-        children::become_child(&mut self.state, spec);
-        if let Some((_, sender)) = self.launcher.take() {
-            // Dropping a sender only decrements a counter; the thread is gone anyway.
-            drop(sender);
-        }
-        if let Some(server) = self.server.take() {
-            server.forget_in_child();
-        }
-        // The parent's feeder threads do not exist here; their pending items are the
-        // parent's to write (CPython's `Queue._after_fork`). Leak them: their locks may be
-        // held by threads that are gone.
-        if let Some(feeders) = self.feeders.take() {
-            std::mem::forget(feeders);
-        }
-    }
 }

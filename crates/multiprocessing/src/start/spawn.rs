@@ -130,7 +130,7 @@ pub(crate) fn read_payload(from: OwnedFd) -> Result<(Payload, Vec<OwnedFd>), Err
 pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -> ! {
     let Payload { spec, target } = payload;
     set_start_method_force(spec.method);
-    children::become_child(&mut children::state(), &spec);
+    children::become_child(&spec);
     bootstrap::run(ending, move || target.run(fds))
 }
 

@@ -26,14 +26,17 @@
 //! loses its lock to the next waiter.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, shared_serde};
 use crate::heap::SharedMemory;
 use crate::sys::{self, Identity};
-use crate::{Error, children};
+use pyconc_core::exit::AtExit;
+use pyconc_core::fork::WeakList;
+
+use crate::Error;
 
 const CONTENDED: u32 = 1 << 31;
 /// How often a waiter checks that the holder still runs.
@@ -174,31 +177,27 @@ impl RobustWord<'_> {
 }
 
 /// The user's `Lock` pages this process has, so that its exit path can mark the ones it
-/// still holds [`ABANDONED`]. Held across `fork()` by `start::ForkLocks`.
-pub(crate) type LockRegistry = Vec<Weak<SharedMemory>>;
-static LOCKS: Mutex<LockRegistry> = Mutex::new(Vec::new());
+/// still holds [`ABANDONED`]. Held across `fork()` (order 60) and kept in a child, which
+/// shares the parent's lock pages and marks the ones it holds at its own exit.
+static LOCKS: WeakList<SharedMemory> = WeakList::new(60, |locks| {
+    if !locks.is_empty() {
+        ABANDON_AT_EXIT.install();
+    }
+});
 
-pub(crate) fn lock_registry() -> MutexGuard<'static, LockRegistry> {
-    LOCKS.lock().unwrap_or_else(PoisonError::into_inner)
-}
+/// The last exit finalizer: after everything else that might still release a lock.
+static ABANDON_AT_EXIT: AtExit = AtExit::new(abandon_held_locks, i32::MIN);
 
 fn register(mem: &Arc<SharedMemory>) {
-    {
-        let mut locks = lock_registry();
-        if locks.len() == locks.capacity() {
-            locks.retain(|l| l.strong_count() > 0);
-        }
-        locks.push(Arc::downgrade(mem));
-    }
-    children::install_exit_function();
+    LOCKS.add(mem);
+    ABANDON_AT_EXIT.install();
 }
 
 /// The exit path: every `Lock` this process holds stays held, marked [`ABANDONED`], so
 /// that no waiter mistakes this normal exit for a crash and takes it over (CPython's
 /// `Lock`: another process may release it).
-pub(crate) fn abandon_held_locks() {
-    let pages: Vec<Arc<SharedMemory>> = lock_registry().iter().filter_map(Weak::upgrade).collect();
-    for page in pages {
+fn abandon_held_locks() {
+    for page in LOCKS.live() {
         abandon_if_held(&page);
     }
 }

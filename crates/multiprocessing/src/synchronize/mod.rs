@@ -31,7 +31,7 @@ mod semaphore;
 pub use barrier::Barrier;
 pub use condition::Condition;
 pub use event::Event;
-pub(crate) use lock::{Acquired, LockRegistry, RobustWord, abandon_held_locks, lock_registry};
+pub(crate) use lock::{Acquired, RobustWord};
 pub use lock::{Lock, RLock};
 pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
 

@@ -1,0 +1,321 @@
+//! One `pthread_atfork` registry: what every `fork()` of the process — `multiprocessing`'s
+//! fork start method, std's `Command` when it forks, a user's `libc::fork` — holds across
+//! the fork and resets in the child.
+//!
+//! Only the forking thread exists in a child. A lock that another thread held at the
+//! moment of the fork would stay locked there forever, and the data it guards may be
+//! half-written. So each library lock that a child may need is a [`ForkMutex`]: before the
+//! fork the forking thread takes it (waiting for whoever holds it to finish), after the
+//! fork both processes let go of it, and the child first makes the data describe itself
+//! (its `in_child` function: "forget the parent's helper threads", "the forking thread is
+//! now the main thread", ...). CPython does the same with `os.register_at_fork` and
+//! `_at_fork_reinit`.
+//!
+//! Locks are taken in ascending `order`: code that holds one may take only locks of a
+//! higher order, or a concurrent fork could deadlock against it. The orders in use:
+//!
+//! | order | lock | crate |
+//! |---|---|---|
+//! | 10 | the process table (children, current and parent process) | multiprocessing |
+//! | 20 | the launcher thread's queue | multiprocessing |
+//! | 30 | the fork-server connection | multiprocessing |
+//! | 40 | the queue feeders | multiprocessing |
+//! | 50 | the pool's closure registry | multiprocessing |
+//! | 60 | the registry of held `Lock`s | multiprocessing |
+//! | 70 | the pool channels | multiprocessing |
+//! | 100 | the thread registry | threading |
+//! | 1000 | the exit finalizers | this crate |
+//!
+//! A `ForkMutex` that the forking thread itself holds (std's `Command` forks while the
+//! fork-server slot is locked, say) is not taken again — that would deadlock — and is left
+//! as it is in the child, where the same thread goes on holding it.
+//!
+//! The child handlers run after `fork()` returned in the child and before the code after
+//! it: as CPython's `after_in_child` hooks, they are ordinary code (glibc keeps `malloc`
+//! usable in the child), touching only what the held locks guard.
+
+use std::cell::{RefCell, UnsafeCell};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
+
+use crate::sys;
+
+/// Something that acts around every `fork()` of the process.
+pub trait AtFork: Sync {
+    /// Before `fork()`, in the forking thread: take what the child will need.
+    fn prepare(&'static self);
+    /// After `fork()`, in the parent: let go of it.
+    fn parent(&'static self);
+    /// After `fork()`, in the child, whose only thread is the forking one: make the state
+    /// describe the child, and let go.
+    fn child(&'static self);
+}
+
+type Hooks = Vec<(u32, &'static dyn AtFork)>;
+
+/// The registered hooks, by ascending order. Held by the forking thread across `fork()`.
+static HOOKS: Mutex<Hooks> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The hook list's lock, held by the forking thread from `prepare` to `parent`/`child`.
+    static FORKING: RefCell<Option<MutexGuard<'static, Hooks>>> = const { RefCell::new(None) };
+}
+
+fn hooks() -> MutexGuard<'static, Hooks> {
+    HOOKS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Registers `hook` for every later `fork()`; `order` ranks it among the others (see the
+/// module docs): prepared in ascending order, released in descending order.
+pub fn register(order: u32, hook: &'static dyn AtFork) {
+    crate::start::ensure_started();
+    let mut hooks = hooks();
+    let at = hooks.partition_point(|(o, _)| *o <= order);
+    hooks.insert(at, (order, hook));
+}
+
+/// The `pthread_atfork` prepare handler.
+pub(crate) extern "C" fn prepare() {
+    let hooks = hooks();
+    for (_, hook) in hooks.iter() {
+        hook.prepare();
+    }
+    let _ = FORKING.try_with(|slot| *slot.borrow_mut() = Some(hooks));
+}
+
+/// The `pthread_atfork` parent handler.
+pub(crate) extern "C" fn parent() {
+    if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
+        for (_, hook) in hooks.iter().rev() {
+            hook.parent();
+        }
+    }
+}
+
+/// The `pthread_atfork` child handler.
+pub(crate) extern "C" fn child() {
+    if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
+        for (_, hook) in hooks.iter().rev() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.child()));
+        }
+    }
+}
+
+/// A mutex that every `fork()` holds across, and whose data a child resets.
+///
+/// Python: a lock re-initialised by `os.register_at_fork(after_in_child=...)`. Poisoning
+/// is ignored (a panic while it was held leaves the data as the panicking code left it;
+/// every user of these locks keeps its data valid at each step).
+pub struct ForkMutex<T: 'static> {
+    mutex: Mutex<T>,
+    order: u32,
+    in_child: fn(&mut T),
+    registered: Once,
+    /// `pthread_self()` of the thread holding the lock through [`lock`](Self::lock), 0 if
+    /// none: a fork by that very thread leaves the lock as it is.
+    owner: AtomicU64,
+    /// What the forking thread holds across `fork()`.
+    held: UnsafeCell<Held<T>>,
+}
+
+enum Held<T: 'static> {
+    Nothing,
+    Guard(MutexGuard<'static, T>),
+    /// The forking thread held the lock already.
+    Skipped,
+}
+
+// SAFETY: the data is reached only through the mutex (so `T: Send` suffices, as for
+// `Mutex<T>`); `held` is touched only by the forking thread between `prepare` and
+// `parent`/`child`, and forks are serialized by the hook list's lock, held across them.
+unsafe impl<T: Send> Sync for ForkMutex<T> {}
+
+impl<T: Send> ForkMutex<T> {
+    /// A mutex at `order` (see the module docs) whose data `in_child` resets in a child.
+    pub const fn new(value: T, order: u32, in_child: fn(&mut T)) -> ForkMutex<T> {
+        ForkMutex {
+            mutex: Mutex::new(value),
+            order,
+            in_child,
+            registered: Once::new(),
+            owner: AtomicU64::new(0),
+            held: UnsafeCell::new(Held::Nothing),
+        }
+    }
+
+    /// Locks it, waiting if another thread (or a fork in progress) holds it.
+    pub fn lock(&'static self) -> ForkMutexGuard<T> {
+        // Registered on first use: a lock never taken guards its initial value, which a
+        // child needs no reset of.
+        self.registered.call_once(|| register(self.order, self));
+        let guard = self.mutex.lock().unwrap_or_else(PoisonError::into_inner);
+        self.owner.store(sys::pthread_self(), Ordering::Relaxed);
+        ForkMutexGuard { owner: &self.owner, guard }
+    }
+
+    /// Replaces what the forking thread holds across `fork()`, returning the old value.
+    fn swap_held(&'static self, new: Held<T>) -> Held<T> {
+        // SAFETY: only the forking thread calls this (from the fork hooks), and forks are
+        // serialized by the hook list's lock, so no other reference to `held` exists.
+        unsafe { std::mem::replace(&mut *self.held.get(), new) }
+    }
+}
+
+impl<T: Send> AtFork for ForkMutex<T> {
+    fn prepare(&'static self) {
+        // Only this thread can have stored its own id; any other value means "not me".
+        let mine = self.owner.load(Ordering::Relaxed) == sys::pthread_self();
+        let held = if mine {
+            Held::Skipped
+        } else {
+            Held::Guard(self.mutex.lock().unwrap_or_else(PoisonError::into_inner))
+        };
+        self.swap_held(held);
+    }
+
+    fn parent(&'static self) {
+        self.swap_held(Held::Nothing);
+    }
+
+    fn child(&'static self) {
+        if let Held::Guard(mut guard) = self.swap_held(Held::Nothing) {
+            (self.in_child)(&mut guard);
+        }
+    }
+}
+
+/// A list of weak references, held across `fork()` and kept as it is in the child: the
+/// objects of one kind that a process has (its pool channels, its `Lock` pages), for the
+/// exit path or a forked child to visit. Dead entries are dropped as it grows.
+/// `in_child` sees the list in every forked child (it may register exit finalizers: the
+/// finalizer registry, of a higher order, is reset before it runs).
+pub struct WeakList<T: 'static> {
+    list: ForkMutex<Vec<Weak<T>>>,
+}
+
+impl<T: Send + Sync> WeakList<T> {
+    /// An empty list, held across `fork()` at `order`.
+    pub const fn new(order: u32, in_child: fn(&mut Vec<Weak<T>>)) -> WeakList<T> {
+        WeakList { list: ForkMutex::new(Vec::new(), order, in_child) }
+    }
+
+    /// Adds `item`.
+    pub fn add(&'static self, item: &Arc<T>) {
+        let mut list = self.list.lock();
+        if list.len() == list.capacity() {
+            list.retain(|weak| weak.strong_count() > 0);
+        }
+        list.push(Arc::downgrade(item));
+    }
+
+    /// The items still alive.
+    pub fn live(&'static self) -> Vec<Arc<T>> {
+        self.list.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// The items still alive, emptying the list.
+    pub fn take(&'static self) -> Vec<Arc<T>> {
+        self.list.lock().drain(..).filter_map(|weak| weak.upgrade()).collect()
+    }
+}
+
+impl<T> fmt::Debug for WeakList<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakList").field("order", &self.list.order).finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for ForkMutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForkMutex").field("order", &self.order).finish_non_exhaustive()
+    }
+}
+
+/// The guard of a [`ForkMutex`]: unlocks when dropped.
+pub struct ForkMutexGuard<T: 'static> {
+    owner: &'static AtomicU64,
+    guard: MutexGuard<'static, T>,
+}
+
+impl<T> Drop for ForkMutexGuard<T> {
+    fn drop(&mut self) {
+        // Before the unlock (the field drops after this): from then on a fork by this
+        // thread must take the lock again.
+        self.owner.store(0, Ordering::Relaxed);
+    }
+}
+
+impl<T> Deref for ForkMutexGuard<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for ForkMutexGuard<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T> fmt::Debug for ForkMutexGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ForkMutexGuard { .. }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static COUNTER: ForkMutex<u32> = ForkMutex::new(0, 500, |n| *n += 1000);
+
+    fn fork_and_report(read: fn() -> u32) -> u32 {
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a two-element array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child writes 4 bytes and `_exit`s; what it reads was reset by the
+        // fork hooks, which is what this test checks.
+        match unsafe { libc::fork() } {
+            0 => {
+                let value = read().to_ne_bytes();
+                // SAFETY: writes 4 bytes from a live buffer to the pipe, then exits.
+                unsafe {
+                    libc::write(fds[1], value.as_ptr().cast(), 4);
+                    libc::_exit(0);
+                }
+            }
+            pid => {
+                let mut value = [0u8; 4];
+                // SAFETY: reads 4 bytes into a live buffer; waits for our own child.
+                unsafe {
+                    libc::close(fds[1]);
+                    assert_eq!(libc::read(fds[0], value.as_mut_ptr().cast(), 4), 4);
+                    libc::close(fds[0]);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                u32::from_ne_bytes(value)
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_finds_the_data_reset_and_the_lock_free() {
+        *COUNTER.lock() = 7;
+        assert_eq!(fork_and_report(|| *COUNTER.lock()), 1007);
+        assert_eq!(*COUNTER.lock(), 7, "the parent's data is untouched");
+    }
+
+    #[test]
+    fn a_fork_by_the_thread_holding_the_lock_does_not_deadlock() {
+        static HELD: ForkMutex<u32> = ForkMutex::new(1, 510, |n| *n += 1000);
+        let guard = HELD.lock();
+        // The child's only thread is this one, which holds the lock: it reads through
+        // its own guard, not reset.
+        let seen = fork_and_report(|| 0);
+        assert_eq!(seen, 0);
+        assert_eq!(*guard, 1);
+    }
+}

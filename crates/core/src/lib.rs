@@ -1,0 +1,28 @@
+//! The layer under `threading` and `multiprocessing`: what both crates need from the
+//! process they run in, kept in one place — CPython's `multiprocessing/util.py` and the
+//! parts of the interpreter that run at start-up, at `fork()` and at exit.
+//!
+//! This crate is internal to pyconc: `threading` and `multiprocessing` build on it, and
+//! `multiprocessing::util` shows its public face in CPython's terms (`Finalize`,
+//! `register_after_fork`, `is_exiting`). Use those; this crate's API follows their needs.
+//!
+//! | Module | Owns | CPython |
+//! |---|---|---|
+//! | [`start`] | the process-start hook: the main thread's identity, installing the exit and fork handlers | interpreter start-up |
+//! | [`exit`] | exit finalizers with priorities, the shutdown hooks that run before them, `is_exiting` | `util.Finalize`, `util._exit_function`, `threading._shutdown` |
+//! | [`fork`] | one `pthread_atfork` registry: locks held across `fork()` and reset in the child | `os.register_at_fork`, `_at_fork_reinit` |
+//! | [`helper`] | threads the library runs for itself, counted for the fork warning | `Queue._thread`, `Pool._handle_*` threads |
+//! | [`panic`] | catching a panic with its location and backtrace, reported once | `traceback.print_exc` |
+//!
+//! A subsystem of either crate registers what it needs here — a finalizer, a lock to hold
+//! across `fork()` — and neither the exit path nor the fork path names it: they know only
+//! the registries (the layering rule of CPython's `util.py`).
+//!
+//! Linux only, like the crates above it.
+
+pub mod exit;
+pub mod fork;
+pub mod helper;
+pub mod panic;
+pub mod start;
+pub mod sys;
