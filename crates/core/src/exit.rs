@@ -291,6 +291,46 @@ mod tests {
     }
 
     #[test]
+    fn finalizers_are_thread_safe() {
+        // Python: `_TestFinalize.test_thread_safety` (bpo-24484): finalizers created and
+        // dropped by several threads while another runs them at exit priority.
+        let stop = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let (stop, ran) = (Arc::clone(&stop), Arc::clone(&ran));
+                std::thread::spawn(move || {
+                    for i in 0..2_000u32 {
+                        let ran = Arc::clone(&ran);
+                        let priority = 20_000 + ((i * 7 + t) % 100) as i32;
+                        let f = Finalize::new(
+                            move || {
+                                ran.fetch_add(1, Ordering::Relaxed);
+                            },
+                            Some(priority),
+                        );
+                        if i % 3 == 0 {
+                            drop(f);
+                        } else {
+                            std::mem::forget(f);
+                        }
+                    }
+                    stop.fetch_add(1, Ordering::Relaxed);
+                })
+            })
+            .collect();
+        while stop.load(Ordering::Relaxed) < 4 {
+            run_finalizers(Some(20_000));
+        }
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        run_finalizers(Some(20_000));
+        assert_eq!(ran.load(Ordering::Relaxed), 4 * 2_000, "each ran exactly once");
+        assert!(REGISTRY.lock().entries.values().all(|e| e.priority < Some(20_000)));
+    }
+
+    #[test]
     fn a_panicking_finalizer_does_not_stop_the_call() {
         let f = Finalize::new(|| panic!("boom"), None);
         assert!(f.call());

@@ -25,3 +25,4 @@ mod queue;
 mod shared;
 mod support;
 mod synchronize;
+mod util;
