@@ -130,6 +130,7 @@ impl fmt::Debug for Finalize {
 }
 
 fn register(callback: impl FnOnce() + Send + 'static, priority: Option<i32>) -> u64 {
+    install();
     let mut registry = REGISTRY.lock();
     let key = registry.next;
     registry.next += 1;
@@ -241,16 +242,25 @@ pub fn is_exiting() -> bool {
 /// (forked children included); hooks run in registration order. `threading` joins its
 /// non-daemon threads here.
 pub fn register_shutdown(hook: fn()) {
-    crate::start::ensure_started();
+    install();
     let mut registry = REGISTRY.lock();
     if !registry.shutdown.contains(&hook) {
         registry.shutdown.push(hook);
     }
 }
 
+/// Installs the `atexit` handler, once per process ([`start`](crate::start) does it before
+/// `main`; the first registration does it otherwise).
+pub fn install() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        crate::sys::atexit(at_exit);
+    });
+}
+
 /// The `atexit` handler: runs inside `exit()`, in the exiting thread, whose thread-locals
 /// may be gone already.
-pub(crate) extern "C" fn at_exit() {
+extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| {
         let hooks = REGISTRY.lock().shutdown.clone();
         for hook in hooks {

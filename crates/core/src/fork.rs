@@ -70,14 +70,23 @@ fn hooks() -> MutexGuard<'static, Hooks> {
 /// Registers `hook` for every later `fork()`; `order` ranks it among the others (see the
 /// module docs): prepared in ascending order, released in descending order.
 pub fn register(order: u32, hook: &'static dyn AtFork) {
-    crate::start::ensure_started();
+    install();
     let mut hooks = hooks();
     let at = hooks.partition_point(|(o, _)| *o <= order);
     hooks.insert(at, (order, hook));
 }
 
+/// Installs the `pthread_atfork` handlers, once per process ([`start`](crate::start) does
+/// it before `main`; the first registration does it otherwise).
+pub fn install() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        sys::atfork(prepare, parent, child);
+    });
+}
+
 /// The `pthread_atfork` prepare handler.
-pub(crate) extern "C" fn prepare() {
+extern "C" fn prepare() {
     let hooks = hooks();
     for (_, hook) in hooks.iter() {
         hook.prepare();
@@ -86,7 +95,7 @@ pub(crate) extern "C" fn prepare() {
 }
 
 /// The `pthread_atfork` parent handler.
-pub(crate) extern "C" fn parent() {
+extern "C" fn parent() {
     if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
         for (_, hook) in hooks.iter().rev() {
             hook.parent();
@@ -95,7 +104,7 @@ pub(crate) extern "C" fn parent() {
 }
 
 /// The `pthread_atfork` child handler.
-pub(crate) extern "C" fn child() {
+extern "C" fn child() {
     if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
         for (_, hook) in hooks.iter().rev() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.child()));

@@ -20,9 +20,11 @@
 //!
 //! Linux only, like the crates above it.
 
-pub mod exit;
-pub mod fork;
-pub mod helper;
-pub mod panic;
-pub mod start;
+// The modules from the bottom layer up: each names only those above this line's
+// (checked by `crates/pyconc/tests/layers.rs`).
 pub mod sys;
+pub mod panic;
+pub mod fork;
+pub mod exit;
+pub mod helper;
+pub mod start;

@@ -26,8 +26,8 @@ pub fn ensure_started() {
         if sys::gettid() == sys::getpid() {
             MAIN_IDENT.store(sys::pthread_self(), Ordering::Relaxed);
         }
-        sys::atexit(crate::exit::at_exit);
-        sys::atfork(crate::fork::prepare, crate::fork::parent, crate::fork::child);
+        crate::exit::install();
+        crate::fork::install();
     });
 }
 

@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
+use serde::{Deserialize, Serialize};
+
 /// `start()` called a second time.
 pub(crate) const START_TWICE: &str = "cannot start a process twice";
 /// `start()` of an object created in another process.
@@ -133,7 +135,7 @@ pub enum Error {
     TimeoutError,
     /// A pool task panicked: the panic's message and place, as the worker saw them.
     /// Python: the task's exception, re-raised with its `RemoteTraceback` as the cause.
-    RemoteTraceback(crate::pool::RemotePanic),
+    RemoteTraceback(RemotePanic),
     /// Python's `multiprocessing.pool.MaybeEncodingError`: a task's result could not be
     /// serialized to travel back (the worker survives).
     MaybeEncodingError(String),
@@ -199,5 +201,38 @@ impl From<Error> for threading::Error {
     /// A process error joined through [`threading::Joinable`] (`threading::joinall`).
     fn from(error: Error) -> threading::Error {
         threading::Error::Other(Box::new(error))
+    }
+}
+
+/// A panic in a pool worker, as it reaches the caller: the message and where it happened.
+///
+/// Python: the `RemoteTraceback` CPython attaches to a task's exception. It is a plain
+/// record (procspawn's `PanicInfo` is the model): `Display` reads like Rust's own panic
+/// report, `ForkPoolWorker-3 panicked at src/main.rs:12:5:` and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RemotePanic {
+    /// The worker's process name (`ForkPoolWorker-3`).
+    pub worker: String,
+    /// The panic message (`panic!`'s text; `Box<dyn Any>` payloads give a placeholder).
+    pub message: String,
+    /// The source file of the panic, when known.
+    pub file: Option<String>,
+    /// The line of the panic (0 when unknown).
+    pub line: u32,
+    /// The column of the panic (0 when unknown).
+    pub column: u32,
+}
+
+impl fmt::Display for RemotePanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(
+                f,
+                "{} panicked at {file}:{}:{}:\n{}",
+                self.worker, self.line, self.column, self.message
+            ),
+            None => write!(f, "{} panicked:\n{}", self.worker, self.message),
+        }
     }
 }

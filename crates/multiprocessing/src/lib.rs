@@ -95,30 +95,32 @@
 //! # Ok::<(), multiprocessing::Error>(())
 //! ```
 
-mod bootstrap;
-mod children;
-mod codec;
-pub mod connection;
-mod context;
-mod error;
-mod heap;
-mod pool;
-mod process;
-mod queue;
-mod reduction;
-mod shared;
-mod start;
-mod synchronize;
+// The modules from the bottom layer up: each names only those above this line's
+// (checked by `crates/pyconc/tests/layers.rs`).
 mod sys;
+mod error;
+mod reduction;
+mod codec;
+mod heap;
+mod synchronize;
+pub mod connection;
+mod shared;
+mod queue;
+mod context;
 pub mod util;
+mod process;
+mod pool;
+mod init;
 
 pub use connection::{Connection, pipe};
 pub use context::{
-    StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set, init,
+    StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set,
     set_start_method, set_start_method_force,
 };
 pub use error::Error;
-pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats, RemotePanic};
+pub use error::RemotePanic;
+pub use init::init;
+pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats};
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};

@@ -60,29 +60,29 @@
 //! Linux (it uses `gettid`, futexes and ELF start-up hooks), like `multiprocessing`'s fork.
 #![warn(missing_docs)]
 
+// The modules from the bottom layer up: each names only those above this line's
+// (checked by `crates/pyconc/tests/layers.rs`).
 mod error;
-mod excepthook;
-mod join;
-mod local;
 mod primitive;
-mod registry;
-mod sync;
+mod wait_word;
 mod sys;
+mod sync;
 mod thread;
 mod timer;
-mod wait_word;
+mod join;
+mod local;
 
 use std::time::Duration;
 
 pub use error::Error;
-pub use excepthook::{ExceptHookArgs, Location, excepthook, set_excepthook};
 pub use join::{Joinable, joinall, joinall_timeout};
 pub use local::Local;
-pub use registry::{active_count, current_thread, enumerate, main_thread, shutdown};
 pub use sync::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, FAIR_INTERVAL, Lock, LockGuard,
     RLock, RLockGuard, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,
 };
+pub use thread::excepthook::{ExceptHookArgs, Location, excepthook, set_excepthook};
+pub use thread::registry::{active_count, current_thread, enumerate, main_thread, shutdown};
 pub use thread::{Builder, Runnable, Thread};
 pub use timer::Timer;
 
@@ -141,10 +141,10 @@ pub fn get_native_id() -> u64 {
 /// the setting is then unchanged.
 pub fn stack_size(size: Option<usize>) -> Result<usize, Error> {
     match size {
-        None => Ok(registry::default_stack_size().unwrap_or(0)),
+        None => Ok(thread::registry::default_stack_size().unwrap_or(0)),
         Some(size) if size != 0 && size < STACK_SIZE_MIN => {
             Err(Error::ValueError(format!("size not valid: {size} bytes").into()))
         }
-        Some(size) => Ok(registry::swap_stack_size(size)),
+        Some(size) => Ok(thread::registry::swap_stack_size(size)),
     }
 }

@@ -68,7 +68,7 @@ impl Timer {
                 function();
             }
         };
-        let name = format!("Thread-{}", crate::registry::next_thread_number());
+        let name = format!("Thread-{}", crate::thread::registry::next_thread_number());
         let daemon = crate::current_thread().daemon();
         let thread =
             Thread::from_parts(Kind::Started, name, daemon, INITIAL, Some(Box::new(run)), None);

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::{Connection, Listener};
-use crate::{Error, Process, sys};
+use crate::{Error, sys};
 
 /// Something [`wait`] can wait for.
 ///
@@ -43,13 +43,6 @@ impl Waitable for Connection {
 impl Waitable for Listener {
     fn ready_fd(&self) -> Option<RawFd> {
         Some(self.raw_fd())
-    }
-}
-
-impl Waitable for Process {
-    /// Ready once the process has ended (its sentinel).
-    fn ready_fd(&self) -> Option<RawFd> {
-        self.sentinel().ok()
     }
 }
 

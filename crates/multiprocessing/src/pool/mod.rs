@@ -42,7 +42,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use result::{AsyncResult, Callbacks, IMapIterator};
-pub use task::RemotePanic;
 
 use handler::{Handler, Worker};
 use result::{MapSink, Sink, Slot, Slots, lock};
@@ -99,7 +98,7 @@ impl Task {
     {
         Task {
             entry: task::entry_of::<T, R>(),
-            function: crate::start::offset(function as usize),
+            function: crate::process::start::offset(function as usize),
             needs: 0,
             _closure: None,
         }
@@ -988,7 +987,7 @@ impl PoolBuilder {
     where
         A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let function = crate::start::offset(function as usize);
+        let function = crate::process::start::offset(function as usize);
         self.has_initializer = true;
         self.start_worker = Arc::new(move |method, maxtasks| {
             start_worker(method, maxtasks, Some((function, argument.clone())))

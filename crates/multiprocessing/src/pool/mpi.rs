@@ -79,7 +79,7 @@ pub(crate) fn init() {
 const FINGERPRINT: usize = 32 + 8;
 
 /// This rank's fingerprint: the hash of `/proc/self/exe` (all zeros if it cannot be
-/// read) and [`start::layout`](crate::start::layout).
+/// read) and [`start::layout`](crate::process::start::layout).
 fn fingerprint() -> [u8; FINGERPRINT] {
     use sha2::Digest;
     use std::io::Read;
@@ -100,7 +100,7 @@ fn fingerprint() -> [u8; FINGERPRINT] {
     if read_whole {
         out[..32].copy_from_slice(&hash.finalize());
     }
-    out[32..].copy_from_slice(&crate::start::layout().to_le_bytes());
+    out[32..].copy_from_slice(&crate::process::start::layout().to_le_bytes());
     out
 }
 

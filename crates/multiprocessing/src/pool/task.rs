@@ -1,7 +1,7 @@
 //! What travels between a pool and its workers, and how a worker runs a task.
 //!
 //! A task is a *chunk*: a function and some items. The function travels as a code offset
-//! (every worker runs this binary, see [`crate::start::offset`]) together with the offset
+//! (every worker runs this binary, see [`crate::process::start::offset`]) together with the offset
 //! of [`run_chunk`] monomorphized for its argument and result types; the items travel
 //! serialized one after the other. The worker answers with one serialized
 //! `Result<R, Failure>` per item, so one item's panic or serde error fails that item only.
@@ -10,13 +10,11 @@
 //! ([`ToWorker`] / [`FromWorker`]) followed by `len` bytes of payload: the handler sends a
 //! worker several chunks in one write, and a worker returns several results in one write.
 
-use std::fmt;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::closure;
-use crate::start;
+use crate::process::start;
 
 /// The most payload bytes one entry (a chunk's items, or its results) may carry, so that
 /// every message on a worker's connection fits the frame limit its reader enforces
@@ -56,38 +54,7 @@ pub(crate) enum Failure {
     Decoding(String),
 }
 
-/// A panic in a pool worker, as it reaches the caller: the message and where it happened.
-///
-/// Python: the `RemoteTraceback` CPython attaches to a task's exception. It is a plain
-/// record (procspawn's `PanicInfo` is the model): `Display` reads like Rust's own panic
-/// report, `ForkPoolWorker-3 panicked at src/main.rs:12:5:` and the message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct RemotePanic {
-    /// The worker's process name (`ForkPoolWorker-3`).
-    pub worker: String,
-    /// The panic message (`panic!`'s text; `Box<dyn Any>` payloads give a placeholder).
-    pub message: String,
-    /// The source file of the panic, when known.
-    pub file: Option<String>,
-    /// The line of the panic (0 when unknown).
-    pub line: u32,
-    /// The column of the panic (0 when unknown).
-    pub column: u32,
-}
-
-impl fmt::Display for RemotePanic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.file {
-            Some(file) => write!(
-                f,
-                "{} panicked at {file}:{}:{}:\n{}",
-                self.worker, self.line, self.column, self.message
-            ),
-            None => write!(f, "{} panicked:\n{}", self.worker, self.message),
-        }
-    }
-}
+pub(crate) use crate::error::RemotePanic;
 
 /// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (`pyconc_core`'s
 /// capture: the panic is not printed).

@@ -39,15 +39,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) mod bootstrap;
+pub(crate) mod children;
+pub(crate) mod start;
+mod builder;
+
+pub use builder::Builder;
+
 use crate::Error;
-use crate::children;
 use crate::context::{StartMethod, get_start_method};
 use crate::error::{
     ALREADY_STARTED, BOOTSTRAPPING, CLOSE_RUNNING, CLOSED, CLOSURE_NEEDS_FORK, DAEMONIC_CHILDREN,
     JOIN_FOREIGN, JOIN_UNSTARTED, NOT_STARTED, SIGNAL_FOREIGN, START_FOREIGN, START_TWICE,
 };
-use crate::start::{self, ChildSpec, Target, Waiter};
 use crate::sys::{self, ExitStatus, Pid};
+use start::{ChildSpec, Target, Waiter};
 
 /// A child process running a target: Python's `multiprocessing.Process`.
 ///
@@ -704,6 +710,13 @@ fn signal_name(signal: i32) -> String {
     name.to_owned()
 }
 
+impl crate::connection::Waitable for Process {
+    /// Ready once the process has ended (its sentinel).
+    fn ready_fd(&self) -> Option<RawFd> {
+        self.sentinel().ok()
+    }
+}
+
 impl threading::Joinable for Process {
     fn join(&self) -> Result<(), threading::Error> {
         Process::join(self).map_err(Into::into)
@@ -716,96 +729,6 @@ impl threading::Joinable for Process {
     }
     fn name(&self) -> String {
         Process::name(self)
-    }
-}
-
-/// Configures a [`Process`] before it is created: name, daemon flag, start method.
-///
-/// Python: the keyword arguments of `multiprocessing.Process(...)`, and
-/// `multiprocessing.get_context(method).Process` for the start method.
-///
-/// # Examples
-///
-/// ```
-/// use multiprocessing::{Process, StartMethod};
-///
-/// let p = Process::builder().name("worker").daemon(true).start_method(StartMethod::Fork).target(|| {});
-/// assert_eq!(p.name(), "worker");
-/// assert!(p.daemon());
-/// let q = Process::builder().start_method(StartMethod::Fork).target(|| {});
-/// assert!(q.name().starts_with("ForkProcess-"));
-/// ```
-#[derive(Debug, Default, Clone)]
-#[must_use]
-pub struct Builder {
-    name: Option<String>,
-    daemon: Option<bool>,
-    start_method: Option<StartMethod>,
-}
-
-impl Builder {
-    /// A builder with every setting at its default.
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// The process's name (default `Process-N`).
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// The daemon flag (default: the creating process's).
-    pub fn daemon(mut self, daemonic: bool) -> Builder {
-        self.daemon = Some(daemonic);
-        self
-    }
-
-    /// The start method for this process only, as a CPython context's `Process`; the
-    /// default name then follows the context's class (`SpawnProcess-N`).
-    pub fn start_method(mut self, method: StartMethod) -> Builder {
-        self.start_method = Some(method);
-        self
-    }
-
-    /// Builds an unstarted process that runs the closure `target` (fork start method).
-    pub fn target<F: FnOnce() + Send + 'static>(self, target: F) -> Process {
-        self.with_target(Target::Closure(Box::new(target)))
-    }
-
-    /// Builds an unstarted process that runs `function(args)` (every start method).
-    pub fn call<A>(self, function: fn(A), args: A) -> Process
-    where
-        A: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.with_target(Target::call(function, args))
-    }
-
-    /// Builds an unstarted process without a target: its child exits with code 0.
-    ///
-    /// Python: `multiprocessing.Process()`.
-    pub fn build(self) -> Process {
-        self.with_target(Target::Nothing)
-    }
-
-    fn with_target(self, target: Target) -> Process {
-        let identity = children::next_identity();
-        let class = self.start_method.map_or("Process", StartMethod::process_class);
-        let numbers: Vec<String> = identity.iter().map(u32::to_string).collect();
-        let name = self.name.unwrap_or_else(|| format!("{class}-{}", numbers.join(":")));
-        let daemon = self.daemon.unwrap_or_else(|| current_process().daemon());
-        Process::from_inner(Arc::new(Inner {
-            role: Role::Child,
-            class,
-            name: Mutex::new(name),
-            daemon: AtomicBool::new(daemon),
-            identity,
-            start_method: self.start_method,
-            owner: sys::getpid(),
-            target: Mutex::new(Some(target)),
-            status: Mutex::new(Status::Initial),
-            handles: AtomicUsize::new(0),
-        }))
     }
 }
 

@@ -14,7 +14,7 @@
 //!
 //! From `fork()` to the parent-death signal the child makes only async-signal-safe system
 //! calls. Then it runs ordinary code, as CPython's fork children do.
-//! It always ends in `_exit` ([`bootstrap`](crate::bootstrap)), never by returning into
+//! It always ends in `_exit` ([`bootstrap`](crate::process::bootstrap)), never by returning into
 //! the parent's stack.
 //!
 //! # The hazard that remains
@@ -32,9 +32,10 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ChildSpec, Launched, Target, Waiter};
-use crate::bootstrap::{self, Ending};
+use crate::process::bootstrap::{self, Ending};
+use crate::process::children;
 use crate::sys::{self, Fork};
-use crate::{Error, children, util};
+use crate::{Error, util};
 
 /// Forks a child that runs `target`.
 pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error> {

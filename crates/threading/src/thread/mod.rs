@@ -28,8 +28,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
+use crate::sys;
 use crate::wait_word::{WaitWord, deadline_after};
-use crate::{excepthook, registry, sys};
+
+pub(crate) mod excepthook;
+pub(crate) mod registry;
 
 pub(crate) const INITIAL: u32 = 0;
 pub(crate) const STARTING: u32 = 1;

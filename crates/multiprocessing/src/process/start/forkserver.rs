@@ -27,10 +27,9 @@ use std::time::Duration;
 
 use super::{ChildSpec, Launched, Portable, Waiter};
 use crate::Error;
-use crate::bootstrap::Ending;
 use crate::codec;
-use crate::context;
 use crate::error::MISSING_INIT;
+use crate::process::bootstrap::Ending;
 use crate::sys::{self, Fork, Pid};
 
 /// The parent's connection to its fork server.
@@ -92,7 +91,7 @@ fn server() -> Result<Arc<Server>, Error> {
 
 /// Asks the fork server for a child that runs `target`.
 pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result<Launched, Error> {
-    if !context::init_called() {
+    if !super::init_called() {
         return Err(Error::runtime(MISSING_INIT));
     }
     let payload = super::encode_payload(spec, target)?;

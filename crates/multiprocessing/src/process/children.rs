@@ -11,8 +11,8 @@ use std::sync::Arc;
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 
+use crate::process::start::{ChildSpec, Waiter};
 use crate::process::{Inner, Role};
-use crate::start::{ChildSpec, Waiter};
 use crate::sys::{self, Pid};
 
 /// The bookkeeping of one process; reset in every child.

@@ -86,7 +86,7 @@ pub fn set_excepthook(hook: impl Fn(&ExceptHookArgs) + Send + Sync + 'static) {
 pub fn excepthook(args: &ExceptHookArgs) {
     let name = match &args.thread {
         Some(thread) => thread.name(),
-        None => crate::get_ident().to_string(),
+        None => crate::sys::pthread_self().to_string(),
     };
     let mut text = format!("Exception in thread {name}:\n");
     text.push_str(&panic::describe(

@@ -3,7 +3,7 @@
 //! [`launch`] hands a [`ChildSpec`] (who the child is) and a [`Target`] (what it runs) to
 //! one of the three methods, and gets back the child's pid and a [`Waiter`]: the
 //! sentinel fd that becomes readable when the child ends, and the way to read its exit
-//! status. The child side of every method ends in [`bootstrap`](crate::bootstrap).
+//! status. The child side of every method ends in [`bootstrap`](crate::process::bootstrap).
 //!
 //! A daemonic child is killed by the kernel when its parent dies (`PR_SET_PDEATHSIG`). The
 //! kernel ties that to the *thread* that created the child, so a daemonic child started
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use pyconc_core::fork::ForkMutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::context::StartMethod;
 use crate::sys::{self, ExitStatus, Pid};
@@ -350,4 +351,17 @@ fn launcher() -> Option<mpsc::Sender<Job>> {
         .ok()?;
     *slot = Some((me, sender.clone()));
     Some(sender)
+}
+
+/// Whether `init()` ran in this process (or in the parent it was forked from).
+static INIT_CALLED: AtomicBool = AtomicBool::new(false);
+
+/// Spawn and forkserver refuse to start a child of a program that does not call `init()`.
+pub(crate) fn init_called() -> bool {
+    INIT_CALLED.load(Ordering::Acquire)
+}
+
+/// Called by `init()`.
+pub(crate) fn note_init_called() {
+    INIT_CALLED.store(true, Ordering::Release);
 }

@@ -25,12 +25,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ChildSpec, Launched, Payload, Portable, Waiter};
-use crate::bootstrap::{self, Ending};
+use crate::Error;
 use crate::codec::{self, MAX_FRAME};
-use crate::context::{self, set_start_method_force};
+use crate::context::set_start_method_force;
 use crate::error::MISSING_INIT;
+use crate::process::bootstrap::{self, Ending};
+use crate::process::children;
 use crate::sys::{self, Pid};
-use crate::{Error, children};
 
 /// The environment variable that tells `init()` what this process is for.
 pub(crate) const MARKER: &str = "PYCONC_MULTIPROCESSING_FORK";
@@ -161,7 +162,7 @@ pub(crate) fn command(role: &str, fd: RawFd, daemon: bool) -> Command {
 
 /// Starts this program again as a child that runs `target`; `fds` travel with it.
 pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result<Launched, Error> {
-    if !context::init_called() {
+    if !super::init_called() {
         return Err(Error::runtime(MISSING_INIT));
     }
     let daemon = spec.daemon;
