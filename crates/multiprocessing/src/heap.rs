@@ -276,6 +276,16 @@ impl fmt::Debug for SharedMemory {
     }
 }
 
+/// A mapping that serializes as [`SharedMemory::serialize_as`] does, naming the object it
+/// belongs to (`SendMem(&mem, "Queue")`). The one shared-memory adapter of the crate.
+pub(crate) struct SendMem<'a>(pub(crate) &'a SharedMemory, pub(crate) &'static str);
+
+impl Serialize for SendMem<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_as(self.1, serializer)
+    }
+}
+
 impl Serialize for SharedMemory {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.serialize_as("SharedMemory", serializer)

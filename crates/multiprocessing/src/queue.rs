@@ -25,8 +25,10 @@ use std::io::{self, IoSlice};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
+
+use pyconc_core::sync::lock;
 
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
@@ -35,9 +37,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec::{self, MAX_FRAME};
 use crate::connection::ring::{self, Ring};
-use crate::heap::SharedMemory;
+use crate::heap::{SendMem, SharedMemory};
+use crate::reduction::{RecvFd, SendFd};
 use crate::synchronize::{BoundedSemaphore, Lock, deadline_after};
-use crate::{Error, reduction, sys};
+use crate::{Error, sys};
 
 /// The pipe's capacity, where the kernel allows it.
 const PIPE_SIZE: usize = 1 << 20;
@@ -404,10 +407,6 @@ fn feeders_slot() -> ForkMutexGuard<Option<Feeders>> {
     FEEDERS.lock()
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn feeder_of(channel: &Arc<Channel>) -> Arc<Feeder> {
     let me = sys::getpid();
     if let Some((pid, feeder)) = channel.feeder.get() {
@@ -483,7 +482,7 @@ fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
                     feeder.changed.notify_all();
                     return;
                 }
-                state = feeder.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                state = pyconc_core::sync::wait(&feeder.changed, state);
             }
         };
         if let Some(channel) = &channel {
@@ -505,7 +504,7 @@ fn feed(feeder: &Feeder, channel: &Weak<Channel>) {
 fn flush(feeder: &Feeder) {
     let mut state = lock(&feeder.state);
     while !state.pending.is_empty() || state.writing > 0 {
-        state = feeder.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        state = pyconc_core::sync::wait(&feeder.changed, state);
     }
 }
 
@@ -955,44 +954,20 @@ impl<T> fmt::Debug for SimpleQueue<T> {
 
 // ---- sending queues to spawn and forkserver children ----
 
-struct Fd<'a>(&'a OwnedFd);
-
-impl Serialize for Fd<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        reduction::serialize_fd(self.0.as_fd(), "Queue", serializer)
-    }
-}
-
-struct Mem<'a>(&'a SharedMemory);
-
-impl Serialize for Mem<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize_as("Queue", serializer)
-    }
-}
-
 impl Serialize for Channel {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         (
-            Fd(&self.reader),
-            Fd(&self.writer),
+            SendFd(self.reader.as_fd(), "Queue"),
+            SendFd(self.writer.as_fd(), "Queue"),
             match &self.transport {
-                Transport::Ring(ring) => (Some(Mem(ring.shared_mem())), None),
+                Transport::Ring(ring) => (Some(SendMem(ring.shared_mem(), "Queue")), None),
                 Transport::Pipe { rlock, wlock } => (None, Some((rlock, wlock))),
             },
             &self.slots,
-            Mem(&self.counters),
+            SendMem(&self.counters, "Queue"),
             self.maxsize as u64,
         )
             .serialize(serializer)
-    }
-}
-
-struct OwnedFdDe(OwnedFd);
-
-impl<'de> Deserialize<'de> for OwnedFdDe {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFdDe, D::Error> {
-        reduction::deserialize_fd(deserializer).map(OwnedFdDe)
     }
 }
 
@@ -1000,8 +975,8 @@ impl<'de> Deserialize<'de> for Channel {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
         let (reader, writer, transport, slots, counters, maxsize) =
             <(
-                OwnedFdDe,
-                OwnedFdDe,
+                RecvFd,
+                RecvFd,
                 (Option<SharedMemory>, Option<(Lock, Lock)>),
                 Option<BoundedSemaphore>,
                 SharedMemory,

@@ -95,3 +95,22 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
             })
     })
 }
+
+/// An fd that serializes with [`serialize_fd`]: a field of an object that travels to a
+/// child with its fds (`SendFd(fd, "Queue")`). The one fd adapter of the crate.
+pub(crate) struct SendFd<'a>(pub(crate) BorrowedFd<'a>, pub(crate) &'static str);
+
+impl Serialize for SendFd<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_fd(self.0, self.1, serializer)
+    }
+}
+
+/// An fd that deserializes with [`deserialize_fd`].
+pub(crate) struct RecvFd(pub(crate) OwnedFd);
+
+impl<'de> Deserialize<'de> for RecvFd {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<RecvFd, D::Error> {
+        deserialize_fd(deserializer).map(RecvFd)
+    }
+}

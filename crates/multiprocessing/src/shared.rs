@@ -40,7 +40,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::heap::SharedMemory;
+use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, RLock};
 
 /// One `T` in shared memory: Python's `multiprocessing.Value`.
@@ -273,17 +273,9 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
     }
 }
 
-struct Mem<'a>(&'a SharedMemory, &'static str);
-
-impl Serialize for Mem<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize_as(self.1, serializer)
-    }
-}
-
 impl<T: Pod> Serialize for Value<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (Mem(&self.mem, "Value"), &self.lock, self.synchronized).serialize(serializer)
+        (SendMem(&self.mem, "Value"), &self.lock, self.synchronized).serialize(serializer)
     }
 }
 
@@ -299,7 +291,7 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
 
 impl<T: Pod> Serialize for Array<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (Mem(&self.mem, "Array"), &self.lock, self.len as u64, self.synchronized)
+        (SendMem(&self.mem, "Array"), &self.lock, self.len as u64, self.synchronized)
             .serialize(serializer)
     }
 }

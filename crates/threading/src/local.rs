@@ -66,7 +66,7 @@ impl<T: Send> Local<T> {
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<u64, Box<T>>> {
-        self.values.lock().unwrap_or_else(PoisonError::into_inner)
+        pyconc_core::sync::lock(&self.values)
     }
 
     /// The calling thread's value, if it has one.

@@ -17,7 +17,7 @@ pub(crate) use std::sync::{Mutex, MutexGuard};
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(not(loom))]
     {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        pyconc_core::sync::lock(mutex)
     }
     #[cfg(loom)]
     {

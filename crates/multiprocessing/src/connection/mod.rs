@@ -44,9 +44,11 @@
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use pyconc_core::sync::lock;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -63,7 +65,8 @@ use self::ring::Ring;
 use crate::codec::{self, MAX_FRAME};
 use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
 use crate::heap::SharedMemory;
-use crate::{Error, reduction, sys};
+use crate::reduction::{RecvFd, SendFd};
+use crate::{Error, sys};
 
 /// Frames up to this size are copied into one buffer before writing.
 const SMALL_FRAME: usize = 512;
@@ -141,10 +144,6 @@ impl Received {
             Some(_) => Ok(Some(true)),
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn os_error(message: &'static str) -> Error {
@@ -666,14 +665,8 @@ impl fmt::Debug for Connection {
 impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        struct Fd<'a>(BorrowedFd<'a>);
-        impl Serialize for Fd<'_> {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                reduction::serialize_fd(self.0, "Connection", serializer)
-            }
-        }
         let mut tuple = serializer.serialize_tuple(5)?;
-        tuple.serialize_element(&Fd(self.fd.as_fd()))?;
+        tuple.serialize_element(&SendFd(self.fd.as_fd(), "Connection"))?;
         tuple.serialize_element(&self.readable)?;
         tuple.serialize_element(&self.writable)?;
         tuple.serialize_element(&self.out.as_ref().map(Ring::shared_mem))?;
@@ -684,14 +677,8 @@ impl Serialize for Connection {
 
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Connection, D::Error> {
-        struct Fd(OwnedFd);
-        impl<'de> Deserialize<'de> for Fd {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Fd, D::Error> {
-                reduction::deserialize_fd(deserializer).map(Fd)
-            }
-        }
-        let (Fd(fd), readable, writable, out, inn) =
-            <(Fd, bool, bool, Option<SharedMemory>, Option<SharedMemory>)>::deserialize(
+        let (RecvFd(fd), readable, writable, out, inn) =
+            <(RecvFd, bool, bool, Option<SharedMemory>, Option<SharedMemory>)>::deserialize(
                 deserializer,
             )?;
         let ring = |mem: Option<SharedMemory>| {

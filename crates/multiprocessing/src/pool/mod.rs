@@ -206,11 +206,7 @@ impl Shared {
             if left.is_zero() {
                 return false;
             }
-            finished = self
-                .finished_changed
-                .wait_timeout(finished, left)
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
+            finished = pyconc_core::sync::wait_timeout(&self.finished_changed, finished, left).0;
         }
         true
     }

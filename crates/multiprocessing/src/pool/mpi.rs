@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mpi::environment::Universe;
@@ -62,7 +62,7 @@ pub(crate) fn init() {
     let world = universe.world();
     let rank = world.rank();
     same_executable_everywhere(&world);
-    *UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner) = Some(universe);
+    *pyconc_core::sync::lock(&UNIVERSE) = Some(universe);
     if rank != 0 {
         serve(&world);
         finalize();
@@ -137,7 +137,7 @@ fn same_executable_everywhere(world: &SimpleCommunicator) {
 
 /// Finalizes MPI (at exit, after the pools were stopped).
 fn finalize() {
-    drop(UNIVERSE.lock().unwrap_or_else(PoisonError::into_inner).take());
+    drop(pyconc_core::sync::lock(&UNIVERSE).take());
 }
 
 /// The world communicator, if MPI runs here with at least 2 ranks.

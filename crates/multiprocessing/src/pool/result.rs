@@ -8,8 +8,10 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+pub(crate) use pyconc_core::sync::lock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -18,10 +20,6 @@ use super::task::Failure;
 use super::{Counters, Pool, Shared, Task};
 use crate::Error;
 use crate::error::RESULT_TAKEN;
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// Waits on `condvar` until `done(state)` or `deadline`; returns the guard.
 fn wait_until<'a, T>(
@@ -32,13 +30,13 @@ fn wait_until<'a, T>(
 ) -> MutexGuard<'a, T> {
     while !done(&guard) {
         match deadline {
-            None => guard = condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
+            None => guard = pyconc_core::sync::wait(condvar, guard),
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                guard = condvar.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
+                guard = pyconc_core::sync::wait_timeout(condvar, guard, left).0;
             }
         }
     }

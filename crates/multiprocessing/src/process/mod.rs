@@ -33,8 +33,10 @@
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use pyconc_core::sync::lock;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,10 +149,6 @@ pub(crate) enum Status {
         exit: Option<ExitStatus>,
     },
     Closed,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Inner {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Lock, deadline_after};
-use crate::heap::SharedMemory;
+use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, sys};
 
 const COUNT: usize = 0;
@@ -222,15 +222,9 @@ impl fmt::Debug for Barrier {
 impl serde::Serialize for Barrier {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        struct Mem<'a>(&'a SharedMemory);
-        impl serde::Serialize for Mem<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                self.0.serialize_as("Barrier", serializer)
-            }
-        }
         let mut tuple = serializer.serialize_tuple(3)?;
-        tuple.serialize_element(&Mem(self.lock.shared_mem()))?;
-        tuple.serialize_element(&Mem(&self.mem))?;
+        tuple.serialize_element(&SendMem(self.lock.shared_mem(), "Barrier"))?;
+        tuple.serialize_element(&SendMem(&self.mem, "Barrier"))?;
         tuple.serialize_element(&self.timeout)?;
         tuple.end()
     }

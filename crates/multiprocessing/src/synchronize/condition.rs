@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Lock, RLock, deadline_after};
-use crate::heap::SharedMemory;
+use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, sys};
 
 const SEQUENCE: usize = 0;
@@ -251,15 +251,9 @@ impl fmt::Debug for Condition {
 impl serde::Serialize for Condition {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeTuple;
-        struct Mem<'a>(&'a SharedMemory);
-        impl serde::Serialize for Mem<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                self.0.serialize_as("Condition", serializer)
-            }
-        }
         let mut tuple = serializer.serialize_tuple(3)?;
-        tuple.serialize_element(&Mem(self.lock_mem()))?;
-        tuple.serialize_element(&Mem(&self.mem))?;
+        tuple.serialize_element(&SendMem(self.lock_mem(), "Condition"))?;
+        tuple.serialize_element(&SendMem(&self.mem, "Condition"))?;
         tuple.serialize_element(&matches!(self.lock, Underlying::RLock(_)))?;
         tuple.end()
     }

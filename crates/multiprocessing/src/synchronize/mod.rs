@@ -55,14 +55,9 @@ macro_rules! shared_serde {
         impl serde::Serialize for $type {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeTuple;
-                struct Mem<'a>(&'a $crate::heap::SharedMemory);
-                impl serde::Serialize for Mem<'_> {
-                    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                        self.0.serialize_as(stringify!($type), serializer)
-                    }
-                }
+                use $crate::heap::SendMem as Mem;
                 let mut tuple = serializer.serialize_tuple($type::SERDE_FIELDS)?;
-                $(tuple.serialize_element(&Mem(&self.$field))?;)+
+                $(tuple.serialize_element(&Mem(&self.$field, stringify!($type)))?;)+
                 $(tuple.serialize_element(&self.$extra)?;)*
                 tuple.end()
             }

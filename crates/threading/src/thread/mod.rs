@@ -24,7 +24,9 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use pyconc_core::sync::lock;
 use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
@@ -261,7 +263,7 @@ impl Thread {
                 #[allow(clippy::unnecessary_cast, reason = "pthread_t is not u64 on every target")]
                 let ident = handle.as_pthread_t() as u64;
                 self.inner.ident.store(ident, Ordering::Release);
-                *self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
+                *lock(&self.inner.handle) = Some(handle);
                 Ok(())
             }
             Err(e) => {
@@ -273,7 +275,7 @@ impl Thread {
     }
 
     fn take_target(&self) -> Option<Target> {
-        self.inner.target.lock().unwrap_or_else(PoisonError::into_inner).take()
+        lock(&self.inner.target).take()
     }
 
     /// Releases the ended OS thread's resources (`pthread_join`), once, so that its stack
@@ -283,7 +285,7 @@ impl Thread {
         if self.inner.reaped.swap(true, Ordering::AcqRel) {
             return;
         }
-        let handle = self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = lock(&self.inner.handle).take();
         if let Some(handle) = handle {
             // The thread has passed its last user code; this waits only for its OS exit.
             let _ = handle.join();
@@ -297,7 +299,7 @@ impl Thread {
         if self.inner.reaped.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let handle = self.inner.handle.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = lock(&self.inner.handle).take();
         match handle {
             Some(handle) => {
                 let _ = handle.join();
@@ -427,14 +429,14 @@ impl Thread {
     ///
     /// Python: `threading.Thread.name`.
     pub fn name(&self) -> String {
-        self.inner.name.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        lock(&self.inner.name).clone()
     }
 
     /// Renames the thread, at any time.
     ///
     /// Python: `threading.Thread.name = ...`.
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.inner.name.lock().unwrap_or_else(PoisonError::into_inner) = name.into();
+        *lock(&self.inner.name) = name.into();
     }
 
     /// Whether the thread is a daemon thread: one the process does not wait for at exit.

@@ -20,7 +20,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 use std::time::Duration;
@@ -98,7 +98,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
     let server = server()?;
     let (ours, theirs) = UnixStream::pair()?;
     {
-        let control = server.control.lock().unwrap_or_else(PoisonError::into_inner);
+        let control = pyconc_core::sync::lock(&server.control);
         sys::send_with_fds(control.as_fd(), b"F", &[theirs.as_raw_fd()])?;
     }
     drop(theirs);
