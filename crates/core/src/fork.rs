@@ -16,6 +16,7 @@
 //!
 //! | order | lock | crate |
 //! |---|---|---|
+//! | 0 | lock-free per-process caches (helper-thread count, cached pid, `/proc` stat fd) | both |
 //! | 10 | the process table (children, current and parent process) | multiprocessing |
 //! | 20 | the launcher thread's queue | multiprocessing |
 //! | 30 | the fork-server connection | multiprocessing |

@@ -1,0 +1,215 @@
+//! File descriptors: pipes, close-on-exec, `poll`, eventfds, non-blocking reads and writes.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports, reason = "each area uses some of them")]
+use super::*;
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are new and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Lets `fd` survive `exec`. Async-signal-safe (for `pre_exec`).
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on an fd number; an invalid fd gives EBADF.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Marks `fd` close-on-exec.
+pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl(F_SETFD) on an open fd.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// Takes ownership of an fd number handed to this process by its parent.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else in this process.
+pub(crate) unsafe fn own_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: forwarded to the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Waits until `fd` is readable (or hung up), at most `timeout` (`None`: forever).
+/// Returns whether it is.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    let ready = wait_any_readable(&[fd], timeout)?;
+    Ok(!ready.is_empty())
+}
+
+/// Waits until one of `fds` is readable (or hung up), at most `timeout`; returns the
+/// indices of the ready ones (empty on timeout).
+pub(crate) fn wait_any_readable(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    wait_any_readable_raw(&raw, timeout)
+}
+
+/// [`wait_any_readable`] for raw fds (a caller that knows they stay open meanwhile).
+pub(crate) fn wait_any_readable_raw(
+    fds: &[RawFd],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let mut pollfds: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    poll_fds(&mut pollfds, timeout)?;
+    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
+/// `poll(2)` on `pollfds` until one is ready or `timeout` passes (`None`: no limit),
+/// restarting after signals with the time left. Returns whether any is ready.
+fn poll_fds(pollfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    loop {
+        let wait_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                // Round up so that a wait never ends before its deadline.
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: pollfds is a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait_ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n == -1 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
+}
+
+/// An eventfd: a counter whose fd is readable while it is non-zero.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes an initial value and flags.
+    let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    // SAFETY: a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) {
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a valid buffer; a full counter (EAGAIN) is still readable.
+    let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+}
+
+/// Resets an eventfd to zero.
+pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
+    let mut value = [0u8; 8];
+    // SAFETY: reads 8 bytes into a valid buffer; the fd is non-blocking.
+    let _ = unsafe { libc::read(fd.as_raw_fd(), value.as_mut_ptr().cast(), value.len()) };
+}
+
+/// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number stays
+/// valid for whoever else holds it. The number stays close-on-exec (`dup3` with
+/// `O_CLOEXEC`; `dup2` would clear the flag and leak the fd into every program exec'd
+/// later).
+pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup3 onto an fd number this process owns; the old file is closed atomically.
+    check(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
+}
+
+/// Sets `O_NONBLOCK` on the file description of `fd` (shared with every process that has
+/// a copy of it).
+pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl F_GETFL/F_SETFL on an open fd.
+    let flags = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+/// Runs a `read`/`write`-like call until it is not interrupted: the byte count, or
+/// `Ok(None)` when it would block.
+fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let error = io::Error::last_os_error();
+        match error.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(error),
+        }
+    }
+}
+
+/// `read` into `buf`; `Ok(None)` when it would block.
+pub(crate) fn read_nonblocking(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: reads at most buf.len() bytes into a valid buffer.
+    nonblocking(|| unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `writev` of `parts`; `Ok(None)` when it would block.
+pub(crate) fn write_nonblocking(
+    fd: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+) -> io::Result<Option<usize>> {
+    if let [one] = parts {
+        // One segment: plain write(2), a little cheaper than writev(2).
+        // SAFETY: writes from a valid buffer of the given length.
+        return nonblocking(|| unsafe {
+            libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len())
+        });
+    }
+    let count = parts.len().min(1024) as libc::c_int;
+    // SAFETY: IoSlice is ABI-compatible with iovec; the count is within the slice.
+    nonblocking(|| unsafe { libc::writev(fd.as_raw_fd(), parts.as_ptr().cast(), count) })
+}
+
+/// Polls one fd for `events` (`POLLIN`, `POLLOUT`), at most `timeout`; returns `revents`
+/// (0 on timeout).
+pub(crate) fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: i16,
+    timeout: Option<Duration>,
+) -> io::Result<i16> {
+    let mut pollfd = [libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 }];
+    poll_fds(&mut pollfd, timeout)?;
+    Ok(pollfd[0].revents)
+}
+
+/// Sets a pipe's capacity (`F_SETPIPE_SZ`); best effort.
+pub(crate) fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) {
+    // SAFETY: fcntl on an open fd; failure leaves the default size.
+    let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes as libc::c_int) };
+}
+
+/// `read` into the spare capacity of `buf` (at most `max` bytes), extending its length by
+/// what was read, without zero-filling first; `Ok(None)` when it would block.
+pub(crate) fn read_into_spare(
+    fd: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<usize>> {
+    buf.reserve(max);
+    let spare = buf.spare_capacity_mut();
+    let want = spare.len().min(max);
+    // SAFETY: reads at most `want` bytes into the vector's spare capacity, which is
+    // allocated and at least that long; `read` never reads the old contents.
+    let read =
+        nonblocking(|| unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want) })?;
+    if let Some(n) = read {
+        // SAFETY: the kernel initialized the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+    }
+    Ok(read)
+}

@@ -1,0 +1,412 @@
+//! Processes and threads: ids, `fork`, waiting, signals, and who a process is (its start
+//! time, for the robust locks' liveness checks).
+
+use std::io::{self};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+#[allow(unused_imports, reason = "each area uses some of them")]
+use super::*;
+
+/// A process id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Pid(pub(crate) i32);
+
+/// How a child ended, as `waitpid` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitStatus {
+    /// It called `exit(code)` (or returned from `main`).
+    Exited(i32),
+    /// Signal N killed it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Python's `os.waitstatus_to_exitcode`: the code, or minus the signal number.
+    pub(crate) fn exitcode(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(signal) => -signal,
+        }
+    }
+
+    /// Decodes a raw `wait` status.
+    pub(crate) fn from_raw(status: i32) -> ExitStatus {
+        if libc::WIFSIGNALED(status) {
+            ExitStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            ExitStatus::Exited(libc::WEXITSTATUS(status))
+        }
+    }
+}
+
+/// The cached pid (0: not read yet in this process).
+static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// `/proc/self/stat`, kept open for [`thread_count`]: the fd, or -1.
+static STAT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Forgets this module's per-process caches in every forked child, whoever forks (one of
+/// `pyconc_core::fork`'s hooks). The caches are atomics, never locks, so no fork can
+/// leave one locked.
+struct ForgetCaches;
+
+impl pyconc_core::fork::AtFork for ForgetCaches {
+    fn prepare(&'static self) {}
+    fn parent(&'static self) {}
+    fn child(&'static self) {
+        use std::sync::atomic::Ordering;
+        PID.store(0, Ordering::Relaxed);
+        let stat = STAT_FD.swap(-1, Ordering::Relaxed);
+        if stat >= 0 {
+            // SAFETY: the child's copy of the parent's `/proc/PID/stat` fd, owned by this
+            // module alone; the child runs one thread.
+            unsafe { libc::close(stat) };
+        }
+    }
+}
+
+/// Registers [`ForgetCaches`], once.
+fn register_fork_handler() {
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| pyconc_core::fork::register(0, &ForgetCaches));
+}
+
+/// This process's id, cached (glibc does not cache it, and queues ask per item). A fork
+/// handler clears the cache in every child, whoever forks. Async-signal-safe.
+pub(crate) fn getpid() -> Pid {
+    use std::sync::atomic::Ordering;
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return Pid(cached);
+    }
+    // SAFETY: getpid has no preconditions and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // The first call registers the fork handler (the parent's `start()` calls this before
+    // it forks, so a child's async-signal-safe section never gets here with the `Once`
+    // unfinished).
+    register_fork_handler();
+    PID.store(pid, Ordering::Relaxed);
+    Pid(pid)
+}
+
+/// The parent's process id. Async-signal-safe.
+pub(crate) fn getppid() -> Pid {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    Pid(unsafe { libc::getppid() })
+}
+
+/// The calling thread's kernel id. Async-signal-safe.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// Whether the calling thread is the process's first thread, whose end ends the process.
+pub(crate) fn on_main_thread() -> bool {
+    gettid() == getpid().0
+}
+
+/// What `fork` returned in this process.
+#[derive(Debug)]
+pub(crate) enum Fork {
+    /// In the parent: the child's pid.
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// `fork()`.
+///
+/// # Safety
+/// In a multi-threaded parent the child has only the calling thread, and every lock that
+/// another thread held stays locked in it forever. Until it execs or `_exit`s, the child
+/// may only call async-signal-safe functions, or touch state whose locks the caller held
+/// across the fork (as `start/fork.rs` does).
+pub(crate) unsafe fn fork() -> io::Result<Fork> {
+    // SAFETY: forwarded to the caller (above).
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(Pid(pid))),
+    }
+}
+
+/// Ends the process at once with `code`: no atexit handlers, no stdio flush.
+/// Async-signal-safe.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// A pidfd for `pid` (`pidfd_open`): readable once the process has ended.
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.0, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us; nobody else owns it. pidfds are
+    // opened close-on-exec.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `waitpid(pid, WNOHANG)`: the status if the child has ended (and reaps it), else `None`.
+pub(crate) fn try_wait(pid: Pid) -> io::Result<Option<ExitStatus>> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer; WNOHANG never blocks.
+        match unsafe { libc::waitpid(pid.0, &mut status, libc::WNOHANG) } {
+            0 => return Ok(None),
+            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            -1 => return Err(io::Error::last_os_error()),
+            _ => return Ok(Some(ExitStatus::from_raw(status))),
+        }
+    }
+}
+
+/// Blocking `waitpid(pid)`, for the fork server, which waits only for children whose
+/// pidfd reported their end.
+pub(crate) fn wait(pid: Pid) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer.
+        if unsafe { libc::waitpid(pid.0, &mut status, 0) } != -1 {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Sends `signal` to `pid`; a process that is already gone is not an error.
+pub(crate) fn kill(pid: Pid, signal: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers.
+    match check(unsafe { libc::kill(pid.0, signal) }) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Asks the kernel to send `signal` to this process when the thread that created it
+/// ends (`PR_SET_PDEATHSIG`). Async-signal-safe.
+pub(crate) fn set_parent_death_signal(signal: i32) -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; the unused arguments are 0.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Points fd 0 at `/dev/null`, as CPython's child bootstrap replaces `sys.stdin`.
+pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: both fds are open; dup2 replaces fd 0 atomically.
+    check(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
+}
+
+/// Whether the process runs in secure-execution mode (`getauxval(AT_SECURE)`: a set-user-ID
+/// or set-group-ID program, or one with file capabilities), where its environment and
+/// inherited fds come from a less privileged user.
+pub(crate) fn secure_execution() -> bool {
+    // SAFETY: getauxval reads the auxiliary vector; it has no preconditions.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// This process's effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// How many threads this process runs (`/proc/self/stat`, field 20), as CPython 3.12
+/// counts them for its fork warning. The file stays open (per process: `/proc/self` names
+/// the process that opened it, and the fork handler closes a child's copy), so a check
+/// costs one `pread`. No lock: a child forked while another thread checks finds it free.
+pub(crate) fn thread_count() -> usize {
+    use std::sync::atomic::Ordering;
+    register_fork_handler();
+    let mut fd = STAT_FD.load(Ordering::Acquire);
+    if fd < 0 {
+        // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
+        let opened =
+            unsafe { libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if opened < 0 {
+            return 1;
+        }
+        fd = match STAT_FD.compare_exchange(-1, opened, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => opened,
+            Err(theirs) => {
+                // SAFETY: `opened` is ours alone; another thread installed its own fd.
+                unsafe { libc::close(opened) };
+                theirs
+            }
+        };
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: reads at most `buf.len()` bytes into `buf`; the fd stays open (only the
+    // fork handler closes it, in a child with no other thread).
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let Ok(n) = usize::try_from(n) else { return 1 };
+    let stat = String::from_utf8_lossy(&buf[..n]);
+    stat_fields(&stat).and_then(|mut fields| fields.nth(17)?.parse().ok()).unwrap_or(1)
+}
+
+/// Ignores SIGINT (`true`) or restores its default action, as CPython's fork server does
+/// so that Ctrl-C in a terminal reaches the program and its children, not the server.
+pub(crate) fn ignore_interrupts(ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: installs SIG_IGN or SIG_DFL, which run no code of ours.
+    unsafe { libc::signal(libc::SIGINT, action) };
+}
+
+/// Who holds a robust lock: a process or thread id and the moment it started (`/proc`'s
+/// `starttime`, in clock ticks since boot), so that an id the kernel gave again to a new
+/// process or thread is not mistaken for the holder. A `start` of 0 means "unknown" (no
+/// `/proc`): the check then falls back to the id alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) id: u32,
+    pub(crate) start: u64,
+}
+
+/// The fields of a `/proc/.../stat` line from field 3 (the state) on. The command name
+/// (field 2) may hold spaces and parentheses; the fields after it follow its last ')'.
+fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace())
+}
+
+/// The `starttime` field (22) of a `/proc/.../stat` line, and whether its state (field 3)
+/// says the task has ended (zombie or dead).
+fn parse_stat(stat: &str) -> Option<(u64, bool)> {
+    let mut fields = stat_fields(stat)?;
+    let ended = fields.next()?.starts_with(['Z', 'X']);
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, ended))
+}
+
+fn own_start(path: &str) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|stat| parse_stat(&stat)).map_or(0, |(s, _)| s)
+}
+
+/// This process's [`Identity`]. The start time is read once per process (a forked child
+/// has its own pid, so it reads its own) and kept even when it could not be read (0): an
+/// identity must not change while the process may hold a lock under it. The cache is two
+/// atomics, never a lock, so a child forked at any moment finds it usable.
+pub(crate) fn process_identity() -> Identity {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// The pid (high 22 bits: `pid_max` is at most 2^22) and the start time (low 42
+    /// bits: 2^42 ticks is over a century) in one word, so that racing threads agree.
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    const START_BITS: u32 = 42;
+    let pid = getpid().0;
+    let unpack = |packed: u64| Identity { id: pid as u32, start: packed & ((1 << START_BITS) - 1) };
+    let cached = CACHED.load(Ordering::Acquire);
+    if cached >> START_BITS == pid as u64 {
+        return unpack(cached);
+    }
+    let start = own_start("/proc/self/stat");
+    let start = if start >> START_BITS == 0 { start } else { 0 };
+    let packed = (pid as u64) << START_BITS | start;
+    // The first thread of this process to publish wins; the others use its value.
+    match CACHED.compare_exchange(cached, packed, Ordering::AcqRel, Ordering::Acquire) {
+        Err(theirs) if theirs >> START_BITS == pid as u64 => unpack(theirs),
+        _ => unpack(packed),
+    }
+}
+
+/// The calling thread's [`Identity`] (its kernel thread id and start time), read once per
+/// thread and kept, like [`process_identity`], even when the start time could not be
+/// read; a forked child's thread (a new tid in a new pid) reads its own.
+pub(crate) fn thread_identity() -> Identity {
+    use std::cell::Cell;
+    thread_local! {
+        /// (pid, tid, start) as read in the process `pid`.
+        static ME: Cell<(i32, i32, u64)> = const { Cell::new((0, 0, 0)) };
+    }
+    let pid = getpid().0;
+    let (of, tid, start) = ME.with(Cell::get);
+    if of == pid {
+        return Identity { id: tid as u32, start };
+    }
+    let tid = gettid();
+    let start = own_start("/proc/thread-self/stat");
+    ME.with(|me| me.set((pid, tid, start)));
+    Identity { id: tid as u32, start }
+}
+
+/// Whether the process (or thread) `holder` still runs. Fails closed: only a definite
+/// answer that it is gone — no such id, a zombie, or that id now belongs to a task that
+/// started at another time — counts as dead; a check that cannot tell (no `/proc`, out
+/// of fds, `hidepid`, no permission) says it runs.
+pub(crate) fn alive(holder: Identity) -> bool {
+    let Ok(id) = i32::try_from(holder.id) else { return true };
+    if id <= 0 {
+        return true;
+    }
+    let gone = || {
+        // SAFETY: kill with signal 0 only checks for existence.
+        let result = unsafe { libc::kill(id, 0) };
+        result == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    };
+    if gone() {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{id}/stat")) {
+        Ok(stat) => match parse_stat(&stat) {
+            Some((_, true)) => false,
+            Some((start, false)) => holder.start == 0 || start == holder.start,
+            None => true,
+        },
+        // It may have ended since `kill` found it; ask again rather than trust a missing
+        // directory (hidepid hides other users' processes the same way).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => !gone(),
+        Err(_) => true,
+    }
+}
+
+/// `sched_yield()`: lets another runnable thread of this CPU run first.
+pub(crate) fn yield_now() {
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+}
+
+/// How many CPUs the calling thread may run on (its affinity mask; 1 if unknown). One
+/// system call — unlike `std::thread::available_parallelism`, which also reads cgroup files.
+pub(crate) fn cpus_allowed() -> usize {
+    // SAFETY: cpu_set_t is plain data that sched_getaffinity fills; CPU_COUNT reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        libc::CPU_COUNT(&set).max(1) as usize
+    }
+}
+
+/// The name of signal `number` (`SIGKILL`), or `signal N` for one nix does not know.
+pub(crate) fn signal_name(number: i32) -> String {
+    nix::sys::signal::Signal::try_from(number)
+        .map_or_else(|_| format!("signal {number}"), |signal| signal.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The identities robust locks record: stable across calls, naming this process and
+    /// thread, and a reused id with another start time is not "alive" as the holder.
+    #[test]
+    fn identities_are_stable_and_tell_a_reused_id_apart() {
+        let me = process_identity();
+        assert_eq!(me, process_identity());
+        assert_eq!(me.id, std::process::id());
+        assert_ne!(me.start, 0, "/proc/self/stat has a start time");
+        assert!(alive(me));
+        assert!(!alive(Identity { start: me.start + 1, ..me }), "another start time: not it");
+        let thread = thread_identity();
+        assert_eq!(thread, thread_identity());
+        let other = std::thread::spawn(thread_identity).join().unwrap();
+        assert_ne!(other.id, thread.id);
+        assert!(!alive(other), "the thread has ended");
+        assert!(alive(Identity { id: 1, start: 0 }), "an unknown start goes by the id alone");
+    }
+}
