@@ -85,7 +85,7 @@ impl FromStr for StartMethod {
         get_all_start_methods()
             .into_iter()
             .find(|m| m.name() == name)
-            .ok_or_else(|| Error::ValueError(format!("cannot find context for '{name}'").into()))
+            .ok_or_else(|| Error::ValueError(crate::error::no_context(name).into()))
     }
 }
 

@@ -86,6 +86,74 @@ pub(crate) const POOL_TERMINATED: &str = "the pool was terminated before this ta
 /// A second `get` of an `AsyncResult` whose value `get_timeout` already returned.
 pub(crate) const RESULT_TAKEN: &str = "the result was already taken by get_timeout()";
 
+/// CPython's `multiprocessing` message for releasing an unlocked `Lock`.
+pub(crate) const RELEASED_TOO_MANY: &str = "semaphore or lock released too many times";
+
+pub(crate) const RLOCK_NOT_OWNED: &str = "attempt to release recursive lock not owned by thread";
+
+pub(crate) const WAIT_NOT_OWNED: &str = "must acquire() condition before using wait()";
+
+pub(crate) const NOTIFY_NOT_OWNED: &str = "lock is not owned";
+
+/// The beginning of the error of an item whose result does not fit a message.
+pub(crate) const RESULT_TOO_LARGE: &str = "result too large";
+
+/// The error of `.mpi()` outside `mpirun`.
+#[cfg(feature = "mpi")]
+pub(crate) const NOT_UNDER_MPIRUN: &str = "the MPI pool runs under mpirun: launch the \
+     program as `mpirun -n N program` (N >= 2; rank 0 runs main, ranks 1..N-1 are the \
+     workers), and call multiprocessing::init() first in main";
+
+/// `JoinableQueue.task_done()` once more than there were items (CPython's `ValueError`).
+pub(crate) const TASK_DONE_TOO_MANY: &str = "task_done() called too many times";
+
+/// A chunksize of 0 (CPython's `ValueError`).
+pub(crate) const CHUNKSIZE: &str = "Chunksize must be 1+, not 0";
+
+/// An MPI pool asked for per-worker options it cannot honour.
+#[cfg(feature = "mpi")]
+pub(crate) const MPI_POOL_OPTIONS: &str =
+    "the MPI pool takes no initializer and no maxtasksperchild";
+
+/// `Semaphore.release(n)` with `n == 0` (CPython's `ValueError`).
+pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
+
+/// A semaphore value above `SEM_VALUE_MAX` (CPython's `ValueError`).
+pub(crate) const VALUE_OUT_OF_RANGE: &str = "value out of range";
+
+/// `Barrier::new(0)` (CPython's `ValueError`).
+pub(crate) const PARTIES: &str = "parties must be > 0";
+
+/// An `Array` index past its end (CPython's `IndexError`).
+pub(crate) const INVALID_INDEX: &str = "invalid index";
+
+/// An `Array` whose size in bytes overflows.
+pub(crate) const ARRAY_TOO_LARGE: &str = "array too large";
+
+/// A message longer than one frame's 4-byte length can say.
+pub(crate) const MESSAGE_TOO_LONG: &str = "message too long for one frame";
+
+/// Shared memory of length 0 received from another process.
+pub(crate) const EMPTY_SHARED_MEMORY: &str = "empty shared memory";
+
+/// The thread that starts daemonic children for other threads ended.
+pub(crate) const LAUNCHER_ENDED: &str = "the pyconc launcher thread ended unexpectedly";
+
+/// CPython's `Queue {repr} is closed` (`ValueError`, a put or get after `close()`).
+pub(crate) fn queue_closed(repr: &dyn fmt::Debug) -> String {
+    format!("Queue {repr:?} is closed")
+}
+
+/// CPython's `Queue {repr} not closed` (`AssertionError`, `join_thread()` before `close()`).
+pub(crate) fn queue_not_closed(repr: &dyn fmt::Debug) -> String {
+    format!("Queue {repr:?} not closed")
+}
+
+/// CPython's `cannot find context for 'NAME'` (`ValueError`, an unknown start method).
+pub(crate) fn no_context(name: &str) -> String {
+    format!("cannot find context for '{name}'")
+}
+
 /// An error from the `multiprocessing` crate.
 ///
 /// Python: the exceptions `multiprocessing` raises. `Display` gives CPython 3.11's message,

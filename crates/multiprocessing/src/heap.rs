@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::EMPTY_SHARED_MEMORY;
 use crate::{Error, reduction, sys};
 
 /// A shared mapping of a memfd.
@@ -39,7 +40,7 @@ impl SharedMemory {
     fn map(fd: OwnedFd) -> Result<SharedMemory, Error> {
         let len = sys::file_size(fd.as_fd())?;
         if len == 0 {
-            return Err(Error::UnpicklingError("empty shared memory".into()));
+            return Err(Error::UnpicklingError(EMPTY_SHARED_MEMORY.into()));
         }
         let ptr = sys::map_shared(fd.as_fd(), len)?;
         Ok(SharedMemory { ptr, len, fd })

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::{ARRAY_TOO_LARGE, INVALID_INDEX};
 use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, RLock};
 
@@ -200,7 +201,7 @@ impl<T: Pod> Array<T> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .filter(|&b| b <= isize::MAX as usize / 2)
-            .ok_or_else(|| Error::value("array too large"))?;
+            .ok_or_else(|| Error::value(ARRAY_TOO_LARGE))?;
         let mem = Arc::new(SharedMemory::new(bytes)?);
         Ok(Array { mem, lock: RLock::try_new()?, len, synchronized, _type: PhantomData })
     }
@@ -249,7 +250,7 @@ impl<T: Pod> Array<T> {
     /// [`Error::IndexError`] `invalid index` past the end (CPython's ctypes message).
     pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
         if index >= self.len {
-            return Err(Error::IndexError("invalid index".into()));
+            return Err(Error::IndexError(INVALID_INDEX.into()));
         }
         self.locked(|| self.write(index, value));
         Ok(())

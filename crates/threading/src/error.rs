@@ -21,6 +21,27 @@ pub(crate) const DAEMON_ACTIVE: &str = "cannot set daemon status of active threa
 /// The OS refused to create a thread.
 pub(crate) const CANT_START: &str = "can't start new thread";
 
+/// The message of releasing an unlocked `Lock`.
+pub(crate) const RELEASE_UNLOCKED: &str = "release unlocked lock";
+
+pub(crate) const WAIT_UNACQUIRED: &str = "cannot wait on un-acquired lock";
+
+pub(crate) const NOTIFY_UNACQUIRED: &str = "cannot notify on un-acquired lock";
+
+/// The message of releasing an `RLock` the caller does not hold.
+pub(crate) const RELEASE_UNACQUIRED: &str = "cannot release un-acquired lock";
+
+pub(crate) const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
+
+pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
+
+pub(crate) const PARTIES: &str = "parties must be > 0";
+
+/// CPython's `size not valid: N bytes` (`ValueError`, `stack_size` below the minimum).
+pub(crate) fn stack_size_not_valid(size: usize) -> String {
+    format!("size not valid: {size} bytes")
+}
+
 /// An error from the `threading` crate.
 ///
 /// Python: the `RuntimeError`, `ValueError` and `AssertionError` instances that

@@ -143,7 +143,7 @@ pub fn stack_size(size: Option<usize>) -> Result<usize, Error> {
     match size {
         None => Ok(thread::registry::default_stack_size().unwrap_or(0)),
         Some(size) if size != 0 && size < STACK_SIZE_MIN => {
-            Err(Error::ValueError(format!("size not valid: {size} bytes").into()))
+            Err(Error::ValueError(error::stack_size_not_valid(size).into()))
         }
         Some(size) => Ok(thread::registry::swap_stack_size(size)),
     }

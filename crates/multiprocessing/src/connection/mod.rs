@@ -63,6 +63,7 @@ pub use wait::{Waitable, wait};
 
 use self::ring::Ring;
 use crate::codec::{self, MAX_FRAME};
+use crate::error::MESSAGE_TOO_LONG;
 use crate::error::{HANDLE_CLOSED, READ_ONLY, WRITE_ONLY};
 use crate::heap::SharedMemory;
 use crate::reduction::{RecvFd, SendFd};
@@ -89,12 +90,49 @@ pub struct Connection {
     max_frame: AtomicUsize,
     send_lock: Mutex<()>,
     received: Mutex<Received>,
-    /// The ring this end's messages go out through (a pipe's writing end); the fd carries
+    transport: Transport,
+}
+
+/// How an end's messages travel (crossbeam's channel "flavors" are the model).
+enum Transport {
+    /// Through the fd itself: a `Listener`'s connections, and pipes where shared memory
+    /// could not be had.
+    Fd,
+    /// Out through a ring in shared memory (a one-way pipe's writing end); the fd carries
     /// wake-ups to the peer.
-    out: Option<Ring>,
-    /// The ring this end's messages come in through (a pipe's reading end); the fd
-    /// carries wake-ups from the peer and EOF.
-    inn: Option<Ring>,
+    Outgoing(Ring),
+    /// In through a ring (a one-way pipe's reading end); the fd carries wake-ups from the
+    /// peer and EOF.
+    Incoming(Ring),
+    /// Both ways through a ring each (a duplex pipe's end).
+    Both { outgoing: Ring, incoming: Ring },
+}
+
+impl Transport {
+    fn new(outgoing: Option<Ring>, incoming: Option<Ring>) -> Transport {
+        match (outgoing, incoming) {
+            (None, None) => Transport::Fd,
+            (Some(outgoing), None) => Transport::Outgoing(outgoing),
+            (None, Some(incoming)) => Transport::Incoming(incoming),
+            (Some(outgoing), Some(incoming)) => Transport::Both { outgoing, incoming },
+        }
+    }
+
+    /// The ring messages leave through, if any.
+    fn outgoing(&self) -> Option<&Ring> {
+        match self {
+            Transport::Outgoing(ring) | Transport::Both { outgoing: ring, .. } => Some(ring),
+            Transport::Fd | Transport::Incoming(_) => None,
+        }
+    }
+
+    /// The ring messages arrive through, if any.
+    fn incoming(&self) -> Option<&Ring> {
+        match self {
+            Transport::Incoming(ring) | Transport::Both { incoming: ring, .. } => Some(ring),
+            Transport::Fd | Transport::Outgoing(_) => None,
+        }
+    }
 }
 
 /// Bytes read from the fd that no `recv` has taken yet.
@@ -126,16 +164,16 @@ impl Received {
     }
 
     /// Reads what has arrived into the buffer, without blocking: from the fd, or from
-    /// the incoming ring `inn` (taking the wake-up out of the fd when `settle` and nothing
+    /// the `incoming` ring (taking the wake-up out of the fd when `settle` and nothing
     /// came). `Ok(Some(false))` at EOF, `Ok(None)` when nothing came.
     fn fill(
         &mut self,
         fd: BorrowedFd<'_>,
-        inn: Option<&Ring>,
+        incoming: Option<&Ring>,
         settle: bool,
     ) -> Result<Option<bool>, Error> {
         self.compact();
-        if let Some(ring) = inn {
+        if let Some(ring) = incoming {
             return ring.pull(fd, &mut self.buf, READ_CHUNK, settle);
         }
         match sys::read_into_spare(fd, &mut self.buf, READ_CHUNK)? {
@@ -192,8 +230,8 @@ impl Connection {
         fd: OwnedFd,
         readable: bool,
         writable: bool,
-        out: Option<Ring>,
-        inn: Option<Ring>,
+        outgoing: Option<Ring>,
+        incoming: Option<Ring>,
     ) -> Result<Connection, Error> {
         sys::set_nonblocking(fd.as_fd())?;
         Ok(Connection {
@@ -204,8 +242,7 @@ impl Connection {
             max_frame: AtomicUsize::new(MAX_FRAME),
             send_lock: Mutex::new(()),
             received: Mutex::new(Received::default()),
-            out: out.filter(|_| writable),
-            inn: inn.filter(|_| readable),
+            transport: Transport::new(outgoing.filter(|_| writable), incoming.filter(|_| readable)),
         })
     }
 
@@ -263,14 +300,16 @@ impl Connection {
         let length = u32::try_from(data.len())
             .ok()
             .filter(|&n| n <= i32::MAX as u32)
-            .ok_or_else(|| Error::ValueError("message too long for one frame".into()))?;
+            .ok_or_else(|| Error::value(MESSAGE_TOO_LONG))?;
         let header = length.to_be_bytes();
-        if let Some(ring) = &self.out {
+        if let Some(ring) = self.transport.outgoing() {
             let fd = self.fd.as_fd();
             if self.readable {
                 // Take in what the peer sends while waiting for space: it may wait too.
                 let mut pump = || match self.received.try_lock() {
-                    Ok(mut received) => received.fill(fd, self.inn.as_ref(), false).map(drop),
+                    Ok(mut received) => {
+                        received.fill(fd, self.transport.incoming(), false).map(drop)
+                    }
                     Err(_) => Ok(()), // another thread is receiving
                 };
                 return ring.send(fd, header, data, Some(&mut pump));
@@ -378,7 +417,9 @@ impl Connection {
                 received.consume(take);
                 continue;
             }
-            if let (Some(ring), true) = (&self.inn, length - buf.len() >= READ_CHUNK) {
+            if let (Some(ring), true) =
+                (self.transport.incoming(), length - buf.len() >= READ_CHUNK)
+            {
                 // A large message: straight from the ring into its buffer.
                 if !self.pull_into(ring, buf, length - buf.len(), true)? {
                     return Err(truncated());
@@ -432,7 +473,7 @@ impl Connection {
                     return Ok(Some(length));
                 }
             }
-            match received.fill(self.fd.as_fd(), self.inn.as_ref(), true)? {
+            match received.fill(self.fd.as_fd(), self.transport.incoming(), true)? {
                 None => return Ok(None),
                 Some(true) => {}
                 Some(false) if received.pending().is_empty() => return Err(Error::EOFError),
@@ -443,18 +484,18 @@ impl Connection {
 
     /// Whether the messages this end receives come through shared memory.
     pub(crate) fn has_ring(&self) -> bool {
-        self.inn.is_some()
+        self.transport.incoming().is_some()
     }
 
     /// The incoming ring of a one-way pipe's reading end, read a whole message at a time
     /// (a duplex end reads its ring as a byte stream, into its buffer).
     fn message_ring(&self) -> Option<&Ring> {
-        self.inn.as_ref().filter(|_| !self.writable)
+        self.transport.incoming().filter(|_| !self.writable)
     }
 
     /// Whether a received message (or part of one) waits: in the buffer or the ring.
     pub(crate) fn has_buffered(&self) -> bool {
-        self.inn.as_ref().is_some_and(|ring| ring.available() > 0)
+        self.transport.incoming().is_some_and(|ring| ring.available() > 0)
             || self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
     }
 
@@ -503,7 +544,7 @@ impl Connection {
     /// Reads more bytes into `received`, waiting for them. `at_boundary`: nothing of the
     /// next message was read yet, so EOF is the peer closing (not a truncated message).
     fn read_more(&self, received: &mut Received, at_boundary: bool) -> Result<(), Error> {
-        if let Some(ring) = &self.inn {
+        if let Some(ring) = self.transport.incoming() {
             received.compact();
             let pending = received.pending().len();
             let mid_frame = !at_boundary || pending > 0;
@@ -545,7 +586,7 @@ impl Connection {
     /// `handle is closed`, `connection is write-only`.
     pub fn poll(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         self.check_readable()?;
-        if let Some(ring) = &self.inn {
+        if let Some(ring) = self.transport.incoming() {
             if self.writable
                 && self.received.try_lock().is_ok_and(|received| !received.pending().is_empty())
             {
@@ -592,7 +633,7 @@ impl Connection {
     pub(crate) fn detach_in_child(&self) {
         self.closed.store(true, Ordering::Release);
         let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
-        for ring in self.out.iter().chain(&self.inn) {
+        for ring in self.transport.outgoing().into_iter().chain(self.transport.incoming()) {
             ring.detach_in_child();
         }
     }
@@ -669,22 +710,22 @@ impl Serialize for Connection {
         tuple.serialize_element(&SendFd(self.fd.as_fd(), "Connection"))?;
         tuple.serialize_element(&self.readable)?;
         tuple.serialize_element(&self.writable)?;
-        tuple.serialize_element(&self.out.as_ref().map(Ring::shared_mem))?;
-        tuple.serialize_element(&self.inn.as_ref().map(Ring::shared_mem))?;
+        tuple.serialize_element(&self.transport.outgoing().map(Ring::shared_mem))?;
+        tuple.serialize_element(&self.transport.incoming().map(Ring::shared_mem))?;
         tuple.end()
     }
 }
 
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Connection, D::Error> {
-        let (RecvFd(fd), readable, writable, out, inn) =
+        let (RecvFd(fd), readable, writable, outgoing, incoming) =
             <(RecvFd, bool, bool, Option<SharedMemory>, Option<SharedMemory>)>::deserialize(
                 deserializer,
             )?;
         let ring = |mem: Option<SharedMemory>| {
             mem.map(Ring::from_shared).transpose().map_err(serde::de::Error::custom)
         };
-        Connection::with_rings(fd, readable, writable, ring(out)?, ring(inn)?)
+        Connection::with_rings(fd, readable, writable, ring(outgoing)?, ring(incoming)?)
             .map_err(serde::de::Error::custom)
     }
 }

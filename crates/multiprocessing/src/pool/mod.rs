@@ -54,6 +54,7 @@ use crate::sys::{self, Pid};
 use pyconc_core::exit::Finalize;
 use pyconc_core::fork::WeakList;
 
+use crate::error::CHUNKSIZE;
 use crate::{Connection, Error, Process, StartMethod, get_start_method, pipe};
 
 /// How long `terminate` waits at exit for a pool's handler at most.
@@ -363,7 +364,7 @@ fn default_chunksize(items: usize, workers: usize) -> usize {
 
 fn check_chunksize(chunksize: usize) -> Result<(), Error> {
     if chunksize == 0 {
-        return Err(Error::ValueError("Chunksize must be 1+, not 0".into()));
+        return Err(Error::value(CHUNKSIZE));
     }
     Ok(())
 }
@@ -1028,7 +1029,7 @@ impl PoolBuilder {
     #[cfg(feature = "mpi")]
     fn build_mpi(self) -> Result<Pool, Error> {
         if self.has_initializer || self.maxtasks.is_some() {
-            return Err(Error::value("the MPI pool takes no initializer and no maxtasksperchild"));
+            return Err(Error::value(crate::error::MPI_POOL_OPTIONS));
         }
         let size = mpi::MpiHandler::workers()?;
         let shared = Shared::new(size, StartMethod::Spawn)?;

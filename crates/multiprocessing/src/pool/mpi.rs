@@ -35,15 +35,11 @@ use super::result::lock;
 use super::task::{self, FromWorker};
 use super::{Chunk, Shared, Status};
 use crate::Error;
+use crate::error::NOT_UNDER_MPIRUN;
 use crate::error::POOL_TERMINATED;
 
 /// MPI's universe, on every rank of an `mpirun` job; finalized at exit.
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
-
-/// The error of `.mpi()` outside `mpirun`.
-pub(crate) const NOT_UNDER_MPIRUN: &str = "the MPI pool runs under mpirun: launch the \
-     program as `mpirun -n N program` (N >= 2; rank 0 runs main, ranks 1..N-1 are the \
-     workers), and call multiprocessing::init() first in main";
 
 /// Whether this process was started by `mpirun` (Open MPI, or a PMI launcher).
 fn under_mpirun() -> bool {

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::closure;
+use crate::error::RESULT_TOO_LARGE;
 use crate::process::start;
 
 /// The most payload bytes one entry (a chunk's items, or its results) may carry, so that
@@ -22,9 +23,6 @@ use crate::process::start;
 /// items would not fit; a worker fails the items whose results would not fit with
 /// [`RESULT_TOO_LARGE`] instead of sending a message its pool would refuse.
 pub(crate) const ENTRY_LIMIT: usize = crate::codec::MAX_FRAME - 64;
-
-/// The beginning of the error of an item whose result does not fit a message.
-pub(crate) const RESULT_TOO_LARGE: &str = "result too large";
 
 /// The header of one entry from the pool to a worker.
 #[derive(Debug, Serialize, Deserialize)]

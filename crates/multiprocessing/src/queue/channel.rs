@@ -165,7 +165,7 @@ impl Channel {
 
     pub(super) fn check_open(&self, this: &dyn fmt::Debug) -> Result<(), Error> {
         if self.closed.load(Ordering::Acquire) {
-            Err(Error::ValueError(format!("Queue {this:?} is closed").into()))
+            Err(Error::ValueError(crate::error::queue_closed(this).into()))
         } else {
             Ok(())
         }

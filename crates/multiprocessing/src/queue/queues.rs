@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::channel::{Channel, GETS, Outgoing, PUTS, UNFINISHED, frame_of, small_frame_of};
 use super::feeder::{feeder_of, flush, send};
 use crate::codec::{self};
+use crate::error::TASK_DONE_TOO_MANY;
 use crate::synchronize::deadline_after;
 use crate::{Error, sys};
 
@@ -188,7 +189,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// [`Error::AssertionError`] `Queue <...> not closed`.
     pub fn join_thread(&self) -> Result<(), Error> {
         if !self.channel.closed.load(Ordering::Acquire) {
-            return Err(Error::AssertionError(format!("Queue {self:?} not closed").into()));
+            return Err(Error::AssertionError(crate::error::queue_not_closed(self).into()));
         }
         flush(&feeder_of(&self.channel));
         Ok(())
@@ -305,7 +306,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     pub fn task_done(&self) -> Result<(), Error> {
         let word = self.unfinished();
         match word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
-            Err(_) => Err(Error::value("task_done() called too many times")),
+            Err(_) => Err(Error::value(TASK_DONE_TOO_MANY)),
             Ok(1) => {
                 sys::futex_wake(word, i32::MAX);
                 Ok(())

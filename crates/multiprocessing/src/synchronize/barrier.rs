@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Lock, deadline_after};
+use crate::error::PARTIES as PARTIES_ZERO;
 use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, sys};
 
@@ -70,7 +71,7 @@ impl Barrier {
     /// [`Error::OsError`].
     pub fn try_new(parties: usize) -> Result<Barrier, Error> {
         if parties == 0 || parties > u32::MAX as usize {
-            return Err(Error::value("parties must be > 0"));
+            return Err(Error::value(PARTIES_ZERO));
         }
         let mem = SharedMemory::new(32)?;
         mem.word(PARTIES).store(parties as u32, Ordering::Relaxed);

@@ -8,14 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::{Lock, RLock, deadline_after};
+use crate::error::NOTIFY_NOT_OWNED;
+use crate::error::WAIT_NOT_OWNED;
 use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, sys};
 
 const SEQUENCE: usize = 0;
 const WAITING: usize = 1;
-
-const WAIT_NOT_OWNED: &str = "must acquire() condition before using wait()";
-const NOTIFY_NOT_OWNED: &str = "lock is not owned";
 
 #[derive(Clone)]
 enum Underlying {

@@ -37,6 +37,8 @@ use pyconc_core::exit::AtExit;
 use pyconc_core::fork::WeakList;
 
 use crate::Error;
+use crate::error::RELEASED_TOO_MANY;
+use crate::error::RLOCK_NOT_OWNED;
 
 const CONTENDED: u32 = 1 << 31;
 /// How often a waiter checks that the holder still runs.
@@ -50,10 +52,6 @@ const OWNER_DIED: usize = 1;
 const COUNT: usize = 2;
 /// The 64-bit word (index × 8 bytes) holding the holder's start time.
 const START: usize = 2;
-
-/// CPython's `multiprocessing` message for releasing an unlocked `Lock`.
-pub(crate) const RELEASED_TOO_MANY: &str = "semaphore or lock released too many times";
-const RLOCK_NOT_OWNED: &str = "attempt to release recursive lock not owned by thread";
 
 /// How a raw acquire ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::lock::RELEASED_TOO_MANY;
 use super::{deadline_after, shared_serde};
+use crate::error::RELEASED_TOO_MANY;
+use crate::error::{N_AT_LEAST_ONE, VALUE_OUT_OF_RANGE};
 use crate::heap::SharedMemory;
 use crate::{Error, sys};
 
@@ -89,7 +90,7 @@ impl Semaphore {
     /// [`Error::ValueError`] `n must be one or more`.
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
-            return Err(Error::value("n must be one or more"));
+            return Err(Error::value(N_AT_LEAST_ONE));
         }
         let _ = release(&self.mem, n.min(SEM_VALUE_MAX) as u32, SEM_VALUE_MAX as u32);
         Ok(())
@@ -164,7 +165,7 @@ impl BoundedSemaphore {
     /// `n must be one or more`; `semaphore or lock released too many times`.
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
-            return Err(Error::value("n must be one or more"));
+            return Err(Error::value(N_AT_LEAST_ONE));
         }
         let bound = self.mem.word(BOUND).load(Ordering::Relaxed);
         release(&self.mem, n.min(SEM_VALUE_MAX) as u32, bound)
@@ -183,7 +184,7 @@ impl BoundedSemaphore {
 
 fn new_semaphore(value: usize, bound: usize) -> Result<Arc<SharedMemory>, Error> {
     if value > SEM_VALUE_MAX || bound > SEM_VALUE_MAX {
-        return Err(Error::value("value out of range"));
+        return Err(Error::value(VALUE_OUT_OF_RANGE));
     }
     let mem = SharedMemory::new(16)?;
     mem.word(VALUE).store(value as u32, Ordering::Relaxed);

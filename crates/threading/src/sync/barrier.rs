@@ -18,6 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::error::PARTIES;
 use crate::primitive::{AtomicU32, AtomicUsize, Ordering};
 use crate::sync::{Condition, Lock};
 
@@ -235,8 +236,6 @@ impl Barrier {
         self.state() == BROKEN
     }
 }
-
-const PARTIES: &str = "parties must be > 0";
 
 /// CPython's repr: `<threading.Barrier at 0x…: waiters=2/3>` or `…: broken>`.
 impl fmt::Debug for Barrier {

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::error::NOTIFY_UNACQUIRED;
+use crate::error::WAIT_UNACQUIRED;
 use crate::primitive::{Mutex, lock};
 use crate::sync::{Lock, LockGuard, RLock, RLockGuard};
 use crate::wait_word::{WaitWord, deadline_after};
-
-pub(crate) const WAIT_UNACQUIRED: &str = "cannot wait on un-acquired lock";
-pub(crate) const NOTIFY_UNACQUIRED: &str = "cannot notify on un-acquired lock";
 
 const WAITING: u32 = 0;
 const NOTIFIED: u32 = 1;

@@ -30,6 +30,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::error::RELEASE_UNLOCKED;
 use crate::primitive::{AtomicU64, Ordering};
 use crate::wait_word::{WaitWord, deadline_after};
 
@@ -45,9 +46,6 @@ const SPINS: u32 = 0;
 /// How long a contended lock may favour barging threads before `release` hands it to a
 /// sleeping waiter.
 pub const FAIR_INTERVAL: Duration = Duration::from_millis(1);
-
-/// The message of releasing an unlocked `Lock`.
-pub(crate) const RELEASE_UNLOCKED: &str = "release unlocked lock";
 
 /// A primitive lock: held by nobody or by one thread, released by any thread.
 ///

@@ -9,11 +9,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::error::Error;
+use crate::error::RELEASE_UNACQUIRED;
 use crate::primitive::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Lock;
-
-/// The message of releasing an `RLock` the caller does not hold.
-pub(crate) const RELEASE_UNACQUIRED: &str = "cannot release un-acquired lock";
 
 /// A reentrant lock: the thread holding it may acquire it again, and must release it as
 /// many times.

@@ -13,11 +13,10 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::error::N_AT_LEAST_ONE;
+use crate::error::RELEASED_TOO_MANY;
 use crate::primitive::Ordering;
 use crate::wait_word::{WaitWord, deadline_after};
-
-pub(crate) const RELEASED_TOO_MANY: &str = "Semaphore released too many times";
-pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
 
 const SLEEPERS: u32 = 1;
 const ONE: u32 = 2;

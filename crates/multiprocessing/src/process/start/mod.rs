@@ -27,6 +27,7 @@ use pyconc_core::fork::ForkMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::context::StartMethod;
+use crate::error::LAUNCHER_ENDED;
 use crate::sys::{self, ExitStatus, Pid};
 use crate::{codec, reduction};
 
@@ -333,9 +334,7 @@ fn on_launcher_thread(
     if let Some(job) = unsent {
         job();
     }
-    result.recv().unwrap_or_else(|_| {
-        Err(Error::OsError(io::Error::other("the pyconc launcher thread ended unexpectedly")))
-    })
+    result.recv().unwrap_or_else(|_| Err(Error::OsError(io::Error::other(LAUNCHER_ENDED))))
 }
 
 fn launcher() -> Option<mpsc::Sender<Job>> {
