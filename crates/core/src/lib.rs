@@ -12,7 +12,7 @@
 //! | [`exit`] | exit finalizers with priorities, the shutdown hooks that run before them, `is_exiting` | `util.Finalize`, `util._exit_function`, `threading._shutdown` |
 //! | [`fork`] | one `pthread_atfork` registry: locks held across `fork()` and reset in the child | `os.register_at_fork`, `_at_fork_reinit` |
 //! | [`helper`] | threads the library runs for itself, counted for the fork warning | `Queue._thread`, `Pool._handle_*` threads |
-//! | [`panic`] | catching a panic with its location and backtrace, reported once | `traceback.print_exc` |
+//! | [`panic`](mod@panic) | catching a panic with its location and backtrace, reported once | `traceback.print_exc` |
 //! | [`sync`] | the poison-ignoring lock helpers of both crates | |
 //! | [`sys`] | the calling thread's identities (`pthread_self`, `gettid`) | `threading.get_ident`, `get_native_id` |
 //!

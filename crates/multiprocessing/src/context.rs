@@ -21,7 +21,7 @@ use crate::error::CONTEXT_SET;
 /// | [`Spawn`](StartMethod::Spawn) | this program run again (`/proc/self/exe`) | `fn(A)` with serde args | ~1 ms |
 /// | [`ForkServer`](StartMethod::ForkServer) | forked by a single-threaded server process | `fn(A)` with serde args | ~0.3 ms |
 ///
-/// Spawn and forkserver need [`init()`] as the first line of `main`.
+/// Spawn and forkserver need [`init()`](crate::init) as the first line of `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// `fork()`: the child is a copy of the parent and runs the target from there.

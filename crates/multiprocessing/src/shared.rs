@@ -48,6 +48,12 @@ use crate::{Error, RLock};
 ///
 /// Clones share the value. `Send + Sync`; hand it to a child by moving a clone into a fork
 /// child's closure, or in `Process::call`'s arguments.
+///
+/// # Differences from CPython
+/// - The type is a Rust type (`Value<i64>`, any `bytemuck::Pod`) instead of a typecode
+///   (`'i'`, `'d'`); `lock=False` is [`Value::new_raw`].
+/// - `value.value += 1` under the lock is [`update`](Value::update), one locked
+///   read-modify-write.
 pub struct Value<T: Pod> {
     mem: Arc<SharedMemory>,
     lock: RLock,

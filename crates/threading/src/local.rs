@@ -25,6 +25,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// (`getattr(local, "x", None) or setattr(...)`); see the module docs for when values
 /// are dropped.
 ///
+/// # Differences from CPython
+/// - Values are typed (`Local<T>`) rather than attributes; `get_or` creates this thread's
+///   value on first use.
+/// - A value reached through [`get_or`](Local::get_or) lives until the `Local` drops
+///   (CPython frees a thread's attributes when the thread ends); see the module docs.
+///
 /// # Examples
 ///
 /// ```

@@ -26,6 +26,11 @@ const FIRED: u32 = 2;
 /// [`Thread`], so `name`, `join`, `daemon`, `is_alive`… work as for any thread; its name
 /// is `Thread-N`, with no suffix, as in CPython.
 ///
+/// # Differences from CPython
+/// - [`cancel`](Timer::cancel) returns whether the function was stopped in time (CPython's
+///   returns `None`, and cannot tell whether the function already ran).
+/// - The function is a closure (CPython's `args`/`kwargs` are captured instead).
+///
 /// # Examples
 ///
 /// ```

@@ -110,6 +110,13 @@ struct Pending {
 ///
 /// Python: `multiprocessing.connection.Listener(address, authkey=...)`. `Send + Sync`.
 ///
+/// # Differences from CPython
+/// - At most [`set_max_handshakes`](Listener::set_max_handshakes) (default 64) handshakes
+///   are in flight, driven by `accept`'s own poll loop: a flood of silent peers costs no
+///   threads and cannot starve honest clients (CPython handles one peer at a time).
+/// - Running out of fds drops the oldest handshake or backs off instead of failing
+///   `accept`.
+///
 /// # Examples
 ///
 /// ```

@@ -82,6 +82,16 @@ const YIELDS_BEFORE_SLEEP: u32 = 2;
 /// it; a message is sent and received whole (a send lock and a receive lock keep frames
 /// from interleaving). Hand it to a child by moving it into a fork child's closure, or in
 /// `Process::call`'s arguments (its fd travels with the arguments).
+///
+/// # Differences from CPython
+/// - `send`/`recv` serialize with serde (postcard), not pickle: receiving can never make
+///   this process run code. `send_bytes`/`recv_bytes` carry raw bytes as CPython's, in
+///   the same frames.
+/// - A message larger than [`max_frame`](Connection::max_frame) (default: the crate's
+///   frame limit) is refused before anything is allocated for it; CPython accepts any
+///   length a peer announces.
+/// - A one-way [`pipe`] moves messages through a ring in shared memory (the fd carries only
+///   wake-ups), several times faster than CPython's `os.pipe`.
 pub struct Connection {
     fd: OwnedFd,
     readable: bool,

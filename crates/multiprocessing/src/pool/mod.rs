@@ -390,6 +390,18 @@ pub struct PoolStats {
 /// terminates it, as leaving CPython's `with Pool() as pool:` block does; call
 /// [`close`](Pool::close) and [`join`](Pool::join) to let the work finish first.
 ///
+/// # Differences from CPython
+/// - Tasks are `fn(T) -> R` with serde arguments and results (CPython pickles them). On a
+///   fork pool, the `*_closure` methods also take closures, which CPython cannot pickle.
+/// - A worker that dies while it holds a task (killed, aborted) fails that task with
+///   [`Error::WorkerDied`](crate::Error::WorkerDied) and is replaced; CPython's pool hangs
+///   there (python/cpython#96062).
+/// - `chunksize` is a separate method ([`map_chunked`](Pool::map_chunked),
+///   [`imap_chunked`](Pool::imap_chunked)); `starmap` is `map` over tuples.
+/// - Dropping the pool terminates it (`with Pool() as pool:`); CPython's `__del__` only
+///   warns. [`stats`](Pool::stats) and the MPI pool (`PoolBuilder::mpi`) are beyond
+///   CPython.
+///
 /// # Examples
 ///
 /// ```

@@ -228,6 +228,12 @@ impl<R: DeserializeOwned + Send> Sink for Slot<R> {
 /// out: `get` consumes the handle; once [`get_timeout`](AsyncResult::get_timeout) returned
 /// the value, a later `get`/`get_timeout` says it was taken.
 ///
+/// # Differences from CPython
+/// - [`get`](AsyncResult::get) consumes the handle and moves the value out; CPython's may be
+///   called again and returns the same object.
+/// - `get(timeout)` is [`get_timeout`](AsyncResult::get_timeout), which gives
+///   `Error::TimeoutError` and keeps the handle usable, as CPython's.
+///
 /// # Examples
 ///
 /// ```

@@ -24,6 +24,16 @@ use crate::{Error, sys};
 /// `T` travels serialized (serde). Clones share the queue; hand it to a child by moving a
 /// clone into a fork child's closure, or in `Process::call`'s arguments.
 ///
+/// # Differences from CPython
+/// - Items are serialized with serde (postcard), not pickled: a received item can never make
+///   this process run code.
+/// - `put` never blocks on a full pipe: a frame that does not fit now goes to this
+///   process's feeder thread (CPython sends every item through it).
+/// - Every lock of the queue is robust: a consumer killed while it waited does not wedge
+///   the others, and no item is lost.
+/// - `get(block, timeout)` is [`get`](Queue::get), [`get_nowait`](Queue::get_nowait) and
+///   [`get_timeout`](Queue::get_timeout); `put` likewise.
+///
 /// # Examples
 ///
 /// ```

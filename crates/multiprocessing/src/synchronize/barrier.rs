@@ -30,6 +30,12 @@ type Action = Arc<dyn Fn() + Send + Sync + 'static>;
 /// arriver; it is a closure of this process, so a spawn or forkserver child, which
 /// receives the barrier serialized, has none (give it one with `with_action`).
 ///
+/// # Differences from CPython
+/// - The action is a closure of the process that made the barrier; a spawn or forkserver
+///   child, which receives the barrier serialized, has none unless it sets one.
+/// - `parties == 0` is refused with `parties must be > 0`; the broken error's text is
+///   `broken barrier` (CPython's is empty).
+///
 /// # Examples
 ///
 /// ```

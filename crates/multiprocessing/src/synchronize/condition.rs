@@ -26,6 +26,12 @@ enum Underlying {
 /// `multiprocessing.Condition`.
 ///
 /// Built on an [`RLock`] by default ([`Condition::with_lock`] takes a [`Lock`]).
+///
+/// # Differences from CPython
+/// - `wait(timeout)` is [`wait`](Condition::wait) and
+///   [`wait_timeout`](Condition::wait_timeout); `wait_for` takes a closure.
+/// - Its lock is robust like [`Lock`]'s: a waiter is not stranded by a process that died
+///   holding it.
 #[derive(Clone)]
 pub struct Condition {
     lock: Underlying,

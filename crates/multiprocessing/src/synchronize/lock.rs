@@ -244,6 +244,15 @@ fn try_page() -> Result<Arc<SharedMemory>, Error> {
 /// dies, a waiter takes the lock over within about 0.1 s, and [`owner_died`](Lock::owner_died)
 /// is true until the new holder releases it.
 ///
+/// # Differences from CPython
+/// - Robust: if the holding process dies, a waiter takes the lock over within about 0.1 s
+///   and [`owner_died`](Lock::owner_died) says so; CPython's waiters wait forever. A
+///   process that exits normally holding it leaves it held (CPython's semantics).
+/// - `acquire(block, timeout)` is [`acquire`](Lock::acquire),
+///   [`try_acquire`](Lock::try_acquire) and [`acquire_timeout`](Lock::acquire_timeout).
+/// - Its `Debug` names the holder's pid (`<Lock(owner=pid 4242)>`) where CPython says
+///   `SomeOtherProcess`.
+///
 /// # Examples
 ///
 /// ```

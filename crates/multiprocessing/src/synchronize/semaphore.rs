@@ -24,6 +24,13 @@ pub const SEM_VALUE_MAX: usize = i32::MAX as usize;
 /// A counter of free slots that works across processes: Python's
 /// `multiprocessing.Semaphore`.
 ///
+/// # Differences from CPython
+/// - `acquire(block, timeout)` is [`acquire`](Semaphore::acquire),
+///   [`try_acquire`](Semaphore::try_acquire) and
+///   [`acquire_timeout`](Semaphore::acquire_timeout); `release(n)` is
+///   [`release_n`](Semaphore::release_n).
+/// - [`value`](Semaphore::value) works (CPython's `get_value()`; not on macOS there).
+///
 /// # Examples
 ///
 /// ```

@@ -64,6 +64,13 @@ impl Underlying {
 /// [`Condition::with_lock`] / [`Condition::with_rlock`] take one. Acquire the condition
 /// (it is its lock) before `wait`/`notify`.
 ///
+/// # Differences from CPython
+/// - `wait(timeout)` is [`wait`](Condition::wait) and
+///   [`wait_timeout`](Condition::wait_timeout); `wait_for(predicate, timeout)` takes a
+///   closure and an `Option<Duration>`.
+/// - Misuse (waiting or notifying without holding the lock) is an `Err` with CPython's
+///   text, not an exception.
+///
 /// # Examples
 ///
 /// ```

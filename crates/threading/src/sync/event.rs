@@ -19,6 +19,11 @@ const GENERATION: u32 = 2;
 ///
 /// Python: `threading.Event`.
 ///
+/// # Differences from CPython
+/// - `wait(timeout)` is [`wait`](Event::wait) and [`wait_timeout`](Event::wait_timeout)
+///   (which returns the flag, as CPython's). A waiter woken by `set()` returns true even if
+///   `clear()` ran before it was scheduled, as in CPython.
+///
 /// # Examples
 ///
 /// ```

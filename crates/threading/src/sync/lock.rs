@@ -53,6 +53,15 @@ pub const FAIR_INTERVAL: Duration = Duration::from_millis(1);
 /// and has no owner: one thread may acquire it and another release it (CPython semantics).
 /// It is not reentrant: the holder's second `acquire` blocks.
 ///
+/// # Differences from CPython
+/// - `acquire(blocking, timeout)` is three methods: [`acquire`](Lock::acquire),
+///   [`try_acquire`](Lock::try_acquire) and [`acquire_timeout`](Lock::acquire_timeout); a
+///   negative timeout (CPython's `ValueError`) cannot be expressed, and timeouts above
+///   [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) are clamped instead of refused.
+/// - `with lock:` is [`lock()`](Lock::lock), a guard that releases when dropped.
+/// - Fair under contention: a waiter is never starved for longer than about
+///   [`FAIR_INTERVAL`] (CPython's lock is whatever the OS's semaphore does).
+///
 /// # Examples
 ///
 /// ```

@@ -18,6 +18,13 @@ use crate::sync::Lock;
 ///
 /// Python: `threading.RLock`. Only the owner may release it.
 ///
+/// # Differences from CPython
+/// - `acquire(blocking, timeout)` is [`acquire`](RLock::acquire),
+///   [`try_acquire`](RLock::try_acquire) and [`acquire_timeout`](RLock::acquire_timeout);
+///   `with rlock:` is [`lock()`](RLock::lock).
+/// - CPython's private `_is_owned()` and `_recursion_count()` are public:
+///   [`is_owned`](RLock::is_owned), [`recursion_count`](RLock::recursion_count).
+///
 /// # Examples
 ///
 /// ```

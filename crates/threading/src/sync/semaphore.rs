@@ -35,6 +35,12 @@ fn count_of(word: u32) -> usize {
 /// see [`BoundedSemaphore`] for the checked variant. A `usize` count cannot be negative,
 /// so CPython's `semaphore initial value must be >= 0` cannot happen here.
 ///
+/// # Differences from CPython
+/// - The count is a `usize`: CPython's `semaphore initial value must be >= 0` cannot
+///   happen. `release(n)` is [`release_n`](Semaphore::release_n); CPython's private
+///   `_value` is [`value`](Semaphore::value).
+/// - `with sem:` is [`lock()`](Semaphore::lock).
+///
 /// # Examples
 ///
 /// ```

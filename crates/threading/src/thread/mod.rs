@@ -148,10 +148,16 @@ fn function_name(type_name: &'static str) -> Option<&'static str> {
 /// [`start`](Thread::start) and [`join`](Thread::join). `Thread` is a cheap handle: clones
 /// refer to the same thread, and `==`/`Hash` compare identity.
 ///
-/// Differences from CPython:
-/// - arguments are captured by the closure instead of `args`/`kwargs`;
-/// - `join` returns `Ok(())` / `join_timeout` returns `Ok(bool)` (true: the thread has
-///   ended) instead of `None` plus a separate `is_alive()` check.
+/// # Differences from CPython
+/// - Arguments are captured by the closure instead of `args`/`kwargs`; there is no
+///   `group`. A named function's name is appended to `Thread-N` as CPython 3.10+ does
+///   (`Thread-3 (counter)`); a closure adds none.
+/// - `join` returns `Ok(())`, and `join_timeout` returns `Ok(bool)` (true: the thread has
+///   ended) instead of `None` plus a separate `is_alive()` check; misuse (joining the
+///   current thread, an unstarted one) is an `Err` with CPython's text, not an exception.
+/// - A panic in the target goes to [`excepthook`](crate::excepthook) as an exception
+///   does in CPython, and the thread ends normally; `join` still returns `Ok`.
+/// - Subclassing `Thread` and overriding `run` is [`Runnable`].
 ///
 /// # Examples
 ///
