@@ -118,9 +118,6 @@ pub(crate) const MPI_POOL_OPTIONS: &str =
 /// `Semaphore.release(n)` with `n == 0` (CPython's `ValueError`).
 pub(crate) const N_AT_LEAST_ONE: &str = "n must be one or more";
 
-/// A semaphore value above `SEM_VALUE_MAX` (CPython's `ValueError`).
-pub(crate) const VALUE_OUT_OF_RANGE: &str = "value out of range";
-
 /// `Barrier::new(0)` (CPython's `ValueError`).
 pub(crate) const PARTIES: &str = "parties must be > 0";
 

@@ -125,7 +125,8 @@ pub use process::{Builder, Process, active_children, current_process, parent_pro
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};
 pub use synchronize::{
-    Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore,
+    Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
+    RLockGuard, SEM_VALUE_MAX, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,
 };
 
 /// The number of CPUs this process may use: its CPU affinity mask and cgroup quota

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::wait_word::deadline_after;
+use pyconc_core::sync::deadline_after;
 
 /// A handle that can be joined: a [`Thread`](crate::Thread), a [`Timer`](crate::Timer),
 /// a `multiprocessing::Process`.

@@ -63,8 +63,6 @@
 // The modules from the bottom layer up: each names only those above this line's
 // (checked by `crates/pyconc/tests/layers.rs`).
 mod error;
-mod primitive;
-mod wait_word;
 mod sys;
 mod sync;
 mod thread;
@@ -89,7 +87,7 @@ pub use timer::Timer;
 /// The longest timeout the blocking functions accept; longer ones are clamped to it.
 ///
 /// Python: `threading.TIMEOUT_MAX` (`9223372036.0` seconds on 64-bit Linux).
-pub const TIMEOUT_MAX: Duration = Duration::from_secs(9_223_372_036);
+pub const TIMEOUT_MAX: Duration = pyconc_core::sync::TIMEOUT_MAX;
 
 /// The smallest stack size [`stack_size`] accepts (CPython's `THREAD_STACK_MIN`).
 pub const STACK_SIZE_MIN: usize = 32_768;

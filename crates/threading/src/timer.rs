@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::thread::{INITIAL, Kind, Thread};
-use crate::wait_word::{WaitWord, deadline_after};
+use pyconc_core::sync::{Futex, WaitWord, deadline_after};
 
 const WAITING: u32 = 0;
 const CANCELLED: u32 = 1;

@@ -1,13 +1,28 @@
-//! Synchronisation shared by both crates.
+//! The synchronisation core of both crates: the state machines of `Event` and the
+//! semaphores written once, generic over the word they sleep on ([`Futex`]: a private
+//! [`WaitWord`] for `threading`, a process-shared [`SharedWord`] in shared memory for
+//! `multiprocessing`, loom's stand-in under `--cfg loom`), and the poison-ignoring lock
+//! helpers.
 //!
-//! [`lock`], [`wait`] and [`wait_timeout`]: the one place that turns a poisoned `Mutex`
+//! [`lock`], [`wait`] and [`wait_timeout`] are the one place that turns a poisoned `Mutex`
 //! into its guard. The library's internal critical sections keep their data valid at every
 //! step (a panic inside one leaves nothing half-written that the next user could trip
 //! on), so poisoning carries no meaning for them; ignoring it keeps one panicking thread
 //! from turning every later call of the process into a panic too.
 
+pub mod primitive;
+mod futex;
+mod event;
+mod semaphore;
+
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+pub use event::Event;
+#[cfg(not(loom))]
+pub use futex::SharedWord;
+pub use futex::{Futex, TIMEOUT_MAX, WaitWord, deadline_after};
+pub use semaphore::{SEMAPHORE_VALUE_MAX, Semaphore, initial_word};
 
 /// Locks `mutex`, ignoring poisoning.
 pub fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -145,7 +145,7 @@ impl Channel {
         sys::set_nonblocking(writer.as_fd())?;
         let slots = match maxsize {
             0 => None,
-            n => Some(BoundedSemaphore::try_new(n.min(crate::SEM_VALUE_MAX))?),
+            n => Some(BoundedSemaphore::try_new(n)?),
         };
         Ok(Channel {
             reader,

@@ -61,13 +61,15 @@ pub struct Barrier {
 }
 
 impl Barrier {
-    /// A barrier for `parties` parties.
+    /// A barrier for `parties` parties. With `parties == 0` every `wait` fails with
+    /// `parties must be > 0`, as `threading::Barrier::new(0)`'s (CPython 3.12's check, at
+    /// wait: 3.11 would hang).
     ///
     /// # Panics
-    /// If `parties` is 0 or the OS refuses shared memory; [`Barrier::try_new`] returns
-    /// those errors instead.
+    /// If the OS refuses shared memory; [`Barrier::try_new`] returns that error (and
+    /// refuses 0 parties) instead.
     pub fn new(parties: usize) -> Barrier {
-        Barrier::try_new(parties).unwrap_or_else(|e| panic!("{e}"))
+        Barrier::build(parties).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
 
     /// As [`new`](Barrier::new), returning errors.
@@ -76,11 +78,17 @@ impl Barrier {
     /// [`Error::ValueError`] `parties must be > 0` (where CPython would hang);
     /// [`Error::OsError`].
     pub fn try_new(parties: usize) -> Result<Barrier, Error> {
-        if parties == 0 || parties > u32::MAX as usize {
+        if parties == 0 {
             return Err(Error::value(PARTIES_ZERO));
         }
+        Barrier::build(parties)
+    }
+
+    /// A barrier for `parties` (at most `u32::MAX`); with 0, every `wait` fails, as
+    /// `threading::Barrier::new(0)`'s.
+    fn build(parties: usize) -> Result<Barrier, Error> {
         let mem = SharedMemory::new(32)?;
-        mem.word(PARTIES).store(parties as u32, Ordering::Relaxed);
+        mem.word(PARTIES).store(parties.min(u32::MAX as usize) as u32, Ordering::Relaxed);
         Ok(Barrier { lock: Lock::internal()?, mem: Arc::new(mem), action: None, timeout: None })
     }
 
@@ -119,6 +127,9 @@ impl Barrier {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<usize, Error> {
+        if self.word(PARTIES).load(Ordering::Relaxed) == 0 {
+            return Err(Error::value(PARTIES_ZERO));
+        }
         self.lock.acquire();
         if self.word(BROKEN).load(Ordering::Relaxed) != 0 {
             let _ = self.lock.release();

@@ -236,6 +236,26 @@ impl Condition {
             Underlying::RLock(l) => l.shared_mem(),
         }
     }
+
+    /// Acquires the condition's lock and returns a guard that releases it when dropped:
+    /// Python's `with condition:`.
+    pub fn lock(&self) -> ConditionGuard<'_> {
+        self.acquire();
+        ConditionGuard { condition: self }
+    }
+}
+
+/// The guard of [`Condition::lock`]: releases the condition's lock when dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ConditionGuard<'a> {
+    condition: &'a Condition,
+}
+
+impl Drop for ConditionGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.condition.release();
+    }
 }
 
 impl Default for Condition {

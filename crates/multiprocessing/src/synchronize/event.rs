@@ -1,14 +1,15 @@
-//! `Event` across processes. The word is `generation << 1 | flag`: `set` starts a new
-//! generation, so a waiter woken by it returns `true` even if `clear` came first.
+//! `Event` across processes. The state machine is `pyconc_core::sync::Event` (shared with
+//! `threading.Event`) on a process-shared futex word: word 0 of a page of shared memory.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{deadline_after, shared_serde};
 use crate::heap::SharedMemory;
-use crate::{Error, sys};
+use pyconc_core::sync::{Event as RawEvent, SharedWord};
+
+use crate::Error;
 
 /// A flag that processes wait for: Python's `multiprocessing.Event`.
 ///
@@ -54,53 +55,27 @@ impl Event {
         Event { mem }
     }
 
-    fn word(&self) -> &AtomicU32 {
-        self.mem.word(0)
+    fn raw(&self) -> RawEvent<&SharedWord> {
+        RawEvent::on(SharedWord::from_atomic(self.mem.word(0)))
     }
 
     /// Whether the flag is set. Python: `Event.is_set()`.
     pub fn is_set(&self) -> bool {
-        self.word().load(Ordering::Acquire) & 1 != 0
+        self.raw().is_set()
     }
 
     /// Sets the flag and wakes every waiter. Python: `Event.set()`.
     pub fn set(&self) {
-        let word = self.word();
-        let mut current = word.load(Ordering::Relaxed);
-        loop {
-            if current & 1 != 0 {
-                return;
-            }
-            let next = (current | 1).wrapping_add(2);
-            match word.compare_exchange_weak(current, next, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => current = now,
-            }
-        }
-        sys::futex_wake(word, i32::MAX);
+        self.raw().set();
     }
 
     /// Clears the flag. Python: `Event.clear()`.
     pub fn clear(&self) {
-        self.word().fetch_and(!1, Ordering::Relaxed);
+        self.raw().clear();
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let word = self.word();
-        let seen = word.load(Ordering::Acquire);
-        if seen & 1 != 0 {
-            return true;
-        }
-        loop {
-            sys::futex_wait(word, seen, deadline);
-            let now = word.load(Ordering::Acquire);
-            if now != seen && (now & 1 != 0 || now >> 1 != seen >> 1) {
-                return true; // set (perhaps cleared again since: a new generation)
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return false;
-            }
-        }
+        self.raw().wait_until(deadline)
     }
 
     /// Waits until the flag is set. Python: `Event.wait()`.

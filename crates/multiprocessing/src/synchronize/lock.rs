@@ -378,6 +378,27 @@ impl Lock {
     pub fn owner_died(&self) -> bool {
         self.locked() && self.mem.word(OWNER_DIED).load(Ordering::Relaxed) != 0
     }
+
+    /// Acquires the lock and returns a guard that releases it when dropped: Python's
+    /// `with lock:`. If another thread or process released the lock meanwhile (allowed:
+    /// it has no owner), the guard's drop finds it unlocked and does nothing.
+    pub fn lock(&self) -> LockGuard<'_> {
+        self.acquire();
+        LockGuard { lock: self }
+    }
+}
+
+/// The guard of [`Lock::lock`]: releases the lock when dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
 }
 
 impl Default for Lock {
@@ -531,6 +552,26 @@ impl RLock {
     /// Whether the calling thread took the lock over from a holder that died.
     pub fn owner_died(&self) -> bool {
         self.is_owned() && self.mem.word(OWNER_DIED).load(Ordering::Relaxed) != 0
+    }
+
+    /// Acquires the lock (again, if this thread holds it) and returns a guard that
+    /// releases one level when dropped: Python's `with rlock:`.
+    pub fn lock(&self) -> RLockGuard<'_> {
+        self.acquire();
+        RLockGuard { lock: self }
+    }
+}
+
+/// The guard of [`RLock::lock`]: releases one level when dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    lock: &'a RLock,
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
     }
 }
 

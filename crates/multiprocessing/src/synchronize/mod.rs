@@ -30,17 +30,15 @@ mod semaphore;
 
 pub use barrier::Barrier;
 pub use condition::Condition;
+pub use condition::ConditionGuard;
 pub use event::Event;
 pub(crate) use lock::{Acquired, RobustWord};
-pub use lock::{Lock, RLock};
-pub use semaphore::{BoundedSemaphore, SEM_VALUE_MAX, Semaphore};
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub use semaphore::{
+    BoundedSemaphore, SEM_VALUE_MAX, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,
+};
 
-use std::time::{Duration, Instant};
-
-/// The deadline `timeout` from now; `None` (no deadline) if it cannot be represented.
-pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout)
-}
+pub(crate) use pyconc_core::sync::deadline_after;
 
 /// Implements `Serialize`/`Deserialize` for a type whose shared state is the `SharedMemory`
 /// fields listed, all in an `Arc`: it travels to a spawn or forkserver child as fds; outside

@@ -1,25 +1,29 @@
-//! `Semaphore` and `BoundedSemaphore` across processes.
-//!
-//! Words of the shared page: 0 the value, 1 the number of sleepers (a release wakes only
-//! when someone sleeps), 2 the bound (`BoundedSemaphore`).
+//! `Semaphore` and `BoundedSemaphore` across processes. The state machine is
+//! `pyconc_core::sync::Semaphore` (shared with `threading`'s semaphores) on a
+//! process-shared futex word in a page of shared memory: word 0 is the semaphore's word,
+//! word 2 a `BoundedSemaphore`'s bound. `BoundedSemaphore` is a `Semaphore` and that bound.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{deadline_after, shared_serde};
-use crate::error::RELEASED_TOO_MANY;
-use crate::error::{N_AT_LEAST_ONE, VALUE_OUT_OF_RANGE};
-use crate::heap::SharedMemory;
-use crate::{Error, sys};
+use pyconc_core::sync::{Semaphore as RawSemaphore, SharedWord, initial_word};
 
-const VALUE: usize = 0;
-const SLEEPERS: usize = 1;
+use super::{deadline_after, shared_serde};
+use crate::Error;
+use crate::error::{N_AT_LEAST_ONE, RELEASED_TOO_MANY};
+use crate::heap::{SendMem, SharedMemory};
+
+const WORD: usize = 0;
 const BOUND: usize = 2;
 
-/// The largest value: CPython's `SEM_VALUE_MAX` on Linux.
-pub const SEM_VALUE_MAX: usize = i32::MAX as usize;
+/// The largest count a semaphore holds (2³¹ − 1); `new` and `release` saturate there. The
+/// same constant as `threading::SEMAPHORE_VALUE_MAX`.
+pub const SEMAPHORE_VALUE_MAX: usize = pyconc_core::sync::SEMAPHORE_VALUE_MAX;
+
+/// CPython's name for [`SEMAPHORE_VALUE_MAX`] (`multiprocessing.synchronize.SEM_VALUE_MAX`).
+pub const SEM_VALUE_MAX: usize = SEMAPHORE_VALUE_MAX;
 
 /// A counter of free slots that works across processes: Python's
 /// `multiprocessing.Semaphore`.
@@ -50,62 +54,93 @@ pub struct Semaphore {
 shared_serde!(Semaphore { mem });
 
 impl Semaphore {
-    /// A semaphore with `value` free slots (at most [`SEM_VALUE_MAX`]).
+    /// A semaphore with `value` free slots (saturated at [`SEMAPHORE_VALUE_MAX`], as
+    /// `threading::Semaphore::new`).
     ///
     /// # Panics
-    /// If the OS refuses shared memory, or `value` is over [`SEM_VALUE_MAX`];
-    /// [`Semaphore::try_new`] returns those errors instead.
+    /// If the OS refuses shared memory; [`Semaphore::try_new`] returns that error instead.
     pub fn new(value: usize) -> Semaphore {
-        Semaphore::try_new(value).unwrap_or_else(|e| panic!("{e}"))
+        Semaphore::try_new(value).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
 
-    /// As [`new`](Semaphore::new), returning errors.
+    /// As [`new`](Semaphore::new), returning the OS's refusal as an error.
     ///
     /// # Errors
-    /// [`Error::ValueError`] `value out of range`; [`Error::OsError`].
+    /// [`Error::OsError`].
     pub fn try_new(value: usize) -> Result<Semaphore, Error> {
-        Ok(Semaphore { mem: new_semaphore(value, value)? })
+        let mem = SharedMemory::new(16)?;
+        mem.word(WORD).store(initial_word(value), Ordering::Relaxed);
+        mem.word(BOUND).store(initial_word(value) >> 1, Ordering::Relaxed);
+        Ok(Semaphore { mem: Arc::new(mem) })
     }
 
     fn from_shared(mem: Arc<SharedMemory>) -> Semaphore {
         Semaphore { mem }
     }
 
-    /// Takes a slot, waiting for one. Python: `Semaphore.acquire()`.
+    fn raw(&self) -> RawSemaphore<&SharedWord> {
+        RawSemaphore::on(SharedWord::from_atomic(self.mem.word(WORD)))
+    }
+
+    /// Waits for a free slot and takes it. Python: `Semaphore.acquire()`.
     pub fn acquire(&self) {
-        acquire(&self.mem, None);
+        self.raw().acquire_until(None);
     }
 
-    /// Takes a slot if one is free. Python: `Semaphore.acquire(False)`.
+    /// Takes a free slot if there is one. Python: `Semaphore.acquire(block=False)`.
     pub fn try_acquire(&self) -> bool {
-        try_acquire(&self.mem)
+        self.raw().try_acquire()
     }
 
-    /// Waits at most `timeout` for a slot. Python: `Semaphore.acquire(timeout=t)`.
+    /// Waits at most `timeout` for a free slot; whether it took one.
+    /// Python: `Semaphore.acquire(timeout=t)`.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        acquire(&self.mem, deadline_after(timeout))
+        self.raw().acquire_until(deadline_after(timeout))
     }
 
-    /// Frees a slot. Python: `Semaphore.release()`.
+    pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> bool {
+        self.raw().acquire_until(deadline)
+    }
+
+    /// Frees one slot. Python: `Semaphore.release()`.
     pub fn release(&self) {
-        let _ = release(&self.mem, 1, SEM_VALUE_MAX as u32);
+        self.raw().release(1);
     }
 
-    /// Frees `n` slots.
+    /// Frees `n` slots. Python: `Semaphore.release(n)`.
     ///
     /// # Errors
-    /// [`Error::ValueError`] `n must be one or more`.
+    /// [`Error::ValueError`] `n must be one or more` for `n == 0`.
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
         }
-        let _ = release(&self.mem, n.min(SEM_VALUE_MAX) as u32, SEM_VALUE_MAX as u32);
+        self.raw().release(n);
         Ok(())
     }
 
     /// The number of free slots. Python: `Semaphore.get_value()`.
     pub fn value(&self) -> usize {
-        self.mem.word(VALUE).load(Ordering::Relaxed) as usize
+        self.raw().value()
+    }
+
+    /// `with sem:` — waits for a slot and frees it when the guard drops.
+    pub fn lock(&self) -> SemaphoreGuard<'_> {
+        self.acquire();
+        SemaphoreGuard { semaphore: self }
+    }
+}
+
+/// The guard of [`Semaphore::lock`]: frees the slot when dropped.
+#[derive(Debug)]
+#[must_use = "the slot is freed as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    semaphore: &'a Semaphore,
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        self.semaphore.release();
     }
 }
 
@@ -113,60 +148,57 @@ impl Semaphore {
 /// `multiprocessing.BoundedSemaphore`.
 #[derive(Clone)]
 pub struct BoundedSemaphore {
-    mem: Arc<SharedMemory>,
+    semaphore: Semaphore,
 }
 
-shared_serde!(BoundedSemaphore { mem });
-
 impl BoundedSemaphore {
-    /// A bounded semaphore with `value` free slots, and `value` as its bound.
+    /// A semaphore with `value` free slots that refuses to go above `value` (saturated at
+    /// [`SEMAPHORE_VALUE_MAX`]).
     ///
     /// # Panics
-    /// As [`Semaphore::new`]; [`BoundedSemaphore::try_new`] returns the errors.
+    /// If the OS refuses shared memory; [`BoundedSemaphore::try_new`] returns that error
+    /// instead.
     pub fn new(value: usize) -> BoundedSemaphore {
-        BoundedSemaphore::try_new(value).unwrap_or_else(|e| panic!("{e}"))
+        BoundedSemaphore::try_new(value)
+            .unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
 
-    /// As [`new`](BoundedSemaphore::new), returning errors.
+    /// As [`new`](BoundedSemaphore::new), returning the OS's refusal as an error.
     ///
     /// # Errors
-    /// As [`Semaphore::try_new`].
+    /// [`Error::OsError`].
     pub fn try_new(value: usize) -> Result<BoundedSemaphore, Error> {
-        Ok(BoundedSemaphore { mem: new_semaphore(value, value)? })
-    }
-
-    fn from_shared(mem: Arc<SharedMemory>) -> BoundedSemaphore {
-        BoundedSemaphore { mem }
+        Ok(BoundedSemaphore { semaphore: Semaphore::try_new(value)? })
     }
 
     /// As [`Semaphore::acquire`].
     pub fn acquire(&self) {
-        acquire(&self.mem, None);
+        self.semaphore.acquire();
     }
 
     /// As [`Semaphore::try_acquire`].
     pub fn try_acquire(&self) -> bool {
-        try_acquire(&self.mem)
+        self.semaphore.try_acquire()
     }
 
     /// As [`Semaphore::acquire_timeout`].
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        acquire(&self.mem, deadline_after(timeout))
+        self.semaphore.acquire_timeout(timeout)
     }
 
     pub(crate) fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        acquire(&self.mem, deadline)
+        self.semaphore.acquire_until(deadline)
     }
 
-    /// Frees a slot.
+    /// Frees one slot. Python: `BoundedSemaphore.release()`.
     ///
     /// # Errors
-    /// [`Error::ValueError`] `semaphore or lock released too many times` past the bound.
+    /// [`Error::ValueError`] `semaphore or lock released too many times` above the bound.
     pub fn release(&self) -> Result<(), Error> {
         self.release_n(1)
     }
 
-    /// Frees `n` slots.
+    /// Frees `n` slots, unless that would pass the bound.
     ///
     /// # Errors
     /// `n must be one or more`; `semaphore or lock released too many times`.
@@ -174,84 +206,38 @@ impl BoundedSemaphore {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
         }
-        let bound = self.mem.word(BOUND).load(Ordering::Relaxed);
-        release(&self.mem, n.min(SEM_VALUE_MAX) as u32, bound)
+        if self.semaphore.raw().release_bounded(n, self.bound()) {
+            Ok(())
+        } else {
+            Err(Error::value(RELEASED_TOO_MANY))
+        }
     }
 
     /// The number of free slots.
     pub fn value(&self) -> usize {
-        self.mem.word(VALUE).load(Ordering::Relaxed) as usize
+        self.semaphore.value()
     }
 
-    /// The bound.
+    /// The bound: the initial value.
     pub fn bound(&self) -> usize {
-        self.mem.word(BOUND).load(Ordering::Relaxed) as usize
+        self.semaphore.mem.word(BOUND).load(Ordering::Relaxed) as usize
     }
 }
 
-fn new_semaphore(value: usize, bound: usize) -> Result<Arc<SharedMemory>, Error> {
-    if value > SEM_VALUE_MAX || bound > SEM_VALUE_MAX {
-        return Err(Error::value(VALUE_OUT_OF_RANGE));
-    }
-    let mem = SharedMemory::new(16)?;
-    mem.word(VALUE).store(value as u32, Ordering::Relaxed);
-    mem.word(BOUND).store(bound as u32, Ordering::Relaxed);
-    Ok(Arc::new(mem))
-}
-
-fn try_acquire(mem: &SharedMemory) -> bool {
-    let value = mem.word(VALUE);
-    let mut current = value.load(Ordering::Relaxed);
-    while current > 0 {
-        match value.compare_exchange_weak(
-            current,
-            current - 1,
-            Ordering::Acquire,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => return true,
-            Err(now) => current = now,
-        }
-    }
-    false
-}
-
-fn acquire(mem: &SharedMemory, deadline: Option<Instant>) -> bool {
-    let value: &AtomicU32 = mem.word(VALUE);
-    let sleepers = mem.word(SLEEPERS);
-    loop {
-        if try_acquire(mem) {
-            return true;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return false;
-        }
-        sleepers.fetch_add(1, Ordering::SeqCst);
-        // Sleeps only while the value is still 0 (a release in between changed it).
-        if value.load(Ordering::SeqCst) == 0 {
-            sys::futex_wait(value, 0, deadline);
-        }
-        sleepers.fetch_sub(1, Ordering::SeqCst);
+impl serde::Serialize for BoundedSemaphore {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(
+            &(SendMem(&self.semaphore.mem, "BoundedSemaphore"),),
+            serializer,
+        )
     }
 }
 
-fn release(mem: &SharedMemory, n: u32, bound: u32) -> Result<(), Error> {
-    let value = mem.word(VALUE);
-    let mut current = value.load(Ordering::Relaxed);
-    loop {
-        if u64::from(current) + u64::from(n) > u64::from(bound) {
-            return Err(Error::value(RELEASED_TOO_MANY));
-        }
-        match value.compare_exchange_weak(current, current + n, Ordering::SeqCst, Ordering::Relaxed)
-        {
-            Ok(_) => break,
-            Err(now) => current = now,
-        }
+impl<'de> serde::Deserialize<'de> for BoundedSemaphore {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (mem,) = <(SharedMemory,)>::deserialize(deserializer)?;
+        Ok(BoundedSemaphore { semaphore: Semaphore::from_shared(Arc::new(mem)) })
     }
-    if mem.word(SLEEPERS).load(Ordering::SeqCst) > 0 {
-        sys::futex_wake(value, n.min(i32::MAX as u32) as i32);
-    }
-    Ok(())
 }
 
 impl fmt::Debug for Semaphore {

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::error::PARTIES;
-use crate::primitive::{AtomicU32, AtomicUsize, Ordering};
 use crate::sync::{Condition, Lock};
+use pyconc_core::sync::primitive::{AtomicU32, AtomicUsize, Ordering};
 
 const FILLING: u32 = 0;
 const DRAINING: u32 = 1;

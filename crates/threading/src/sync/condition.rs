@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::error::NOTIFY_UNACQUIRED;
 use crate::error::WAIT_UNACQUIRED;
-use crate::primitive::{Mutex, lock};
 use crate::sync::{Lock, LockGuard, RLock, RLockGuard};
-use crate::wait_word::{WaitWord, deadline_after};
+use pyconc_core::sync::primitive::{Mutex, lock};
+use pyconc_core::sync::{Futex, WaitWord, deadline_after};
 
 const WAITING: u32 = 0;
 const NOTIFIED: u32 = 1;
@@ -269,7 +269,7 @@ impl Condition {
             let Some(waiter) = waiters.pop_front() else { break };
             // A swap rather than a store: loom (0.7) models a plain store racing with the
             // waiter's futex check unfaithfully; the swap is just as cheap.
-            waiter.atomic().swap(NOTIFIED, crate::primitive::Ordering::AcqRel);
+            waiter.atomic().swap(NOTIFIED, pyconc_core::sync::primitive::Ordering::AcqRel);
             waiter.wake(1);
         }
         Ok(())

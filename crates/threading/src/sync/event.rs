@@ -1,18 +1,11 @@
-//! `Event`: Python's `threading.Event`, a flag that threads wait for.
-//!
-//! One futex word: bit 0 is the flag, the other bits count how many times `set` raised
-//! it (a generation). A waiter that saw the flag down sleeps until the word changes; when
-//! it wakes it returns true if the generation moved — so a waiter woken by `set()` reports
-//! true even if `clear()` ran before it was scheduled, as in CPython.
+//! `Event`: Python's `threading.Event`, a flag that threads wait for. The state machine
+//! is `pyconc_core::sync::Event`, shared with `multiprocessing.Event`, on a private futex
+//! word.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::primitive::Ordering;
-use crate::wait_word::{WaitWord, deadline_after};
-
-const FLAG: u32 = 1;
-const GENERATION: u32 = 2;
+use pyconc_core::sync::{Event as RawEvent, WaitWord, deadline_after};
 
 /// A flag that threads can wait for: `set` raises it and wakes every waiter, `clear`
 /// lowers it.
@@ -42,40 +35,28 @@ const GENERATION: u32 = 2;
 /// # Ok::<(), threading::Error>(())
 /// ```
 pub struct Event {
-    word: WaitWord,
+    raw: RawEvent<WaitWord>,
 }
 
 impl Event {
     /// A new event, not set.
     pub fn new() -> Event {
-        Event { word: WaitWord::new(0) }
+        Event { raw: RawEvent::on(WaitWord::new(0)) }
     }
 
     /// Whether the flag is set. Python: `event.is_set()`.
     pub fn is_set(&self) -> bool {
-        self.word.load() & FLAG != 0
+        self.raw.is_set()
     }
 
     /// Sets the flag and wakes every waiter. Python: `event.set()`.
     pub fn set(&self) {
-        let word = self.word.atomic();
-        let mut state = word.load(Ordering::Relaxed);
-        loop {
-            if state & FLAG != 0 {
-                return;
-            }
-            let next = (state.wrapping_add(GENERATION)) | FLAG;
-            match word.compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(seen) => state = seen,
-            }
-        }
-        self.word.wake_all();
+        self.raw.set();
     }
 
     /// Lowers the flag. Python: `event.clear()`.
     pub fn clear(&self) {
-        self.word.atomic().fetch_and(!FLAG, Ordering::Relaxed);
+        self.raw.clear();
     }
 
     /// Waits until the flag is set. Python: `event.wait()`.
@@ -95,20 +76,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let start = self.word.load();
-        if start & FLAG != 0 {
-            return true;
-        }
-        loop {
-            let in_time = self.word.wait(start, deadline);
-            let now = self.word.load();
-            if now & !FLAG != start & !FLAG {
-                return true; // set() ran since we began (generation moved)
-            }
-            if !in_time {
-                return now & FLAG != 0;
-            }
-        }
+        self.raw.wait_until(deadline)
     }
 }
 

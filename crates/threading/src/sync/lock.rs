@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::error::RELEASE_UNLOCKED;
-use crate::primitive::{AtomicU64, Ordering};
-use crate::wait_word::{WaitWord, deadline_after};
+use pyconc_core::sync::primitive::{AtomicU64, Ordering};
+use pyconc_core::sync::{Futex, WaitWord, deadline_after};
 
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;

@@ -5,7 +5,7 @@
 //! # Design: state machines over a futex word
 //!
 //! `Lock`, `Semaphore` and `Event` are each a small state machine over atomics and one
-//! futex word (`wait_word.rs`): no heap, no pointers, no user-space lock to get stuck
+//! futex word (`pyconc_core::sync::WaitWord`): no heap, no pointers, no user-space lock to get stuck
 //! after `fork()`. `RLock` adds an owner and a count to a `Lock`; `Condition` and `Barrier`
 //! are ports of CPython's Python code over them. The same state machines can run on a
 //! word in shared memory, with the kernel's shared futexes — which is how the

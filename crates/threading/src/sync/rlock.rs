@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::error::RELEASE_UNACQUIRED;
-use crate::primitive::{AtomicU64, AtomicUsize, Ordering};
 use crate::sync::Lock;
+use pyconc_core::sync::primitive::{AtomicU64, AtomicUsize, Ordering};
 
 /// A reentrant lock: the thread holding it may acquire it again, and must release it as
 /// many times.

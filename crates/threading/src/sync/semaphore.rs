@@ -1,11 +1,6 @@
-//! `Semaphore` and `BoundedSemaphore`: Python's counting semaphores.
-//!
-//! One futex word: the count in bits 1–31 and, in bit 0, `SLEEPERS` — some thread may
-//! sleep on the word. `acquire` decrements the count by compare-and-swap when it is
-//! positive, else sets `SLEEPERS` and sleeps while the word is unchanged. `release` adds to
-//! the count and clears `SLEEPERS` in one atomic step and, if it was set, wakes every
-//! sleeper; those that find the count at zero again set the bit and sleep on. Keeping count
-//! and flag in one word leaves no window between a sleeper's check and its sleep.
+//! `Semaphore` and `BoundedSemaphore`: Python's counting semaphores. The state machine is
+//! `pyconc_core::sync::Semaphore` (shared with `multiprocessing`'s semaphores) on a
+//! private futex word; `BoundedSemaphore` is a `Semaphore` and its bound.
 //!
 //! The count is limited to [`SEMAPHORE_VALUE_MAX`] (2³¹ − 1); larger values saturate.
 
@@ -15,18 +10,10 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::error::N_AT_LEAST_ONE;
 use crate::error::RELEASED_TOO_MANY;
-use crate::primitive::Ordering;
-use crate::wait_word::{WaitWord, deadline_after};
-
-const SLEEPERS: u32 = 1;
-const ONE: u32 = 2;
+use pyconc_core::sync::{Semaphore as RawSemaphore, WaitWord, deadline_after, initial_word};
 
 /// The largest count a semaphore holds; `new` and `release` saturate there.
-pub const SEMAPHORE_VALUE_MAX: usize = (u32::MAX >> 1) as usize;
-
-fn count_of(word: u32) -> usize {
-    (word >> 1) as usize
-}
+pub const SEMAPHORE_VALUE_MAX: usize = pyconc_core::sync::SEMAPHORE_VALUE_MAX;
 
 /// A counting semaphore: `acquire` waits while the count is zero, then decrements it;
 /// `release` increments it.
@@ -54,14 +41,13 @@ fn count_of(word: u32) -> usize {
 /// assert_eq!(slots.value(), 1);
 /// ```
 pub struct Semaphore {
-    word: WaitWord,
+    raw: RawSemaphore<WaitWord>,
 }
 
 impl Semaphore {
     /// A semaphore with count `value` (at most [`SEMAPHORE_VALUE_MAX`]).
     pub fn new(value: usize) -> Semaphore {
-        let value = value.min(SEMAPHORE_VALUE_MAX) as u32;
-        Semaphore { word: WaitWord::new(value << 1) }
+        Semaphore { raw: RawSemaphore::on(WaitWord::new(initial_word(value))) }
     }
 
     /// Decrements the count, waiting while it is zero.
@@ -75,45 +61,19 @@ impl Semaphore {
     ///
     /// Python: `sem.acquire(blocking=False)`.
     pub fn try_acquire(&self) -> bool {
-        let word = self.word.atomic();
-        let mut state = word.load(Ordering::Relaxed);
-        while state >= ONE {
-            match word.compare_exchange_weak(
-                state,
-                state - ONE,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(seen) => state = seen,
-            }
-        }
-        false
+        self.raw.try_acquire()
     }
 
     /// Waits at most `timeout` to decrement the count; true if it did.
     ///
     /// Python: `sem.acquire(timeout=t)`.
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        // A deadline too far away to represent is no deadline.
-        self.try_acquire() || self.acquire_until(deadline_after(timeout))
+        self.raw.acquire_until(deadline_after(timeout))
     }
 
     /// Waits until `deadline` (`None`: forever) to decrement the count.
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        let word = self.word.atomic();
-        loop {
-            if self.try_acquire() {
-                return true;
-            }
-            let state = word.fetch_or(SLEEPERS, Ordering::Acquire) | SLEEPERS;
-            if state >= ONE {
-                continue; // released meanwhile
-            }
-            if !self.word.wait(state, deadline) {
-                return self.try_acquire();
-            }
-        }
+        self.raw.acquire_until(deadline)
     }
 
     /// Increments the count by one, waking a waiter.
@@ -138,28 +98,12 @@ impl Semaphore {
     }
 
     fn add(&self, n: usize) {
-        let add = n.min(SEMAPHORE_VALUE_MAX) as u32;
-        let old = self
-            .word
-            .atomic()
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
-                let count = (w >> 1).saturating_add(add).min(SEMAPHORE_VALUE_MAX as u32);
-                Some(count << 1)
-            })
-            .unwrap_or_else(|w| w);
-        self.wake_if_sleepers(old);
-    }
-
-    /// Wakes the sleepers if the word before the release said there were any.
-    fn wake_if_sleepers(&self, old: u32) {
-        if old & SLEEPERS != 0 {
-            self.word.wake_all();
-        }
+        self.raw.release(n);
     }
 
     /// The current count. Python: `sem._value`.
     pub fn value(&self) -> usize {
-        count_of(self.word.load())
+        self.raw.value()
     }
 
     /// Acquires and returns a guard that releases when dropped: Python's `with sem:`.
@@ -258,20 +202,11 @@ impl BoundedSemaphore {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
         }
-        let initial = self.initial;
-        let old = self
-            .semaphore
-            .word
-            .atomic()
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
-                count_of(w)
-                    .checked_add(n)
-                    .filter(|&sum| sum <= initial)
-                    .map(|sum| (sum as u32) << 1)
-            })
-            .map_err(|_| Error::value(RELEASED_TOO_MANY))?;
-        self.semaphore.wake_if_sleepers(old);
-        Ok(())
+        if self.semaphore.raw.release_bounded(n, self.initial) {
+            Ok(())
+        } else {
+            Err(Error::value(RELEASED_TOO_MANY))
+        }
     }
 
     /// The current count.

@@ -7,7 +7,7 @@
 //!
 //! # Lifecycle
 //!
-//! The state lives in one futex word (see `wait_word.rs`), so that joiners sleep in the
+//! The state lives in one futex word (`pyconc_core::sync::WaitWord`), so that joiners sleep in the
 //! kernel and a forked child can reset it without locks:
 //!
 //! | state      | set by                                   | `is_alive` | `ident`/`native_id` |
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{self, Error};
 use crate::sys;
-use crate::wait_word::{WaitWord, deadline_after};
+use pyconc_core::sync::{Futex, WaitWord, deadline_after};
 
 pub(crate) mod excepthook;
 pub(crate) mod registry;

@@ -1,23 +1,23 @@
 //! The atomics and locks the synchronisation primitives are built from: `std`'s in normal
 //! builds, `loom`'s under `--cfg loom`, so that loom can explore every interleaving of the
-//! primitives' state machines (`tests/loom.rs`).
+//! primitives' state machines (`threading`'s `tests/loom.rs`).
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub use loom::sync::{Mutex, MutexGuard};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
+pub use std::sync::{Mutex, MutexGuard};
 
 /// Locks a primitive's internal mutex; its critical sections never panic, so poisoning
 /// carries no meaning here.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(not(loom))]
     {
-        pyconc_core::sync::lock(mutex)
+        super::lock(mutex)
     }
     #[cfg(loom)]
     {
