@@ -17,6 +17,9 @@ mod listener;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;
+#[path = "../../../threading/tests/conformance/semaphore_event_tests.rs"]
+#[allow(dead_code, reason = "the threading crate's bodies")]
+mod semaphore_event_tests;
 mod pipe;
 mod pipe_rings;
 mod pool;

@@ -11,14 +11,28 @@ use multiprocessing::{
 };
 
 use super::lock_tests::{LockApi, base_lock_tests, impl_lock_api};
+use super::semaphore_event_tests::{
+    BoundedApi, EventApi, SemaphoreApi, impl_semaphore_event_api, semaphore_event_tests,
+};
 use crate::each_start_method;
 use crate::support::{self, call};
 
-impl_lock_api!(acquire_release, Error; Lock, RLock, Condition);
+impl_lock_api!(guard, Error; Lock, RLock, Condition);
 
 base_lock_tests!(base_lock, multiprocessing::Lock);
 base_lock_tests!(base_rlock, multiprocessing::RLock);
 base_lock_tests!(base_condition_as_rlock, multiprocessing::Condition);
+
+// BaseSemaphoreTests, SemaphoreTests, BoundedSemaphoreTests and EventTests: the threading
+// crate's bodies, on the cross-process types (threads of one process share them here).
+impl_semaphore_event_api!(
+    multiprocessing::Error, "semaphore or lock released too many times";
+    multiprocessing::Semaphore, multiprocessing::BoundedSemaphore, multiprocessing::Event
+);
+semaphore_event_tests!(
+    shared_semaphore_event;
+    multiprocessing::Semaphore, multiprocessing::BoundedSemaphore, multiprocessing::Event
+);
 
 /// _TestLock.test_lock: release of an unlocked Lock.
 #[test]

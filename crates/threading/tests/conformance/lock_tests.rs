@@ -1,6 +1,6 @@
 //! Generic bodies of CPython's `Lib/test/lock_tests.py`, written once over small traits so
 //! that the same cases run on every implementation (threading's primitives now, the
-//! cross-process ones of `multiprocessing` later). Each body names its source test.
+//! cross-process ones of `multiprocessing`). Each body names its source test.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

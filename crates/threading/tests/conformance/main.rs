@@ -17,6 +17,7 @@ mod lock;
 mod lock_tests;
 mod registry;
 mod semaphore;
+mod semaphore_event_tests;
 mod thread;
 mod timer;
 
