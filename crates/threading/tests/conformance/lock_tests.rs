@@ -1,5 +1,5 @@
 //! Generic bodies of CPython's `Lib/test/lock_tests.py`, written once over small traits so
-//! that the same cases run on every implementation (threading's primitives now, the
+//! that the same cases run on every implementation (threading's primitives and the
 //! cross-process ones of `multiprocessing`). Each body names its source test.
 
 use std::sync::Arc;
