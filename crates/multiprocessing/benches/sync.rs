@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use multiprocessing::{Lock, RLock, Value};
+use multiprocessing::{BoundedSemaphore, Event, Lock, RLock, Semaphore, Value};
 
 fn uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended");
@@ -32,6 +32,28 @@ fn uncontended(c: &mut Criterion) {
     group.bench_function("pyconc Value get (locked)", |b| b.iter(|| black_box(&value).get()));
     let raw = Value::new_raw(7u64).unwrap();
     group.bench_function("pyconc Value get (raw)", |b| b.iter(|| black_box(&raw).get()));
+    let semaphore = Semaphore::new(1);
+    group.bench_function("pyconc Semaphore acquire+release", |b| {
+        b.iter(|| {
+            black_box(&semaphore).acquire();
+            semaphore.release();
+        });
+    });
+    let bounded = BoundedSemaphore::new(1);
+    group.bench_function("pyconc BoundedSemaphore acquire+release", |b| {
+        b.iter(|| {
+            black_box(&bounded).acquire();
+            let _ = bounded.release();
+        });
+    });
+    let event = Event::new();
+    group.bench_function("pyconc Event set+is_set+clear", |b| {
+        b.iter(|| {
+            black_box(&event).set();
+            black_box(event.is_set());
+            event.clear();
+        });
+    });
     group.finish();
 }
 

@@ -1,8 +1,10 @@
 //! loom models of the primitives' state machines: every interleaving of a few threads is
 //! explored. Run with
 //! `RUSTFLAGS="--cfg loom" cargo test -p pyconc-threading --test loom --release`
-//! (`.ci/run` does). Under `cfg(loom)` the crate's atomics, mutexes and futex words are
-//! loom's (see `src/primitive.rs` and `src/wait_word.rs`).
+//! (`.ci/run` does). Under `cfg(loom)` the atomics, mutexes and futex words of the
+//! synchronisation core are loom's (`pyconc_core::sync::primitive` and its `WaitWord`), so
+//! these models cover the `Event` and semaphore state machines that `multiprocessing`'s
+//! cross-process types run too.
 #![cfg(loom)]
 
 use std::sync::Arc;
