@@ -26,16 +26,19 @@ pub struct Event<F> {
 
 impl<F: Futex> Event<F> {
     /// The event whose state is `word`.
+    #[inline]
     pub const fn on(word: F) -> Event<F> {
         Event { word }
     }
 
     /// Whether the flag is set.
+    #[inline]
     pub fn is_set(&self) -> bool {
         self.word.load() & FLAG != 0
     }
 
     /// Raises the flag (a new generation) and wakes every waiter.
+    #[inline]
     pub fn set(&self) {
         let word = self.word.atomic();
         let mut state = word.load(Ordering::Relaxed);
@@ -53,6 +56,7 @@ impl<F: Futex> Event<F> {
     }
 
     /// Lowers the flag.
+    #[inline]
     pub fn clear(&self) {
         self.word.atomic().fetch_and(!FLAG, Ordering::Relaxed);
     }

@@ -38,23 +38,27 @@ pub trait Futex {
     fn wake(&self, n: u32) -> u32;
 
     /// The value (`Acquire`).
+    #[inline]
     fn load(&self) -> u32 {
         self.atomic().load(Ordering::Acquire)
     }
 
     /// Wakes every sleeper.
+    #[inline]
     fn wake_all(&self) {
         self.wake(u32::MAX);
     }
 }
 
 impl<F: Futex + ?Sized> Futex for &F {
+    #[inline]
     fn atomic(&self) -> &AtomicU32 {
         (**self).atomic()
     }
     fn wait(&self, expected: u32, deadline: Option<Instant>) -> bool {
         (**self).wait(expected, deadline)
     }
+    #[inline]
     fn wake(&self, n: u32) -> u32 {
         (**self).wake(n)
     }
@@ -104,6 +108,7 @@ impl std::fmt::Debug for WaitWord {
 
 impl Futex for WaitWord {
     /// The atomic value itself.
+    #[inline]
     fn atomic(&self) -> &AtomicU32 {
         #[cfg(not(loom))]
         {
@@ -154,6 +159,7 @@ impl Futex for WaitWord {
     }
 
     /// Wakes up to `n` threads sleeping on the word; returns how many were woken.
+    #[inline]
     fn wake(&self, n: u32) -> u32 {
         #[cfg(not(loom))]
         {
@@ -199,6 +205,7 @@ impl std::fmt::Debug for SharedWord {
 
 #[cfg(not(loom))]
 impl Futex for SharedWord {
+    #[inline]
     fn atomic(&self) -> &AtomicU32 {
         &self.0.value
     }
@@ -220,6 +227,7 @@ impl Futex for SharedWord {
         }
     }
 
+    #[inline]
     fn wake(&self, n: u32) -> u32 {
         let n = i32::try_from(n).unwrap_or(i32::MAX);
         u32::try_from(self.0.wake(n)).unwrap_or(0)

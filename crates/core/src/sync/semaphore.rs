@@ -42,11 +42,13 @@ pub struct Semaphore<F> {
 
 impl<F: Futex> Semaphore<F> {
     /// The semaphore whose state is `word`.
+    #[inline]
     pub const fn on(word: F) -> Semaphore<F> {
         Semaphore { word }
     }
 
     /// Takes one unit if the count is positive, without waiting.
+    #[inline]
     pub fn try_acquire(&self) -> bool {
         let word = self.word.atomic();
         let mut state = word.load(Ordering::Relaxed);
@@ -66,6 +68,7 @@ impl<F: Futex> Semaphore<F> {
 
     /// Takes one unit, waiting until `deadline` at most (`None`: no deadline); whether it
     /// took one.
+    #[inline]
     pub fn acquire_until(&self, deadline: Option<Instant>) -> bool {
         let word = self.word.atomic();
         loop {
@@ -83,21 +86,28 @@ impl<F: Futex> Semaphore<F> {
     }
 
     /// Adds `n` units (saturating at [`SEMAPHORE_VALUE_MAX`]) and wakes the sleepers.
+    #[inline]
     pub fn release(&self, n: usize) {
-        let add = n.min(SEMAPHORE_VALUE_MAX) as u32;
-        let old = self
-            .word
-            .atomic()
-            .fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
-                let count = (w >> 1).saturating_add(add).min(SEMAPHORE_VALUE_MAX as u32);
-                Some(count << 1)
-            })
-            .unwrap_or_else(|w| w);
-        self.wake_if_sleepers(old);
+        let word = self.word.atomic();
+        let add = n.min(SEMAPHORE_VALUE_MAX);
+        let mut state = word.load(Ordering::Relaxed);
+        loop {
+            let next = if count_of(state) + add > SEMAPHORE_VALUE_MAX {
+                (SEMAPHORE_VALUE_MAX as u32) << 1
+            } else {
+                (state & !SLEEPERS) + ((add as u32) << 1)
+            };
+            match word.compare_exchange_weak(state, next, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(seen) => state = seen,
+            }
+        }
+        self.wake_if_sleepers(state);
     }
 
     /// Adds `n` units unless the count would pass `bound`; whether it did
     /// (`BoundedSemaphore`'s release).
+    #[inline]
     pub fn release_bounded(&self, n: usize, bound: usize) -> bool {
         let old = self.word.atomic().fetch_update(Ordering::Release, Ordering::Relaxed, |w| {
             count_of(w).checked_add(n).filter(|&sum| sum <= bound).map(|sum| (sum as u32) << 1)
@@ -118,6 +128,7 @@ impl<F: Futex> Semaphore<F> {
     }
 
     /// The count.
+    #[inline]
     pub fn value(&self) -> usize {
         count_of(self.word.load())
     }

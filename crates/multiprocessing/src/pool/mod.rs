@@ -1,11 +1,11 @@
 //! `Pool`: CPython's `multiprocessing.pool.Pool` — a fixed set of worker processes that
 //! run functions over items — and where it differs.
 //!
-//! - Functions are `fn(T) -> R` with serde arguments and results, so every start method
-//!   works: a function travels to a worker as a code offset (workers run this same
-//!   binary), its items and results serialized. CPython pickles functions by name the same
-//!   way. A closure without captures is a `fn` too; closures that capture values work on
-//!   a pool of forked workers ([`Pool::map_closure`], [`Pool::apply_closure`], ...: the
+//! - Every submission method takes any `Fn(T) -> R` with serde arguments and results, and
+//!   one task abstraction (`Task::of`) decides how it travels: a function, or a closure
+//!   that captures nothing, as a code offset (workers run this same binary), on every
+//!   start method — CPython pickles functions by name the same way; a closure that
+//!   captures values through the closure registry, on a pool of forked workers only (the
 //!   first task of each closure re-forks the idle workers, see `closure.rs`).
 //! - A task that panics fails with the panic's message and place
 //!   ([`Error::RemoteTraceback`]); the worker lives on, as with a CPython exception.
@@ -30,6 +30,7 @@ mod result;
 mod task;
 mod worker;
 
+use std::any::TypeId;
 use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
@@ -92,6 +93,39 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// The task that runs `function` on workers started by `method` — the one way every
+    /// submission method turns what the caller gave into what travels to the workers:
+    ///
+    /// | `function` | travels as | start methods |
+    /// |---|---|---|
+    /// | a `fn(T) -> R` pointer | its code offset | every one |
+    /// | a function item (`square`) or a closure capturing nothing | the offset of an entry monomorphized for it (it has no state) | every one |
+    /// | a closure with captures | a number in the closure registry; workers forked after it run it | fork |
+    fn of<F, T, R>(function: F, method: StartMethod) -> Result<Task, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        if TypeId::of::<F>() == TypeId::of::<fn(T) -> R>() {
+            // SAFETY: `F` is `fn(T) -> R` itself (the same `TypeId`).
+            let function: fn(T) -> R = unsafe { std::mem::transmute_copy(&function) };
+            return Ok(Task::of_fn(function));
+        }
+        if std::mem::size_of::<F>() == 0 {
+            return Ok(Task {
+                entry: task::entry_of_zero_sized::<F, T, R>(),
+                function: 0,
+                needs: 0,
+                _closure: None,
+            });
+        }
+        if method != StartMethod::Fork {
+            return Err(Error::value(CLOSURE_POOL_NEEDS_FORK));
+        }
+        Ok(Task::of_closure(function))
+    }
+
     fn of_fn<T, R>(function: fn(T) -> R) -> Task
     where
         T: DeserializeOwned,
@@ -390,9 +424,24 @@ pub struct PoolStats {
 /// terminates it, as leaving CPython's `with Pool() as pool:` block does; call
 /// [`close`](Pool::close) and [`join`](Pool::join) to let the work finish first.
 ///
+/// # Tasks: functions and closures
+///
+/// Every submission method takes any `Fn(T) -> R + Send + Sync + 'static`; items and
+/// results travel serialized (serde). How the function reaches the workers depends on
+/// what it is:
+/// - a function (`square`, or a `fn(T) -> R` pointer) or a closure that captures nothing
+///   (`|x: u64| x * 2`): by reference to this program's code, on workers of every start
+///   method, as CPython pickles a function by name;
+/// - a closure that captures values (`move |x| x + offset`): only on a pool of forked
+///   workers, which CPython cannot do at all. The pool's workers were forked before the
+///   closure existed, so the first task of each such closure replaces the idle workers
+///   with newly forked ones (about a millisecond per worker): use functions in hot loops.
+///   Any other start method refuses it with
+///   `a closure task needs a pool with the fork start method`.
+///
 /// # Differences from CPython
-/// - Tasks are `fn(T) -> R` with serde arguments and results (CPython pickles them). On a
-///   fork pool, the `*_closure` methods also take closures, which CPython cannot pickle.
+/// - Tasks are Rust functions and closures with serde arguments and results (CPython
+///   pickles them); see above for closures, which CPython cannot send.
 /// - A worker that dies while it holds a task (killed, aborted) fails that task with
 ///   [`Error::WorkerDied`](crate::Error::WorkerDied) and is replaced; CPython's pool hangs
 ///   there (python/cpython#96062).
@@ -465,8 +514,9 @@ impl Pool {
     /// # Errors
     /// `Pool not running` after `close`/`terminate`; the task's failure (see
     /// [`AsyncResult::get`]).
-    pub fn apply<A, R>(&self, function: fn(A) -> R, argument: A) -> Result<R, Error>
+    pub fn apply<F, A, R>(&self, function: F, argument: A) -> Result<R, Error>
     where
+        F: Fn(A) -> R + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -477,8 +527,9 @@ impl Pool {
     ///
     /// Python: `Pool.apply_async(f, (a,))`. A pool that is not running gives a result
     /// that is already the `Pool not running` error.
-    pub fn apply_async<A, R>(&self, function: fn(A) -> R, argument: A) -> AsyncResult<R>
+    pub fn apply_async<F, A, R>(&self, function: F, argument: A) -> AsyncResult<R>
     where
+        F: Fn(A) -> R + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -488,17 +539,21 @@ impl Pool {
     /// [`apply_async`](Pool::apply_async) with a callback and an error callback.
     ///
     /// Python: `Pool.apply_async(f, (a,), callback=, error_callback=)`.
-    pub fn apply_async_with<A, R>(
+    pub fn apply_async_with<F, A, R>(
         &self,
-        function: fn(A) -> R,
+        function: F,
         argument: A,
         callbacks: Callbacks<R>,
     ) -> AsyncResult<R>
     where
+        F: Fn(A) -> R + Send + Sync + 'static,
         A: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.start_apply(&Task::of_fn(function), argument, callbacks)
+        match self.task(function) {
+            Ok(task) => self.start_apply(&task, argument, callbacks),
+            Err(error) => AsyncResult::failed(error),
+        }
     }
 
     fn start_apply<A, R>(&self, task: &Task, argument: A, callbacks: Callbacks<R>) -> AsyncResult<R>
@@ -522,17 +577,18 @@ impl Pool {
     /// # Errors
     /// `Pool not running`; otherwise, once every item is done, the failure of the first
     /// failed item (CPython: after all chunks, too — test_map_no_failfast).
-    pub fn map<T, R>(
+    pub fn map<F, T, R>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: impl IntoIterator<Item = T>,
     ) -> Result<Vec<R>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.start_map(&Task::of_fn(function), items.into_iter().collect(), None, Callbacks::new())?
-            .get()
+        let task = self.task(function)?;
+        self.start_map(&task, items.into_iter().collect(), None, Callbacks::new())?.get()
     }
 
     /// [`map`](Pool::map) in chunks of `chunksize` items.
@@ -541,31 +597,33 @@ impl Pool {
     ///
     /// # Errors
     /// As [`map`](Pool::map); `Chunksize must be 1+, not 0`.
-    pub fn map_chunked<T, R>(
+    pub fn map_chunked<F, T, R>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: impl IntoIterator<Item = T>,
         chunksize: usize,
     ) -> Result<Vec<R>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         check_chunksize(chunksize)?;
-        let items = items.into_iter().collect();
-        self.start_map(&Task::of_fn(function), items, Some(chunksize), Callbacks::new())?.get()
+        let task = self.task(function)?;
+        self.start_map(&task, items.into_iter().collect(), Some(chunksize), Callbacks::new())?.get()
     }
 
     /// [`map`](Pool::map), returning at once; the list comes later.
     ///
     /// Python: `Pool.map_async(f, items)`. A pool that is not running gives a result that
     /// is already the `Pool not running` error.
-    pub fn map_async<T, R>(
+    pub fn map_async<F, T, R>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: impl IntoIterator<Item = T>,
     ) -> AsyncResult<Vec<R>>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -576,23 +634,24 @@ impl Pool {
     /// callbacks (the callback gets the whole list).
     ///
     /// Python: `Pool.map_async(f, items, chunksize, callback, error_callback)`.
-    pub fn map_async_with<T, R>(
+    pub fn map_async_with<F, T, R>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: impl IntoIterator<Item = T>,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> AsyncResult<Vec<R>>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let items = items.into_iter().collect();
-        match chunksize.map_or(Ok(()), check_chunksize) {
-            Ok(()) => self.start_map(&Task::of_fn(function), items, chunksize, callbacks),
-            Err(error) => Err(error),
-        }
-        .unwrap_or_else(AsyncResult::failed)
+        chunksize
+            .map_or(Ok(()), check_chunksize)
+            .and_then(|()| self.task(function))
+            .and_then(|task| self.start_map(&task, items, chunksize, callbacks))
+            .unwrap_or_else(AsyncResult::failed)
     }
 
     fn start_map<T, R>(
@@ -624,12 +683,13 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`.
-    pub fn imap<T, R, I>(
+    pub fn imap<F, T, R, I>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: I,
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
@@ -643,18 +703,19 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`; `Chunksize must be 1+, not 0`.
-    pub fn imap_chunked<T, R, I>(
+    pub fn imap_chunked<F, T, R, I>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: I,
         chunksize: usize,
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(Task::of_fn(function), items.into_iter(), chunksize, true)
+        self.start_imap(self.task(function)?, items.into_iter(), chunksize, true)
     }
 
     /// A lazy iterator of `function(item)` results in the order they finish.
@@ -663,12 +724,13 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`.
-    pub fn imap_unordered<T, R, I>(
+    pub fn imap_unordered<F, T, R, I>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: I,
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
@@ -680,18 +742,19 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`; `Chunksize must be 1+, not 0`.
-    pub fn imap_unordered_chunked<T, R, I>(
+    pub fn imap_unordered_chunked<F, T, R, I>(
         &self,
-        function: fn(T) -> R,
+        function: F,
         items: I,
         chunksize: usize,
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
+        F: Fn(T) -> R + Send + Sync + 'static,
         T: Serialize + DeserializeOwned + Send + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(Task::of_fn(function), items.into_iter(), chunksize, false)
+        self.start_imap(self.task(function)?, items.into_iter(), chunksize, false)
     }
 
     fn start_imap<T, R, I>(
@@ -711,121 +774,15 @@ impl Pool {
         Ok(IMapIterator::new(self, task, items, chunksize, ordered))
     }
 
-    /// A closure task: only for a pool of forked workers.
-    fn closure_task<F, T, R>(&self, function: F) -> Result<Task, Error>
+    /// The task of `function` for this pool's workers (see `Task::of`).
+    fn task<F, T, R>(&self, function: F) -> Result<Task, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: DeserializeOwned,
-        R: Serialize,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
     {
         self.shared.check_running()?;
-        if self.shared.method != StartMethod::Fork {
-            return Err(Error::value(CLOSURE_POOL_NEEDS_FORK));
-        }
-        Ok(Task::of_closure(function))
-    }
-
-    /// [`apply`](Pool::apply) with a closure, which may capture values (fork pools only).
-    ///
-    /// Beyond CPython, which cannot pickle a closure. The pool's workers were forked before
-    /// the closure existed, so the first task of each closure replaces the idle workers
-    /// with newly forked ones (about a millisecond per worker): use `fn`s in hot loops.
-    ///
-    /// # Errors
-    /// As [`apply`](Pool::apply); [`Error::ValueError`] for a pool whose start method is
-    /// not fork.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use multiprocessing::{Pool, StartMethod};
-    ///
-    /// let pool = Pool::builder().processes(Some(2)).start_method(StartMethod::Fork).build()?;
-    /// let offset = 100;
-    /// assert_eq!(pool.apply_closure(move |x: i32| x + offset, 1)?, 101);
-    /// assert_eq!(pool.map_closure(move |x: i32| x * offset, [1, 2, 3])?, [100, 200, 300]);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn apply_closure<F, A, R>(&self, function: F, argument: A) -> Result<R, Error>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.apply_async_closure(function, argument).get()
-    }
-
-    /// [`apply_async`](Pool::apply_async) with a closure (fork pools only; see
-    /// [`apply_closure`](Pool::apply_closure)).
-    pub fn apply_async_closure<F, A, R>(&self, function: F, argument: A) -> AsyncResult<R>
-    where
-        F: Fn(A) -> R + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        match self.closure_task(function) {
-            Ok(task) => self.start_apply(&task, argument, Callbacks::new()),
-            Err(error) => AsyncResult::failed(error),
-        }
-    }
-
-    /// [`map`](Pool::map) with a closure (fork pools only; see
-    /// [`apply_closure`](Pool::apply_closure)).
-    ///
-    /// # Errors
-    /// As [`map`](Pool::map) and [`apply_closure`](Pool::apply_closure).
-    pub fn map_closure<F, T, R>(
-        &self,
-        function: F,
-        items: impl IntoIterator<Item = T>,
-    ) -> Result<Vec<R>, Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
-        let task = self.closure_task(function)?;
-        self.start_map(&task, items.into_iter().collect(), None, Callbacks::new())?.get()
-    }
-
-    /// [`imap`](Pool::imap) with a closure (fork pools only; see
-    /// [`apply_closure`](Pool::apply_closure)).
-    ///
-    /// # Errors
-    /// As [`imap`](Pool::imap) and [`apply_closure`](Pool::apply_closure).
-    pub fn imap_closure<F, T, R, I>(
-        &self,
-        function: F,
-        items: I,
-    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-        I: IntoIterator<Item = T>,
-    {
-        let task = self.closure_task(function)?;
-        self.start_imap(task, items.into_iter(), 1, true)
-    }
-
-    /// [`imap_unordered`](Pool::imap_unordered) with a closure (fork pools only; see
-    /// [`apply_closure`](Pool::apply_closure)).
-    ///
-    /// # Errors
-    /// As [`imap`](Pool::imap) and [`apply_closure`](Pool::apply_closure).
-    pub fn imap_unordered_closure<F, T, R, I>(
-        &self,
-        function: F,
-        items: I,
-    ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-        I: IntoIterator<Item = T>,
-    {
-        let task = self.closure_task(function)?;
-        self.start_imap(task, items.into_iter(), 1, false)
+        Task::of(function, self.shared.method)
     }
 
     /// No more work: the workers exit once what was submitted is done.

@@ -126,6 +126,41 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
     run_items(count, items, out, worker, function);
 }
 
+/// The [`ChunkEntry`] for a zero-sized function `F`: a function item (`square`) or a
+/// closure that captures nothing. Its monomorphized entry *is* the function — there is no
+/// state to send — so it runs on workers of every start method.
+pub(crate) fn entry_of_zero_sized<F, T, R>() -> u64
+where
+    F: Fn(T) -> R + Send + Sync + 'static,
+    T: DeserializeOwned,
+    R: Serialize,
+{
+    // Instantiated for every `F` a task may be made of; only a zero-sized one gets here.
+    assert_eq!(std::mem::size_of::<F>(), 0, "not a zero-sized function");
+    start::offset(run_zero_sized_chunk::<F, T, R> as ChunkEntry as usize)
+}
+
+/// Runs the items through the zero-sized function `F` (see [`entry_of_zero_sized`]).
+fn run_zero_sized_chunk<F, T, R>(_: u64, count: u32, items: &[u8], out: &mut Vec<u8>, worker: &str)
+where
+    F: Fn(T) -> R + Send + Sync + 'static,
+    T: DeserializeOwned,
+    R: Serialize,
+{
+    // Made only by `entry_of_zero_sized`, which checked that `F` has no bytes; checked
+    // again here, where the read below depends on it.
+    assert_eq!(std::mem::size_of::<F>(), 0, "not a zero-sized function");
+    // SAFETY: `F` has no bytes (checked just above), so a read through a dangling,
+    // aligned pointer reads nothing; and the type is inhabited, as the process that
+    // submitted the task held a value of it (this entry is only made from one, in
+    // `Task::of`). The value made here is this worker's copy of that stateless value —
+    // what forking the submitter would have given it — and is never dropped, so no
+    // destructor runs for a copy.
+    let function =
+        std::mem::ManuallyDrop::new(unsafe { std::ptr::NonNull::<F>::dangling().as_ptr().read() });
+    run_items(count, items, out, worker, |item| (*function)(item));
+}
+
 /// Runs the items through the registered closure numbered `id`.
 fn run_closure_chunk<F, T, R>(id: u64, count: u32, items: &[u8], out: &mut Vec<u8>, worker: &str)
 where

@@ -627,24 +627,29 @@ fn stats(method: StartMethod) {
     assert_eq!((after.submitted, after.running, after.done, after.failed), (5, 0, 4, 1));
 }
 
-// Beyond CPython (which cannot pickle a closure): closures that capture values, on a
-// pool of forked workers; other start methods refuse them.
+// Beyond CPython (which cannot pickle a closure): a closure that captures nothing (and a
+// `fn` pointer) runs on every start method; closures that capture values, on a pool of
+// forked workers; other start methods refuse them.
 fn closures(method: StartMethod) {
     let pool = pool(method, 2);
+    assert_eq!(pool.map(|x: i64| x * 2, 0..5).unwrap(), [0, 2, 4, 6, 8]);
+    let add_one: fn(i64) -> i64 = |x| x + 1;
+    assert_eq!(pool.map(add_one, 0..3).unwrap(), [1, 2, 3]);
+    assert_eq!(pool.apply(|s: String| s.len(), "four".to_owned()).unwrap(), 4);
     let offset = 1000i64;
     let names = ["zero".to_string(), "one".to_string(), "two".to_string()];
     if method != StartMethod::Fork {
-        let err = pool.apply_closure(move |x: i64| x + offset, 1).unwrap_err();
+        let err = pool.apply(move |x: i64| x + offset, 1).unwrap_err();
         assert!(matches!(err, Error::ValueError(_)));
         assert!(
             err.to_string().starts_with("a closure task needs a pool with the fork start method")
         );
-        assert!(pool.map_closure(move |i: usize| names[i].clone(), [0]).is_err());
+        assert!(pool.map(move |i: usize| names[i].clone(), [0]).is_err());
         return;
     }
     let before: HashSet<u32> = pool.map_chunked(pid, 0..20, 1).unwrap().into_iter().collect();
-    assert_eq!(pool.apply_closure(move |x: i64| x + offset, 1).unwrap(), 1001);
-    let got = pool.map_closure(move |i: usize| names[i].clone(), [2, 0, 1]).unwrap();
+    assert_eq!(pool.apply(move |x: i64| x + offset, 1).unwrap(), 1001);
+    let got = pool.map(move |i: usize| names[i].clone(), [2, 0, 1]).unwrap();
     assert_eq!(got, ["two", "zero", "one"]);
     // The workers that knew no closure were replaced by newly forked ones.
     let after: HashSet<u32> = pool.map_chunked(pid, 0..20, 1).unwrap().into_iter().collect();
@@ -652,24 +657,20 @@ fn closures(method: StartMethod) {
     // Many closures, one after another, each with its own captures.
     for k in 0..10i64 {
         let got: Vec<i64> =
-            pool.imap_closure(move |x: i64| x * k, 0..5).unwrap().map(Result::unwrap).collect();
+            pool.imap(move |x: i64| x * k, 0..5).unwrap().map(Result::unwrap).collect();
         assert_eq!(got, (0..5).map(|x| x * k).collect::<Vec<_>>());
     }
-    let mut got: Vec<i64> = pool
-        .imap_unordered_closure(move |x: i64| x - offset, 0..5)
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let mut got: Vec<i64> =
+        pool.imap_unordered(move |x: i64| x - offset, 0..5).unwrap().map(Result::unwrap).collect();
     got.sort_unstable();
     assert_eq!(got, (0..5).map(|x| x - offset).collect::<Vec<_>>());
     // A closure's panic and a worker dying in a closure task behave as for a fn.
-    let err = pool.apply_closure(move |x: i64| fail_on_three(x + offset - 1000), 3).unwrap_err();
+    let err = pool.apply(move |x: i64| fail_on_three(x + offset - 1000), 3).unwrap_err();
     assert!(matches!(err, Error::RemoteTraceback(_)), "{err:?}");
-    let err = pool
-        .map_closure(move |x: i64| die_on_three((x + offset - 1000, Death::Abort)), 0..6)
-        .unwrap_err();
+    let err =
+        pool.map(move |x: i64| die_on_three((x + offset - 1000, Death::Abort)), 0..6).unwrap_err();
     assert!(matches!(err, Error::WorkerDied(_)), "{err:?}");
-    assert_eq!(pool.apply_async_closure(move |x: i64| x + offset, 5).get().unwrap(), 1005);
+    assert_eq!(pool.apply_async(move |x: i64| x + offset, 5).get().unwrap(), 1005);
     pool.close();
     pool.join().unwrap();
 }
