@@ -27,8 +27,8 @@ const FIRED: u32 = 2;
 /// is `Thread-N`, with no suffix, as in CPython.
 ///
 /// # Differences from CPython
-/// - [`cancel`](Timer::cancel) returns whether the function was stopped in time (CPython's
-///   returns `None`, and cannot tell whether the function already ran).
+/// - [`cancelled`](Timer::cancelled) tells whether [`cancel`](Timer::cancel) stopped the
+///   timer in time (CPython cannot tell whether the function already ran).
 /// - The function is a closure (CPython's `args`/`kwargs` are captured instead).
 ///
 /// # Examples
@@ -93,6 +93,19 @@ impl Timer {
     /// Python: `threading.Timer.cancel()`. Before `start()`, the started timer ends at once;
     /// while waiting, the wait ends at once; after the function was called (or while it
     /// runs) it has no effect.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_secs(60), || panic!("not cancelled"));
+    /// timer.start()?;
+    /// timer.cancel();
+    /// timer.join()?;
+    /// assert!(timer.cancelled(), "stopped before the function ran");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn cancel(&self) {
         let cancelled = self
             .finished

@@ -207,6 +207,19 @@ fn os_error(message: &'static str) -> Error {
 /// message costs a copy, not a system call. Where shared memory cannot be had, the socket
 /// pair or pipe alone, as CPython's.
 ///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Process, pipe};
+///
+/// let (reader, writer) = pipe(false)?; // one-way: reader receives, writer sends
+/// let child = Process::new(move || writer.send(&"from the child").unwrap());
+/// child.start()?;
+/// assert_eq!(reader.recv::<String>()?, "from the child");
+/// child.join()?;
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+///
 /// # Errors
 /// [`Error::OsError`] when the OS has no fds left.
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
@@ -273,6 +286,16 @@ impl Connection {
     /// Sends `value` as one message.
     ///
     /// Python: `Connection.send(obj)` (which pickles; this serializes with serde).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (ours, theirs) = multiprocessing::pipe(true)?;
+    /// ours.send(&("hello", 42u32))?;
+    /// let (word, n): (String, u32) = theirs.recv()?;
+    /// assert_eq!((word.as_str(), n), ("hello", 42));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `handle is closed`, `connection is read-only`, [`Error::PicklingError`], or the
@@ -591,6 +614,19 @@ impl Connection {
     ///
     /// Python: `Connection.poll(timeout)`; `poll(Some(Duration::ZERO))` is Python's
     /// `poll()`, `poll(None)` is `poll(None)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (ours, theirs) = multiprocessing::pipe(true)?;
+    /// assert!(!theirs.poll(Some(Duration::ZERO))?, "nothing yet");
+    /// ours.send(&1u8)?;
+    /// assert!(theirs.poll(Some(Duration::from_secs(5)))?);
+    /// assert_eq!(theirs.recv::<u8>()?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `handle is closed`, `connection is write-only`.

@@ -527,6 +527,21 @@ impl Pool {
     ///
     /// Python: `Pool.apply_async(f, (a,))`. A pool that is not running gives a result
     /// that is already the `Pool not running` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn slow_double(x: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(10));
+    ///     x * 2
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let result = pool.apply_async(slow_double, 21);
+    /// // ... other work here ...
+    /// assert_eq!(result.get()?, 42);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn apply_async<F, A, R>(&self, function: F, argument: A) -> AsyncResult<R>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
@@ -573,6 +588,20 @@ impl Pool {
     /// size (about four chunks per worker).
     ///
     /// Python: `Pool.map(f, items)`; `starmap` is this over tuples.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// assert_eq!(pool.map(square, 1..=4)?, [1, 4, 9, 16]);
+    /// // A closure that captures nothing works with every start method.
+    /// assert_eq!(pool.map(|x: u64| x + 1, [1, 2])?, [2, 3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `Pool not running`; otherwise, once every item is done, the failure of the first
@@ -681,6 +710,19 @@ impl Pool {
     ///
     /// Python: `Pool.imap(f, items)`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let squares: Result<Vec<u64>, _> = pool.imap(square, 0..5)?.collect();
+    /// assert_eq!(squares?, [0, 1, 4, 9, 16]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// `Pool not running`.
     pub fn imap<F, T, R, I>(
@@ -788,6 +830,22 @@ impl Pool {
     /// No more work: the workers exit once what was submitted is done.
     ///
     /// Python: `Pool.close()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let pending = pool.map_async(square, 0..10);
+    /// pool.close(); // no more work; what was submitted still runs
+    /// pool.join()?;
+    /// assert_eq!(pending.get()?.len(), 10);
+    /// assert_eq!(pool.map(square, [1]).unwrap_err().to_string(), "Pool not running");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) {
         if self.shared.check_owner().is_ok() {
             self.shared.set_status(Status::Close);

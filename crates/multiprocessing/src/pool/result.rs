@@ -301,6 +301,23 @@ impl<R> AsyncResult<R> {
     ///
     /// Python: `AsyncResult.get(timeout)`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// fn slow(x: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(300));
+    ///     x
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let result = pool.apply_async(slow, 7);
+    /// assert!(matches!(result.get_timeout(Duration::from_millis(1)), Err(multiprocessing::Error::TimeoutError)));
+    /// assert_eq!(result.get_timeout(Duration::from_secs(30))?, 7);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::TimeoutError`] when it is not ready in time; otherwise as
     /// [`get`](AsyncResult::get).

@@ -311,6 +311,17 @@ impl Process {
     /// a pipe end moved into the closure is closed in the parent, as CPython drops
     /// `_target`. Starting with the default method fixes it (see [`get_start_method`]).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| println!("in the child"));
+    /// p.start()?;
+    /// assert!(p.pid().is_some());
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// - [`Error::AssertionError`] `cannot start a process twice`,
     ///   `can only start a process object created by current process`,
@@ -405,6 +416,19 @@ impl Process {
     /// Python: `Process.join(timeout)` (which returns `None`; check `exitcode`).
     /// `Duration::ZERO` checks and returns at once. Event-driven: it sleeps on the
     /// process's pidfd, not in a polling loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let p = multiprocessing::Process::new(|| std::thread::sleep(Duration::from_millis(300)));
+    /// p.start()?;
+    /// assert!(!p.join_timeout(Duration::from_millis(10))?, "still running");
+    /// assert!(p.join_timeout(Duration::from_secs(30))?);
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`join`](Process::join).
@@ -526,6 +550,17 @@ impl Process {
     /// panic; `n` after `std::process::exit(n)`; `-N` when signal N killed it.
     ///
     /// Python: `Process.exitcode`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| std::process::exit(3));
+    /// assert_eq!(p.exitcode(), None, "not started");
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(3));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<i32> {
         let inner = self.inner();
         if inner.role != Role::Child || inner.owner != sys::getpid() {
@@ -540,6 +575,17 @@ impl Process {
     ///
     /// Python: `Process.terminate()`. The child's exit code becomes `-15` unless it
     /// handles the signal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| std::thread::sleep(std::time::Duration::from_secs(60)));
+    /// p.start()?;
+    /// p.terminate()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `process object is closed`; `process not started` (CPython: an `AttributeError`);

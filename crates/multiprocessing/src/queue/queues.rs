@@ -117,6 +117,16 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// Puts `item` if there is a free place now. Python: `Queue.put_nowait(obj)`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let queue: multiprocessing::Queue<String> = multiprocessing::Queue::new(1)?;
+    /// queue.put_nowait("a".to_owned())?;
+    /// assert!(matches!(queue.put_nowait("b".to_owned()), Err(multiprocessing::Error::Full)));
+    /// assert_eq!(queue.get()?, "a");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Full`]; as [`put`](Queue::put).
     pub fn put_nowait(&self, item: T) -> Result<(), Error> {
@@ -140,6 +150,18 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     }
 
     /// Takes the next item, waiting at most `timeout`. Python: `Queue.get(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let queue: multiprocessing::Queue<u32> = multiprocessing::Queue::new(0)?;
+    /// assert!(matches!(queue.get_timeout(Duration::from_millis(10)), Err(multiprocessing::Error::Empty)));
+    /// queue.put(5)?;
+    /// assert_eq!(queue.get_timeout(Duration::from_secs(5))?, 5);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Empty`] if none came in time; as [`get`](Queue::get).

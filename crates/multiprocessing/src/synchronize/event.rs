@@ -84,6 +84,20 @@ impl Event {
     }
 
     /// Waits at most `timeout`; whether the flag was set. Python: `Event.wait(timeout)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let event = multiprocessing::Event::new();
+    /// let theirs = event.clone();
+    /// let child = multiprocessing::Process::new(move || theirs.set());
+    /// child.start()?;
+    /// assert!(event.wait_timeout(Duration::from_secs(30)));
+    /// child.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(deadline_after(timeout))
     }

@@ -382,6 +382,17 @@ impl Lock {
     /// Acquires the lock and returns a guard that releases it when dropped: Python's
     /// `with lock:`. If another thread or process released the lock meanwhile (allowed:
     /// it has no owner), the guard's drop finds it unlocked and does nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::new();
+    /// {
+    ///     let _held = lock.lock(); // `with lock:`
+    ///     assert!(lock.locked());
+    /// }
+    /// assert!(!lock.locked());
+    /// ```
     pub fn lock(&self) -> LockGuard<'_> {
         self.acquire();
         LockGuard { lock: self }

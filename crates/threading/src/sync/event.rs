@@ -68,6 +68,17 @@ impl Event {
     /// cleared again before this thread woke up), false on timeout.
     ///
     /// Python: `event.wait(timeout)`. A zero timeout only checks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let event = threading::Event::new();
+    /// assert!(!event.wait_timeout(Duration::from_millis(10)));
+    /// event.set();
+    /// assert!(event.wait_timeout(Duration::ZERO));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         match deadline_after(timeout) {
             Some(deadline) => self.wait_until(Some(deadline)),

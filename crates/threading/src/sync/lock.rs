@@ -130,6 +130,18 @@ impl Lock {
     ///
     /// Python: `lock.acquire(timeout=t)`. A timeout above
     /// [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) is clamped (CPython raises `OverflowError`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = threading::Lock::new();
+    /// assert!(lock.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(!lock.acquire_timeout(Duration::from_millis(10)), "held: times out");
+    /// lock.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         // A deadline too far away to represent is no deadline.
         self.try_acquire() || self.acquire_slow(deadline_after(timeout))

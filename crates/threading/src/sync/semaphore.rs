@@ -67,6 +67,17 @@ impl Semaphore {
     /// Waits at most `timeout` to decrement the count; true if it did.
     ///
     /// Python: `sem.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let slots = threading::Semaphore::new(1);
+    /// assert!(slots.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(!slots.acquire_timeout(Duration::from_millis(10)));
+    /// slots.release();
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.raw.acquire_until(deadline_after(timeout))
     }

@@ -235,6 +235,17 @@ impl Thread {
     /// Python: `threading.Thread.start()`. When it returns, the thread is alive, listed by
     /// [`enumerate`](crate::enumerate) and has an [`ident`](Thread::ident).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| println!("hello from a thread"));
+    /// t.start()?;
+    /// assert!(t.ident().is_some());
+    /// t.join()?;
+    /// assert_eq!(t.start().unwrap_err().to_string(), "threads can only be started once");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// - [`Error::RuntimeError`] `threads can only be started once` on a second call (also
     ///   for the main thread and dummy threads, which are started already);
@@ -340,6 +351,16 @@ impl Thread {
     /// panicked: a panic is never propagated to joiners, as in CPython) and the thread's
     /// thread-local destructors have run. Any number of threads may join at once.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| std::thread::sleep(std::time::Duration::from_millis(20)));
+    /// t.start()?;
+    /// t.join()?;
+    /// assert!(!t.is_alive());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::AssertionError`] `cannot join a dummy thread`,
     /// [`Error::RuntimeError`] `cannot join thread before it is started` or
@@ -352,6 +373,18 @@ impl Thread {
     ///
     /// Python: `threading.Thread.join(timeout)` followed by `not t.is_alive()`. A zero
     /// timeout only checks. Timeouts above [`TIMEOUT_MAX`](crate::TIMEOUT_MAX) are clamped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let t = threading::Thread::new(|| std::thread::sleep(Duration::from_millis(300)));
+    /// t.start()?;
+    /// assert!(!t.join_timeout(Duration::from_millis(10))?, "still running");
+    /// assert!(t.join_timeout(Duration::from_secs(30))?, "ended");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As [`join`](Thread::join).
@@ -427,6 +460,18 @@ impl Thread {
     /// about to exit.
     ///
     /// Python: `threading.Thread.is_alive()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| {});
+    /// assert!(!t.is_alive(), "not started");
+    /// t.start()?;
+    /// t.join()?;
+    /// assert!(!t.is_alive(), "ended");
+    /// assert!(threading::main_thread().is_alive());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         matches!(self.state(), STARTING | RUNNING)
     }
@@ -434,6 +479,15 @@ impl Thread {
     /// The thread's name, used for identification only; several threads may share it.
     ///
     /// Python: `threading.Thread.name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("worker").target(|| {});
+    /// assert_eq!(t.name(), "worker");
+    /// t.set_name("renamed");
+    /// assert_eq!(t.name(), "renamed");
+    /// ```
     pub fn name(&self) -> String {
         lock(&self.inner.name).clone()
     }
