@@ -46,8 +46,12 @@ struct Registry {
 }
 
 impl Registry {
+    /// In every forked child (std's `Command` forks too): the parent's finalizers are the
+    /// parent's. They are forgotten, not dropped: dropping a callback would run the
+    /// destructors of what it captured (a temporary directory's removal, say) in the
+    /// child.
     fn reset_in_child(&mut self) {
-        self.entries.clear();
+        std::mem::forget(std::mem::take(&mut self.entries));
         self.exiting = false;
     }
 }

@@ -104,3 +104,30 @@ fn after_fork_hooks_run_in_forked_children_for_live_objects() {
     assert_eq!(p.exitcode(), Some(0));
     assert_eq!(alive.load(Ordering::Relaxed), 0);
 }
+
+/// A forked child forgets the parent's finalizers without dropping what they captured:
+/// dropping them would run the captures' destructors (a temporary directory's removal,
+/// say) in the child — and in every child std's `Command` forks.
+#[test]
+fn a_forked_child_does_not_drop_what_a_parents_finalizer_captured() {
+    struct SaysDropped(Arc<Connection>);
+    impl Drop for SaysDropped {
+        fn drop(&mut self) {
+            let _ = self.0.send(&"dropped".to_owned());
+        }
+    }
+    let _serial = serial();
+    let (ours, theirs) = pipe(false).unwrap();
+    let witness = SaysDropped(Arc::new(theirs));
+    let finalizer = Finalize::at_exit(move || drop(witness), 50);
+    let p = Process::new(|| {});
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert!(
+        !ours.poll(Some(std::time::Duration::from_millis(100))).unwrap(),
+        "the child dropped the parent's captures"
+    );
+    finalizer.cancel(); // the parent's: its captures are dropped here
+    assert_eq!(ours.recv::<String>().unwrap(), "dropped");
+}
