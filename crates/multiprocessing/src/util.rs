@@ -81,8 +81,11 @@ pub fn register_after_fork<T: Send + Sync + 'static>(obj: &Arc<T>, func: fn(&T))
 }
 
 /// CPython's `util._run_after_forkers`, in a child the fork start method made.
+///
+/// The hooks run outside the registry's lock, as the exit finalizers do, so that a hook
+/// may register another (it runs in later children, after the ones registered before).
 pub(crate) fn run_after_forkers() {
-    let mut hooks = AFTER_FORK.lock();
+    let mut hooks = std::mem::take(&mut *AFTER_FORK.lock());
     hooks.retain(|hook| match pyconc_core::panic::catch_panic(hook) {
         Ok(alive) => alive,
         Err(caught) => {
@@ -93,4 +96,7 @@ pub(crate) fn run_after_forkers() {
             true
         }
     });
+    let mut registry = AFTER_FORK.lock();
+    let added = std::mem::replace(&mut *registry, hooks);
+    registry.extend(added);
 }

@@ -131,3 +131,21 @@ fn a_forked_child_does_not_drop_what_a_parents_finalizer_captured() {
     finalizer.cancel(); // the parent's: its captures are dropped here
     assert_eq!(ours.recv::<String>().unwrap(), "dropped");
 }
+
+/// A hook that registers another hook does not deadlock the child (the hooks run outside
+/// the registry's lock); the new hook runs in later children.
+#[test]
+fn an_after_fork_hook_may_register_another() {
+    let _serial = serial();
+    let counter = Arc::new(AtomicU32::new(0));
+    register_after_fork(&counter, |n| {
+        n.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new(AtomicU32::new(0));
+        register_after_fork(&inner, |_| {});
+    });
+    let seen = Arc::clone(&counter);
+    let p = Process::new(move || assert_eq!(seen.load(Ordering::Relaxed), 1));
+    p.start().unwrap();
+    assert!(p.join_timeout(std::time::Duration::from_secs(30)).unwrap(), "the child hung");
+    assert_eq!(p.exitcode(), Some(0));
+}
