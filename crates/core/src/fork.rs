@@ -38,7 +38,7 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
 
 use crate::sys;
@@ -54,27 +54,107 @@ pub trait AtFork: Sync {
     fn child(&'static self);
 }
 
-type Hooks = Vec<(u32, &'static dyn AtFork)>;
+/// Where a hook stands among the others: its order, then the registration sequence.
+type Key = (u32, u64);
 
-/// The registered hooks, by ascending order. Held by the forking thread across `fork()`.
-static HOOKS: Mutex<Hooks> = Mutex::new(Vec::new());
+/// The registered hooks and the state of a fork in progress.
+///
+/// This lock is only ever held briefly — never while waiting for a hook — except across
+/// the `fork()` call itself, when every hook is already held by the forking thread. So a
+/// thread that holds a [`ForkMutex`] can always register another one: the design that
+/// held the list's lock through the whole prepare step deadlocked when a thread holding
+/// lock A registered lock B while a fork was waiting for A.
+struct Registry {
+    hooks: Vec<(Key, &'static dyn AtFork)>,
+    next_sequence: u64,
+    /// While a fork is being prepared: the key of the last hook it took (hooks at or below
+    /// it are held or passed; a later registration below it must wait for the fork to
+    /// end), and the forking thread.
+    fork: Option<(Key, u64)>,
+}
+
+static REGISTRY: Mutex<Registry> =
+    Mutex::new(Registry { hooks: Vec::new(), next_sequence: 0, fork: None });
+
+/// Held by the forking thread from `prepare` to `parent`/`child`: one fork at a time, and
+/// what a registration that must wait for the fork in progress waits on.
+static FORK_SERIAL: Mutex<()> = Mutex::new(());
+
+/// What the forking thread holds across `fork()`.
+struct Forking {
+    /// The hooks it prepared, in order.
+    taken: Vec<&'static dyn AtFork>,
+    registry: MutexGuard<'static, Registry>,
+    _serial: MutexGuard<'static, ()>,
+}
 
 thread_local! {
-    /// The hook list's lock, held by the forking thread from `prepare` to `parent`/`child`.
-    static FORKING: RefCell<Option<MutexGuard<'static, Hooks>>> = const { RefCell::new(None) };
+    static FORKING: RefCell<Option<Forking>> = const { RefCell::new(None) };
 }
 
-fn hooks() -> MutexGuard<'static, Hooks> {
-    HOOKS.lock().unwrap_or_else(PoisonError::into_inner)
+fn registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Registers `hook` for every later `fork()`; `order` ranks it among the others (see the
-/// module docs): prepared in ascending order, released in descending order.
-pub fn register(order: u32, hook: &'static dyn AtFork) {
-    install();
-    let mut hooks = hooks();
-    let at = hooks.partition_point(|(o, _)| *o <= order);
-    hooks.insert(at, (order, hook));
+/// Whether a hook has been registered: [`Registration::ensure`] registers it once.
+///
+/// A flag rather than a `std::sync::Once`: a `Once` that another thread was running at the
+/// moment of a fork stays "running" forever in the child.
+#[derive(Debug)]
+pub struct Registration(AtomicBool);
+
+impl Registration {
+    /// Not registered yet.
+    pub const fn new() -> Registration {
+        Registration(AtomicBool::new(false))
+    }
+
+    /// Registers `hook` at `order` (see the module docs) for every later `fork()`, unless
+    /// this registration has done so already. Prepared in ascending order, released in
+    /// descending order; equal orders in registration order.
+    ///
+    /// A call made while a fork is being prepared, for a hook that fork has already passed
+    /// in the order, waits for that fork to end (its caller cannot hold a lock the fork
+    /// still needs: by the ordering rule, every lock it may hold is below the hook, and so
+    /// already held by the fork); one above the fork's position joins that fork.
+    #[inline]
+    pub fn ensure(&'static self, order: u32, hook: &'static dyn AtFork) {
+        if !self.0.load(Ordering::Acquire) {
+            self.register(order, hook);
+        }
+    }
+
+    #[cold]
+    fn register(&'static self, order: u32, hook: &'static dyn AtFork) {
+        install();
+        loop {
+            let mut registry = registry();
+            if self.0.load(Ordering::Relaxed) {
+                return;
+            }
+            let key = (order, registry.next_sequence);
+            let must_wait = registry
+                .fork
+                .is_some_and(|(passed, forker)| key <= passed && forker != sys::pthread_self());
+            if must_wait {
+                drop(registry);
+                // The forking thread holds it until the fork has ended.
+                drop(FORK_SERIAL.lock().unwrap_or_else(PoisonError::into_inner));
+                continue;
+            }
+            registry.next_sequence += 1;
+            let at = registry.hooks.partition_point(|(k, _)| *k <= key);
+            registry.hooks.insert(at, (key, hook));
+            self.0.store(true, Ordering::Release);
+            return;
+        }
+    }
+}
+
+impl Default for Registration {
+    fn default() -> Registration {
+        Registration::new()
+    }
 }
 
 /// Installs the `pthread_atfork` handlers, once per process ([`start`](crate::start) does
@@ -86,28 +166,58 @@ pub fn install() {
     });
 }
 
-/// The `pthread_atfork` prepare handler.
+/// The `pthread_atfork` prepare handler: takes the hooks one by one in ascending order,
+/// looking the next one up afresh each time (a hook registered meanwhile above the
+/// position reached is taken too), then holds the registry across the fork.
 extern "C" fn prepare() {
-    let hooks = hooks();
-    for (_, hook) in hooks.iter() {
+    let serial = FORK_SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    let me = sys::pthread_self();
+    let mut taken = Vec::new();
+    let mut passed: Option<Key> = None;
+    let registry = loop {
+        let mut registry = registry();
+        let next = registry
+            .hooks
+            .iter()
+            .find(|(key, _)| passed.is_none_or(|passed| *key > passed))
+            .copied();
+        let Some((key, hook)) = next else {
+            registry.fork = Some(((u32::MAX, u64::MAX), me));
+            break registry;
+        };
+        registry.fork = Some((key, me));
+        drop(registry);
         hook.prepare();
-    }
-    let _ = FORKING.try_with(|slot| *slot.borrow_mut() = Some(hooks));
+        taken.push(hook);
+        passed = Some(key);
+    };
+    let forking = Forking { taken, registry, _serial: serial };
+    let _ = FORKING.try_with(|slot| *slot.borrow_mut() = Some(forking));
+}
+
+/// Ends the fork in progress (in the parent or the child): the registry is free again.
+fn end_fork() -> Option<(Vec<&'static dyn AtFork>, MutexGuard<'static, ()>)> {
+    let Forking { taken, mut registry, _serial } =
+        FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten()?;
+    registry.fork = None;
+    drop(registry);
+    Some((taken, _serial))
 }
 
 /// The `pthread_atfork` parent handler.
 extern "C" fn parent() {
-    if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
-        for (_, hook) in hooks.iter().rev() {
+    if let Some((taken, _serial)) = end_fork() {
+        for hook in taken.iter().rev() {
             hook.parent();
         }
     }
 }
 
-/// The `pthread_atfork` child handler.
+/// The `pthread_atfork` child handler. The hooks run with the registry free, so a child
+/// handler may register another hook.
 extern "C" fn child() {
-    if let Some(hooks) = FORKING.try_with(|slot| slot.borrow_mut().take()).ok().flatten() {
-        for (_, hook) in hooks.iter().rev() {
+    if let Some((taken, _serial)) = end_fork() {
+        for hook in taken.iter().rev() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.child()));
         }
     }
@@ -122,7 +232,7 @@ pub struct ForkMutex<T: 'static> {
     mutex: Mutex<T>,
     order: u32,
     in_child: fn(&mut T),
-    registered: Once,
+    registered: Registration,
     /// `pthread_self()` of the thread holding the lock through [`lock`](Self::lock), 0 if
     /// none: a fork by that very thread leaves the lock as it is.
     owner: AtomicU64,
@@ -139,7 +249,7 @@ enum Held<T: 'static> {
 
 // SAFETY: the data is reached only through the mutex (so `T: Send` suffices, as for
 // `Mutex<T>`); `held` is touched only by the forking thread between `prepare` and
-// `parent`/`child`, and forks are serialized by the hook list's lock, held across them.
+// `parent`/`child`, and forks are serialized by `FORK_SERIAL`, held across them.
 unsafe impl<T: Send> Sync for ForkMutex<T> {}
 
 impl<T: Send> ForkMutex<T> {
@@ -149,7 +259,7 @@ impl<T: Send> ForkMutex<T> {
             mutex: Mutex::new(value),
             order,
             in_child,
-            registered: Once::new(),
+            registered: Registration::new(),
             owner: AtomicU64::new(0),
             held: UnsafeCell::new(Held::Nothing),
         }
@@ -157,9 +267,9 @@ impl<T: Send> ForkMutex<T> {
 
     /// Locks it, waiting if another thread (or a fork in progress) holds it.
     pub fn lock(&'static self) -> ForkMutexGuard<T> {
-        // Registered on first use: a lock never taken guards its initial value, which a
-        // child needs no reset of.
-        self.registered.call_once(|| register(self.order, self));
+        // Registered on first use, before it is first locked: a lock never taken guards
+        // its initial value, which a child needs no reset of.
+        self.registered.ensure(self.order, self);
         let guard = self.mutex.lock().unwrap_or_else(PoisonError::into_inner);
         self.owner.store(sys::pthread_self(), Ordering::Relaxed);
         ForkMutexGuard { owner: &self.owner, guard }
@@ -168,7 +278,7 @@ impl<T: Send> ForkMutex<T> {
     /// Replaces what the forking thread holds across `fork()`, returning the old value.
     fn swap_held(&'static self, new: Held<T>) -> Held<T> {
         // SAFETY: only the forking thread calls this (from the fork hooks), and forks are
-        // serialized by the hook list's lock, so no other reference to `held` exists.
+        // serialized by `FORK_SERIAL`, so no other reference to `held` exists.
         unsafe { std::mem::replace(&mut *self.held.get(), new) }
     }
 }
@@ -327,5 +437,55 @@ mod tests {
         let seen = fork_and_report(|| 0);
         assert_eq!(seen, 0);
         assert_eq!(*guard, 1);
+    }
+
+    /// Runs `body` on a thread and waits up to 20 s for it: a deadlock fails the test
+    /// instead of hanging it.
+    fn within_20_s<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(body()));
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("deadlocked")
+    }
+
+    #[test]
+    fn a_thread_holding_a_lock_can_register_another_while_a_fork_waits_for_the_first() {
+        static FIRST: ForkMutex<u32> = ForkMutex::new(0, 600, |_| {});
+        static SECOND: ForkMutex<u32> = ForkMutex::new(0, 610, |n| *n += 1000);
+        within_20_s(|| {
+            let first = FIRST.lock();
+            // The fork's prepare step blocks on FIRST, held here.
+            let forker = std::thread::spawn(|| fork_and_report(|| *SECOND.lock()));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // First use of SECOND while holding FIRST: registers it (this deadlocked when
+            // the prepare step held the registry while waiting).
+            *SECOND.lock() = 5;
+            drop(first);
+            // The fork took SECOND too (it is above FIRST): the child saw it reset.
+            assert_eq!(forker.join().unwrap(), 1005);
+        });
+    }
+
+    #[test]
+    fn a_registration_below_a_fork_in_progress_waits_for_the_fork_to_end() {
+        static BLOCKER: ForkMutex<u32> = ForkMutex::new(0, 700, |_| {});
+        static BELOW: ForkMutex<u32> = ForkMutex::new(0, 690, |n| *n += 1000);
+        within_20_s(|| {
+            let blocker = BLOCKER.lock();
+            let forker = std::thread::spawn(|| fork_and_report(|| *BELOW.lock()));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // BELOW's first use, from a thread holding nothing below it, while the fork
+            // waits at BLOCKER: it waits for the fork (which already passed order 690).
+            let late = std::thread::spawn(|| {
+                *BELOW.lock() = 5;
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            drop(blocker);
+            late.join().unwrap();
+            let seen = forker.join().unwrap();
+            // Either the registration came before the fork reached 690 (then the child
+            // reset 5 to 1005), or it waited for the fork (the child saw the initial 0).
+            assert!(seen == 0 || seen == 1005, "the child saw {seen}");
+            assert_eq!(*BELOW.lock(), 5);
+        });
     }
 }

@@ -59,6 +59,6 @@ impl AtFork for ForgetInChild {
 }
 
 fn register_fork_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| fork::register(0, &ForgetInChild));
+    static REGISTRATION: fork::Registration = fork::Registration::new();
+    REGISTRATION.ensure(0, &ForgetInChild);
 }

@@ -67,8 +67,8 @@ impl pyconc_core::fork::AtFork for ForgetCaches {
 
 /// Registers [`ForgetCaches`], once.
 fn register_fork_handler() {
-    static HANDLER: std::sync::Once = std::sync::Once::new();
-    HANDLER.call_once(|| pyconc_core::fork::register(0, &ForgetCaches));
+    static HANDLER: pyconc_core::fork::Registration = pyconc_core::fork::Registration::new();
+    HANDLER.ensure(0, &ForgetCaches);
 }
 
 /// This process's id, cached (glibc does not cache it, and queues ask per item). A fork
