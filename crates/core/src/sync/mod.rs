@@ -1,5 +1,5 @@
-//! The synchronisation core of both crates: the state machines of `Event` and the
-//! semaphores written once, generic over the word they sleep on ([`Futex`]: a private
+//! The synchronisation core of both crates: the state machines of the lock, `Event` and
+//! the semaphores written once, generic over the word they sleep on ([`Futex`]: a private
 //! [`WaitWord`] for `threading`, a process-shared [`SharedWord`] in shared memory for
 //! `multiprocessing`, loom's stand-in under `--cfg loom`), and the poison-ignoring lock
 //! helpers.
@@ -12,6 +12,7 @@
 
 pub mod primitive;
 mod futex;
+mod lock;
 mod event;
 mod semaphore;
 
@@ -22,6 +23,9 @@ pub use event::Event;
 #[cfg(not(loom))]
 pub use futex::SharedWord;
 pub use futex::{Futex, TIMEOUT_MAX, WaitWord, deadline_after};
+pub use lock::{
+    Acquired, Anonymous, CONTENDED, FAIR_INTERVAL, Fair, HANDOFF, HOLDER, Owner, RawLock,
+};
 pub use semaphore::{SEMAPHORE_VALUE_MAX, Semaphore, initial_word};
 
 /// Locks `mutex`, ignoring poisoning.

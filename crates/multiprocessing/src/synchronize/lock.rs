@@ -1,6 +1,8 @@
 //! `Lock` and `RLock` across processes, robust against a holder that dies.
 //!
-//! The lock word (word 0 of the object's shared page):
+//! The lock word (word 0 of the object's shared page) is the synchronisation core's
+//! `RawLock` word, the holder's id in its low 30 bits (pids and thread ids stay below
+//! 2^22, Linux's `PID_MAX_LIMIT`):
 //!
 //! | value | meaning |
 //! |---|---|
@@ -35,12 +37,13 @@ use crate::heap::SharedMemory;
 use crate::sys::{self, Identity};
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::WeakList;
+pub(crate) use pyconc_core::sync::Acquired;
+use pyconc_core::sync::{HOLDER, Owner, RawLock, SharedWord};
 
 use crate::Error;
 use crate::error::RELEASED_TOO_MANY;
 use crate::error::RLOCK_NOT_OWNED;
 
-const CONTENDED: u32 = 1 << 31;
 /// How often a waiter checks that the holder still runs.
 const LIVENESS_CHECK: Duration = Duration::from_millis(100);
 /// The start-time slot of a lock whose holder exited normally holding it: it stays held
@@ -53,103 +56,73 @@ const COUNT: usize = 2;
 /// The 64-bit word (index × 8 bytes) holding the holder's start time.
 const START: usize = 2;
 
-/// How a raw acquire ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Acquired {
-    Yes,
-    FromDeadOwner,
-    TimedOut,
+/// The robust owner of a lock word in shared memory: the slot beside the word that holds
+/// its holder's start time. The holder writes its start time right after it takes the
+/// word, and clears it right before it lets the word go; 0 there means "not known yet",
+/// and the liveness check then goes by the id alone.
+#[derive(Clone, Copy)]
+pub(crate) struct StartSlot<'a>(&'a AtomicU64);
+
+impl Owner for StartSlot<'_> {
+    type Caller = Identity;
+    const LIVENESS_CHECK: Option<Duration> = Some(LIVENESS_CHECK);
+
+    #[inline]
+    fn id(caller: Identity) -> u32 {
+        caller.id
+    }
+
+    #[inline]
+    fn acquired(&self, caller: Identity) {
+        self.0.store(caller.start, Ordering::Release);
+    }
+
+    #[inline]
+    fn releasing(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    /// Gone: not [`ABANDONED`], not alive by [`sys::alive`] (which fails closed), and the
+    /// slot unchanged meanwhile (else a new holder with the same id came in between).
+    fn holder_gone(&self, holder: u32) -> bool {
+        let start = self.0.load(Ordering::Acquire);
+        start != ABANDONED
+            && !sys::alive(Identity { id: holder, start })
+            && self.0.load(Ordering::Acquire) == start
+    }
 }
 
 /// A robust lock word in shared memory and the slot beside it that holds its holder's
-/// start time. The holder writes its start time right after it takes the word, and
-/// clears it right before it lets the word go; 0 there means "not known yet", and the
-/// liveness check then goes by the id alone.
+/// start time: the synchronisation core's [`RawLock`] with the [`StartSlot`] owner.
 #[derive(Clone, Copy)]
 pub(crate) struct RobustWord<'a> {
     pub(crate) state: &'a AtomicU32,
     pub(crate) start: &'a AtomicU64,
 }
 
-impl RobustWord<'_> {
+impl<'a> RobustWord<'a> {
+    #[inline]
+    fn raw(self) -> RawLock<&'a SharedWord, StartSlot<'a>> {
+        RawLock::new(SharedWord::from_atomic(self.state), StartSlot(self.start))
+    }
+
     /// Takes the word if it is free, without waiting.
+    #[inline]
     pub(crate) fn try_acquire(self, me: Identity) -> bool {
-        let taken =
-            self.state.compare_exchange(0, me.id, Ordering::Acquire, Ordering::Relaxed).is_ok();
-        if taken {
-            self.start.store(me.start, Ordering::Release);
-        }
-        taken
+        self.raw().try_acquire(me)
     }
 
     /// Takes the word, waiting until `deadline` (`None`: forever); takes it over from a
     /// holder that died.
+    #[inline]
     pub(crate) fn acquire(self, me: Identity, deadline: Option<Instant>) -> Acquired {
-        if self.try_acquire(me) {
-            return Acquired::Yes;
-        }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Acquired::TimedOut; // a try: no sleeping, no contended mark
-        }
-        let word = self.state;
-        loop {
-            let value = word.load(Ordering::Relaxed);
-            if value == 0 {
-                // Someone else may still sleep: keep the CONTENDED bit so release wakes them.
-                if word
-                    .compare_exchange(0, me.id | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    self.start.store(me.start, Ordering::Release);
-                    return Acquired::Yes;
-                }
-                continue;
-            }
-            let contended = value | CONTENDED;
-            if value & CONTENDED == 0
-                && word
-                    .compare_exchange(value, contended, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let check_at = Instant::now() + LIVENESS_CHECK;
-            let wake_by = deadline.map_or(check_at, |d| d.min(check_at));
-            sys::futex_wait(word, contended, Some(wake_by));
-            let now = Instant::now();
-            if now >= check_at && self.take_over_if_dead(contended, me) {
-                return Acquired::FromDeadOwner;
-            }
-            if deadline.is_some_and(|d| now >= d) {
-                return Acquired::TimedOut;
-            }
-        }
-    }
-
-    /// If the word still holds `seen` and that holder is definitely gone, takes the word.
-    fn take_over_if_dead(self, seen: u32, me: Identity) -> bool {
-        let start = self.start.load(Ordering::Acquire);
-        if self.state.load(Ordering::Acquire) != seen || start == ABANDONED {
-            return false;
-        }
-        let holder = Identity { id: seen & !CONTENDED, start };
-        if sys::alive(holder) || self.start.load(Ordering::Acquire) != start {
-            return false;
-        }
-        let taken = self
-            .state
-            .compare_exchange(seen, me.id | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok();
-        if taken {
-            self.start.store(me.start, Ordering::Release);
-        }
-        taken
+        self.raw().acquire(me, deadline)
     }
 
     /// The holder, if the word is locked.
     pub(crate) fn holder(self) -> Option<Identity> {
-        let id = self.state.load(Ordering::Acquire) & !CONTENDED;
-        (id != 0).then(|| Identity { id, start: self.start.load(Ordering::Acquire) })
+        let id = self.raw().holder()?;
+        Some(Identity { id, start: self.start.load(Ordering::Acquire) })
     }
 
     /// Whether the word is locked by a holder that may still run (see [`sys::alive`]).
@@ -158,19 +131,16 @@ impl RobustWord<'_> {
     }
 
     /// Whether `me` holds the word.
+    #[inline]
     pub(crate) fn held_by(self, me: Identity) -> bool {
-        self.state.load(Ordering::Relaxed) & !CONTENDED == me.id
+        self.state.load(Ordering::Relaxed) & HOLDER == me.id
             && self.start.load(Ordering::Relaxed) == me.start
     }
 
     /// Releases; `false` if the word was unlocked.
+    #[inline]
     pub(crate) fn release(self) -> bool {
-        self.start.store(0, Ordering::Relaxed);
-        let previous = self.state.swap(0, Ordering::Release);
-        if previous & CONTENDED != 0 {
-            sys::futex_wake(self.state, 1);
-        }
-        previous != 0
+        self.raw().release()
     }
 }
 

@@ -374,7 +374,11 @@ fn dropped_handle_child_is_reaped(method: StartMethod) {
     while !process_ended(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(process_ended(pid));
+    assert!(
+        process_ended(pid),
+        "the child outlived its 100 ms target by 20 s: {}",
+        support::describe_process(pid)
+    );
     // Generous: on a loaded machine the reaper thread may wait for a CPU.
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {

@@ -111,6 +111,30 @@ pub(crate) fn process_ended(pid: i32) -> bool {
     }
 }
 
+/// What `/proc` says about a process and its threads (state, wait channel, kernel stack,
+/// command line): for the message of a test that found a process alive when it should
+/// have ended.
+pub(crate) fn describe_process(pid: i32) -> String {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_else(|e| format!("<{e}>"));
+    let mut out = format!(
+        "process {pid}: cmdline {:?}\n",
+        read(format!("/proc/{pid}/cmdline")).replace('\0', " ")
+    );
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    for task in tasks.into_iter().flatten().flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let at = |file: &str| read(format!("/proc/{pid}/task/{tid}/{file}"));
+        let state = at("status").lines().find(|l| l.starts_with("State:")).unwrap_or("").to_owned();
+        out += &format!(
+            "  thread {tid} {:?} {state} wchan {:?}\n{}",
+            at("comm").trim(),
+            at("wchan"),
+            at("stack")
+        );
+    }
+    out
+}
+
 /// Defines `mod NAME { fn fork(); fn spawn(); fn forkserver(); }` tests calling `body(method)`.
 #[macro_export]
 macro_rules! each_start_method {
