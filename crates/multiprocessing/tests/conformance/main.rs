@@ -11,6 +11,8 @@
 
 multiprocessing::init_before_main!();
 
+#[path = "../../../threading/tests/conformance/barrier_tests.rs"]
+mod barrier_tests;
 mod context;
 mod errors;
 mod listener;

@@ -10,6 +10,7 @@ use multiprocessing::{
     StartMethod,
 };
 
+use super::barrier_tests::{BarrierApi, barrier_tests, impl_barrier_api};
 use super::lock_tests::{LockApi, base_lock_tests, impl_lock_api};
 use super::semaphore_event_tests::{
     BoundedApi, EventApi, SemaphoreApi, impl_semaphore_event_api, semaphore_event_tests,
@@ -19,6 +20,8 @@ use crate::support::{self, call};
 
 impl_lock_api!(guard, Error; Lock, RLock, Condition);
 
+impl_barrier_api!(multiprocessing::Barrier, multiprocessing::Error);
+barrier_tests!(barrier_bodies; multiprocessing::Barrier);
 base_lock_tests!(base_lock, multiprocessing::Lock);
 base_lock_tests!(base_rlock, multiprocessing::RLock);
 base_lock_tests!(base_condition_as_rlock, multiprocessing::Condition);

@@ -7,6 +7,7 @@
 //! `tests/exit.rs`.
 
 mod barrier;
+mod barrier_tests;
 mod condition;
 mod errors;
 mod event;
