@@ -47,6 +47,12 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// The Python name: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocessing::StartMethod::Spawn.name(), "spawn");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             StartMethod::Fork => "fork",
@@ -127,6 +133,17 @@ pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
 /// Sets the start method even if one is fixed already; `None` un-fixes it.
 ///
 /// Python: `multiprocessing.set_start_method(method, force=True)`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::StartMethod;
+///
+/// multiprocessing::set_start_method_force(StartMethod::Fork);
+/// assert_eq!(multiprocessing::get_start_method_if_set(), Some(StartMethod::Fork));
+/// multiprocessing::set_start_method_force(None); // un-fixed again
+/// assert_eq!(multiprocessing::get_start_method_if_set(), None);
+/// ```
 pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
     METHOD.store(method.into().map_or(0, StartMethod::code), Ordering::Release);
 }
@@ -136,6 +153,13 @@ pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
 ///
 /// Python: `multiprocessing.get_start_method()`. In a child it is the method that started
 /// the child.
+///
+/// # Examples
+///
+/// ```
+/// let method = multiprocessing::get_start_method(); // fixes the default: fork on Linux
+/// assert_eq!(method, multiprocessing::StartMethod::Fork);
+/// ```
 pub fn get_start_method() -> StartMethod {
     let fixed = match METHOD.compare_exchange(
         0,
@@ -152,6 +176,12 @@ pub fn get_start_method() -> StartMethod {
 /// The start method if one is fixed, without fixing the default.
 ///
 /// Python: `multiprocessing.get_start_method(allow_none=True)`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(multiprocessing::get_start_method_if_set(), None, "nothing fixed yet");
+/// ```
 pub fn get_start_method_if_set() -> Option<StartMethod> {
     decode(METHOD.load(Ordering::Acquire))
 }
@@ -159,6 +189,13 @@ pub fn get_start_method_if_set() -> Option<StartMethod> {
 /// Every start method this platform has, the default first.
 ///
 /// Python: `multiprocessing.get_all_start_methods()` (Linux: fork, spawn, forkserver).
+///
+/// # Examples
+///
+/// ```
+/// let names: Vec<&str> = multiprocessing::get_all_start_methods().iter().map(|m| m.name()).collect();
+/// assert_eq!(names, ["fork", "spawn", "forkserver"]);
+/// ```
 pub fn get_all_start_methods() -> Vec<StartMethod> {
     vec![StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer]
 }

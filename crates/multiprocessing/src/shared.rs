@@ -77,6 +77,22 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// [`Error::OsError`] when the OS refuses shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, Value};
+    ///
+    /// let counter = Value::new(0u64)?;
+    /// let theirs = counter.clone();
+    /// let p = Process::new(move || {
+    ///     theirs.update(|n| *n += 1);
+    /// });
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(counter.get(), 1, "the child's write is seen by the parent");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(value: T) -> Result<Value<T>, Error> {
         Value::make(value, true)
     }
@@ -86,6 +102,15 @@ impl<T: Pod> Value<T> {
     ///
     /// # Errors
     /// As [`new`](Value::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let flag = multiprocessing::Value::new_raw(0u8)?; // RawValue: no lock
+    /// flag.set(1);
+    /// assert_eq!(flag.get(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new_raw(value: T) -> Result<Value<T>, Error> {
         Value::make(value, false)
     }
@@ -107,6 +132,14 @@ impl<T: Pod> Value<T> {
     }
 
     /// The value. Python: `v.value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = multiprocessing::Value::new(2.5f64)?;
+    /// assert_eq!(v.get(), 2.5);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(&self) -> T {
         if !self.synchronized {
             return self.read();
@@ -118,6 +151,15 @@ impl<T: Pod> Value<T> {
     }
 
     /// Stores `value`. Python: `v.value = value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = multiprocessing::Value::new(0i32)?;
+    /// v.set(-7);
+    /// assert_eq!(v.get(), -7);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set(&self, value: T) {
         if !self.synchronized {
             return self.write(value);
@@ -129,6 +171,14 @@ impl<T: Pod> Value<T> {
 
     /// Changes the value under the lock: Python's `with v.get_lock(): v.value += 1`.
     /// Returns the new value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = multiprocessing::Value::new(10u32)?;
+    /// assert_eq!(v.update(|n| *n += 5), 15); // `with v.get_lock(): v.value += 5`
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn update(&self, change: impl FnOnce(&mut T)) -> T {
         self.lock.acquire();
         let mut value = self.read();
@@ -140,6 +190,16 @@ impl<T: Pod> Value<T> {
 
     /// The lock that guards the value (an [`RLock`], as CPython's default).
     /// Python: `v.get_lock()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = multiprocessing::Value::new(1u8)?;
+    /// let _held = v.get_lock().lock();
+    /// v.set(2); // the RLock nests: the holder may still use the value
+    /// assert_eq!(v.get(), 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &RLock {
         &self.lock
     }
@@ -179,6 +239,14 @@ impl<T: Pod> Array<T> {
     /// # Errors
     /// [`Error::OsError`] when the OS refuses shared memory; [`Error::ValueError`] for a
     /// length whose size overflows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<u32>::new(4)?;
+    /// assert_eq!(a.to_vec(), [0, 0, 0, 0]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(len: usize) -> Result<Array<T>, Error> {
         Array::make(len, true)
     }
@@ -187,6 +255,15 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`new`](Array::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<u8>::new_raw(2)?; // RawArray: no lock
+    /// a.set(1, 9)?;
+    /// assert_eq!(a.to_vec(), [0, 9]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new_raw(len: usize) -> Result<Array<T>, Error> {
         Array::make(len, false)
     }
@@ -195,6 +272,25 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// As [`new`](Array::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Array, Process};
+    ///
+    /// let a = Array::from_slice(&[1.0f64, 2.0, 3.0])?;
+    /// let theirs = a.clone();
+    /// let p = Process::new(move || {
+    ///     for i in 0..theirs.len() {
+    ///         let x = theirs.get(i).unwrap();
+    ///         theirs.set(i, -x).unwrap();
+    ///     }
+    /// });
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(a.to_vec(), [-1.0, -2.0, -3.0]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn from_slice(values: &[T]) -> Result<Array<T>, Error> {
         let array = Array::make(values.len(), true)?;
         for (i, value) in values.iter().enumerate() {
@@ -236,16 +332,40 @@ impl<T: Pod> Array<T> {
     }
 
     /// The number of elements. Python: `len(a)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<i64>::new(3)?;
+    /// assert_eq!(a.len(), 3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether it has no elements.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(multiprocessing::Array::<i64>::new(0)?.is_empty());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Element `index`, or `None` past the end. Python: `a[index]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::from_slice(&[5u16, 6])?;
+    /// assert_eq!(a.get(1), Some(6));
+    /// assert_eq!(a.get(2), None);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(&self, index: usize) -> Option<T> {
         (index < self.len).then(|| self.locked(|| self.read(index)))
     }
@@ -254,6 +374,15 @@ impl<T: Pod> Array<T> {
     ///
     /// # Errors
     /// [`Error::IndexError`] `invalid index` past the end (CPython's ctypes message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<u16>::new(2)?;
+    /// a.set(0, 7)?;
+    /// assert_eq!(a.set(2, 7).unwrap_err().to_string(), "invalid index");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
         if index >= self.len {
             return Err(Error::IndexError(INVALID_INDEX.into()));
@@ -263,11 +392,32 @@ impl<T: Pod> Array<T> {
     }
 
     /// A copy of every element, taken under the lock. Python: `a[:]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::from_slice(&[1i8, 2, 3])?;
+    /// assert_eq!(a.to_vec(), vec![1, 2, 3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.locked(|| (0..self.len).map(|i| self.read(i)).collect())
     }
 
     /// The lock that guards the array. Python: `a.get_lock()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<u64>::new(2)?;
+    /// {
+    ///     let _held = a.get_lock().lock(); // several writes as one step
+    ///     a.set(0, 1)?;
+    ///     a.set(1, 1)?;
+    /// }
+    /// assert_eq!(a.to_vec(), [1, 1]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get_lock(&self) -> &RLock {
         &self.lock
     }

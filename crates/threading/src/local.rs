@@ -67,6 +67,19 @@ fn thread_key() -> u64 {
 
 impl<T: Send> Local<T> {
     /// An empty `Local`: no thread has a value yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    ///
+    /// let counter: threading::Local<Cell<u32>> = threading::Local::new();
+    /// counter.get_or(|| Cell::new(0)).set(1);
+    /// let t = threading::Thread::builder().start(|| {})?; // another thread: its own value
+    /// t.join()?;
+    /// assert_eq!(counter.get().map(Cell::get), Some(1));
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn new() -> Local<T> {
         Local { values: Mutex::new(HashMap::new()) }
     }
@@ -76,6 +89,15 @@ impl<T: Send> Local<T> {
     }
 
     /// The calling thread's value, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let local: threading::Local<String> = threading::Local::new();
+    /// assert_eq!(local.get(), None);
+    /// local.get_or(|| "mine".to_owned());
+    /// assert_eq!(local.get().map(String::as_str), Some("mine"));
+    /// ```
     pub fn get(&self) -> Option<&T> {
         let key = thread_key();
         let map = self.map();
@@ -92,6 +114,20 @@ impl<T: Send> Local<T> {
     /// The calling thread's value, made by `init` if it has none yet.
     ///
     /// `init` runs without any lock held, so it may use this or other `Local`s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let local = Arc::new(threading::Local::new());
+    /// assert_eq!(*local.get_or(|| 1), 1);
+    /// assert_eq!(*local.get_or(|| 2), 1, "made once per thread");
+    /// let theirs = Arc::clone(&local);
+    /// let t = threading::Thread::builder().start(move || assert_eq!(*theirs.get_or(|| 3), 3))?;
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn get_or(&self, init: impl FnOnce() -> T) -> &T {
         if let Some(value) = self.get() {
             return value;
@@ -109,17 +145,44 @@ impl<T: Send> Local<T> {
     /// thread ends (Python drops it then by itself).
     ///
     /// Needs `&mut self`, so that no reference handed out by `get`/`get_or` is alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut local = threading::Local::new();
+    /// local.get_or(|| vec![1, 2, 3]);
+    /// assert_eq!(local.take(), Some(vec![1, 2, 3]));
+    /// assert_eq!(local.get(), None);
+    /// ```
     pub fn take(&mut self) -> Option<T> {
         let key = thread_key();
         self.values.get_mut().unwrap_or_else(PoisonError::into_inner).remove(&key).map(|b| *b)
     }
 
     /// How many threads have a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let local = threading::Local::new();
+    /// assert_eq!(local.len(), 0);
+    /// local.get_or(|| 0u8);
+    /// assert_eq!(local.len(), 1);
+    /// ```
     pub fn len(&self) -> usize {
         self.map().len()
     }
 
     /// Whether no thread has a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let local = threading::Local::new();
+    /// assert!(local.is_empty());
+    /// local.get_or(|| 'x');
+    /// assert!(!local.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

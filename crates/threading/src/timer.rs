@@ -55,6 +55,18 @@ pub struct Timer {
 
 impl Timer {
     /// A new, unstarted timer that will call `function` `interval` after `start()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_millis(10), || println!("fired"));
+    /// timer.start()?;
+    /// timer.join()?;
+    /// assert!(timer.finished() && !timer.cancelled());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn new<F: FnOnce() + Send + 'static>(interval: Duration, function: F) -> Timer {
         let finished = Arc::new(WaitWord::new(WAITING));
         let word = Arc::clone(&finished);
@@ -84,6 +96,19 @@ impl Timer {
     ///
     /// # Errors
     /// As [`Thread::start`]: `threads can only be started once`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_millis(1), || {});
+    /// timer.start()?;
+    /// let again = timer.start().unwrap_err();
+    /// assert_eq!(again.to_string(), "threads can only be started once");
+    /// timer.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn start(&self) -> Result<(), Error> {
         self.thread.start()
     }
@@ -120,6 +145,15 @@ impl Timer {
     /// The interval given to [`Timer::new`].
     ///
     /// Python: `threading.Timer.interval`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_secs(5), || {});
+    /// assert_eq!(timer.interval(), Duration::from_secs(5));
+    /// ```
     pub fn interval(&self) -> Duration {
         self.interval
     }
@@ -128,17 +162,53 @@ impl Timer {
     /// being called).
     ///
     /// Python: `threading.Timer.finished.is_set()` (CPython sets it after the call).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_millis(1), || {});
+    /// assert!(!timer.finished());
+    /// timer.start()?;
+    /// timer.join()?;
+    /// assert!(timer.finished());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn finished(&self) -> bool {
         self.finished.load() != WAITING
     }
 
     /// Whether `cancel()` stopped the timer before it fired, so that the function was not
     /// and will not be called. Beyond CPython, whose `cancel()` cannot tell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_secs(60), || {});
+    /// timer.cancel(); // before start: it will end at once
+    /// timer.start()?;
+    /// timer.join()?;
+    /// assert!(timer.cancelled());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn cancelled(&self) -> bool {
         self.finished.load() == CANCELLED
     }
 
     /// The timer's thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = threading::Timer::new(Duration::from_millis(1), || {});
+    /// timer.thread().set_name("reminder");
+    /// assert_eq!(timer.name(), "reminder"); // a Timer derefs to its Thread
+    /// ```
     pub fn thread(&self) -> &Thread {
         &self.thread
     }

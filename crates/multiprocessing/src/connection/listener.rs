@@ -158,6 +158,23 @@ impl Listener {
     ///
     /// # Errors
     /// [`Error::OsError`]: the address is in use, the path cannot be made, ...
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener, client};
+    ///
+    /// let listener = Listener::bind(Address::Tcp("127.0.0.1:0".parse().unwrap()), Some(b"secret"))?;
+    /// let address = listener.address(); // port 0: the one it got
+    /// let peer = std::thread::spawn(move || {
+    ///     let conn = client(address, Some(b"secret")).unwrap();
+    ///     conn.send(&"hello").unwrap();
+    /// });
+    /// let conn = listener.accept()?;
+    /// assert_eq!(conn.recv::<String>()?, "hello");
+    /// peer.join().unwrap();
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn bind(address: Address, authkey: Option<&[u8]>) -> Result<Listener, Error> {
         let (socket, address) = match address {
             Address::Unix(path) => {
@@ -194,12 +211,33 @@ impl Listener {
     /// How many peers may be in the middle of the authentication at once (64 by
     /// default, at least 1); the others wait in the kernel's backlog. See the module docs
     /// for what a flood of peers that never answer costs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener};
+    ///
+    /// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-handshakes".to_vec()), None)?;
+    /// listener.set_max_handshakes(8); // at most 8 peers authenticating at once
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set_max_handshakes(&self, handshakes: usize) {
         self.max_handshakes.store(handshakes.max(1), Ordering::Relaxed);
     }
 
     /// How long an accepted peer has to complete the authentication (30 s by default);
     /// one that takes longer is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-timeout".to_vec()), Some(b"k"))?;
+    /// listener.set_handshake_timeout(Duration::from_secs(5)); // slow peers are dropped
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set_handshake_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
         self.handshake_timeout_ms.store(ms, Ordering::Relaxed);
@@ -212,6 +250,20 @@ impl Listener {
     /// # Errors
     /// [`Error::AuthenticationError`] when a peer failed the handshake (the next call
     /// accepts the next peer); `handle is closed` after [`close`](Listener::close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener, client};
+    ///
+    /// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-accept".to_vec()), None)?;
+    /// let address = listener.address();
+    /// let peer = std::thread::spawn(move || client(address, None).unwrap().send(&42u8).unwrap());
+    /// let conn = listener.accept()?;
+    /// assert_eq!(conn.recv::<u8>()?, 42);
+    /// peer.join().unwrap();
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn accept(&self) -> Result<Connection, Error> {
         self.accept_before(None).map(|conn| conn.expect("no deadline, so a connection"))
     }
@@ -221,6 +273,17 @@ impl Listener {
     ///
     /// # Errors
     /// As [`accept`](Listener::accept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener};
+    /// use std::time::Duration;
+    ///
+    /// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-accept-timeout".to_vec()), None)?;
+    /// assert!(listener.accept_timeout(Duration::from_millis(10))?.is_none(), "nobody came");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> Result<Option<Connection>, Error> {
         self.accept_before(Instant::now().checked_add(timeout))
     }
@@ -327,11 +390,39 @@ impl Listener {
     /// The address it listens at (for TCP port 0, the port it got).
     ///
     /// Python: `Listener.address`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener};
+    ///
+    /// let listener = Listener::bind(Address::Tcp("127.0.0.1:0".parse().unwrap()), None)?;
+    /// match listener.address() {
+    ///     Address::Tcp(addr) => assert_ne!(addr.port(), 0),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn address(&self) -> Address {
         self.address.clone()
     }
 
     /// The address of the last accepted peer. Python: `Listener.last_accepted`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener, client};
+    ///
+    /// let listener = Listener::bind(Address::Tcp("127.0.0.1:0".parse().unwrap()), None)?;
+    /// assert!(listener.last_accepted().is_none());
+    /// let address = listener.address();
+    /// let peer = std::thread::spawn(move || client(address, None).unwrap());
+    /// let _conn = listener.accept()?;
+    /// assert!(matches!(listener.last_accepted(), Some(Address::Tcp(_))));
+    /// drop(peer.join().unwrap());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn last_accepted(&self) -> Option<Address> {
         lock(&self.last_accepted).clone()
     }
@@ -339,6 +430,18 @@ impl Listener {
     /// Stops listening: new peers are refused, a Unix socket's file is removed.
     ///
     /// Python: `Listener.close()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::connection::{Address, Listener, client};
+    ///
+    /// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-close".to_vec()), None)?;
+    /// let address = listener.address();
+    /// listener.close();
+    /// assert!(client(address, None).is_err(), "nobody listens any more");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -380,6 +483,21 @@ impl fmt::Debug for Listener {
 /// [`Error::OsError`] when nobody listens there; [`Error::AuthenticationError`]
 /// (`digest sent was rejected`, `digest received was wrong`, a peer that does not answer
 /// within 30 s).
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::connection::{Address, Listener, client};
+///
+/// let listener = Listener::bind(Address::Abstract(b"pyconc-doc-client".to_vec()), Some(b"right"))?;
+/// let address = listener.address();
+/// let _server = std::thread::spawn(move || {
+///     let _ = listener.accept();
+/// });
+/// let refused = client(address, Some(b"wrong")).unwrap_err();
+/// assert!(matches!(refused, multiprocessing::Error::AuthenticationError(_)));
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
 pub fn client(address: Address, authkey: Option<&[u8]>) -> Result<Connection, Error> {
     let fd = match &address {
         Address::Unix(path) => OwnedFd::from(UnixStream::connect(path)?),

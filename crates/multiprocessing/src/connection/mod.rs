@@ -312,6 +312,24 @@ impl Connection {
     /// # Errors
     /// [`Error::EOFError`] when the peer closed its end; `handle is closed`,
     /// `connection is write-only`, [`Error::UnpicklingError`] for bytes that are not a `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, pipe};
+    /// use std::collections::HashMap;
+    ///
+    /// let (ours, theirs) = pipe(true)?;
+    /// let p = Process::new(move || {
+    ///     let request: HashMap<String, u32> = theirs.recv().unwrap();
+    ///     theirs.send(&request.values().sum::<u32>()).unwrap();
+    /// });
+    /// p.start()?;
+    /// ours.send(&HashMap::from([("a".to_owned(), 1u32), ("b".to_owned(), 2)]))?;
+    /// assert_eq!(ours.recv::<u32>()?, 3);
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, Error> {
         codec::decode(&self.recv_bytes()?)
     }
@@ -323,6 +341,15 @@ impl Connection {
     ///
     /// # Errors
     /// As [`send`](Connection::send); a message over 2 GiB is refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (reader, writer) = multiprocessing::pipe(false)?;
+    /// writer.send_bytes(b"raw bytes, CPython's framing")?;
+    /// assert_eq!(reader.recv_bytes()?, b"raw bytes, CPython's framing");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn send_bytes(&self, data: &[u8]) -> Result<(), Error> {
         self.check_writable()?;
         self.write_message(data)
@@ -404,6 +431,17 @@ impl Connection {
     /// # Errors
     /// As [`recv`](Connection::recv); a frame longer than [`max_frame`](Connection::max_frame)
     /// → `bad message length`, and the connection is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (reader, writer) = multiprocessing::pipe(false)?;
+    /// writer.send_bytes(&[1, 2, 3])?;
+    /// drop(writer);
+    /// assert_eq!(reader.recv_bytes()?, [1, 2, 3]);
+    /// assert!(matches!(reader.recv_bytes(), Err(multiprocessing::Error::EOFError)));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn recv_bytes(&self) -> Result<Vec<u8>, Error> {
         let mut message = Vec::new();
         self.recv_bytes_into(&mut message)?;
@@ -417,6 +455,19 @@ impl Connection {
     ///
     /// # Errors
     /// As [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (reader, writer) = multiprocessing::pipe(false)?;
+    /// let mut buf = Vec::with_capacity(4096); // reused across messages
+    /// for message in [&b"first"[..], b"second"] {
+    ///     writer.send_bytes(message)?;
+    ///     let n = reader.recv_bytes_into(&mut buf)?;
+    ///     assert_eq!(&buf[..n], message);
+    /// }
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
@@ -660,6 +711,17 @@ impl Connection {
     ///
     /// # Errors
     /// None so far; `Result` for the contract's shape.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = multiprocessing::pipe(true)?;
+    /// a.close()?;
+    /// assert!(a.closed());
+    /// assert_eq!(a.send(&1).unwrap_err().to_string(), "handle is closed");
+    /// drop(b);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) -> Result<(), Error> {
         if !self.closed.swap(true, Ordering::AcqRel) {
             // The peer must see EOF now, not when this object is dropped.
@@ -669,6 +731,14 @@ impl Connection {
     }
 
     /// Whether [`close`](Connection::close) was called. Python: `Connection.closed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = multiprocessing::pipe(true)?;
+    /// assert!(!a.closed());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -685,11 +755,28 @@ impl Connection {
     }
 
     /// Whether this end receives. Python: `Connection.readable`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (reader, writer) = multiprocessing::pipe(false)?; // one-way: reader first, as CPython
+    /// assert!(reader.readable() && !reader.writable());
+    /// assert!(writer.writable() && !writer.readable());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn readable(&self) -> bool {
         self.readable
     }
 
     /// Whether this end sends. Python: `Connection.writable`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = multiprocessing::pipe(true)?; // duplex: both ways
+    /// assert!(a.writable() && b.writable());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn writable(&self) -> bool {
         self.writable
     }
@@ -704,18 +791,46 @@ impl Connection {
     ///
     /// # Errors
     /// `handle is closed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = multiprocessing::pipe(true)?;
+    /// assert!(a.fileno()? >= 0); // for poll/select next to other fds
+    /// a.close()?;
+    /// assert!(a.fileno().is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn fileno(&self) -> Result<RawFd, Error> {
         self.check_open()?;
         Ok(self.fd.as_raw_fd())
     }
 
     /// The longest message this end accepts (64 MiB unless set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = multiprocessing::pipe(true)?;
+    /// assert_eq!(a.max_frame(), 64 << 20);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn max_frame(&self) -> usize {
         self.max_frame.load(Ordering::Relaxed)
     }
 
     /// Sets the longest message this end accepts; a longer one is refused before anything
     /// is allocated for it (CPython: `recv_bytes(maxlength)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (reader, writer) = multiprocessing::pipe(false)?;
+    /// reader.set_max_frame(16);
+    /// writer.send_bytes(&[0; 1024])?;
+    /// assert!(reader.recv_bytes().unwrap_err().to_string().starts_with("bad message length"));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set_max_frame(&self, bytes: usize) {
         self.max_frame.store(bytes, Ordering::Relaxed);
     }

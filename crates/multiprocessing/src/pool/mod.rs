@@ -482,21 +482,57 @@ impl Pool {
     /// # Errors
     /// [`Error::ValueError`] `Number of processes must be at least 1`; whatever starting a
     /// worker returns (then the workers already started are terminated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?; // None: one worker per CPU
+    /// assert_eq!(pool.processes(), 2);
+    /// assert_eq!(pool.map(|x: i32| x - 1, [1, 2, 3])?, [0, 1, 2]);
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(processes: Option<usize>) -> Result<Pool, Error> {
         PoolBuilder::new().processes(processes).build()
     }
 
     /// A builder for a pool with an initializer, `maxtasksperchild` or a start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).maxtasksperchild(100).build()?;
+    /// assert_eq!(pool.apply(|x: u8| x + 1, 1)?, 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn builder() -> PoolBuilder {
         PoolBuilder::new()
     }
 
     /// The number of workers. Python: `pool._processes`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocessing::Pool::new(Some(3))?.processes(), 3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn processes(&self) -> usize {
         self.shared.size
     }
 
     /// The live progress counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// pool.map(|x: u32| x, 0..10)?;
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.submitted, stats.done, stats.failed), (10, 10, 0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn stats(&self) -> PoolStats {
         let stats = &self.shared.stats;
         PoolStats {
@@ -514,6 +550,17 @@ impl Pool {
     /// # Errors
     /// `Pool not running` after `close`/`terminate`; the task's failure (see
     /// [`AsyncResult::get`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn word_count(text: String) -> usize {
+    ///     text.split_whitespace().count()
+    /// }
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// assert_eq!(pool.apply(word_count, "three little words".to_owned())?, 3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn apply<F, A, R>(&self, function: F, argument: A) -> Result<R, Error>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
@@ -554,6 +601,20 @@ impl Pool {
     /// [`apply_async`](Pool::apply_async) with a callback and an error callback.
     ///
     /// Python: `Pool.apply_async(f, (a,), callback=, error_callback=)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let callbacks = multiprocessing::Callbacks::new().on_success(move |n: &u64| tx.send(*n).unwrap());
+    /// let result = pool.apply_async_with(|x: u64| x * 3, 14, callbacks);
+    /// assert_eq!(result.get()?, 42);
+    /// assert_eq!(rx.recv().unwrap(), 42, "the callback ran in this process");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn apply_async_with<F, A, R>(
         &self,
         function: F,
@@ -626,6 +687,16 @@ impl Pool {
     ///
     /// # Errors
     /// As [`map`](Pool::map); `Chunksize must be 1+, not 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let squares = pool.map_chunked(|x: u64| x * x, 0..1000, 100)?; // 10 tasks of 100 items
+    /// assert_eq!(squares[999], 998_001);
+    /// assert_eq!(pool.map_chunked(|x: u8| x, [1], 0).unwrap_err().to_string(), "Chunksize must be 1+, not 0");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn map_chunked<F, T, R>(
         &self,
         function: F,
@@ -646,6 +717,16 @@ impl Pool {
     ///
     /// Python: `Pool.map_async(f, items)`. A pool that is not running gives a result that
     /// is already the `Pool not running` error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let pending = pool.map_async(|s: String| s.len(), ["a".to_owned(), "bcd".to_owned()]);
+    /// // ... other work meanwhile ...
+    /// assert_eq!(pending.get()?, [1, 3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn map_async<F, T, R>(
         &self,
         function: F,
@@ -663,6 +744,18 @@ impl Pool {
     /// callbacks (the callback gets the whole list).
     ///
     /// Python: `Pool.map_async(f, items, chunksize, callback, error_callback)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::Callbacks;
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let callbacks = Callbacks::new().on_error(|e| eprintln!("map failed: {e}"));
+    /// let sums = pool.map_async_with(|v: Vec<u32>| v.iter().sum::<u32>(), [vec![1, 2], vec![3]], Some(1), callbacks);
+    /// assert_eq!(sums.get()?, [3, 3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn map_async_with<F, T, R>(
         &self,
         function: F,
@@ -745,6 +838,15 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`; `Chunksize must be 1+, not 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let doubled: Vec<u64> = pool.imap_chunked(|x: u64| 2 * x, 0..100, 10)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(doubled[..3], [0, 2, 4], "in the items' order");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn imap_chunked<F, T, R, I>(
         &self,
         function: F,
@@ -766,6 +868,16 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let mut results: Vec<u32> = pool.imap_unordered(|x: u32| x + 1, [3, 1, 2])?.collect::<Result<_, _>>()?;
+    /// results.sort_unstable(); // they come in the order they finish
+    /// assert_eq!(results, [2, 3, 4]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn imap_unordered<F, T, R, I>(
         &self,
         function: F,
@@ -784,6 +896,18 @@ impl Pool {
     ///
     /// # Errors
     /// `Pool not running`; `Chunksize must be 1+, not 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let total: u64 = pool
+    ///     .imap_unordered_chunked(|x: u64| x, 1..=100, 25)?
+    ///     .map(|r| r.unwrap())
+    ///     .sum();
+    /// assert_eq!(total, 5050);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn imap_unordered_chunked<F, T, R, I>(
         &self,
         function: F,
@@ -857,6 +981,19 @@ impl Pool {
     /// forever). Returns once the workers are reaped.
     ///
     /// Python: `Pool.terminate()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let slow = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 60_000);
+    /// pool.terminate(); // stops the workers now
+    /// pool.join()?;
+    /// assert!(slow.get().is_err(), "the task did not finish");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn terminate(&self) {
         if self.shared.check_owner().is_err() {
             return;
@@ -872,6 +1009,17 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::ValueError`] `Pool is still running` before `close`/`terminate`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let result = pool.apply_async(|x: u8| x, 1);
+    /// pool.close();
+    /// pool.join()?; // the workers have exited
+    /// assert_eq!(result.get()?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn join(&self) -> Result<(), Error> {
         self.shared.check_owner()?;
         if lock(&self.shared.state).status == Status::Run {
@@ -983,6 +1131,14 @@ impl Default for PoolBuilder {
 impl PoolBuilder {
     /// Every setting at its default: `cpu_count()` workers, no initializer, workers that
     /// live as long as the pool, the default start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::PoolBuilder::new().processes(Some(1)).build()?;
+    /// assert_eq!(pool.processes(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new() -> PoolBuilder {
         PoolBuilder {
             processes: None,
@@ -998,6 +1154,16 @@ impl PoolBuilder {
     }
 
     /// The number of workers (`None`: [`cpu_count()`](crate::cpu_count)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).build()?;
+    /// assert_eq!(pool.processes(), 2);
+    /// let refused = multiprocessing::Pool::builder().processes(Some(0)).build().unwrap_err();
+    /// assert_eq!(refused.to_string(), "Number of processes must be at least 1");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn processes(mut self, processes: Option<usize>) -> PoolBuilder {
         self.processes = processes;
         self
@@ -1007,6 +1173,20 @@ impl PoolBuilder {
     ///
     /// Python: `Pool(initializer=f, initargs=(a,))`. The argument may hold queues,
     /// connections and other shareable objects (their fds travel with it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn setup(greeting: String) {
+    ///     println!("worker {} ready: {greeting}", std::process::id());
+    /// }
+    /// let pool = multiprocessing::Pool::builder()
+    ///     .processes(Some(2))
+    ///     .initializer(setup, "hello".to_owned())
+    ///     .build()?;
+    /// assert_eq!(pool.map(|x: u8| x, [1, 2])?, [1, 2]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn initializer<A>(mut self, function: fn(A), argument: A) -> PoolBuilder
     where
         A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
@@ -1023,12 +1203,32 @@ impl PoolBuilder {
     ///
     /// Python: `Pool(maxtasksperchild=n)`. Checked by [`build`](PoolBuilder::build):
     /// 0 → `maxtasksperchild must be a positive int or None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Each worker is replaced after 2 tasks (a leak in the task stays bounded).
+    /// let pool = multiprocessing::Pool::builder().processes(Some(1)).maxtasksperchild(2).build()?;
+    /// let pids = pool.map_chunked(|_: u8| std::process::id(), [0, 1, 2, 3], 1)?;
+    /// assert_ne!(pids[0], pids[3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn maxtasksperchild(mut self, tasks: usize) -> PoolBuilder {
         self.maxtasks = Some(tasks);
         self
     }
 
     /// The start method of the workers (default: [`get_start_method()`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Pool, StartMethod};
+    ///
+    /// let pool = Pool::builder().processes(Some(1)).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.apply(|x: u8| x * 2, 4)?, 8);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
         self.start_method = Some(method);
         self
@@ -1038,6 +1238,19 @@ impl PoolBuilder {
     /// `mpi`): `mpirun -n N program` gives N−1 workers; `processes`, `initializer`,
     /// `maxtasksperchild` and `start_method` do not apply. Functions only (no closures).
     /// See the `pool::mpi` module docs for its failure model.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // Run as `mpirun -n 3 ./program`: rank 0 runs `main`, ranks 1 and 2 are the workers.
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// multiprocessing::init();
+    /// let pool = multiprocessing::Pool::builder().mpi().build()?;
+    /// assert_eq!(pool.map(square, 1..=3)?, [1, 4, 9]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     #[cfg(feature = "mpi")]
     pub fn mpi(mut self) -> PoolBuilder {
         self.mpi = true;
@@ -1046,6 +1259,20 @@ impl PoolBuilder {
 
     /// With [`mpi`](PoolBuilder::mpi): a task running longer than this aborts the MPI
     /// job (a rank cannot be replaced; 1 hour by default).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// fn work(x: u64) -> u64 {
+    ///     x + 1
+    /// }
+    /// multiprocessing::init();
+    /// let pool = multiprocessing::Pool::builder().mpi().deadline(Duration::from_secs(600)).build()?;
+    /// assert_eq!(pool.apply(work, 1)?, 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     #[cfg(feature = "mpi")]
     pub fn deadline(mut self, deadline: Duration) -> PoolBuilder {
         self.deadline = deadline;
@@ -1076,6 +1303,14 @@ impl PoolBuilder {
     /// [`Error::ValueError`] `Number of processes must be at least 1`,
     /// `maxtasksperchild must be a positive int or None`; whatever starting a worker
     /// returns (the workers already started are terminated first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().build()?; // one worker per CPU
+    /// assert!(pool.processes() >= 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn build(self) -> Result<Pool, Error> {
         #[cfg(feature = "mpi")]
         if self.mpi {

@@ -134,17 +134,56 @@ impl<R> Default for Callbacks<R> {
 
 impl<R> Callbacks<R> {
     /// No callbacks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let callbacks: multiprocessing::Callbacks<u8> = multiprocessing::Callbacks::new();
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// assert_eq!(pool.apply_async_with(|x: u8| x, 3, callbacks).get()?, 3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new() -> Callbacks<R> {
         Callbacks::default()
     }
 
     /// Runs `callback(&value)` when the task succeeds (Python: `callback`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let slot = Arc::clone(&seen);
+    /// let callbacks = multiprocessing::Callbacks::new().on_success(move |v: &u8| *slot.lock().unwrap() = Some(*v));
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// pool.apply_async_with(|x: u8| x + 1, 1, callbacks).get()?;
+    /// assert_eq!(*seen.lock().unwrap(), Some(2), "runs before get() returns");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn on_success(mut self, callback: impl FnOnce(&R) + Send + 'static) -> Callbacks<R> {
         self.on_success = Some(Box::new(callback));
         self
     }
 
     /// Runs `callback(&error)` when the task fails (Python: `error_callback`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(String::new()));
+    /// let slot = Arc::clone(&seen);
+    /// let callbacks =
+    ///     multiprocessing::Callbacks::new().on_error(move |e| *slot.lock().unwrap() = e.to_string());
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let result = pool.apply_async_with(|_: u8| -> u8 { panic!("bad input") }, 0, callbacks);
+    /// assert!(result.get().is_err());
+    /// assert!(seen.lock().unwrap().contains("bad input"));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn on_error(mut self, callback: impl FnOnce(&Error) + Send + 'static) -> Callbacks<R> {
         self.on_error = Some(Box::new(callback));
         self
@@ -292,6 +331,17 @@ impl<R> AsyncResult<R> {
     /// The task's failure: [`Error::RemoteTraceback`] for a panic,
     /// [`Error::WorkerDied`], [`Error::MaybeEncodingError`], or a terminated pool's
     /// [`Error::RuntimeError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let ok = pool.apply_async(|x: i32| x.abs(), -5);
+    /// assert_eq!(ok.get()?, 5);
+    /// let failed = pool.apply_async(|_: i32| -> i32 { panic!("worker panicked") }, 0);
+    /// assert!(failed.get().unwrap_err().to_string().contains("worker panicked"));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(self) -> Result<R, Error> {
         let mut state = self.wait_deadline(None);
         Self::take(&mut state)
@@ -327,17 +377,51 @@ impl<R> AsyncResult<R> {
     }
 
     /// Waits until the result is ready. Python: `AsyncResult.wait()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let result = pool.apply_async(|x: u8| x, 7);
+    /// result.wait();
+    /// assert!(result.ready());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait(&self) {
         drop(self.wait_deadline(None));
     }
 
     /// Waits at most `timeout`; returns whether the result is ready.
     /// Python: `AsyncResult.wait(timeout)` (which returns `None`; see `ready()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let slow = pool.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 200);
+    /// assert!(!slow.wait_timeout(Duration::from_millis(1)), "not ready yet");
+    /// assert!(slow.wait_timeout(Duration::from_secs(30)));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         !matches!(*self.wait_deadline(Instant::now().checked_add(timeout)), SlotState::Pending)
     }
 
     /// Whether the result is ready. Python: `AsyncResult.ready()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let result = pool.apply_async(|x: u8| x, 1);
+    /// while !result.ready() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(result.get()?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn ready(&self) -> bool {
         !matches!(*lock(&self.slot.state), SlotState::Pending)
     }
@@ -348,6 +432,16 @@ impl<R> AsyncResult<R> {
     ///
     /// # Errors
     /// [`Error::ValueError`] `<multiprocessing.pool.ApplyResult object at 0x…> not ready`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let result = pool.apply_async(|x: u8| x, 1);
+    /// result.wait();
+    /// assert!(result.successful()?);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn successful(&self) -> Result<bool, Error> {
         match &*lock(&self.slot.state) {
             SlotState::Pending => Err(Error::ValueError(
@@ -602,6 +696,19 @@ where
     /// # Errors
     /// `Some(Err(Error::TimeoutError))` when no result came in time (the iteration can
     /// go on); the item's own failure otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(1))?;
+    /// let mut results = pool.imap(|x: u64| x + 1, [1, 2])?;
+    /// assert_eq!(results.next_timeout(Duration::from_secs(30)).unwrap()?, 2);
+    /// assert_eq!(results.next_timeout(Duration::from_secs(30)).unwrap()?, 3);
+    /// assert!(results.next_timeout(Duration::from_secs(30)).is_none(), "the end");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R, Error>> {
         self.next_before(Instant::now().checked_add(timeout))
     }

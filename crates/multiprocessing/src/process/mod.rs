@@ -268,6 +268,16 @@ impl Process {
     /// too). To avoid it: start processes before starting threads, keep the child's work
     /// to data it owns, or use [`StartMethod::Spawn`]/[`StartMethod::ForkServer`] with
     /// [`Process::call`], whose child starts from a clean program.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| println!("in the child"));
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new<F: FnOnce() + Send + 'static>(target: F) -> Process {
         Builder::new().target(target)
     }
@@ -278,6 +288,20 @@ impl Process {
     /// forkserver the arguments travel to the child serialized (CPython pickles them); a
     /// serialization error is returned by `start()` and nothing is started. Several
     /// arguments are one tuple.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square_into((x, out): (u64, multiprocessing::Value<u64>)) {
+    ///     out.set(x * x);
+    /// }
+    /// let out = multiprocessing::Value::new(0u64)?;
+    /// let p = multiprocessing::Process::call(square_into, (12, out.clone()));
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(out.get(), 144);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn call<A>(function: fn(A), args: A) -> Process
     where
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -286,6 +310,15 @@ impl Process {
     }
 
     /// A builder for a process with a name, a daemon flag or a start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::builder().name("worker-1").daemon(true).target(|| {});
+    /// p.start()?;
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -391,6 +424,17 @@ impl Process {
     /// process object has no target.
     ///
     /// Python: `Process.run()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ran = multiprocessing::Value::new(0u8)?;
+    /// let flag = ran.clone();
+    /// let p = multiprocessing::Process::new(move || flag.set(1));
+    /// p.run(); // in this process, as `Thread::run`
+    /// assert_eq!(ran.get(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn run(&self) {
         let target = lock(&self.inner().target).take();
         if let Some(target) = target {
@@ -407,6 +451,16 @@ impl Process {
     /// [`Error::ValueError`] `process object is closed`; [`Error::AssertionError`]
     /// `can only join a child process` (another process's child, or
     /// `current_process()`), `can only join a started process`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| std::process::exit(3));
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(3));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn join(&self) -> Result<(), Error> {
         self.join_until(None).map(drop)
     }
@@ -465,6 +519,20 @@ impl Process {
     /// handle of another process's child (where CPython raises `can only test a child
     /// process`); `true` for `current_process()`; for `parent_process()`, whether the
     /// parent still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let p = multiprocessing::Process::new(|| std::thread::sleep(Duration::from_millis(50)));
+    /// assert!(!p.is_alive(), "not started");
+    /// p.start()?;
+    /// assert!(p.is_alive());
+    /// p.join()?;
+    /// assert!(!p.is_alive());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         let inner = self.inner();
         match inner.role {
@@ -491,6 +559,13 @@ impl Process {
     /// created by the process named `Process-1`), as CPython names them.
     ///
     /// Python: `Process.name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// assert!(p.name().starts_with("Process-"));
+    /// ```
     pub fn name(&self) -> String {
         self.inner().name()
     }
@@ -498,6 +573,14 @@ impl Process {
     /// Renames the process object (the child keeps the name it started with).
     ///
     /// Python: `Process.name = name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// p.set_name("renamed");
+    /// assert_eq!(p.name(), "renamed");
+    /// ```
     pub fn set_name(&self, name: impl Into<String>) {
         *lock(&self.inner().name) = name.into();
     }
@@ -506,6 +589,13 @@ impl Process {
     /// to start children. Defaults to the creating process's flag.
     ///
     /// Python: `Process.daemon`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// assert!(!p.daemon(), "inherited: the main process is not daemonic");
+    /// ```
     pub fn daemon(&self) -> bool {
         self.inner().daemon()
     }
@@ -516,6 +606,17 @@ impl Process {
     ///
     /// # Errors
     /// [`Error::AssertionError`] `process has already started`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// p.set_daemon(true)?;
+    /// p.start()?;
+    /// assert_eq!(p.set_daemon(false).unwrap_err().to_string(), "process has already started");
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set_daemon(&self, daemonic: bool) -> Result<(), Error> {
         let inner = self.inner();
         if inner.role == Role::Child && !matches!(*lock(&inner.status), Status::Initial) {
@@ -528,6 +629,17 @@ impl Process {
     /// The process id once started; `None` before start and after close.
     ///
     /// Python: `Process.pid`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// assert_eq!(p.pid(), None);
+    /// p.start()?;
+    /// assert!(p.pid().is_some_and(|pid| pid > 0));
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn pid(&self) -> Option<i32> {
         let inner = self.inner();
         if inner.role == Role::Current {
@@ -541,6 +653,16 @@ impl Process {
     }
 
     /// The same as [`pid`](Process::pid). Python: `Process.ident`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// p.start()?;
+    /// assert_eq!(p.ident(), p.pid());
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn ident(&self) -> Option<i32> {
         self.pid()
     }
@@ -600,6 +722,19 @@ impl Process {
     ///
     /// # Errors
     /// As [`terminate`](Process::terminate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let p = multiprocessing::Process::new(|| std::thread::sleep(Duration::from_secs(60)));
+    /// p.start()?;
+    /// p.kill()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-9));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn kill(&self) -> Result<(), Error> {
         self.signal(libc::SIGKILL)
     }
@@ -638,6 +773,18 @@ impl Process {
     /// # Errors
     /// [`Error::ValueError`] `Cannot close a process while it is still running. You should
     /// first call join() or terminate().`
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// p.start()?;
+    /// p.join()?;
+    /// p.close()?;
+    /// assert_eq!(p.pid(), None);
+    /// assert_eq!(p.join().unwrap_err().to_string(), "process object is closed");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) -> Result<(), Error> {
         let inner = self.inner();
         let running = inner.role == Role::Child
@@ -661,6 +808,18 @@ impl Process {
     ///
     /// # Errors
     /// [`Error::ValueError`] `process not started`, `process object is closed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// assert_eq!(p.sentinel().unwrap_err().to_string(), "process not started");
+    /// p.start()?;
+    /// let fd = p.sentinel()?; // readable once the child has ended: poll it with others
+    /// assert!(fd >= 0);
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn sentinel(&self) -> Result<RawFd, Error> {
         match &*lock(&self.inner().status) {
             Status::Closed => Err(Error::value(CLOSED)),
@@ -798,6 +957,20 @@ pub fn current_process() -> Process {
 ///
 /// Python: `multiprocessing.parent_process()`. Its `is_alive()` tells whether the parent
 /// still runs, and `join()` waits for it to end.
+///
+/// # Examples
+///
+/// ```
+/// assert!(multiprocessing::parent_process().is_none(), "the main process has no parent");
+/// let p = multiprocessing::Process::new(|| {
+///     let parent = multiprocessing::parent_process().unwrap();
+///     assert!(parent.is_alive());
+/// });
+/// p.start()?;
+/// p.join()?;
+/// assert_eq!(p.exitcode(), Some(0));
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
 pub fn parent_process() -> Option<Process> {
     children::parent().map(Process::from_inner)
 }

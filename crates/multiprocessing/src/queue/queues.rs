@@ -69,6 +69,20 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// [`Error::OsError`] when the OS refuses the pipe or shared memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, Queue};
+    ///
+    /// let q: Queue<String> = Queue::new(0)?; // 0: unbounded
+    /// let theirs = q.clone();
+    /// let p = Process::new(move || theirs.put("from the child".to_owned()).unwrap());
+    /// p.start()?;
+    /// assert_eq!(q.get()?, "from the child");
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(maxsize: usize) -> Result<Queue<T>, Error> {
         Ok(Queue { channel: Arc::new(Channel::new(maxsize)?), _items: PhantomData })
     }
@@ -102,6 +116,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// `Queue <...> is closed`; [`Error::PicklingError`] (only this item fails).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put((1, "one".to_owned()))?; // any serde type
+    /// assert_eq!(q.get()?, (1, "one".to_owned()));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<(), Error> {
         self.put_until(&item, None, true)
     }
@@ -111,6 +134,18 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Full`] if no place freed in time; as [`put`](Queue::put).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiprocessing::Queue::new(1)?;
+    /// q.put_timeout(1u8, Duration::from_millis(10))?;
+    /// let full = q.put_timeout(2u8, Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(full, multiprocessing::Error::Full));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Error> {
         self.put_until(&item, deadline_after(timeout), true)
     }
@@ -145,6 +180,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// `Queue <...> is closed`; [`Error::UnpicklingError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put(vec![1u32, 2, 3])?;
+    /// assert_eq!(q.get()?, [1, 2, 3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T, Error> {
         self.get_until(None)
     }
@@ -175,11 +219,29 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// [`Error::Empty`]; as [`get`](Queue::get).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::<u8>::new(0)?;
+    /// assert!(matches!(q.get_nowait(), Err(multiprocessing::Error::Empty)));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get_nowait(&self) -> Result<T, Error> {
         self.get_until(Some(Instant::now()))
     }
 
     /// The approximate number of items in the queue. Python: `Queue.qsize()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.put(2u8)?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn qsize(&self) -> usize {
         let counters = &self.channel.counters;
         let (puts, gets) = (
@@ -191,22 +253,60 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     }
 
     /// Whether no item can be read now (approximate, as CPython's). Python: `Queue.empty()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// assert!(q.empty());
+    /// q.put('x')?;
+    /// q.get()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn empty(&self) -> bool {
         !self.channel.readable_now()
     }
 
     /// Whether a bounded queue has no free place (approximate). Python: `Queue.full()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(1)?;
+    /// q.put(0u8)?;
+    /// assert!(q.full());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn full(&self) -> bool {
         self.channel.slots.as_ref().is_some_and(|s| s.value() == 0)
     }
 
     /// The bound given to [`new`](Queue::new) (0: unbounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocessing::Queue::<u8>::new(8)?.maxsize(), 8);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn maxsize(&self) -> usize {
         self.channel.maxsize
     }
 
     /// This process will put no more items; its feeder ends once it has written what is
     /// pending. Python: `Queue.close()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.close(); // no more puts from this process; what was put is still delivered
+    /// q.join_thread()?;
+    /// assert!(q.put(2u8).is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) {
         self.channel.closed.store(true, Ordering::Release);
         let feeder = feeder_of(&self.channel);
@@ -219,6 +319,17 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     ///
     /// # Errors
     /// [`Error::AssertionError`] `Queue <...> not closed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put(1u8)?;
+    /// assert!(q.join_thread().is_err(), "not closed yet");
+    /// q.close();
+    /// q.join_thread()?; // the item has been flushed to the pipe
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn join_thread(&self) -> Result<(), Error> {
         if !self.channel.closed.load(Ordering::Acquire) {
             return Err(Error::AssertionError(crate::error::queue_not_closed(self).into()));
@@ -229,6 +340,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// Lets this process exit without waiting for the feeder (pending items may be lost).
     /// Python: `Queue.cancel_join_thread()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::Queue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.cancel_join_thread(); // exiting will not wait for the feeder to flush
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn cancel_join_thread(&self) {
         self.channel.cancel_join.store(true, Ordering::Relaxed);
     }
@@ -259,6 +379,29 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{JoinableQueue, Process};
+    ///
+    /// let tasks: JoinableQueue<u32> = JoinableQueue::new(0)?;
+    /// let worker = tasks.clone();
+    /// let p = Process::new(move || {
+    ///     for _ in 0..3 {
+    ///         let n = worker.get().unwrap();
+    ///         println!("processed {n}");
+    ///         worker.task_done().unwrap();
+    ///     }
+    /// });
+    /// p.start()?;
+    /// for n in 0..3 {
+    ///     tasks.put(n)?;
+    /// }
+    /// tasks.join()?; // every task was marked done
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(maxsize: usize) -> Result<JoinableQueue<T>, Error> {
         Ok(JoinableQueue { queue: Queue::new(maxsize)? })
     }
@@ -284,6 +427,16 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put("task".to_owned())?;
+    /// assert_eq!(q.get()?, "task");
+    /// q.task_done()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<(), Error> {
         self.unfinished().fetch_add(1, Ordering::AcqRel);
         self.counted(self.queue.put(item))
@@ -293,6 +446,17 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiprocessing::JoinableQueue::new(1)?;
+    /// q.put_timeout(1u8, Duration::from_millis(10))?;
+    /// assert!(q.put_timeout(2u8, Duration::from_millis(10)).is_err(), "full");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), Error> {
         self.unfinished().fetch_add(1, Ordering::AcqRel);
         self.counted(self.queue.put_timeout(item, timeout))
@@ -302,6 +466,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::put_nowait`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(1)?;
+    /// q.put_nowait(1u8)?;
+    /// assert!(matches!(q.put_nowait(2u8), Err(multiprocessing::Error::Full)));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put_nowait(&self, item: T) -> Result<(), Error> {
         self.unfinished().fetch_add(1, Ordering::AcqRel);
         self.counted(self.queue.put_nowait(item))
@@ -311,6 +484,16 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put(5i64)?;
+    /// assert_eq!(q.get()?, 5);
+    /// q.task_done()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T, Error> {
         self.queue.get()
     }
@@ -319,6 +502,17 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let q = multiprocessing::JoinableQueue::<u8>::new(0)?;
+    /// let empty = q.get_timeout(Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(empty, multiprocessing::Error::Empty));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
         self.queue.get_timeout(timeout)
     }
@@ -327,6 +521,14 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::get_nowait`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::<u8>::new(0)?;
+    /// assert!(q.get_nowait().is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get_nowait(&self) -> Result<T, Error> {
         self.queue.get_nowait()
     }
@@ -335,6 +537,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// [`Error::ValueError`] `task_done() called too many times`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::<u8>::new(0)?;
+    /// let refused = q.task_done().unwrap_err();
+    /// assert_eq!(refused.to_string(), "task_done() called too many times");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn task_done(&self) -> Result<(), Error> {
         let word = self.unfinished();
         match word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
@@ -351,6 +562,17 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// None so far; `Result` for the contract's shape.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?; // returns at once: nothing is unfinished
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn join(&self) -> Result<(), Error> {
         let word = self.unfinished();
         loop {
@@ -363,21 +585,55 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     }
 
     /// As [`Queue::qsize`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put(1u8)?;
+    /// assert_eq!(q.qsize(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn qsize(&self) -> usize {
         self.queue.qsize()
     }
 
     /// As [`Queue::empty`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(multiprocessing::JoinableQueue::<u8>::new(0)?.empty());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn empty(&self) -> bool {
         self.queue.empty()
     }
 
     /// As [`Queue::full`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(1)?;
+    /// q.put(1u8)?;
+    /// assert!(q.full());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn full(&self) -> bool {
         self.queue.full()
     }
 
     /// As [`Queue::close`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.close();
+    /// assert!(q.put(1u8).is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) {
         self.queue.close()
     }
@@ -386,11 +642,30 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::join_thread`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.close();
+    /// q.join_thread()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn join_thread(&self) -> Result<(), Error> {
         self.queue.join_thread()
     }
 
     /// As [`Queue::cancel_join_thread`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::JoinableQueue::new(0)?;
+    /// q.put(1u8)?;
+    /// q.cancel_join_thread();
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn cancel_join_thread(&self) {
         self.queue.cancel_join_thread()
     }
@@ -422,6 +697,20 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     ///
     /// # Errors
     /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, SimpleQueue};
+    ///
+    /// let q: SimpleQueue<u64> = SimpleQueue::new()?;
+    /// let theirs = q.clone();
+    /// let p = Process::new(move || theirs.put(42).unwrap());
+    /// p.start()?;
+    /// assert_eq!(q.get()?, 42);
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new() -> Result<SimpleQueue<T>, Error> {
         Ok(SimpleQueue { channel: Arc::new(Channel::new(0)?), _items: PhantomData })
     }
@@ -430,6 +719,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     ///
     /// # Errors
     /// `Queue <...> is closed`; [`Error::PicklingError`]; [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::SimpleQueue::new()?;
+    /// q.put("no feeder thread: written at once".to_owned())?;
+    /// assert_eq!(q.get()?, "no feeder thread: written at once");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn put(&self, item: T) -> Result<(), Error> {
         self.channel.check_open(self)?;
         let frame = frame_of(&item)?;
@@ -442,6 +740,15 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     ///
     /// # Errors
     /// `Queue <...> is closed`; [`Error::UnpicklingError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::SimpleQueue::new()?;
+    /// q.put(Some(1u8))?;
+    /// assert_eq!(q.get()?, Some(1));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn get(&self) -> Result<T, Error> {
         self.channel.check_open(self)?;
         match self.channel.get_item(None)? {
@@ -451,11 +758,30 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     }
 
     /// Whether no item can be read now. Python: `SimpleQueue.empty()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::SimpleQueue::new()?;
+    /// assert!(q.empty());
+    /// q.put(1u8)?;
+    /// assert!(!q.empty());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn empty(&self) -> bool {
         !self.channel.readable_now()
     }
 
     /// Closes the queue in this process. Python: `SimpleQueue.close()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = multiprocessing::SimpleQueue::<u8>::new()?;
+    /// q.close();
+    /// assert!(q.put(1).is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn close(&self) {
         self.channel.closed.store(true, Ordering::Release);
     }

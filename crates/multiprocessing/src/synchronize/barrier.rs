@@ -68,6 +68,14 @@ impl Barrier {
     /// # Panics
     /// If the OS refuses shared memory; [`Barrier::try_new`] returns that error (and
     /// refuses 0 parties) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = multiprocessing::Barrier::new(1);
+    /// assert_eq!(barrier.wait()?, 0, "one party: never waits");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn new(parties: usize) -> Barrier {
         Barrier::build(parties).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
@@ -77,6 +85,13 @@ impl Barrier {
     /// # Errors
     /// [`Error::ValueError`] `parties must be > 0` (where CPython would hang);
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let refused = multiprocessing::Barrier::try_new(0).unwrap_err();
+    /// assert_eq!(refused.to_string(), "parties must be > 0");
+    /// ```
     pub fn try_new(parties: usize) -> Result<Barrier, Error> {
         if parties == 0 {
             return Err(Error::value(PARTIES_ZERO));
@@ -93,12 +108,39 @@ impl Barrier {
     }
 
     /// Runs `action` in the last arriver before the others are released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let rounds = Arc::new(AtomicUsize::new(0));
+    /// let r = Arc::clone(&rounds);
+    /// let barrier = multiprocessing::Barrier::new(1).with_action(move || {
+    ///     r.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// barrier.wait()?;
+    /// barrier.wait()?;
+    /// assert_eq!(rounds.load(Ordering::SeqCst), 2, "once per cycle, in the last arriver");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
         self.action = Some(Arc::new(action));
         self
     }
 
     /// The default timeout of [`wait`](Barrier::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = multiprocessing::Barrier::new(2).with_timeout(Duration::from_millis(10));
+    /// assert!(matches!(barrier.wait(), Err(multiprocessing::Error::BrokenBarrierError)));
+    /// assert!(barrier.broken(), "a timeout breaks the barrier");
+    /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
         self.timeout = Some(timeout);
         self
@@ -114,6 +156,31 @@ impl Barrier {
     /// # Errors
     /// [`Error::BrokenBarrierError`] if the barrier is or becomes broken (a timeout, an
     /// `abort`, a `reset` while waiting, a panicking action).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Barrier, Process};
+    ///
+    /// let barrier = Barrier::new(3);
+    /// let children: Vec<Process> = (0..2)
+    ///     .map(|_| {
+    ///         let b = barrier.clone();
+    ///         Process::new(move || {
+    ///             b.wait().unwrap();
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for child in &children {
+    ///     child.start()?;
+    /// }
+    /// let index = barrier.wait()?;
+    /// assert!(index < 3);
+    /// for child in &children {
+    ///     child.join()?;
+    /// }
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<usize, Error> {
         self.wait_until(self.timeout.and_then(deadline_after))
     }
@@ -122,6 +189,16 @@ impl Barrier {
     ///
     /// # Errors
     /// As [`wait`](Barrier::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = multiprocessing::Barrier::new(2);
+    /// let late = barrier.wait_timeout(Duration::from_millis(10));
+    /// assert!(matches!(late, Err(multiprocessing::Error::BrokenBarrierError)));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, Error> {
         self.wait_until(deadline_after(timeout))
     }
@@ -189,6 +266,15 @@ impl Barrier {
 
     /// Returns the barrier to its initial state; parties waiting now get the broken
     /// error. Python: `Barrier.reset()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = multiprocessing::Barrier::new(2);
+    /// barrier.abort();
+    /// barrier.reset();
+    /// assert!(!barrier.broken());
+    /// ```
     pub fn reset(&self) {
         self.lock.acquire();
         if self.word(COUNT).load(Ordering::Relaxed) > 0 {
@@ -200,6 +286,14 @@ impl Barrier {
 
     /// Breaks the barrier: waiting and future `wait`s fail until [`reset`](Barrier::reset).
     /// Python: `Barrier.abort()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = multiprocessing::Barrier::new(2);
+    /// barrier.abort();
+    /// assert!(matches!(barrier.wait(), Err(multiprocessing::Error::BrokenBarrierError)));
+    /// ```
     pub fn abort(&self) {
         self.lock.acquire();
         self.word(BROKEN).store(1, Ordering::Relaxed);
@@ -210,16 +304,45 @@ impl Barrier {
     }
 
     /// The number of parties. Python: `Barrier.parties`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(multiprocessing::Barrier::new(3).parties(), 3);
+    /// ```
     pub fn parties(&self) -> usize {
         self.word(PARTIES).load(Ordering::Relaxed) as usize
     }
 
     /// How many parties wait now. Python: `Barrier.n_waiting`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = multiprocessing::Barrier::new(2);
+    /// let theirs = barrier.clone();
+    /// let waiter = std::thread::spawn(move || theirs.wait());
+    /// while barrier.n_waiting() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// barrier.wait()?;
+    /// waiter.join().unwrap()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn n_waiting(&self) -> usize {
         self.word(COUNT).load(Ordering::Relaxed) as usize
     }
 
     /// Whether the barrier is broken. Python: `Barrier.broken`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = multiprocessing::Barrier::new(2);
+    /// assert!(!barrier.broken());
+    /// barrier.abort();
+    /// assert!(barrier.broken());
+    /// ```
     pub fn broken(&self) -> bool {
         self.word(BROKEN).load(Ordering::Relaxed) != 0
     }

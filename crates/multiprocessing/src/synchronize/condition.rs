@@ -43,6 +43,14 @@ impl Condition {
     ///
     /// # Panics
     /// If the OS refuses shared memory; [`Condition::try_new`] returns that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new(); // over an RLock, as CPython's
+    /// let _held = cond.lock();
+    /// let _again = cond.lock();
+    /// ```
     pub fn new() -> Condition {
         Condition::try_new().unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
@@ -51,6 +59,15 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::try_new()?;
+    /// assert!(cond.try_acquire());
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new() -> Result<Condition, Error> {
         Ok(Condition {
             lock: Underlying::RLock(RLock::try_new()?),
@@ -62,6 +79,16 @@ impl Condition {
     ///
     /// # Panics
     /// As [`new`](Condition::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::with_lock(multiprocessing::Lock::new());
+    /// assert!(cond.try_acquire());
+    /// assert!(!cond.try_acquire(), "a plain Lock does not nest");
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn with_lock(lock: Lock) -> Condition {
         let mem =
             SharedMemory::new(16).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"));
@@ -72,6 +99,17 @@ impl Condition {
     ///
     /// # Panics
     /// As [`new`](Condition::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::with_rlock(multiprocessing::RLock::new());
+    /// cond.acquire();
+    /// cond.acquire();
+    /// cond.release()?;
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn with_rlock(lock: RLock) -> Condition {
         let mem =
             SharedMemory::new(16).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"));
@@ -88,6 +126,16 @@ impl Condition {
     }
 
     /// Acquires the underlying lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// cond.acquire();
+    /// cond.notify_all()?; // allowed: the lock is held
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire(&self) {
         match &self.lock {
             Underlying::Lock(l) => l.acquire(),
@@ -96,6 +144,15 @@ impl Condition {
     }
 
     /// Acquires the underlying lock if free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// assert!(cond.try_acquire());
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> bool {
         match &self.lock {
             Underlying::Lock(l) => l.try_acquire(),
@@ -104,6 +161,17 @@ impl Condition {
     }
 
     /// Waits at most `timeout` for the underlying lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiprocessing::Condition::new();
+    /// assert!(cond.acquire_timeout(Duration::from_millis(10)));
+    /// cond.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         match &self.lock {
             Underlying::Lock(l) => l.acquire_timeout(timeout),
@@ -115,6 +183,16 @@ impl Condition {
     ///
     /// # Errors
     /// The underlying lock's release errors.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// cond.acquire();
+    /// cond.release()?;
+    /// assert!(cond.release().is_err(), "not held any more");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         match &self.lock {
             Underlying::Lock(l) => l.release(),
@@ -169,6 +247,30 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::AssertionError`] `must acquire() condition before using wait()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Condition, Process, Value};
+    ///
+    /// let cond = Condition::new();
+    /// let ready = Value::new(0u32)?;
+    /// let (c, r) = (cond.clone(), ready.clone());
+    /// let p = Process::new(move || {
+    ///     let _held = c.lock();
+    ///     r.set(1);
+    ///     c.notify_all().unwrap();
+    /// });
+    /// {
+    ///     let _held = cond.lock();
+    ///     p.start()?;
+    ///     while ready.get() == 0 {
+    ///         cond.wait()?; // releases the lock while waiting
+    ///     }
+    /// }
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<(), Error> {
         self.wait_until(None).map(drop)
     }
@@ -177,6 +279,17 @@ impl Condition {
     ///
     /// # Errors
     /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiprocessing::Condition::new();
+    /// let _held = cond.lock();
+    /// assert!(!cond.wait_timeout(Duration::from_millis(10))?, "nobody notified");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Error> {
         self.wait_until(deadline_after(timeout))
     }
@@ -186,6 +299,19 @@ impl Condition {
     ///
     /// # Errors
     /// As [`wait`](Condition::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = multiprocessing::Condition::new();
+    /// let _held = cond.lock();
+    /// let mut polls = 0;
+    /// let met = cond.wait_for(|| { polls += 1; polls > 1 }, Some(Duration::from_millis(50)))?;
+    /// assert!(!met || polls > 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn wait_for(
         &self,
         mut predicate: impl FnMut() -> bool,
@@ -207,6 +333,17 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::AssertionError`] `lock is not owned`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// let refused = cond.notify(1).unwrap_err();
+    /// assert_eq!(refused.to_string(), "lock is not owned");
+    /// let _held = cond.lock();
+    /// cond.notify(1)?; // nobody waits: nothing happens
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn notify(&self, n: usize) -> Result<(), Error> {
         if !self.owned() {
             return Err(Error::assertion(NOTIFY_NOT_OWNED));
@@ -221,11 +358,27 @@ impl Condition {
     ///
     /// # Errors
     /// As [`notify`](Condition::notify).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// let _held = cond.lock();
+    /// cond.notify_all()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn notify_all(&self) -> Result<(), Error> {
         self.notify(usize::MAX)
     }
 
     /// How many threads wait.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// assert_eq!(cond.waiting(), 0);
+    /// ```
     pub fn waiting(&self) -> usize {
         self.mem.word(WAITING).load(Ordering::Relaxed) as usize
     }
@@ -239,6 +392,15 @@ impl Condition {
 
     /// Acquires the condition's lock and returns a guard that releases it when dropped:
     /// Python's `with condition:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = multiprocessing::Condition::new();
+    /// let _held = cond.lock(); // `with cond:`
+    /// cond.notify(1)?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn lock(&self) -> ConditionGuard<'_> {
         self.acquire();
         ConditionGuard { condition: self }

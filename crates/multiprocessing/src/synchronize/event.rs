@@ -39,6 +39,13 @@ impl Event {
     ///
     /// # Panics
     /// If the OS refuses shared memory; [`Event::try_new`] returns that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = multiprocessing::Event::new();
+    /// assert!(!event.is_set());
+    /// ```
     pub fn new() -> Event {
         Event::try_new().unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
@@ -47,6 +54,15 @@ impl Event {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = multiprocessing::Event::try_new()?;
+    /// event.set();
+    /// assert!(event.is_set());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new() -> Result<Event, Error> {
         Ok(Event { mem: Arc::new(SharedMemory::new(16)?) })
     }
@@ -60,16 +76,48 @@ impl Event {
     }
 
     /// Whether the flag is set. Python: `Event.is_set()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = multiprocessing::Event::new();
+    /// event.set();
+    /// assert!(event.is_set());
+    /// ```
     pub fn is_set(&self) -> bool {
         self.raw().is_set()
     }
 
     /// Sets the flag and wakes every waiter. Python: `Event.set()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Event, Process};
+    ///
+    /// let go = Event::new();
+    /// let theirs = go.clone();
+    /// let p = Process::new(move || theirs.wait());
+    /// p.start()?;
+    /// go.set(); // wakes the child
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn set(&self) {
         self.raw().set();
     }
 
     /// Clears the flag. Python: `Event.clear()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = multiprocessing::Event::new();
+    /// event.set();
+    /// event.clear();
+    /// assert!(!event.is_set());
+    /// ```
     pub fn clear(&self) {
         self.raw().clear();
     }
@@ -79,6 +127,14 @@ impl Event {
     }
 
     /// Waits until the flag is set. Python: `Event.wait()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = multiprocessing::Event::new();
+    /// event.set();
+    /// event.wait(); // returns at once: the flag is set
+    /// ```
     pub fn wait(&self) {
         self.wait_until(None);
     }

@@ -256,6 +256,13 @@ impl Lock {
     /// # Panics
     /// If the OS refuses shared memory (no fds or memory left); [`Lock::try_new`] returns
     /// that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::new();
+    /// assert!(!lock.locked());
+    /// ```
     pub fn new() -> Lock {
         Lock::from_shared(new_page())
     }
@@ -264,6 +271,14 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::try_new()?;
+    /// assert!(lock.try_acquire());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new() -> Result<Lock, Error> {
         Ok(Lock::from_shared(try_page()?))
     }
@@ -309,16 +324,54 @@ impl Lock {
     }
 
     /// Waits until the lock is free, then takes it. Python: `Lock.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Lock, Process};
+    ///
+    /// let lock = Lock::new();
+    /// lock.acquire();
+    /// let theirs = lock.clone();
+    /// // No owner: a child process may release what the parent took.
+    /// let p = Process::new(move || theirs.release().unwrap());
+    /// p.start()?;
+    /// p.join()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.acquired(self.word().acquire(Self::me(), None));
     }
 
     /// Takes the lock if it is free. Python: `Lock.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::new();
+    /// assert!(lock.try_acquire());
+    /// assert!(!lock.try_acquire(), "not reentrant");
+    /// lock.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> bool {
         self.word().try_acquire(Self::me())
     }
 
     /// Waits at most `timeout`; whether the lock was taken. Python: `Lock.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiprocessing::Lock::new();
+    /// assert!(lock.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(!lock.acquire_timeout(Duration::from_millis(10)), "held: times out");
+    /// lock.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         match deadline_after(timeout) {
             Some(deadline) => self.acquired(self.word().acquire(Self::me(), Some(deadline))),
@@ -333,18 +386,59 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::ValueError`] `semaphore or lock released too many times` when it is not locked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::new();
+    /// lock.acquire();
+    /// lock.release()?;
+    /// let refused = lock.release().unwrap_err();
+    /// assert_eq!(refused.to_string(), "semaphore or lock released too many times");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
         if self.word().release() { Ok(()) } else { Err(Error::value(RELEASED_TOO_MANY)) }
     }
 
     /// Whether the lock is held. Python: `Lock.locked()` (3.x's `_semlock._count()`...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::Lock::new();
+    /// let held = lock.lock();
+    /// assert!(lock.locked());
+    /// drop(held);
+    /// assert!(!lock.locked());
+    /// ```
     pub fn locked(&self) -> bool {
         self.word().holder().is_some()
     }
 
     /// Whether the current holder took the lock over from a holder that died holding it
     /// (robust lock; the data the lock protects may be half-updated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Lock, Process};
+    ///
+    /// let lock = Lock::new();
+    /// let theirs = lock.clone();
+    /// let p = Process::new(move || {
+    ///     theirs.acquire();
+    ///     std::process::abort(); // dies holding the lock
+    /// });
+    /// p.start()?;
+    /// p.join()?;
+    /// lock.acquire(); // taken over within about 0.1 s
+    /// assert!(lock.owner_died(), "the data it guards may be half-updated");
+    /// lock.release()?;
+    /// assert!(!lock.owner_died());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn owner_died(&self) -> bool {
         self.locked() && self.mem.word(OWNER_DIED).load(Ordering::Relaxed) != 0
     }
@@ -414,6 +508,13 @@ impl RLock {
     ///
     /// # Panics
     /// If the OS refuses shared memory; [`RLock::try_new`] returns that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// assert!(!lock.locked());
+    /// ```
     pub fn new() -> RLock {
         RLock { mem: new_page() }
     }
@@ -422,6 +523,15 @@ impl RLock {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::try_new()?;
+    /// assert!(lock.try_acquire());
+    /// assert!(lock.try_acquire(), "the owner nests");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new() -> Result<RLock, Error> {
         Ok(RLock { mem: try_page()? })
     }
@@ -448,6 +558,16 @@ impl RLock {
 
     /// Whether the calling thread holds it. Python: `RLock._is_owned()`. A thread of
     /// another process that got the holder's thread id from the kernel does not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let theirs = lock.clone();
+    /// let _held = lock.lock();
+    /// assert!(lock.is_owned());
+    /// std::thread::spawn(move || assert!(!theirs.is_owned())).join().unwrap();
+    /// ```
     pub fn is_owned(&self) -> bool {
         self.word().held_by(Self::me())
     }
@@ -469,11 +589,35 @@ impl RLock {
     }
 
     /// Takes the lock, waiting if another thread holds it. Python: `RLock.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// lock.acquire();
+    /// lock.acquire();
+    /// assert_eq!(lock.recursion_count(), 2);
+    /// lock.release()?;
+    /// lock.release()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.acquire_until(None);
     }
 
     /// Takes the lock if that needs no waiting. Python: `RLock.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let theirs = lock.clone();
+    /// assert!(lock.try_acquire());
+    /// std::thread::spawn(move || assert!(!theirs.try_acquire())).join().unwrap();
+    /// lock.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> bool {
         if self.is_owned() {
             self.count().fetch_add(1, Ordering::Relaxed);
@@ -488,6 +632,19 @@ impl RLock {
     }
 
     /// Waits at most `timeout`. Python: `RLock.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let lock = multiprocessing::RLock::new();
+    /// let theirs = lock.clone();
+    /// let _held = lock.lock();
+    /// std::thread::spawn(move || assert!(!theirs.acquire_timeout(Duration::from_millis(10))))
+    ///     .join()
+    ///     .unwrap();
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.acquire_until(deadline_after(timeout))
     }
@@ -496,6 +653,14 @@ impl RLock {
     ///
     /// # Errors
     /// [`Error::AssertionError`] `attempt to release recursive lock not owned by thread`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let refused = lock.release().unwrap_err();
+    /// assert_eq!(refused.to_string(), "attempt to release recursive lock not owned by thread");
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         if !self.is_owned() {
             return Err(Error::assertion(RLOCK_NOT_OWNED));
@@ -521,22 +686,58 @@ impl RLock {
     }
 
     /// Whether any thread holds it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let _held = lock.lock();
+    /// assert!(lock.locked());
+    /// ```
     pub fn locked(&self) -> bool {
         self.word().holder().is_some()
     }
 
     /// How many times the calling thread holds it (0 if it does not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let _a = lock.lock();
+    /// let _b = lock.lock();
+    /// assert_eq!(lock.recursion_count(), 2);
+    /// ```
     pub fn recursion_count(&self) -> usize {
         if self.is_owned() { self.count().load(Ordering::Relaxed) as usize } else { 0 }
     }
 
     /// Whether the calling thread took the lock over from a holder that died.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// let _held = lock.lock();
+    /// assert!(!lock.owner_died(), "taken from nobody");
+    /// ```
     pub fn owner_died(&self) -> bool {
         self.is_owned() && self.mem.word(OWNER_DIED).load(Ordering::Relaxed) != 0
     }
 
     /// Acquires the lock (again, if this thread holds it) and returns a guard that
     /// releases one level when dropped: Python's `with rlock:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = multiprocessing::RLock::new();
+    /// {
+    ///     let _outer = lock.lock(); // `with rlock:`
+    ///     let _inner = lock.lock();
+    /// }
+    /// assert!(!lock.locked());
+    /// ```
     pub fn lock(&self) -> RLockGuard<'_> {
         self.acquire();
         RLockGuard { lock: self }

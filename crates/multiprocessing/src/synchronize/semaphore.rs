@@ -59,6 +59,13 @@ impl Semaphore {
     ///
     /// # Panics
     /// If the OS refuses shared memory; [`Semaphore::try_new`] returns that error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(2);
+    /// assert_eq!(slots.value(), 2);
+    /// ```
     pub fn new(value: usize) -> Semaphore {
         Semaphore::try_new(value).unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
     }
@@ -67,6 +74,14 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::try_new(1)?;
+    /// assert!(slots.try_acquire());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new(value: usize) -> Result<Semaphore, Error> {
         let mem = SharedMemory::new(16)?;
         mem.word(WORD).store(initial_word(value), Ordering::Relaxed);
@@ -83,17 +98,48 @@ impl Semaphore {
     }
 
     /// Waits for a free slot and takes it. Python: `Semaphore.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, Semaphore};
+    ///
+    /// let done = Semaphore::new(0);
+    /// let theirs = done.clone();
+    /// let p = Process::new(move || theirs.release());
+    /// p.start()?;
+    /// done.acquire(); // waits for the child's release
+    /// p.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.raw().acquire_until(None);
     }
 
     /// Takes a free slot if there is one. Python: `Semaphore.acquire(block=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(1);
+    /// assert!(slots.try_acquire());
+    /// assert!(!slots.try_acquire(), "count is zero");
+    /// ```
     pub fn try_acquire(&self) -> bool {
         self.raw().try_acquire()
     }
 
     /// Waits at most `timeout` for a free slot; whether it took one.
     /// Python: `Semaphore.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let slots = multiprocessing::Semaphore::new(0);
+    /// assert!(!slots.acquire_timeout(Duration::from_millis(10)));
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.raw().acquire_until(deadline_after(timeout))
     }
@@ -103,6 +149,14 @@ impl Semaphore {
     }
 
     /// Frees one slot. Python: `Semaphore.release()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(1);
+    /// slots.release();
+    /// assert_eq!(slots.value(), 2, "an unbounded semaphore may exceed its initial value");
+    /// ```
     pub fn release(&self) {
         self.raw().release(1);
     }
@@ -111,6 +165,15 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::ValueError`] `n must be one or more` for `n == 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(0);
+    /// slots.release_n(3)?;
+    /// assert_eq!(slots.value(), 3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
@@ -120,11 +183,30 @@ impl Semaphore {
     }
 
     /// The number of free slots. Python: `Semaphore.get_value()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(3);
+    /// slots.acquire();
+    /// assert_eq!(slots.value(), 2);
+    /// ```
     pub fn value(&self) -> usize {
         self.raw().value()
     }
 
     /// `with sem:` — waits for a slot and frees it when the guard drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = multiprocessing::Semaphore::new(1);
+    /// {
+    ///     let _slot = slots.lock(); // `with sem:`
+    ///     assert_eq!(slots.value(), 0);
+    /// }
+    /// assert_eq!(slots.value(), 1);
+    /// ```
     pub fn lock(&self) -> SemaphoreGuard<'_> {
         self.acquire();
         SemaphoreGuard { semaphore: self }
@@ -158,6 +240,13 @@ impl BoundedSemaphore {
     /// # Panics
     /// If the OS refuses shared memory; [`BoundedSemaphore::try_new`] returns that error
     /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(2);
+    /// assert_eq!((sem.value(), sem.bound()), (2, 2));
+    /// ```
     pub fn new(value: usize) -> BoundedSemaphore {
         BoundedSemaphore::try_new(value)
             .unwrap_or_else(|e| panic!("cannot create shared memory: {e}"))
@@ -167,21 +256,57 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     /// [`Error::OsError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::try_new(1)?;
+    /// assert_eq!(sem.bound(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn try_new(value: usize) -> Result<BoundedSemaphore, Error> {
         Ok(BoundedSemaphore { semaphore: Semaphore::try_new(value)? })
     }
 
     /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(1);
+    /// sem.acquire();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.semaphore.acquire();
     }
 
     /// As [`Semaphore::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(1);
+    /// assert!(sem.try_acquire());
+    /// assert!(!sem.try_acquire());
+    /// ```
     pub fn try_acquire(&self) -> bool {
         self.semaphore.try_acquire()
     }
 
     /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let sem = multiprocessing::BoundedSemaphore::new(1);
+    /// assert!(sem.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(!sem.acquire_timeout(Duration::from_millis(10)));
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.semaphore.acquire_timeout(timeout)
     }
@@ -194,6 +319,14 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     /// [`Error::ValueError`] `semaphore or lock released too many times` above the bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(1);
+    /// let refused = sem.release().unwrap_err();
+    /// assert_eq!(refused.to_string(), "semaphore or lock released too many times");
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         self.release_n(1)
     }
@@ -202,6 +335,18 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     /// `n must be one or more`; `semaphore or lock released too many times`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(3);
+    /// sem.acquire();
+    /// sem.acquire();
+    /// assert!(sem.release_n(3).is_err(), "would exceed the bound: nothing released");
+    /// assert_eq!(sem.value(), 1);
+    /// sem.release_n(2)?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
@@ -214,11 +359,27 @@ impl BoundedSemaphore {
     }
 
     /// The number of free slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(2);
+    /// sem.acquire();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
     pub fn value(&self) -> usize {
         self.semaphore.value()
     }
 
     /// The bound: the initial value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = multiprocessing::BoundedSemaphore::new(4);
+    /// sem.acquire();
+    /// assert_eq!(sem.bound(), 4);
+    /// ```
     pub fn bound(&self) -> usize {
         self.semaphore.mem.word(BOUND).load(Ordering::Relaxed) as usize
     }

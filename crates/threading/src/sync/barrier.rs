@@ -72,6 +72,14 @@ pub struct Barrier {
 
 impl Barrier {
     /// A barrier for `parties` threads, without action or default timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = threading::Barrier::new(1);
+    /// assert_eq!(barrier.wait()?, 0, "one party: never waits");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn new(parties: usize) -> Barrier {
         Barrier {
             cond: Condition::with_lock(Lock::new()),
@@ -87,6 +95,13 @@ impl Barrier {
     ///
     /// # Errors
     /// [`Error::ValueError`] `parties must be > 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(threading::Barrier::try_new(0).unwrap_err().to_string(), "parties must be > 0");
+    /// assert!(threading::Barrier::try_new(2).is_ok());
+    /// ```
     pub fn try_new(parties: usize) -> Result<Barrier, Error> {
         if parties == 0 {
             return Err(Error::value(PARTIES));
@@ -96,12 +111,39 @@ impl Barrier {
 
     /// Runs `action` in the last arriving thread of each cycle, before the others are
     /// released. Python: `Barrier(n, action=f)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let rounds = Arc::new(AtomicUsize::new(0));
+    /// let r = Arc::clone(&rounds);
+    /// let barrier = threading::Barrier::new(1).with_action(move || {
+    ///     r.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// barrier.wait()?;
+    /// barrier.wait()?;
+    /// assert_eq!(rounds.load(Ordering::SeqCst), 2, "once per cycle");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn with_action(mut self, action: impl Fn() + Send + Sync + 'static) -> Barrier {
         self.action = Some(Box::new(action));
         self
     }
 
     /// The timeout of [`wait`](Barrier::wait). Python: `Barrier(n, timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = threading::Barrier::new(2).with_timeout(Duration::from_millis(10));
+    /// assert!(matches!(barrier.wait(), Err(threading::Error::BrokenBarrierError)));
+    /// assert!(barrier.broken(), "a timeout breaks the barrier");
+    /// ```
     pub fn with_timeout(mut self, timeout: Duration) -> Barrier {
         self.timeout = Some(timeout);
         self
@@ -123,6 +165,22 @@ impl Barrier {
     /// # Errors
     /// [`Error::BrokenBarrierError`] when the barrier is or gets broken or reset;
     /// [`Error::ValueError`] `parties must be > 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let barrier = Arc::new(threading::Barrier::new(2));
+    /// let theirs = Arc::clone(&barrier);
+    /// let t = threading::Thread::builder().start(move || {
+    ///     theirs.wait().unwrap();
+    /// })?;
+    /// let index = barrier.wait()?;
+    /// assert!(index < 2);
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<usize, Error> {
         self.wait_inner(self.timeout)
     }
@@ -132,6 +190,16 @@ impl Barrier {
     ///
     /// # Errors
     /// As [`wait`](Barrier::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let barrier = threading::Barrier::new(2);
+    /// let late = barrier.wait_timeout(Duration::from_millis(10));
+    /// assert!(matches!(late, Err(threading::Error::BrokenBarrierError)));
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, Error> {
         self.wait_inner(Some(timeout))
     }
@@ -194,6 +262,16 @@ impl Barrier {
 
     /// Returns the barrier to its initial state; threads waiting now get the broken
     /// error. Python: `barrier.reset()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = threading::Barrier::new(2);
+    /// barrier.abort();
+    /// assert!(barrier.broken());
+    /// barrier.reset();
+    /// assert!(!barrier.broken());
+    /// ```
     pub fn reset(&self) {
         let _held = self.cond.lock();
         if self.count.load(Ordering::Relaxed) > 0 {
@@ -208,6 +286,14 @@ impl Barrier {
 
     /// Breaks the barrier: current and future waits fail until [`reset`](Barrier::reset).
     /// Python: `barrier.abort()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = threading::Barrier::new(2);
+    /// barrier.abort();
+    /// assert!(matches!(barrier.wait(), Err(threading::Error::BrokenBarrierError)));
+    /// ```
     pub fn abort(&self) {
         let _held = self.cond.lock();
         self.break_barrier();
@@ -219,18 +305,52 @@ impl Barrier {
     }
 
     /// The number of threads needed to pass. Python: `barrier.parties`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(threading::Barrier::new(3).parties(), 3);
+    /// ```
     pub fn parties(&self) -> usize {
         self.parties
     }
 
     /// The number of threads waiting in the current cycle (0 while draining or
     /// resetting). Python: `barrier.n_waiting`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let barrier = Arc::new(threading::Barrier::new(2));
+    /// let theirs = Arc::clone(&barrier);
+    /// let t = threading::Thread::builder().start(move || {
+    ///     theirs.wait().unwrap();
+    /// })?;
+    /// while barrier.n_waiting() == 0 {
+    ///     std::thread::yield_now();
+    /// }
+    /// barrier.wait()?;
+    /// t.join()?;
+    /// assert_eq!(barrier.n_waiting(), 0);
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn n_waiting(&self) -> usize {
         let _held = self.cond.lock();
         if self.state() == FILLING { self.count.load(Ordering::Relaxed) } else { 0 }
     }
 
     /// Whether the barrier is broken. Python: `barrier.broken`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let barrier = threading::Barrier::new(2);
+    /// assert!(!barrier.broken());
+    /// barrier.abort();
+    /// assert!(barrier.broken());
+    /// ```
     pub fn broken(&self) -> bool {
         let _held = self.cond.lock();
         self.state() == BROKEN

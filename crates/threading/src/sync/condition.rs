@@ -112,21 +112,60 @@ pub enum ConditionGuard<'a> {
 
 impl Condition {
     /// A condition over a new [`RLock`], as CPython's default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new(); // over an RLock, as CPython's
+    /// let _held = cond.lock();
+    /// let _again = cond.lock(); // an RLock nests
+    /// ```
     pub fn new() -> Condition {
         Condition::with_rlock(RLock::new())
     }
 
     /// A condition over `lock`. Python: `Condition(Lock())`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::with_lock(threading::Lock::new());
+    /// assert!(cond.try_acquire());
+    /// assert!(!cond.try_acquire(), "a plain Lock does not nest");
+    /// cond.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn with_lock(lock: Lock) -> Condition {
         Condition { lock: Underlying::Lock(lock), waiters: Mutex::new(VecDeque::new()) }
     }
 
     /// A condition over `lock`. Python: `Condition(RLock())`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::with_rlock(threading::RLock::new());
+    /// cond.acquire();
+    /// cond.acquire();
+    /// cond.release()?;
+    /// cond.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn with_rlock(lock: RLock) -> Condition {
         Condition { lock: Underlying::RLock(lock), waiters: Mutex::new(VecDeque::new()) }
     }
 
     /// Acquires the underlying lock. Python: `cond.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// cond.acquire();
+    /// cond.notify_all()?; // allowed: the lock is held
+    /// cond.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire(&self) {
         match &self.lock {
             Underlying::Lock(l) => l.acquire(),
@@ -136,6 +175,15 @@ impl Condition {
 
     /// Acquires the underlying lock if that needs no waiting.
     /// Python: `cond.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// assert!(cond.try_acquire());
+    /// cond.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> bool {
         match &self.lock {
             Underlying::Lock(l) => l.try_acquire(),
@@ -144,6 +192,17 @@ impl Condition {
     }
 
     /// Waits at most `timeout` for the underlying lock. Python: `cond.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = threading::Condition::new();
+    /// assert!(cond.acquire_timeout(Duration::from_millis(10)));
+    /// cond.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         match &self.lock {
             Underlying::Lock(l) => l.acquire_timeout(timeout),
@@ -155,6 +214,16 @@ impl Condition {
     ///
     /// # Errors
     /// The lock's: `release unlocked lock` or `cannot release un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// cond.acquire();
+    /// cond.release()?;
+    /// assert!(cond.release().is_err(), "not held any more");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         match &self.lock {
             Underlying::Lock(l) => l.release(),
@@ -163,6 +232,15 @@ impl Condition {
     }
 
     /// Acquires the underlying lock for a scope: Python's `with cond:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// let _held = cond.lock(); // `with cond:`
+    /// cond.notify(1)?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn lock(&self) -> ConditionGuard<'_> {
         match &self.lock {
             Underlying::Lock(l) => ConditionGuard::Lock(l.lock()),
@@ -176,6 +254,30 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `cannot wait on un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let cond = Arc::new(threading::Condition::new());
+    /// let ready = Arc::new(AtomicBool::new(false));
+    /// let (c, r) = (Arc::clone(&cond), Arc::clone(&ready));
+    /// let producer = threading::Thread::builder().start(move || {
+    ///     let _held = c.lock();
+    ///     r.store(true, Ordering::SeqCst);
+    ///     c.notify_all().unwrap();
+    /// })?;
+    /// {
+    ///     let _held = cond.lock();
+    ///     while !ready.load(Ordering::SeqCst) {
+    ///         cond.wait()?; // releases the lock while waiting
+    ///     }
+    /// }
+    /// producer.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn wait(&self) -> Result<(), Error> {
         self.wait_until(None).map(|_| ())
     }
@@ -186,6 +288,17 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `cannot wait on un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cond = threading::Condition::new();
+    /// let _held = cond.lock();
+    /// assert!(!cond.wait_timeout(Duration::from_millis(10))?, "nobody notified");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Error> {
         match deadline_after(timeout) {
             Some(deadline) => self.wait_until(Some(deadline)),
@@ -231,6 +344,26 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `cannot wait on un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let cond = Arc::new(threading::Condition::new());
+    /// let items = Arc::new(Mutex::new(Vec::new()));
+    /// let (c, i) = (Arc::clone(&cond), Arc::clone(&items));
+    /// let producer = threading::Thread::builder().start(move || {
+    ///     let _held = c.lock();
+    ///     i.lock().unwrap().push(42);
+    ///     c.notify(1).unwrap();
+    /// })?;
+    /// let _held = cond.lock();
+    /// assert!(cond.wait_for(|| !items.lock().unwrap().is_empty(), None)?);
+    /// drop(_held);
+    /// producer.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn wait_for(
         &self,
         mut predicate: impl FnMut() -> bool,
@@ -260,6 +393,17 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `cannot notify on un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// let refused = cond.notify(1).unwrap_err();
+    /// assert_eq!(refused.to_string(), "cannot notify on un-acquired lock");
+    /// let _held = cond.lock();
+    /// cond.notify(1)?; // nobody waits: nothing happens
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn notify(&self, n: usize) -> Result<(), Error> {
         if !self.lock.is_owned() {
             return Err(Error::runtime(NOTIFY_UNACQUIRED));
@@ -281,11 +425,27 @@ impl Condition {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `cannot notify on un-acquired lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// let _held = cond.lock();
+    /// cond.notify_all()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn notify_all(&self) -> Result<(), Error> {
         self.notify(usize::MAX)
     }
 
     /// The number of threads waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// assert_eq!(cond.waiting(), 0);
+    /// ```
     pub fn waiting(&self) -> usize {
         lock(&self.waiters).len()
     }

@@ -40,26 +40,71 @@ pub struct Event {
 
 impl Event {
     /// A new event, not set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = threading::Event::new();
+    /// assert!(!event.is_set());
+    /// ```
     pub fn new() -> Event {
         Event { raw: RawEvent::on(WaitWord::new(0)) }
     }
 
     /// Whether the flag is set. Python: `event.is_set()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = threading::Event::new();
+    /// event.set();
+    /// assert!(event.is_set());
+    /// ```
     pub fn is_set(&self) -> bool {
         self.raw.is_set()
     }
 
     /// Sets the flag and wakes every waiter. Python: `event.set()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let ready = Arc::new(threading::Event::new());
+    /// let theirs = Arc::clone(&ready);
+    /// let waiter = threading::Thread::builder().start(move || theirs.wait())?;
+    /// ready.set(); // wakes every waiter
+    /// waiter.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn set(&self) {
         self.raw.set();
     }
 
     /// Lowers the flag. Python: `event.clear()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = threading::Event::new();
+    /// event.set();
+    /// event.clear();
+    /// assert!(!event.is_set());
+    /// ```
     pub fn clear(&self) {
         self.raw.clear();
     }
 
     /// Waits until the flag is set. Python: `event.wait()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = threading::Event::new();
+    /// event.set();
+    /// event.wait(); // returns at once: the flag is set
+    /// ```
     pub fn wait(&self) {
         self.wait_until(None);
     }

@@ -60,6 +60,13 @@ pub struct Lock {
 
 impl Lock {
     /// A new, unlocked lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::Lock::new();
+    /// assert!(!lock.locked());
+    /// ```
     pub fn new() -> Lock {
         Lock { raw: RawLock::new(WaitWord::new(0), Fair::new()) }
     }
@@ -67,6 +74,20 @@ impl Lock {
     /// Waits until the lock is free and takes it.
     ///
     /// Python: `lock.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(threading::Lock::new());
+    /// lock.acquire();
+    /// let theirs = Arc::clone(&lock);
+    /// // No owner: another thread may release it.
+    /// threading::Thread::builder().start(move || theirs.release().unwrap())?.join()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     #[inline]
     pub fn acquire(&self) {
         self.raw.acquire((), None);
@@ -75,6 +96,16 @@ impl Lock {
     /// Takes the lock if it is free, without waiting.
     ///
     /// Python: `lock.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::Lock::new();
+    /// assert!(lock.try_acquire());
+    /// assert!(!lock.try_acquire(), "not reentrant");
+    /// lock.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     #[inline]
     pub fn try_acquire(&self) -> bool {
         self.raw.try_acquire(())
@@ -112,6 +143,16 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::RuntimeError`] `release unlocked lock` when it is not held.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::Lock::new();
+    /// lock.acquire();
+    /// lock.release()?;
+    /// assert_eq!(lock.release().unwrap_err().to_string(), "release unlocked lock");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     #[inline]
     pub fn release(&self) -> Result<(), Error> {
         if self.raw.release() { Ok(()) } else { Err(Error::runtime(RELEASE_UNLOCKED)) }
@@ -120,6 +161,16 @@ impl Lock {
     /// Whether the lock is held.
     ///
     /// Python: `lock.locked()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::Lock::new();
+    /// let guard = lock.lock();
+    /// assert!(lock.locked());
+    /// drop(guard);
+    /// assert!(!lock.locked());
+    /// ```
     pub fn locked(&self) -> bool {
         self.raw.locked()
     }
@@ -130,6 +181,29 @@ impl Lock {
     /// If another thread released the lock meanwhile (allowed: the lock has no owner), the
     /// guard's drop finds it unlocked and does nothing, where CPython's `__exit__` would
     /// raise `release unlocked lock`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(threading::Lock::new());
+    /// let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    /// let workers: Vec<_> = (0..4)
+    ///     .map(|_| {
+    ///         let (lock, total) = (Arc::clone(&lock), Arc::clone(&total));
+    ///         threading::Thread::new(move || {
+    ///             let _held = lock.lock(); // `with lock:`
+    ///             let seen = total.load(std::sync::atomic::Ordering::Relaxed);
+    ///             total.store(seen + 1, std::sync::atomic::Ordering::Relaxed);
+    ///         })
+    ///     })
+    ///     .collect();
+    /// for w in &workers { w.start()?; }
+    /// threading::joinall(&workers)?;
+    /// assert_eq!(total.load(std::sync::atomic::Ordering::Relaxed), 4);
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn lock(&self) -> LockGuard<'_> {
         self.acquire();
         LockGuard { lock: self }

@@ -46,6 +46,14 @@ pub struct RLock {
 
 impl RLock {
     /// A new, unlocked reentrant lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::RLock::new();
+    /// assert!(!lock.locked());
+    /// assert_eq!(lock.recursion_count(), 0);
+    /// ```
     pub fn new() -> RLock {
         RLock { lock: Lock::new(), owner: AtomicU64::new(0), count: AtomicUsize::new(0) }
     }
@@ -66,6 +74,19 @@ impl RLock {
     /// Acquires the lock, waiting if another thread holds it; the owner's call nests.
     ///
     /// Python: `rlock.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::RLock::new();
+    /// lock.acquire();
+    /// lock.acquire(); // the owner nests
+    /// assert_eq!(lock.recursion_count(), 2);
+    /// lock.release()?;
+    /// lock.release()?;
+    /// assert!(!lock.locked());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire(&self) {
         if !self.reenter() {
             self.lock.acquire();
@@ -84,6 +105,20 @@ impl RLock {
     /// Acquires the lock if that needs no waiting.
     ///
     /// Python: `rlock.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(threading::RLock::new());
+    /// assert!(lock.try_acquire());
+    /// let theirs = Arc::clone(&lock);
+    /// let t = threading::Thread::builder().start(move || assert!(!theirs.try_acquire()))?;
+    /// t.join()?;
+    /// lock.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn try_acquire(&self) -> bool {
         if self.reenter() {
             return true;
@@ -98,6 +133,21 @@ impl RLock {
     /// Waits at most `timeout` for the lock; true if it was acquired.
     ///
     /// Python: `rlock.acquire(timeout=t)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let lock = Arc::new(threading::RLock::new());
+    /// let _held = lock.lock();
+    /// let theirs = Arc::clone(&lock);
+    /// let t = threading::Thread::builder()
+    ///     .start(move || assert!(!theirs.acquire_timeout(Duration::from_millis(10))))?;
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         if self.reenter() {
             return true;
@@ -116,6 +166,23 @@ impl RLock {
     /// # Errors
     /// [`Error::RuntimeError`] `cannot release un-acquired lock` when the caller does not
     /// hold it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(threading::RLock::new());
+    /// lock.acquire();
+    /// let theirs = Arc::clone(&lock);
+    /// let t = threading::Thread::builder().start(move || {
+    ///     let refused = theirs.release().unwrap_err();
+    ///     assert_eq!(refused.to_string(), "cannot release un-acquired lock");
+    /// })?;
+    /// t.join()?;
+    /// lock.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         if !self.is_mine() || self.count.load(Ordering::Relaxed) == 0 {
             return Err(Error::runtime(RELEASE_UNACQUIRED));
@@ -130,6 +197,14 @@ impl RLock {
     /// Whether the lock is held, by any thread.
     ///
     /// Python: `rlock.locked()` (3.14+; older versions only have it on `Lock`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::RLock::new();
+    /// let _held = lock.lock();
+    /// assert!(lock.locked());
+    /// ```
     pub fn locked(&self) -> bool {
         self.lock.locked()
     }
@@ -137,6 +212,19 @@ impl RLock {
     /// Whether the calling thread holds the lock.
     ///
     /// Python: `rlock._is_owned()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let lock = Arc::new(threading::RLock::new());
+    /// let _held = lock.lock();
+    /// assert!(lock.is_owned());
+    /// let theirs = Arc::clone(&lock);
+    /// threading::Thread::builder().start(move || assert!(!theirs.is_owned()))?.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn is_owned(&self) -> bool {
         self.is_mine() && self.count.load(Ordering::Relaxed) > 0
     }
@@ -144,6 +232,15 @@ impl RLock {
     /// How many times the calling thread holds the lock (0 when it does not).
     ///
     /// Python: `rlock._recursion_count()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::RLock::new();
+    /// let _a = lock.lock();
+    /// let _b = lock.lock();
+    /// assert_eq!(lock.recursion_count(), 2);
+    /// ```
     pub fn recursion_count(&self) -> usize {
         if self.is_mine() { self.count.load(Ordering::Relaxed) } else { 0 }
     }
@@ -169,6 +266,17 @@ impl RLock {
 
     /// Acquires the lock and returns a guard that releases one level when dropped:
     /// Python's `with rlock:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = threading::RLock::new();
+    /// {
+    ///     let _outer = lock.lock(); // `with rlock:`
+    ///     let _inner = lock.lock(); // nested `with rlock:` in the same thread
+    /// }
+    /// assert!(!lock.locked());
+    /// ```
     pub fn lock(&self) -> RLockGuard<'_> {
         self.acquire();
         RLockGuard { lock: self, _owner_only: PhantomData }

@@ -46,6 +46,13 @@ pub struct Semaphore {
 
 impl Semaphore {
     /// A semaphore with count `value` (at most [`SEMAPHORE_VALUE_MAX`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(2);
+    /// assert_eq!(slots.value(), 2);
+    /// ```
     pub fn new(value: usize) -> Semaphore {
         Semaphore { raw: RawSemaphore::on(WaitWord::new(initial_word(value))) }
     }
@@ -53,6 +60,20 @@ impl Semaphore {
     /// Decrements the count, waiting while it is zero.
     ///
     /// Python: `sem.acquire()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    ///
+    /// let slots = Arc::new(threading::Semaphore::new(0));
+    /// let theirs = Arc::clone(&slots);
+    /// let producer = threading::Thread::builder().start(move || theirs.release())?;
+    /// slots.acquire(); // waits for the release
+    /// producer.join()?;
+    /// assert_eq!(slots.value(), 0);
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.acquire_until(None);
     }
@@ -60,6 +81,14 @@ impl Semaphore {
     /// Decrements the count if it is positive, without waiting.
     ///
     /// Python: `sem.acquire(blocking=False)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(1);
+    /// assert!(slots.try_acquire());
+    /// assert!(!slots.try_acquire(), "count is zero");
+    /// ```
     pub fn try_acquire(&self) -> bool {
         self.raw.try_acquire()
     }
@@ -90,6 +119,14 @@ impl Semaphore {
     /// Increments the count by one, waking a waiter.
     ///
     /// Python: `sem.release()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(1);
+    /// slots.release();
+    /// assert_eq!(slots.value(), 2, "an unbounded semaphore may exceed its initial value");
+    /// ```
     pub fn release(&self) {
         self.add(1);
     }
@@ -100,6 +137,16 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Error::ValueError`] `n must be one or more` for `n == 0`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(0);
+    /// slots.release_n(3)?;
+    /// assert_eq!(slots.value(), 3);
+    /// assert_eq!(slots.release_n(0).unwrap_err().to_string(), "n must be one or more");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
@@ -113,11 +160,30 @@ impl Semaphore {
     }
 
     /// The current count. Python: `sem._value`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(3);
+    /// slots.acquire();
+    /// assert_eq!(slots.value(), 2);
+    /// ```
     pub fn value(&self) -> usize {
         self.raw.value()
     }
 
     /// Acquires and returns a guard that releases when dropped: Python's `with sem:`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let slots = threading::Semaphore::new(1);
+    /// {
+    ///     let _slot = slots.lock(); // `with sem:`
+    ///     assert_eq!(slots.value(), 0);
+    /// }
+    /// assert_eq!(slots.value(), 1);
+    /// ```
     pub fn lock(&self) -> SemaphoreGuard<'_> {
         self.acquire();
         SemaphoreGuard { semaphore: self }
@@ -175,22 +241,57 @@ pub struct BoundedSemaphore {
 impl BoundedSemaphore {
     /// A bounded semaphore with count and bound `value` (at most
     /// [`SEMAPHORE_VALUE_MAX`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(2);
+    /// assert_eq!((sem.value(), sem.bound()), (2, 2));
+    /// ```
     pub fn new(value: usize) -> BoundedSemaphore {
         let value = value.min(SEMAPHORE_VALUE_MAX);
         BoundedSemaphore { semaphore: Semaphore::new(value), initial: value }
     }
 
     /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(1);
+    /// sem.acquire();
+    /// assert_eq!(sem.value(), 0);
+    /// sem.release()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn acquire(&self) {
         self.semaphore.acquire();
     }
 
     /// As [`Semaphore::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(1);
+    /// assert!(sem.try_acquire());
+    /// assert!(!sem.try_acquire());
+    /// ```
     pub fn try_acquire(&self) -> bool {
         self.semaphore.try_acquire()
     }
 
     /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let sem = threading::BoundedSemaphore::new(1);
+    /// assert!(sem.acquire_timeout(Duration::from_millis(10)));
+    /// assert!(!sem.acquire_timeout(Duration::from_millis(10)));
+    /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
         self.semaphore.acquire_timeout(timeout)
     }
@@ -200,6 +301,13 @@ impl BoundedSemaphore {
     /// # Errors
     /// [`Error::ValueError`] `Semaphore released too many times` if the count would exceed
     /// the initial value; the count is then unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(1);
+    /// assert_eq!(sem.release().unwrap_err().to_string(), "Semaphore released too many times");
+    /// ```
     pub fn release(&self) -> Result<(), Error> {
         self.release_n(1)
     }
@@ -209,6 +317,18 @@ impl BoundedSemaphore {
     /// # Errors
     /// [`Error::ValueError`] `n must be one or more`, or `Semaphore released too many
     /// times` (the count is then unchanged).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(3);
+    /// sem.acquire();
+    /// sem.acquire();
+    /// assert!(sem.release_n(3).is_err(), "would exceed the bound: nothing released");
+    /// assert_eq!(sem.value(), 1);
+    /// sem.release_n(2)?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn release_n(&self, n: usize) -> Result<(), Error> {
         if n == 0 {
             return Err(Error::value(N_AT_LEAST_ONE));
@@ -221,11 +341,27 @@ impl BoundedSemaphore {
     }
 
     /// The current count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(2);
+    /// sem.acquire();
+    /// assert_eq!(sem.value(), 1);
+    /// ```
     pub fn value(&self) -> usize {
         self.semaphore.value()
     }
 
     /// The initial value, which the count may not exceed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sem = threading::BoundedSemaphore::new(4);
+    /// sem.acquire();
+    /// assert_eq!(sem.bound(), 4);
+    /// ```
     pub fn bound(&self) -> usize {
         self.initial
     }

@@ -35,11 +35,27 @@ pub struct ExceptHookArgs {
 
 impl ExceptHookArgs {
     /// Arguments for a hook call, for hooks that call other hooks and for tests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let args = threading::ExceptHookArgs::new(None, "boom");
+    /// assert_eq!(args.message, "boom");
+    /// threading::excepthook(&args); // prints "Exception in thread None:" and the message
+    /// ```
     pub fn new(thread: Option<Thread>, message: impl Into<String>) -> ExceptHookArgs {
         ExceptHookArgs { thread, message: message.into(), location: None, backtrace: None }
     }
 
     /// Adds the panic's location.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let location = threading::Location { file: "src/main.rs".into(), line: 12, column: 5 };
+    /// let args = threading::ExceptHookArgs::new(None, "boom").with_location(location);
+    /// assert!(args.location.is_some());
+    /// ```
     pub fn with_location(mut self, location: Location) -> ExceptHookArgs {
         self.location = Some(location);
         self
@@ -83,6 +99,14 @@ pub fn set_excepthook(hook: impl Fn(&ExceptHookArgs) + Send + Sync + 'static) {
 ///
 /// Python: `threading.excepthook` / `threading.__excepthook__`. NAME is the thread's name,
 /// or `get_ident()` when `args.thread` is `None`, as in CPython.
+///
+/// # Examples
+///
+/// ```
+/// // What a custom hook does to keep the default output: call it.
+/// let args = threading::ExceptHookArgs::new(Some(threading::current_thread()), "it broke");
+/// threading::excepthook(&args); // stderr: "Exception in thread ...:" and "it broke"
+/// ```
 pub fn excepthook(args: &ExceptHookArgs) {
     let name = match &args.thread {
         Some(thread) => thread.name(),

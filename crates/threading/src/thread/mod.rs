@@ -187,12 +187,31 @@ impl Thread {
     /// Python: `threading.Thread(target=...)`. Its name is `Thread-N`, with ` (function)`
     /// appended for a function item target, as CPython 3.10+ does; it is daemonic when the
     /// creating thread is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| println!("hello from a thread"));
+    /// assert!(t.name().starts_with("Thread-"));
+    /// t.start()?;
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn new<R: Runnable>(target: R) -> Thread {
         Builder::new().target(target)
     }
 
     /// A builder for the keyword arguments of `threading.Thread(...)`: name, daemon,
     /// stack size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("worker").daemon(true).start(|| {})?;
+    /// assert!(t.daemon());
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder::new()
     }
@@ -495,6 +514,14 @@ impl Thread {
     /// Renames the thread, at any time.
     ///
     /// Python: `threading.Thread.name = ...`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| {});
+    /// t.set_name("renamed");
+    /// assert_eq!(t.name(), "renamed");
+    /// ```
     pub fn set_name(&self, name: impl Into<String>) {
         *lock(&self.inner.name) = name.into();
     }
@@ -502,6 +529,13 @@ impl Thread {
     /// Whether the thread is a daemon thread: one the process does not wait for at exit.
     ///
     /// Python: `threading.Thread.daemon`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().daemon(true).target(|| {});
+    /// assert!(t.daemon());
+    /// ```
     pub fn daemon(&self) -> bool {
         self.inner.state.load() & DAEMON != 0
     }
@@ -513,6 +547,18 @@ impl Thread {
     /// # Errors
     /// [`Error::RuntimeError`] `cannot set daemon status of active thread` once the thread
     /// was started (even after it ended), and for the main and dummy threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| {});
+    /// t.set_daemon(true)?;
+    /// t.start()?;
+    /// let refused = t.set_daemon(false).unwrap_err();
+    /// assert_eq!(refused.to_string(), "cannot set daemon status of active thread");
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn set_daemon(&self, daemonic: bool) -> Result<(), Error> {
         let word = self.inner.state.atomic();
         word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
@@ -526,6 +572,17 @@ impl Thread {
     /// thread ended; may be reused by a later thread.
     ///
     /// Python: `threading.Thread.ident`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| {});
+    /// assert_eq!(t.ident(), None, "not started");
+    /// t.start()?;
+    /// t.join()?;
+    /// assert!(t.ident().is_some(), "kept after the thread ended");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn ident(&self) -> Option<u64> {
         match self.state() {
             INITIAL => None,
@@ -544,6 +601,17 @@ impl Thread {
     /// The kernel's id of the thread (`gettid()`), `None` before start.
     ///
     /// Python: `threading.Thread.native_id`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::new(|| {});
+    /// assert_eq!(t.native_id(), None);
+    /// t.start()?;
+    /// assert!(t.native_id().is_some_and(|tid| tid > 0));
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn native_id(&self) -> Option<u64> {
         match self.state() {
             INITIAL => None,
@@ -568,6 +636,15 @@ impl Thread {
     /// Obsolete spelling of [`name`](Thread::name).
     ///
     /// Python: `threading.Thread.getName()` (deprecated since 3.10).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("old-style").target(|| {});
+    /// #[allow(deprecated)]
+    /// let name = t.get_name();
+    /// assert_eq!(name, t.name());
+    /// ```
     #[deprecated(note = "get the name attribute: use Thread::name")]
     pub fn get_name(&self) -> String {
         self.name()
@@ -576,6 +653,15 @@ impl Thread {
     /// Obsolete spelling of [`daemon`](Thread::daemon).
     ///
     /// Python: `threading.Thread.isDaemon()` (deprecated since 3.10).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().daemon(true).target(|| {});
+    /// #[allow(deprecated)]
+    /// let daemonic = t.is_daemon();
+    /// assert!(daemonic);
+    /// ```
     #[deprecated(note = "get the daemon attribute: use Thread::daemon")]
     pub fn is_daemon(&self) -> bool {
         self.daemon()
@@ -585,6 +671,22 @@ impl Thread {
     ///
     /// Python: `threading.Thread.run()` called directly. The target runs at most once:
     /// afterwards `start()` would run nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// let runs = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&runs);
+    /// let t = threading::Thread::new(move || {
+    ///     counter.fetch_add(1, Ordering::SeqCst);
+    /// });
+    /// t.run(); // in the calling thread
+    /// t.run(); // the target runs at most once
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1);
+    /// ```
     pub fn run(&self) {
         if let Some(target) = self.take_target() {
             target();
@@ -668,18 +770,43 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with CPython's defaults: `Thread-N` name, daemon inherited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Builder::new().name("io").start(|| {})?;
+    /// assert_eq!(t.name(), "io");
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn new() -> Builder {
         Builder::default()
     }
 
     /// The thread's name (Python `name=`). An empty name means the default `Thread-N`,
     /// as in CPython.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("poller").target(|| {});
+    /// assert_eq!(t.name(), "poller");
+    /// let unnamed = threading::Thread::builder().name("").target(|| {});
+    /// assert!(unnamed.name().starts_with("Thread-"), "empty: the default name");
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
     }
 
     /// The daemon flag (Python `daemon=`); by default inherited from the creating thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().daemon(true).target(|| {});
+    /// assert!(t.daemon());
+    /// ```
     pub fn daemon(mut self, daemonic: bool) -> Builder {
         self.daemon = Some(daemonic);
         self
@@ -687,12 +814,33 @@ impl Builder {
 
     /// The new thread's stack size in bytes; by default the process-wide
     /// [`stack_size`](crate::stack_size) setting, else Rust's default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().stack_size(256 * 1024).start(|| {
+    ///     let buffer = [0u8; 16 * 1024];
+    ///     std::hint::black_box(&buffer);
+    /// })?;
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self
     }
 
     /// Builds the thread, unstarted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("later").target(|| {});
+    /// assert!(!t.is_alive(), "built, not started");
+    /// t.start()?;
+    /// t.join()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn target<R: Runnable>(self, target: R) -> Thread {
         let name = match self.name {
             Some(name) if !name.is_empty() => name,
@@ -713,6 +861,15 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Thread::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = threading::Thread::builder().name("now").start(|| {})?;
+    /// t.join()?;
+    /// assert!(!t.is_alive());
+    /// # Ok::<(), threading::Error>(())
+    /// ```
     pub fn start<R: Runnable>(self, target: R) -> Result<Thread, Error> {
         let thread = self.target(target);
         thread.start()?;

@@ -203,6 +203,18 @@ fn find_calling_thread() -> Thread {
 ///
 /// Python: `threading.main_thread()`. After a `fork()` the child's main thread is the
 /// thread that forked, as in CPython. It counts as alive until the process exits.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(threading::main_thread().name(), "MainThread");
+/// let t = threading::Thread::new(|| {
+///     assert_ne!(threading::current_thread(), threading::main_thread());
+/// });
+/// t.start()?;
+/// t.join()?;
+/// # Ok::<(), threading::Error>(())
+/// ```
 pub fn main_thread() -> Thread {
     let mut reg = registry();
     main_of(&mut reg)
@@ -227,6 +239,24 @@ fn main_of(reg: &mut Registry) -> Thread {
 /// dummy threads. Always `enumerate().len()`.
 ///
 /// Python: `threading.active_count()`.
+///
+/// # Examples
+///
+/// ```
+/// use threading::Event;
+/// use std::sync::Arc;
+///
+/// let before = threading::active_count();
+/// let go = Arc::new(Event::new());
+/// let release = Arc::clone(&go);
+/// let t = threading::Thread::new(move || release.wait());
+/// t.start()?;
+/// assert_eq!(threading::active_count(), before + 1);
+/// go.set();
+/// t.join()?;
+/// assert_eq!(threading::active_count(), before);
+/// # Ok::<(), threading::Error>(())
+/// ```
 pub fn active_count() -> usize {
     let mut reg = registry();
     main_of(&mut reg);
@@ -236,6 +266,14 @@ pub fn active_count() -> usize {
 /// Every thread alive, in the order they were registered (the main thread first).
 ///
 /// Python: `threading.enumerate()`. Never lists unstarted or ended threads.
+///
+/// # Examples
+///
+/// ```
+/// let t = threading::Thread::builder().name("listed").target(|| {});
+/// assert!(!threading::enumerate().contains(&t), "not started yet");
+/// assert!(threading::enumerate().contains(&threading::main_thread()));
+/// ```
 pub fn enumerate() -> Vec<Thread> {
     let mut reg = registry();
     main_of(&mut reg);
@@ -248,6 +286,23 @@ pub fn enumerate() -> Vec<Thread> {
 /// Python: `threading._shutdown()`, which the interpreter calls at exit. This crate calls
 /// it by itself when `main` returns or `std::process::exit` is called; call it directly to
 /// wait for the same threads earlier.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let done = Arc::new(AtomicBool::new(false));
+/// let flag = Arc::clone(&done);
+/// threading::Thread::builder().daemon(false).start(move || {
+///     std::thread::sleep(std::time::Duration::from_millis(20));
+///     flag.store(true, Ordering::SeqCst);
+/// })?;
+/// threading::shutdown(); // waits for the non-daemon thread
+/// assert!(done.load(Ordering::SeqCst));
+/// # Ok::<(), threading::Error>(())
+/// ```
 pub fn shutdown() {
     join_non_daemon_threads(sys::pthread_self());
 }
