@@ -1,5 +1,5 @@
-//! The synchronisation core of both crates: the state machines of the lock, `Event` and
-//! the semaphores written once, generic over the word they sleep on ([`Futex`]: a private
+//! The synchronisation core of both crates: the state machines of the lock, `Event`, the
+//! semaphores and the barrier written once, generic over the word they sleep on ([`Futex`]: a private
 //! [`WaitWord`] for `threading`, a process-shared [`SharedWord`] in shared memory for
 //! `multiprocessing`, loom's stand-in under `--cfg loom`), and the poison-ignoring lock
 //! helpers.
@@ -13,12 +13,14 @@
 pub mod primitive;
 mod futex;
 mod lock;
+mod barrier;
 mod event;
 mod semaphore;
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+pub use barrier::{BarrierLock, Broken, RawBarrier};
 pub use event::Event;
 #[cfg(not(loom))]
 pub use futex::SharedWord;

@@ -1,9 +1,11 @@
-//! `Barrier` across processes: CPython's state machine over a shared [`Lock`] and words.
+//! `Barrier` across processes: the synchronisation core's `RawBarrier` (the state machine
+//! of `threading::Barrier` too, as CPython's `multiprocessing.Barrier` is its
+//! `threading.Barrier` over shared state) over words in shared memory, guarded by an
+//! internal robust [`Lock`] (a process that dies inside the barrier's short critical
+//! section does not wedge it).
 //!
 //! Words: 0 how many wait in the current generation, 1 the generation (waiters sleep on
-//! it), 2 broken (0/1), 3 parties, 4 a ring of 32 bits: bit `g % 32` set when generation
-//! `g` ended by breaking rather than by filling, so a waiter released by a `reset` or an
-//! `abort` knows to fail.
+//! it), 2 broken (0/1), 3 parties, 4 the ring of the last 32 generations' outcomes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,9 +13,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Lock, deadline_after};
+use crate::Error;
 use crate::error::PARTIES as PARTIES_ZERO;
 use crate::heap::{SendMem, SharedMemory};
-use crate::{Error, sys};
+use pyconc_core::sync::{BarrierLock, RawBarrier, SharedWord};
 
 const COUNT: usize = 0;
 const GENERATION: usize = 1;
@@ -150,6 +153,17 @@ impl Barrier {
         self.mem.word(index)
     }
 
+    fn raw(&self) -> RawBarrier<'_, &SharedWord, Lock> {
+        RawBarrier {
+            lock: &self.lock,
+            count: self.word(COUNT),
+            generation: SharedWord::from_atomic(self.word(GENERATION)),
+            broken: self.word(BROKEN),
+            outcomes: self.word(OUTCOMES),
+            parties: self.word(PARTIES).load(Ordering::Relaxed),
+        }
+    }
+
     /// Waits until `parties` parties wait; returns this party's arrival index
     /// (`0..parties`). Python: `Barrier.wait()`.
     ///
@@ -207,61 +221,11 @@ impl Barrier {
         if self.word(PARTIES).load(Ordering::Relaxed) == 0 {
             return Err(Error::value(PARTIES_ZERO));
         }
-        self.lock.acquire();
-        if self.word(BROKEN).load(Ordering::Relaxed) != 0 {
-            let _ = self.lock.release();
-            return Err(Error::BrokenBarrierError);
+        let action = self.action.as_deref().map(|action| action as &dyn Fn());
+        match self.raw().wait(action, deadline) {
+            Ok(index) => Ok(index as usize),
+            Err(_broken) => Err(Error::BrokenBarrierError),
         }
-        let generation = self.word(GENERATION).load(Ordering::Relaxed);
-        let index = self.word(COUNT).fetch_add(1, Ordering::Relaxed);
-        if index + 1 == self.word(PARTIES).load(Ordering::Relaxed) {
-            let outcome = match &self.action {
-                Some(action) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| action())),
-                None => Ok(()),
-            };
-            let broken = outcome.is_err();
-            self.end_generation(broken);
-            if broken {
-                self.word(BROKEN).store(1, Ordering::Relaxed);
-            }
-            let _ = self.lock.release();
-            return if broken { Err(Error::BrokenBarrierError) } else { Ok(index as usize) };
-        }
-        let _ = self.lock.release();
-        let word = self.word(GENERATION);
-        loop {
-            sys::futex_wait(word, generation, deadline);
-            if word.load(Ordering::Acquire) != generation {
-                let broke =
-                    self.word(OUTCOMES).load(Ordering::Acquire) & (1 << (generation % 32)) != 0;
-                return if broke { Err(Error::BrokenBarrierError) } else { Ok(index as usize) };
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                // A timeout breaks the barrier for everyone, as in CPython.
-                self.lock.acquire();
-                if self.word(GENERATION).load(Ordering::Relaxed) == generation {
-                    self.word(BROKEN).store(1, Ordering::Relaxed);
-                    self.end_generation(true);
-                    let _ = self.lock.release();
-                    return Err(Error::BrokenBarrierError);
-                }
-                let _ = self.lock.release();
-            }
-        }
-    }
-
-    /// Ends the current generation (the lock is held): records how, wakes its waiters.
-    fn end_generation(&self, broken: bool) {
-        let generation = self.word(GENERATION).load(Ordering::Relaxed);
-        let bit = 1 << (generation % 32);
-        if broken {
-            self.word(OUTCOMES).fetch_or(bit, Ordering::Relaxed);
-        } else {
-            self.word(OUTCOMES).fetch_and(!bit, Ordering::Relaxed);
-        }
-        self.word(COUNT).store(0, Ordering::Relaxed);
-        self.word(GENERATION).store(generation.wrapping_add(1), Ordering::Release);
-        sys::futex_wake(self.word(GENERATION), i32::MAX);
     }
 
     /// Returns the barrier to its initial state; parties waiting now get the broken
@@ -276,12 +240,7 @@ impl Barrier {
     /// assert!(!barrier.broken());
     /// ```
     pub fn reset(&self) {
-        self.lock.acquire();
-        if self.word(COUNT).load(Ordering::Relaxed) > 0 {
-            self.end_generation(true);
-        }
-        self.word(BROKEN).store(0, Ordering::Relaxed);
-        let _ = self.lock.release();
+        self.raw().reset();
     }
 
     /// Breaks the barrier: waiting and future `wait`s fail until [`reset`](Barrier::reset).
@@ -295,12 +254,7 @@ impl Barrier {
     /// assert!(matches!(barrier.wait(), Err(multiprocessing::Error::BrokenBarrierError)));
     /// ```
     pub fn abort(&self) {
-        self.lock.acquire();
-        self.word(BROKEN).store(1, Ordering::Relaxed);
-        if self.word(COUNT).load(Ordering::Relaxed) > 0 {
-            self.end_generation(true);
-        }
-        let _ = self.lock.release();
+        self.raw().abort();
     }
 
     /// The number of parties. Python: `Barrier.parties`.
@@ -330,7 +284,7 @@ impl Barrier {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn n_waiting(&self) -> usize {
-        self.word(COUNT).load(Ordering::Relaxed) as usize
+        self.raw().n_waiting() as usize
     }
 
     /// Whether the barrier is broken. Python: `Barrier.broken`.
@@ -344,7 +298,18 @@ impl Barrier {
     /// assert!(barrier.broken());
     /// ```
     pub fn broken(&self) -> bool {
-        self.word(BROKEN).load(Ordering::Relaxed) != 0
+        self.raw().broken()
+    }
+}
+
+/// The barrier's internal lock: held only for a few word updates.
+impl BarrierLock for Lock {
+    fn acquire(&self) {
+        Lock::acquire(self);
+    }
+
+    fn release(&self) {
+        let _ = Lock::release(self);
     }
 }
 

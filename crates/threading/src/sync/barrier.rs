@@ -1,31 +1,19 @@
 //! `Barrier`: Python's `threading.Barrier`, a rendezvous point for a fixed number of
 //! threads, reusable cycle after cycle.
 //!
-//! A port of CPython's implementation over a [`Condition`] with a plain [`Lock`]:
-//!
-//! | state       | meaning                                                       |
-//! |-------------|---------------------------------------------------------------|
-//! | `FILLING`   | threads arrive and wait                                       |
-//! | `DRAINING`  | the last arrival released the cycle; waiters are leaving      |
-//! | `RESETTING` | `reset()` while threads waited; they leave with the error     |
-//! | `BROKEN`    | a timeout, `abort()` or a panicking action broke it           |
-//!
-//! New arrivals wait while the barrier drains or resets, so no thread of the next cycle
-//! can be counted in the previous one (no lost or double wake-ups across generations).
+//! The state machine is the synchronisation core's `RawBarrier` (the one
+//! `multiprocessing::Barrier` runs too, as CPython's `multiprocessing.Barrier` is
+//! `threading.Barrier` over shared state): a generation counter that waiters sleep on,
+//! advanced by the last arrival, `reset` or `abort`, with a record of which generations
+//! ended broken.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::error::Error;
 use crate::error::PARTIES;
-use crate::sync::{Condition, Lock};
-use pyconc_core::sync::primitive::{AtomicU32, AtomicUsize, Ordering};
-
-const FILLING: u32 = 0;
-const DRAINING: u32 = 1;
-const RESETTING: u32 = 2;
-const BROKEN: u32 = 3;
+use pyconc_core::sync::primitive::AtomicU32;
+use pyconc_core::sync::{Anonymous, RawBarrier, RawLock, WaitWord, deadline_after};
 
 type Action = Box<dyn Fn() + Send + Sync + 'static>;
 
@@ -34,11 +22,14 @@ type Action = Box<dyn Fn() + Send + Sync + 'static>;
 /// Python: `threading.Barrier(parties, action=None, timeout=None)`. `wait` returns the
 /// arrival index, `0..parties`; the last arrival runs the action before anyone goes on.
 ///
-/// Differences from CPython: `parties == 0` makes every `wait` fail with
-/// `parties must be > 0` (CPython 3.12's check, at wait rather than construction: 3.11
-/// would hang); the broken error's text is `broken barrier` (CPython's is empty); a
-/// panicking action gives its thread the broken-barrier error too (CPython re-raises the
-/// action's exception there).
+/// # Differences from CPython
+/// - `parties == 0` makes every `wait` fail with `parties must be > 0` (CPython 3.12's
+///   check, at wait rather than construction: 3.11 would hang).
+/// - The broken error's text is `broken barrier` (CPython's is empty).
+/// - A panicking action gives its thread the broken-barrier error too (CPython re-raises
+///   the action's exception there).
+/// - A thread arriving for the next cycle does not wait for the previous cycle's threads
+///   to leave (CPython's "draining" state): generations keep the cycles apart.
 ///
 /// # Examples
 ///
@@ -61,13 +52,15 @@ type Action = Box<dyn Fn() + Send + Sync + 'static>;
 /// # Ok::<(), threading::Error>(())
 /// ```
 pub struct Barrier {
-    cond: Condition,
     parties: usize,
     action: Option<Action>,
     timeout: Option<Duration>,
-    // Both only change under `cond`'s lock.
-    state: AtomicU32,
-    count: AtomicUsize,
+    /// The words of [`RawBarrier`].
+    lock: RawLock<WaitWord, Anonymous>,
+    count: AtomicU32,
+    generation: WaitWord,
+    broken: AtomicU32,
+    outcomes: AtomicU32,
 }
 
 impl Barrier {
@@ -82,12 +75,14 @@ impl Barrier {
     /// ```
     pub fn new(parties: usize) -> Barrier {
         Barrier {
-            cond: Condition::with_lock(Lock::new()),
             parties,
             action: None,
             timeout: None,
-            state: AtomicU32::new(FILLING),
-            count: AtomicUsize::new(0),
+            lock: RawLock::new(WaitWord::new(0), Anonymous),
+            count: AtomicU32::new(0),
+            generation: WaitWord::new(0),
+            broken: AtomicU32::new(0),
+            outcomes: AtomicU32::new(0),
         }
     }
 
@@ -149,12 +144,15 @@ impl Barrier {
         self
     }
 
-    fn state(&self) -> u32 {
-        self.state.load(Ordering::Relaxed)
-    }
-
-    fn set_state(&self, state: u32) {
-        self.state.store(state, Ordering::Relaxed);
+    fn raw(&self) -> RawBarrier<'_, &WaitWord, RawLock<WaitWord, Anonymous>> {
+        RawBarrier {
+            lock: &self.lock,
+            count: &self.count,
+            generation: &self.generation,
+            broken: &self.broken,
+            outcomes: &self.outcomes,
+            parties: u32::try_from(self.parties).unwrap_or(u32::MAX),
+        }
     }
 
     /// Waits until all parties have arrived (at most the default timeout, if one was set);
@@ -208,55 +206,10 @@ impl Barrier {
         if self.parties == 0 {
             return Err(Error::value(PARTIES));
         }
-        let _held = self.cond.lock();
-        self.enter()?;
-        let index = self.count.fetch_add(1, Ordering::Relaxed);
-        let outcome =
-            if index + 1 == self.parties { self.release() } else { self.wait_release(timeout) };
-        self.count.fetch_sub(1, Ordering::Relaxed);
-        self.exit();
-        outcome.map(|()| index)
-    }
-
-    /// Waits while the previous cycle drains or resets.
-    fn enter(&self) -> Result<(), Error> {
-        while matches!(self.state(), DRAINING | RESETTING) {
-            self.cond.wait()?;
-        }
-        if self.state() == BROKEN {
-            return Err(Error::BrokenBarrierError);
-        }
-        Ok(())
-    }
-
-    /// The last arrival: run the action, then release the cycle.
-    fn release(&self) -> Result<(), Error> {
-        if let Some(action) = &self.action {
-            if catch_unwind(AssertUnwindSafe(action)).is_err() {
-                self.break_barrier();
-                return Err(Error::BrokenBarrierError);
-            }
-        }
-        self.set_state(DRAINING);
-        self.cond.notify_all()
-    }
-
-    fn wait_release(&self, timeout: Option<Duration>) -> Result<(), Error> {
-        if !self.cond.wait_for(|| self.state() != FILLING, timeout)? {
-            self.break_barrier();
-            return Err(Error::BrokenBarrierError);
-        }
-        if matches!(self.state(), BROKEN | RESETTING) {
-            return Err(Error::BrokenBarrierError);
-        }
-        Ok(())
-    }
-
-    /// The last thread out of a draining or resetting cycle opens the next one.
-    fn exit(&self) {
-        if self.count.load(Ordering::Relaxed) == 0 && matches!(self.state(), DRAINING | RESETTING) {
-            self.set_state(FILLING);
-            let _ = self.cond.notify_all();
+        let action = self.action.as_deref().map(|action| action as &dyn Fn());
+        match self.raw().wait(action, timeout.and_then(deadline_after)) {
+            Ok(index) => Ok(index as usize),
+            Err(_broken) => Err(Error::BrokenBarrierError),
         }
     }
 
@@ -273,15 +226,7 @@ impl Barrier {
     /// assert!(!barrier.broken());
     /// ```
     pub fn reset(&self) {
-        let _held = self.cond.lock();
-        if self.count.load(Ordering::Relaxed) > 0 {
-            if matches!(self.state(), FILLING | BROKEN) {
-                self.set_state(RESETTING);
-            }
-        } else {
-            self.set_state(FILLING);
-        }
-        let _ = self.cond.notify_all();
+        self.raw().reset();
     }
 
     /// Breaks the barrier: current and future waits fail until [`reset`](Barrier::reset).
@@ -295,13 +240,7 @@ impl Barrier {
     /// assert!(matches!(barrier.wait(), Err(threading::Error::BrokenBarrierError)));
     /// ```
     pub fn abort(&self) {
-        let _held = self.cond.lock();
-        self.break_barrier();
-    }
-
-    fn break_barrier(&self) {
-        self.set_state(BROKEN);
-        let _ = self.cond.notify_all();
+        self.raw().abort();
     }
 
     /// The number of threads needed to pass. Python: `barrier.parties`.
@@ -315,8 +254,8 @@ impl Barrier {
         self.parties
     }
 
-    /// The number of threads waiting in the current cycle (0 while draining or
-    /// resetting). Python: `barrier.n_waiting`.
+    /// The number of threads waiting in the current cycle (0 once it was released, reset
+    /// or broken). Python: `barrier.n_waiting`.
     ///
     /// # Examples
     ///
@@ -337,8 +276,7 @@ impl Barrier {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn n_waiting(&self) -> usize {
-        let _held = self.cond.lock();
-        if self.state() == FILLING { self.count.load(Ordering::Relaxed) } else { 0 }
+        self.raw().n_waiting() as usize
     }
 
     /// Whether the barrier is broken. Python: `barrier.broken`.
@@ -352,8 +290,7 @@ impl Barrier {
     /// assert!(barrier.broken());
     /// ```
     pub fn broken(&self) -> bool {
-        let _held = self.cond.lock();
-        self.state() == BROKEN
+        self.raw().broken()
     }
 }
 
