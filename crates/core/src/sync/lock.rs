@@ -110,6 +110,42 @@ pub trait Owner {
     fn handoff_due(&self) -> bool {
         false
     }
+
+    /// Whether `caller` holds the lock, whose word names `holder` (for reentrant locks).
+    #[inline]
+    fn holds(&self, caller: Self::Caller, holder: u32) -> bool {
+        Self::id(caller) == holder
+    }
+}
+
+/// An owner record kept beside the lock (`RawLock<&WaitWord, &Owned>`).
+impl<O: Owner> Owner for &O {
+    type Caller = O::Caller;
+    const FAIR: bool = O::FAIR;
+    const LIVENESS_CHECK: Option<Duration> = O::LIVENESS_CHECK;
+
+    #[inline]
+    fn id(caller: O::Caller) -> u32 {
+        O::id(caller)
+    }
+    #[inline]
+    fn acquired(&self, caller: O::Caller) {
+        (**self).acquired(caller);
+    }
+    #[inline]
+    fn releasing(&self) {
+        (**self).releasing();
+    }
+    fn holder_gone(&self, holder: u32) -> bool {
+        (**self).holder_gone(holder)
+    }
+    fn handoff_due(&self) -> bool {
+        (**self).handoff_due()
+    }
+    #[inline]
+    fn holds(&self, caller: O::Caller, holder: u32) -> bool {
+        (**self).holds(caller, holder)
+    }
 }
 
 /// The owner of a lock that anyone may release and nobody is recorded as holding:
@@ -188,6 +224,68 @@ impl Owner for Fair {
                     .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
         }
+    }
+}
+
+/// The fair owner of a reentrant lock held by a thread of this process
+/// (`threading.RLock`): the holder's ident (`get_ident()`, nonzero) is kept beside the
+/// word, which holds the anonymous id 1. Unlike a kernel thread id, an ident survives
+/// `fork()` in the forking thread, so a lock it held stays its own in the child, as in
+/// CPython.
+#[derive(Debug, Default)]
+pub struct Owned {
+    ident: AtomicU64,
+    fair: Fair,
+}
+
+impl Owned {
+    /// Held by nobody.
+    #[cfg(not(loom))]
+    pub const fn new() -> Owned {
+        Owned { ident: AtomicU64::new(0), fair: Fair::new() }
+    }
+
+    /// Held by nobody.
+    #[cfg(loom)]
+    pub fn new() -> Owned {
+        Owned { ident: AtomicU64::new(0), fair: Fair::new() }
+    }
+}
+
+impl Owned {
+    /// The holder's ident, 0 when none.
+    pub fn ident(&self) -> u64 {
+        self.ident.load(Ordering::Relaxed)
+    }
+}
+
+impl Owner for Owned {
+    type Caller = u64;
+    const FAIR: bool = true;
+
+    #[inline]
+    fn id(_ident: u64) -> u32 {
+        1
+    }
+
+    #[inline]
+    fn acquired(&self, ident: u64) {
+        self.ident.store(ident, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn releasing(&self) {
+        self.ident.store(0, Ordering::Relaxed);
+    }
+
+    fn handoff_due(&self) -> bool {
+        self.fair.handoff_due()
+    }
+
+    /// Only the holder itself can find its own ident there.
+    #[inline]
+    fn holds(&self, ident: u64, _holder: u32) -> bool {
+        self.ident.load(Ordering::Relaxed) == ident
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod primitive;
 mod futex;
 mod lock;
+mod rlock;
 mod barrier;
 mod event;
 mod semaphore;
@@ -26,8 +27,9 @@ pub use event::Event;
 pub use futex::SharedWord;
 pub use futex::{Futex, TIMEOUT_MAX, WaitWord, deadline_after};
 pub use lock::{
-    Acquired, Anonymous, CONTENDED, FAIR_INTERVAL, Fair, HANDOFF, HOLDER, Owner, RawLock,
+    Acquired, Anonymous, CONTENDED, FAIR_INTERVAL, Fair, HANDOFF, HOLDER, Owned, Owner, RawLock,
 };
+pub use rlock::{NotOwned, RawRLock};
 pub use semaphore::{SEMAPHORE_VALUE_MAX, Semaphore, initial_word};
 
 /// Locks `mutex`, ignoring poisoning.

@@ -38,7 +38,7 @@ use crate::sys::{self, Identity};
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::WeakList;
 pub(crate) use pyconc_core::sync::Acquired;
-use pyconc_core::sync::{HOLDER, Owner, RawLock, SharedWord};
+use pyconc_core::sync::{Owner, RawLock, RawRLock, SharedWord};
 
 use crate::Error;
 use crate::error::RELEASED_TOO_MANY;
@@ -82,6 +82,13 @@ impl Owner for StartSlot<'_> {
         self.0.store(0, Ordering::Relaxed);
     }
 
+    /// The holder is `caller` itself: its id and its start time (a thread of another
+    /// process that got the holder's id from the kernel is not it).
+    #[inline]
+    fn holds(&self, caller: Identity, holder: u32) -> bool {
+        holder == caller.id && self.0.load(Ordering::Relaxed) == caller.start
+    }
+
     /// Gone: not [`ABANDONED`], not alive by [`sys::alive`] (which fails closed), and the
     /// slot unchanged meanwhile (else a new holder with the same id came in between).
     fn holder_gone(&self, holder: u32) -> bool {
@@ -102,7 +109,7 @@ pub(crate) struct RobustWord<'a> {
 
 impl<'a> RobustWord<'a> {
     #[inline]
-    fn raw(self) -> RawLock<&'a SharedWord, StartSlot<'a>> {
+    pub(crate) fn raw(self) -> RawLock<&'a SharedWord, StartSlot<'a>> {
         RawLock::new(SharedWord::from_atomic(self.state), StartSlot(self.start))
     }
 
@@ -133,8 +140,8 @@ impl<'a> RobustWord<'a> {
     /// Whether `me` holds the word.
     #[inline]
     pub(crate) fn held_by(self, me: Identity) -> bool {
-        self.state.load(Ordering::Relaxed) & HOLDER == me.id
-            && self.start.load(Ordering::Relaxed) == me.start
+        let raw = self.raw();
+        raw.holder().is_some_and(|holder| raw.owner().holds(me, holder))
     }
 
     /// Releases; `false` if the word was unlocked.
@@ -548,8 +555,8 @@ impl RLock {
         robust_word(&self.mem)
     }
 
-    fn count(&self) -> &AtomicU32 {
-        self.mem.word(COUNT)
+    fn raw(&self) -> RawRLock<'_, &SharedWord, StartSlot<'_>> {
+        RawRLock::new(self.word().raw(), self.mem.word(COUNT))
     }
 
     fn me() -> Identity {
@@ -569,23 +576,17 @@ impl RLock {
     /// std::thread::spawn(move || assert!(!theirs.is_owned())).join().unwrap();
     /// ```
     pub fn is_owned(&self) -> bool {
-        self.word().held_by(Self::me())
+        self.raw().is_owned(Self::me())
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        if self.is_owned() {
-            self.count().fetch_add(1, Ordering::Relaxed);
-            return true;
+        let fresh = !self.is_owned();
+        let how = self.raw().acquire(Self::me(), deadline);
+        if fresh && how.taken() {
+            let died = u32::from(how == Acquired::FromDeadOwner);
+            self.mem.word(OWNER_DIED).store(died, Ordering::Relaxed);
         }
-        match self.word().acquire(Self::me(), deadline) {
-            Acquired::TimedOut => false,
-            how => {
-                let died = u32::from(how == Acquired::FromDeadOwner);
-                self.mem.word(OWNER_DIED).store(died, Ordering::Relaxed);
-                self.count().store(1, Ordering::Relaxed);
-                true
-            }
-        }
+        how.taken()
     }
 
     /// Takes the lock, waiting if another thread holds it. Python: `RLock.acquire()`.
@@ -619,14 +620,10 @@ impl RLock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn try_acquire(&self) -> bool {
-        if self.is_owned() {
-            self.count().fetch_add(1, Ordering::Relaxed);
-            return true;
-        }
-        let taken = self.word().try_acquire(Self::me());
-        if taken {
+        let fresh = !self.is_owned();
+        let taken = self.raw().try_acquire(Self::me());
+        if fresh && taken {
             self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
-            self.count().store(1, Ordering::Relaxed);
         }
         taken
     }
@@ -662,27 +659,25 @@ impl RLock {
     /// assert_eq!(refused.to_string(), "attempt to release recursive lock not owned by thread");
     /// ```
     pub fn release(&self) -> Result<(), Error> {
-        if !self.is_owned() {
-            return Err(Error::assertion(RLOCK_NOT_OWNED));
-        }
-        if self.count().fetch_sub(1, Ordering::Relaxed) == 1 {
+        let raw = self.raw();
+        let me = Self::me();
+        if raw.recursion_count(me) == 1 {
             self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
-            self.word().release();
         }
-        Ok(())
+        raw.release(me).map_err(|_| Error::assertion(RLOCK_NOT_OWNED))
     }
 
     /// Releases every level at once, returning how many (for `Condition::wait`).
     pub(crate) fn release_all(&self) -> u32 {
-        let levels = self.count().swap(0, Ordering::Relaxed);
-        self.word().release();
-        levels
+        self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
+        self.raw().release_all(Self::me()).unwrap_or(0)
     }
 
     /// Takes the lock again with `levels` levels (after `release_all`).
     pub(crate) fn restore(&self, levels: u32) {
-        self.acquire_until(None);
-        self.count().store(levels.max(1), Ordering::Relaxed);
+        let how = self.raw().restore(Self::me(), levels);
+        let died = u32::from(how == Acquired::FromDeadOwner);
+        self.mem.word(OWNER_DIED).store(died, Ordering::Relaxed);
     }
 
     /// Whether any thread holds it.
@@ -709,7 +704,7 @@ impl RLock {
     /// assert_eq!(lock.recursion_count(), 2);
     /// ```
     pub fn recursion_count(&self) -> usize {
-        if self.is_owned() { self.count().load(Ordering::Relaxed) as usize } else { 0 }
+        self.raw().recursion_count(Self::me()) as usize
     }
 
     /// Whether the calling thread took the lock over from a holder that died.
@@ -768,7 +763,7 @@ impl fmt::Debug for RLock {
         match self.word().holder() {
             None => f.write_str("<RLock(None, 0)>"),
             Some(holder) => {
-                write!(f, "<RLock(tid {}, {})>", holder.id, self.count().load(Ordering::Relaxed))
+                write!(f, "<RLock(tid {}, {})>", holder.id, self.raw().levels())
             }
         }
     }

@@ -1,8 +1,8 @@
 //! `RLock`: Python's `threading.RLock`, a reentrant lock owned by the thread that holds it.
 //!
-//! Built on [`Lock`]: the owner's ident (`get_ident()`) and a recursion count sit beside
-//! it. Only the owner changes them, so they need no lock of their own; other threads only
-//! compare the owner with their own ident, which cannot match while they are not it.
+//! The synchronisation core's `RawRLock` (shared with `multiprocessing::RLock`) with the
+//! [`Owned`] owner: the holder's ident (`get_ident()`) beside the lock word, and a
+//! recursion count. The lock word is the fair state machine of [`Lock`](crate::Lock).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::error::RELEASE_UNACQUIRED;
-use crate::sync::Lock;
-use pyconc_core::sync::primitive::{AtomicU64, AtomicUsize, Ordering};
+use pyconc_core::sync::primitive::AtomicU32;
+use pyconc_core::sync::{Owned, RawLock, RawRLock, WaitWord, deadline_after};
 
 /// A reentrant lock: the thread holding it may acquire it again, and must release it as
 /// many times.
@@ -39,9 +39,9 @@ use pyconc_core::sync::primitive::{AtomicU64, AtomicUsize, Ordering};
 /// assert_eq!(lock.release().unwrap_err().to_string(), "cannot release un-acquired lock");
 /// ```
 pub struct RLock {
-    lock: Lock,
-    owner: AtomicU64,
-    count: AtomicUsize,
+    word: WaitWord,
+    owner: Owned,
+    count: AtomicU32,
 }
 
 impl RLock {
@@ -55,20 +55,15 @@ impl RLock {
     /// assert_eq!(lock.recursion_count(), 0);
     /// ```
     pub fn new() -> RLock {
-        RLock { lock: Lock::new(), owner: AtomicU64::new(0), count: AtomicUsize::new(0) }
+        RLock { word: WaitWord::new(0), owner: Owned::new(), count: AtomicU32::new(0) }
     }
 
     fn me() -> u64 {
         crate::get_ident()
     }
 
-    fn is_mine(&self) -> bool {
-        self.owner.load(Ordering::Relaxed) == Self::me()
-    }
-
-    fn take(&self, count: usize) {
-        self.owner.store(Self::me(), Ordering::Relaxed);
-        self.count.store(count, Ordering::Relaxed);
+    fn raw(&self) -> RawRLock<'_, &WaitWord, &Owned> {
+        RawRLock::new(RawLock::new(&self.word, &self.owner), &self.count)
     }
 
     /// Acquires the lock, waiting if another thread holds it; the owner's call nests.
@@ -88,18 +83,7 @@ impl RLock {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn acquire(&self) {
-        if !self.reenter() {
-            self.lock.acquire();
-            self.take(1);
-        }
-    }
-
-    fn reenter(&self) -> bool {
-        if self.is_mine() {
-            self.count.fetch_add(1, Ordering::Relaxed);
-            return true;
-        }
-        false
+        self.raw().acquire(Self::me(), None);
     }
 
     /// Acquires the lock if that needs no waiting.
@@ -120,14 +104,7 @@ impl RLock {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn try_acquire(&self) -> bool {
-        if self.reenter() {
-            return true;
-        }
-        let taken = self.lock.try_acquire();
-        if taken {
-            self.take(1);
-        }
-        taken
+        self.raw().try_acquire(Self::me())
     }
 
     /// Waits at most `timeout` for the lock; true if it was acquired.
@@ -149,14 +126,7 @@ impl RLock {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        if self.reenter() {
-            return true;
-        }
-        let taken = self.lock.acquire_timeout(timeout);
-        if taken {
-            self.take(1);
-        }
-        taken
+        self.raw().acquire(Self::me(), deadline_after(timeout)).taken()
     }
 
     /// Releases one level; the lock is free again when the count reaches zero.
@@ -184,14 +154,7 @@ impl RLock {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn release(&self) -> Result<(), Error> {
-        if !self.is_mine() || self.count.load(Ordering::Relaxed) == 0 {
-            return Err(Error::runtime(RELEASE_UNACQUIRED));
-        }
-        if self.count.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.owner.store(0, Ordering::Relaxed);
-            self.lock.release()?;
-        }
-        Ok(())
+        self.raw().release(Self::me()).map_err(|_| Error::runtime(RELEASE_UNACQUIRED))
     }
 
     /// Whether the lock is held, by any thread.
@@ -206,7 +169,7 @@ impl RLock {
     /// assert!(lock.locked());
     /// ```
     pub fn locked(&self) -> bool {
-        self.lock.locked()
+        self.raw().raw().locked()
     }
 
     /// Whether the calling thread holds the lock.
@@ -226,7 +189,7 @@ impl RLock {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn is_owned(&self) -> bool {
-        self.is_mine() && self.count.load(Ordering::Relaxed) > 0
+        self.raw().is_owned(Self::me())
     }
 
     /// How many times the calling thread holds the lock (0 when it does not).
@@ -242,26 +205,21 @@ impl RLock {
     /// assert_eq!(lock.recursion_count(), 2);
     /// ```
     pub fn recursion_count(&self) -> usize {
-        if self.is_mine() { self.count.load(Ordering::Relaxed) } else { 0 }
+        self.raw().recursion_count(Self::me()) as usize
     }
 
     /// Releases every level at once and returns the count: what `Condition::wait` does.
     ///
     /// Python: `rlock._release_save()`.
     pub(crate) fn release_save(&self) -> Result<usize, Error> {
-        if !self.is_owned() {
-            return Err(Error::runtime(RELEASE_UNACQUIRED));
-        }
-        let count = self.count.swap(0, Ordering::Relaxed);
-        self.owner.store(0, Ordering::Relaxed);
-        self.lock.release()?;
-        Ok(count)
+        let levels = self.raw().release_all(Self::me());
+        levels.map(|n| n as usize).map_err(|_| Error::runtime(RELEASE_UNACQUIRED))
     }
 
     /// Re-acquires with the saved count. Python: `rlock._acquire_restore()`.
     pub(crate) fn acquire_restore(&self, count: usize) {
-        self.lock.acquire();
-        self.take(count);
+        let levels = u32::try_from(count).unwrap_or(u32::MAX);
+        self.raw().restore(Self::me(), levels);
     }
 
     /// Acquires the lock and returns a guard that releases one level when dropped:
@@ -296,8 +254,8 @@ impl fmt::Debug for RLock {
         write!(
             f,
             "<{state} _thread.RLock object owner={} count={} at {:p}>",
-            self.owner.load(Ordering::Relaxed),
-            self.count.load(Ordering::Relaxed),
+            self.owner.ident(),
+            self.raw().levels(),
             self
         )
     }
