@@ -7,6 +7,7 @@
 
 /// `pthread_self()` of the calling thread, CPython's `threading.get_ident()`.
 #[allow(clippy::unnecessary_cast, reason = "pthread_t is not u64 on every target")]
+#[inline]
 pub fn pthread_self() -> u64 {
     // SAFETY: pthread_self has no preconditions and cannot fail.
     (unsafe { libc::pthread_self() }) as u64

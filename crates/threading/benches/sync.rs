@@ -18,8 +18,27 @@ fn uncontended(c: &mut Criterion) {
             lock.release().unwrap();
         })
     });
+    let rlock = threading::RLock::new();
+    group.bench_function("threading::RLock", |b| {
+        b.iter(|| {
+            rlock.acquire();
+            rlock.release().unwrap();
+        })
+    });
+    let rlock_nested = threading::RLock::new();
+    rlock_nested.acquire();
+    group.bench_function("threading::RLock, nested level", |b| {
+        b.iter(|| {
+            rlock_nested.acquire();
+            rlock_nested.release().unwrap();
+        })
+    });
     let pl = parking_lot::Mutex::new(());
     group.bench_function("parking_lot::Mutex", |b| b.iter(|| drop(black_box(pl.lock()))));
+    let pl_reentrant = parking_lot::ReentrantMutex::new(());
+    group.bench_function("parking_lot::ReentrantMutex", |b| {
+        b.iter(|| drop(black_box(pl_reentrant.lock())))
+    });
     let std_mutex = Mutex::new(());
     group.bench_function("std::sync::Mutex", |b| b.iter(|| drop(black_box(std_mutex.lock()))));
     group.finish();

@@ -35,7 +35,7 @@
 use std::time::{Duration, Instant};
 
 use super::futex::Futex;
-use super::primitive::{AtomicU64, Ordering};
+use super::primitive::{AtomicU32, AtomicU64, Ordering};
 
 /// Bit 31: a waiter may sleep on the word.
 pub const CONTENDED: u32 = 1 << 31;
@@ -111,10 +111,11 @@ pub trait Owner {
         false
     }
 
-    /// Whether `caller` holds the lock, whose word names `holder` (for reentrant locks).
+    /// Whether `caller` holds the lock whose state word is `word` (for reentrant locks:
+    /// only the holder itself can get "yes", so no ordering is needed).
     #[inline]
-    fn holds(&self, caller: Self::Caller, holder: u32) -> bool {
-        Self::id(caller) == holder
+    fn holds(&self, caller: Self::Caller, word: &AtomicU32) -> bool {
+        word.load(Ordering::Relaxed) & HOLDER == Self::id(caller)
     }
 }
 
@@ -143,8 +144,8 @@ impl<O: Owner> Owner for &O {
         (**self).handoff_due()
     }
     #[inline]
-    fn holds(&self, caller: O::Caller, holder: u32) -> bool {
-        (**self).holds(caller, holder)
+    fn holds(&self, caller: O::Caller, word: &AtomicU32) -> bool {
+        (**self).holds(caller, word)
     }
 }
 
@@ -282,9 +283,9 @@ impl Owner for Owned {
         self.fair.handoff_due()
     }
 
-    /// Only the holder itself can find its own ident there.
+    /// Only the holder itself can find its own ident there (the word is not read).
     #[inline]
-    fn holds(&self, ident: u64, _holder: u32) -> bool {
+    fn holds(&self, ident: u64, _word: &AtomicU32) -> bool {
         self.ident.load(Ordering::Relaxed) == ident
     }
 }
@@ -334,6 +335,12 @@ impl<F: Futex, O: Owner> RawLock<F, O> {
     #[inline]
     pub fn owner(&self) -> &O {
         &self.owner
+    }
+
+    /// Whether `caller` holds the lock (see [`Owner::holds`]).
+    #[inline]
+    pub fn held_by(&self, caller: O::Caller) -> bool {
+        self.owner.holds(caller, self.word.atomic())
     }
 
     /// Takes the lock for `caller` if it is free, without waiting.

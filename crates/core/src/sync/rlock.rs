@@ -39,7 +39,7 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
     /// Whether `caller` holds the lock.
     #[inline]
     pub fn is_owned(&self, caller: O::Caller) -> bool {
-        self.lock.holder().is_some_and(|holder| self.lock.owner().holds(caller, holder))
+        self.lock.held_by(caller)
     }
 
     /// Takes one more level if `caller` holds the lock already. At `u32::MAX` levels no
@@ -57,10 +57,16 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
 
     /// Takes the lock for `caller` (again, if it holds it), waiting until `deadline`
     /// (`None`: forever).
+    #[inline]
     pub fn acquire(&self, caller: O::Caller, deadline: Option<Instant>) -> Acquired {
         if self.reenter(caller) {
             return Acquired::Yes;
         }
+        self.acquire_fresh(caller, deadline)
+    }
+
+    /// [`acquire`](Self::acquire) by a caller that does not hold the lock.
+    fn acquire_fresh(&self, caller: O::Caller, deadline: Option<Instant>) -> Acquired {
         let how = self.lock.acquire(caller, deadline);
         if how.taken() {
             self.count.store(1, Ordering::Relaxed);
@@ -69,6 +75,7 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
     }
 
     /// Takes the lock if that needs no waiting.
+    #[inline]
     pub fn try_acquire(&self, caller: O::Caller) -> bool {
         if self.reenter(caller) {
             return true;
@@ -84,6 +91,7 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
     ///
     /// # Errors
     /// [`NotOwned`] if `caller` does not hold it.
+    #[inline]
     pub fn release(&self, caller: O::Caller) -> Result<(), NotOwned> {
         if !self.is_owned(caller) {
             return Err(NotOwned);

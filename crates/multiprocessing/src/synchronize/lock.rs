@@ -38,7 +38,7 @@ use crate::sys::{self, Identity};
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::WeakList;
 pub(crate) use pyconc_core::sync::Acquired;
-use pyconc_core::sync::{Owner, RawLock, RawRLock, SharedWord};
+use pyconc_core::sync::{HOLDER, Owner, RawLock, RawRLock, SharedWord};
 
 use crate::Error;
 use crate::error::RELEASED_TOO_MANY;
@@ -85,8 +85,9 @@ impl Owner for StartSlot<'_> {
     /// The holder is `caller` itself: its id and its start time (a thread of another
     /// process that got the holder's id from the kernel is not it).
     #[inline]
-    fn holds(&self, caller: Identity, holder: u32) -> bool {
-        holder == caller.id && self.0.load(Ordering::Relaxed) == caller.start
+    fn holds(&self, caller: Identity, word: &AtomicU32) -> bool {
+        word.load(Ordering::Relaxed) & HOLDER == caller.id
+            && self.0.load(Ordering::Relaxed) == caller.start
     }
 
     /// Gone: not [`ABANDONED`], not alive by [`sys::alive`] (which fails closed), and the
@@ -140,8 +141,7 @@ impl<'a> RobustWord<'a> {
     /// Whether `me` holds the word.
     #[inline]
     pub(crate) fn held_by(self, me: Identity) -> bool {
-        let raw = self.raw();
-        raw.holder().is_some_and(|holder| raw.owner().holds(me, holder))
+        self.raw().held_by(me)
     }
 
     /// Releases; `false` if the word was unlocked.
