@@ -1,8 +1,20 @@
-//! The synchronisation core of both crates: the state machines of the lock, `Event`, the
-//! semaphores and the barrier written once, generic over the word they sleep on ([`Futex`]: a private
-//! [`WaitWord`] for `threading`, a process-shared [`SharedWord`] in shared memory for
-//! `multiprocessing`, loom's stand-in under `--cfg loom`), and the poison-ignoring lock
-//! helpers.
+//! The synchronisation core of both crates: the state machines of the primitives written
+//! once, generic over the word they sleep on ([`Futex`]: a private [`WaitWord`] for
+//! `threading`, a process-shared [`SharedWord`] in shared memory for `multiprocessing`,
+//! loom's stand-in under `--cfg loom`), and the poison-ignoring lock helpers.
+//!
+//! | state machine | serves | generic over |
+//! |---|---|---|
+//! | [`RawLock`] | both `Lock`s, the pipe rings' locks, the barrier's lock | the word, the [`Owner`]: [`Fair`] (`threading.Lock`), [`Anonymous`], [`Owned`] (`threading.RLock`), `multiprocessing`'s robust start-time slot |
+//! | [`RawRLock`] | both `RLock`s | the same |
+//! | [`Semaphore`] | both crates' `Semaphore`, and through it `BoundedSemaphore` | the word |
+//! | [`Event`] | both `Event`s | the word |
+//! | [`RawBarrier`] | both `Barrier`s | the word, the lock |
+//!
+//! `Condition` is the one primitive written twice, because CPython's two are two
+//! algorithms: `threading.Condition` queues a lock per waiter (a FIFO `notify`), while
+//! `multiprocessing.Condition` counts sleepers and wakers on semaphores that live in shared
+//! memory (a per-waiter lock cannot be handed between processes).
 //!
 //! [`lock`], [`wait`] and [`wait_timeout`] are the one place that turns a poisoned `Mutex`
 //! into its guard. The library's internal critical sections keep their data valid at every
