@@ -229,15 +229,20 @@ impl Owner for Fair {
 }
 
 /// The fair owner of a reentrant lock held by a thread of this process
-/// (`threading.RLock`): the holder's ident (`get_ident()`, nonzero) is kept beside the
-/// word, which holds the anonymous id 1. Unlike a kernel thread id, an ident survives
-/// `fork()` in the forking thread, so a lock it held stays its own in the child, as in
-/// CPython.
+/// (`threading.RLock`): the holder's ident (`pthread_self()`, CPython's `get_ident()`) is
+/// kept beside the word, which holds the anonymous id 1. Unlike a kernel thread id, an
+/// ident survives `fork()` in the forking thread, so a lock it held stays its own in the
+/// child, as in CPython.
 #[derive(Debug, Default)]
 pub struct Owned {
     ident: AtomicU64,
     fair: Fair,
 }
+
+/// The caller of an [`Owned`] lock: the calling thread, whose ident is read only where it
+/// is compared or stored (after the owner record is loaded, so that the two overlap).
+#[derive(Debug, Clone, Copy)]
+pub struct CurrentThread;
 
 impl Owned {
     /// Held by nobody.
@@ -251,9 +256,7 @@ impl Owned {
     pub fn new() -> Owned {
         Owned { ident: AtomicU64::new(0), fair: Fair::new() }
     }
-}
 
-impl Owned {
     /// The holder's ident, 0 when none.
     pub fn ident(&self) -> u64 {
         self.ident.load(Ordering::Relaxed)
@@ -261,17 +264,17 @@ impl Owned {
 }
 
 impl Owner for Owned {
-    type Caller = u64;
+    type Caller = CurrentThread;
     const FAIR: bool = true;
 
     #[inline]
-    fn id(_ident: u64) -> u32 {
+    fn id(_: CurrentThread) -> u32 {
         1
     }
 
     #[inline]
-    fn acquired(&self, ident: u64) {
-        self.ident.store(ident, Ordering::Relaxed);
+    fn acquired(&self, _: CurrentThread) {
+        self.ident.store(crate::sys::pthread_self(), Ordering::Relaxed);
     }
 
     #[inline]
@@ -283,10 +286,12 @@ impl Owner for Owned {
         self.fair.handoff_due()
     }
 
-    /// Only the holder itself can find its own ident there (the word is not read).
+    /// Only the holder itself can find its own ident there (the word is not read; a free
+    /// lock is answered without asking for the caller's ident).
     #[inline]
-    fn holds(&self, ident: u64, _word: &AtomicU32) -> bool {
-        self.ident.load(Ordering::Relaxed) == ident
+    fn holds(&self, _: CurrentThread, _word: &AtomicU32) -> bool {
+        let holder = self.ident.load(Ordering::Relaxed);
+        holder != 0 && holder == crate::sys::pthread_self()
     }
 }
 

@@ -39,7 +39,8 @@ pub use event::Event;
 pub use futex::SharedWord;
 pub use futex::{Futex, TIMEOUT_MAX, WaitWord, deadline_after};
 pub use lock::{
-    Acquired, Anonymous, CONTENDED, FAIR_INTERVAL, Fair, HANDOFF, HOLDER, Owned, Owner, RawLock,
+    Acquired, Anonymous, CONTENDED, CurrentThread, FAIR_INTERVAL, Fair, HANDOFF, HOLDER, Owned,
+    Owner, RawLock,
 };
 pub use rlock::{NotOwned, RawRLock};
 pub use semaphore::{SEMAPHORE_VALUE_MAX, Semaphore, initial_word};

@@ -66,6 +66,7 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
     }
 
     /// [`acquire`](Self::acquire) by a caller that does not hold the lock.
+    #[inline]
     fn acquire_fresh(&self, caller: O::Caller, deadline: Option<Instant>) -> Acquired {
         let how = self.lock.acquire(caller, deadline);
         if how.taken() {
@@ -143,12 +144,22 @@ impl<'a, F: Futex, O: Owner> RawRLock<'a, F, O> {
 mod tests {
     use super::*;
     use crate::sync::WaitWord;
-    use crate::sync::lock::Owned;
+    use crate::sync::lock::{CurrentThread, Owned};
+
+    /// Callers named by number, the holder's number in the word.
+    struct ById;
+
+    impl Owner for ById {
+        type Caller = u32;
+        fn id(caller: u32) -> u32 {
+            caller
+        }
+    }
 
     #[test]
     fn the_owner_nests_and_must_release_as_often() {
-        let (word, owner, count) = (WaitWord::new(0), Owned::new(), AtomicU32::new(0));
-        let lock = RawRLock::new(RawLock::new(&word, &owner), &count);
+        let (word, count) = (WaitWord::new(0), AtomicU32::new(0));
+        let lock = RawRLock::new(RawLock::new(&word, ById), &count);
         assert!(lock.try_acquire(7));
         assert_eq!(lock.acquire(7, None), Acquired::Yes);
         assert_eq!(lock.recursion_count(7), 2);
@@ -163,8 +174,8 @@ mod tests {
 
     #[test]
     fn release_all_and_restore_keep_the_levels() {
-        let (word, owner, count) = (WaitWord::new(0), Owned::new(), AtomicU32::new(0));
-        let lock = RawRLock::new(RawLock::new(&word, &owner), &count);
+        let (word, count) = (WaitWord::new(0), AtomicU32::new(0));
+        let lock = RawRLock::new(RawLock::new(&word, ById), &count);
         for _ in 0..3 {
             lock.acquire(1, None);
         }
@@ -172,5 +183,21 @@ mod tests {
         assert!(!lock.raw().locked());
         lock.restore(1, 3);
         assert_eq!(lock.recursion_count(1), 3);
+    }
+
+    #[test]
+    fn an_owned_lock_belongs_to_the_thread_that_took_it() {
+        let (word, owner, count) = (WaitWord::new(0), Owned::new(), AtomicU32::new(0));
+        let lock = RawRLock::new(RawLock::new(&word, &owner), &count);
+        assert!(lock.try_acquire(CurrentThread));
+        assert!(lock.try_acquire(CurrentThread));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(!lock.is_owned(CurrentThread));
+                assert!(!lock.try_acquire(CurrentThread));
+                assert_eq!(lock.release(CurrentThread), Err(NotOwned));
+            });
+        });
+        assert_eq!(lock.recursion_count(CurrentThread), 2);
     }
 }

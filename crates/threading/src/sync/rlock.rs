@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::error::RELEASE_UNACQUIRED;
 use pyconc_core::sync::primitive::AtomicU32;
-use pyconc_core::sync::{Owned, RawLock, RawRLock, WaitWord, deadline_after};
+use pyconc_core::sync::{CurrentThread, Owned, RawLock, RawRLock, WaitWord, deadline_after};
 
 /// A reentrant lock: the thread holding it may acquire it again, and must release it as
 /// many times.
@@ -58,8 +58,8 @@ impl RLock {
         RLock { word: WaitWord::new(0), owner: Owned::new(), count: AtomicU32::new(0) }
     }
 
-    fn me() -> u64 {
-        crate::get_ident()
+    fn me() -> CurrentThread {
+        CurrentThread
     }
 
     fn raw(&self) -> RawRLock<'_, &WaitWord, &Owned> {
