@@ -6,18 +6,23 @@
 //!
 //! # When values are dropped
 //!
-//! When the `Local` is dropped, every value is. A thread's value is not dropped when the
-//! thread exits: `get_or` hands out a plain `&T` that lives as long as the borrow of the
-//! `Local`, and for a `T: Sync` that reference can be sent to another thread (a scoped
-//! thread, say) that outlives the owner — dropping the value at the owner's exit would
-//! then free memory still in use. CPython's `threading.local` drops a thread's values at
-//! its exit; to get that in Rust, drop the value yourself with [`Local::take`] at the end
-//! of the thread, or keep one `Local` per batch of threads and drop it with them.
+//! - A value reached only through [`Local::with`] is dropped when its thread exits, as
+//!   CPython frees a thread's attributes: the reference `with` lends cannot leave the
+//!   closure, so nothing can still use the value then. Each thread keeps a list of the
+//!   `Local`s it has such values in (weak references, so a `Local` dropped first is simply
+//!   skipped), and its exit removes its entries. Memory stays bounded by the threads
+//!   alive, however many come and go.
+//! - A value reached through [`Local::get`] or [`Local::get_or`] lives until the `Local`
+//!   is dropped (or [`Local::take`]n): those hand out a plain `&T` that lives as long as
+//!   the borrow of the `Local`, and for a `T: Sync` it can be sent to another thread (a
+//!   scoped thread, say) that outlives the owner, so dropping the value at the owner's
+//!   exit could free memory still in use.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 /// Per-object thread-local storage: each thread sees its own value.
 ///
@@ -28,8 +33,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// # Differences from CPython
 /// - Values are typed (`Local<T>`) rather than attributes; `get_or` creates this thread's
 ///   value on first use.
-/// - A value reached through [`get_or`](Local::get_or) lives until the `Local` drops
-///   (CPython frees a thread's attributes when the thread ends); see the module docs.
+/// - A value reached through [`with`](Local::with) is dropped when its thread ends, as
+///   CPython frees a thread's attributes; one reached through [`get`](Local::get) or
+///   [`get_or`](Local::get_or) lives until the `Local` drops (see the module docs).
 ///
 /// # Examples
 ///
@@ -51,7 +57,64 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// # Ok::<(), threading::Error>(())
 /// ```
 pub struct Local<T: Send> {
-    values: Mutex<HashMap<u64, Box<T>>>,
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T> {
+    values: Mutex<HashMap<u64, Entry<T>>>,
+}
+
+struct Entry<T> {
+    value: Box<T>,
+    /// Reached through `get`/`get_or`: kept until the `Local` drops, not at thread exit.
+    pinned: bool,
+}
+
+/// What a thread's exit does to a `Local` it used through `with`.
+trait ThreadExit {
+    /// Drops thread `key`'s value unless it is pinned.
+    fn thread_exited(&self, key: u64);
+}
+
+impl<T: Send> ThreadExit for Inner<T> {
+    fn thread_exited(&self, key: u64) {
+        let mut values = pyconc_core::sync::lock(&self.values);
+        let unpinned = values.get(&key).is_some_and(|entry| !entry.pinned);
+        let removed = if unpinned { values.remove(&key) } else { None };
+        drop(values);
+        // The value's destructor runs outside the lock: it may use this Local again.
+        drop(removed);
+    }
+}
+
+/// The `Local`s the current thread holds `with` values in, visited when it exits.
+struct ExitList {
+    key: u64,
+    locals: RefCell<Vec<Weak<dyn ThreadExit>>>,
+}
+
+impl ExitList {
+    fn add(&self, local: Weak<dyn ThreadExit>) {
+        let mut locals = self.locals.borrow_mut();
+        if locals.len() == locals.capacity() {
+            locals.retain(|weak| weak.strong_count() > 0);
+        }
+        locals.push(local);
+    }
+}
+
+impl Drop for ExitList {
+    fn drop(&mut self) {
+        for local in self.locals.take() {
+            if let Some(local) = local.upgrade() {
+                local.thread_exited(self.key);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static EXIT_LIST: ExitList = ExitList { key: thread_key(), locals: RefCell::new(Vec::new()) };
 }
 
 /// A key per thread, never reused within the process.
@@ -81,11 +144,66 @@ impl<T: Send> Local<T> {
     /// # Ok::<(), threading::Error>(())
     /// ```
     pub fn new() -> Local<T> {
-        Local { values: Mutex::new(HashMap::new()) }
+        Local { inner: Arc::new(Inner { values: Mutex::new(HashMap::new()) }) }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<u64, Box<T>>> {
-        pyconc_core::sync::lock(&self.values)
+    fn map(&self) -> MutexGuard<'_, HashMap<u64, Entry<T>>> {
+        pyconc_core::sync::lock(&self.inner.values)
+    }
+
+    /// Calls `f` with the calling thread's value, made by `init` if it has none yet. A
+    /// value made here and never reached through [`get`](Local::get)/[`get_or`](Local::get_or)
+    /// is dropped when the thread exits, as CPython drops a thread's attributes.
+    ///
+    /// Python: `local.x` inside the thread (std's `LocalKey::with` shape). `init` and `f`
+    /// run without any lock held, so they may use this or other `Local`s. Called while the
+    /// thread's thread-locals are being destroyed, `f` gets a value made for the call alone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::sync::Arc;
+    ///
+    /// let hits: Arc<threading::Local<Cell<u32>>> = Arc::new(threading::Local::new());
+    /// let theirs = Arc::clone(&hits);
+    /// let t = threading::Thread::new(move || {
+    ///     for _ in 0..3 {
+    ///         theirs.with(|| Cell::new(0), |n| n.set(n.get() + 1));
+    ///     }
+    ///     assert_eq!(theirs.with(|| Cell::new(0), Cell::get), 3);
+    /// });
+    /// t.start()?;
+    /// t.join()?;
+    /// assert!(hits.is_empty(), "the thread's value went with it");
+    /// # Ok::<(), threading::Error>(())
+    /// ```
+    pub fn with<U>(&self, init: impl FnOnce() -> T, f: impl FnOnce(&T) -> U) -> U
+    where
+        T: 'static,
+    {
+        let key = thread_key();
+        let existing = self.map().get(&key).map(|entry| &*entry.value as *const T);
+        if let Some(value) = existing {
+            // SAFETY: the entry is removed only by `take` (`&mut self`), by dropping the
+            // Local (ownership), or by this thread's exit — none of which can happen
+            // while this call, on this thread, borrows the Local.
+            return f(unsafe { &*value });
+        }
+        let fresh = Box::new(init());
+        let weak: Weak<dyn ThreadExit> = Arc::downgrade(&self.inner) as Weak<Inner<T>>;
+        if EXIT_LIST.try_with(|list| list.add(weak)).is_err() {
+            // The thread's exit list is gone (its thread-locals are being destroyed):
+            // nothing would drop a stored value, so this call gets one of its own.
+            return f(&fresh);
+        }
+        let value = {
+            let mut map = self.map();
+            let entry = map.entry(key).or_insert(Entry { value: fresh, pinned: false });
+            &*entry.value as *const T
+        };
+        // SAFETY: as above.
+        f(unsafe { &*value })
     }
 
     /// The calling thread's value, if it has one.
@@ -100,20 +218,26 @@ impl<T: Send> Local<T> {
     /// ```
     pub fn get(&self) -> Option<&T> {
         let key = thread_key();
-        let map = self.map();
-        let value: *const T = &**map.get(&key)?;
+        let mut map = self.map();
+        let entry = map.get_mut(&key)?;
+        // Reached as a plain `&T` now: kept until the Local drops.
+        entry.pinned = true;
+        let value: *const T = &*entry.value;
         drop(map);
-        // SAFETY: the box's heap address is stable while its entry stays in the map, and
-        // an entry is removed only by `take` (which needs `&mut self`) or by dropping the
-        // Local (which needs ownership): neither can happen while this `&self` borrow
-        // lives, so the reference stays valid for its lifetime. Keys are per thread, so no
+        // SAFETY: the box's heap address is stable while its entry stays in the map, and a
+        // pinned entry is removed only by `take` (which needs `&mut self`) or by dropping
+        // the Local (which needs ownership), not at its thread's exit: neither can happen
+        // while this `&self` borrow lives, so the reference stays valid for its lifetime. Keys are per thread, so no
         // other thread reaches this value through `get`/`get_or`.
         Some(unsafe { &*value })
     }
 
     /// The calling thread's value, made by `init` if it has none yet.
     ///
-    /// `init` runs without any lock held, so it may use this or other `Local`s.
+    /// `init` runs without any lock held, so it may use this or other `Local`s. The value
+    /// lives until the `Local` is dropped (or [`take`](Local::take)n), not only until the
+    /// thread exits: the `&T` returned may outlive the thread. Use [`with`](Local::with)
+    /// for CPython's "dropped with its thread".
     ///
     /// # Examples
     ///
@@ -134,10 +258,13 @@ impl<T: Send> Local<T> {
         }
         let fresh = Box::new(init());
         let mut map = self.map();
-        let value: *const T = &**map.entry(thread_key()).or_insert(fresh);
+        let entry = map.entry(thread_key()).or_insert(Entry { value: fresh, pinned: true });
+        entry.pinned = true;
+        let value: *const T = &*entry.value;
         drop(map);
         // SAFETY: as in `get`: a stable heap address, removed only by `take` (`&mut self`)
-        // or by dropping the Local, neither possible while this borrow lives.
+        // or by dropping the Local (a pinned entry outlives its thread), neither possible
+        // while this borrow lives.
         unsafe { &*value }
     }
 
@@ -156,7 +283,8 @@ impl<T: Send> Local<T> {
     /// ```
     pub fn take(&mut self) -> Option<T> {
         let key = thread_key();
-        self.values.get_mut().unwrap_or_else(PoisonError::into_inner).remove(&key).map(|b| *b)
+        let mut values = self.inner.values.lock().unwrap_or_else(PoisonError::into_inner);
+        values.remove(&key).map(|entry| *entry.value)
     }
 
     /// How many threads have a value.
