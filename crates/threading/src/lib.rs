@@ -81,6 +81,8 @@ pub use sync::{
 };
 pub use thread::excepthook::{ExceptHookArgs, Location, excepthook, set_excepthook};
 pub use thread::registry::{active_count, current_thread, enumerate, main_thread, shutdown};
+#[allow(deprecated)]
+pub use thread::registry::{activeCount, currentThread};
 pub use thread::{Builder, Runnable, Thread};
 pub use timer::Timer;
 

@@ -438,6 +438,28 @@ impl Condition {
         self.notify(usize::MAX)
     }
 
+    /// Obsolete spelling of [`notify_all`](Condition::notify_all).
+    ///
+    /// Python: `cond.notifyAll()` (deprecated since 3.10, still in 3.11).
+    ///
+    /// # Errors
+    /// As [`notify_all`](Condition::notify_all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cond = threading::Condition::new();
+    /// let _held = cond.lock();
+    /// #[allow(deprecated)]
+    /// cond.notifyAll()?;
+    /// # Ok::<(), threading::Error>(())
+    /// ```
+    #[deprecated(note = "notifyAll() is deprecated, use notify_all() instead")]
+    #[allow(non_snake_case, reason = "CPython's name, kept for code ported from Python")]
+    pub fn notifyAll(&self) -> Result<(), Error> {
+        self.notify_all()
+    }
+
     /// The number of threads waiting.
     ///
     /// # Examples

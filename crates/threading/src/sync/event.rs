@@ -64,6 +64,24 @@ impl Event {
         self.raw.is_set()
     }
 
+    /// Obsolete spelling of [`is_set`](Event::is_set).
+    ///
+    /// Python: `event.isSet()` (deprecated since 3.10, still in 3.11).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let event = threading::Event::new();
+    /// #[allow(deprecated)]
+    /// let set = event.isSet();
+    /// assert!(!set);
+    /// ```
+    #[deprecated(note = "isSet() is deprecated, use is_set() instead")]
+    #[allow(non_snake_case, reason = "CPython's name, kept for code ported from Python")]
+    pub fn isSet(&self) -> bool {
+        self.is_set()
+    }
+
     /// Sets the flag and wakes every waiter. Python: `event.set()`.
     ///
     /// # Examples

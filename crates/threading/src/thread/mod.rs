@@ -158,6 +158,9 @@ fn function_name(type_name: &'static str) -> Option<&'static str> {
 /// - A panic in the target goes to [`excepthook`](crate::excepthook) as an exception
 ///   does in CPython, and the thread ends normally; `join` still returns `Ok`.
 /// - Subclassing `Thread` and overriding `run` is [`Runnable`].
+/// - The name also goes to the OS when the thread starts (and when the thread renames
+///   itself), cut to the kernel's 15 bytes, so `top -H`, `ps -L`, `gdb` and `perf` show
+///   `Thread-3 (counte`: CPython 3.14 does this, 3.11 does not.
 ///
 /// # Examples
 ///
@@ -523,7 +526,13 @@ impl Thread {
     /// assert_eq!(t.name(), "renamed");
     /// ```
     pub fn set_name(&self, name: impl Into<String>) {
-        *lock(&self.inner.name) = name.into();
+        let name = name.into();
+        // The OS keeps a thread's name too (set at start); a thread renaming itself renames
+        // it there as well. Another thread's is left: its pthread_t may be gone by now.
+        if self.ident_raw() == sys::pthread_self() && self.is_alive() {
+            sys::set_os_thread_name(&name);
+        }
+        *lock(&self.inner.name) = name;
     }
 
     /// Whether the thread is a daemon thread: one the process does not wait for at exit.
@@ -697,6 +706,7 @@ impl Thread {
 /// The first and last thing a started thread does.
 fn bootstrap(this: Thread) {
     this.set_ids(sys::pthread_self(), sys::gettid());
+    sys::set_os_thread_name(&this.name());
     // First thread-local with a destructor in this thread, so destroyed last: its drop marks
     // the thread ended after every other thread-local destructor has run.
     registry::set_current(&this);

@@ -381,3 +381,37 @@ fn reset_after_fork(reg: &mut Registry) {
     reg.threads.insert(key, current.clone());
     reg.main = Some(current);
 }
+
+/// Obsolete spelling of [`current_thread`].
+///
+/// Python: `threading.currentThread()` (deprecated since 3.10, still in 3.11).
+///
+/// # Examples
+///
+/// ```
+/// #[allow(deprecated)]
+/// let me = threading::currentThread();
+/// assert_eq!(me, threading::current_thread());
+/// ```
+#[deprecated(note = "currentThread() is deprecated, use current_thread() instead")]
+#[allow(non_snake_case, reason = "CPython's name, kept for code ported from Python")]
+pub fn currentThread() -> Thread {
+    current_thread()
+}
+
+/// Obsolete spelling of [`active_count`].
+///
+/// Python: `threading.activeCount()` (deprecated since 3.10, still in 3.11).
+///
+/// # Examples
+///
+/// ```
+/// #[allow(deprecated)]
+/// let n = threading::activeCount();
+/// assert_eq!(n, threading::active_count());
+/// ```
+#[deprecated(note = "activeCount() is deprecated, use active_count() instead")]
+#[allow(non_snake_case, reason = "CPython's name, kept for code ported from Python")]
+pub fn activeCount() -> usize {
+    active_count()
+}

@@ -281,3 +281,49 @@ fn builder_stack_size_and_global_stack_size_are_used() {
     t.start().unwrap();
     t.join().unwrap();
 }
+
+/// The OS's name of the calling thread (`/proc/self/task/TID/comm`).
+fn os_name_of_current_thread() -> String {
+    let tid = threading::get_native_id();
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap().trim_end().to_owned()
+}
+
+#[test]
+fn threads_carry_their_names_to_the_os() {
+    // CPython 3.14 (gh-59705): the OS sees the thread's name, cut to 15 bytes.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    let t = Thread::builder()
+        .name("Thread-3 (worker)")
+        .target(move || s.lock().unwrap().push(os_name_of_current_thread()));
+    t.start().unwrap();
+    t.join().unwrap();
+    let s = Arc::clone(&seen);
+    let renamed = Thread::new(move || {
+        threading::current_thread().set_name("io");
+        s.lock().unwrap().push(os_name_of_current_thread());
+    });
+    renamed.start().unwrap();
+    renamed.join().unwrap();
+    // A panic in a target would only reach the excepthook: compare here.
+    assert_eq!(*seen.lock().unwrap(), ["Thread-3 (worke", "io"]);
+}
+
+#[test]
+#[allow(deprecated)]
+fn the_old_threading_api_is_still_there() {
+    // test_old_threading_api (and the module-level aliases CPython 3.11 keeps).
+    let t = Thread::builder().name("old").daemon(true).target(|| {});
+    assert!(t.is_daemon());
+    assert_eq!(t.get_name(), "old");
+    let e = threading::Event::new();
+    assert!(!e.isSet());
+    e.set();
+    assert!(e.isSet());
+    let cond = threading::Condition::new();
+    cond.acquire();
+    cond.notifyAll().unwrap();
+    cond.release().unwrap();
+    assert_eq!(threading::currentThread(), threading::current_thread());
+    assert_eq!(threading::activeCount(), threading::active_count());
+}
