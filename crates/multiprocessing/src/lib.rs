@@ -120,7 +120,7 @@ pub use context::{
 pub use error::Error;
 pub use error::RemotePanic;
 pub use init::init;
-pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats};
+pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats, StarFn};
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};

@@ -27,6 +27,7 @@ mod handler;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
 mod result;
+mod star;
 mod task;
 mod worker;
 
@@ -43,6 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use result::{AsyncResult, Callbacks, IMapIterator};
+pub use star::StarFn;
 
 use handler::{Handler, Worker};
 use result::{MapSink, Sink, Slot, Slots, lock};
@@ -738,6 +740,66 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.map_async_with(function, items, None, Callbacks::new())
+    }
+
+    /// `function(a, b, …)` for every tuple `(a, b, …)` of `items`, in the items' order:
+    /// [`map`](Pool::map) for a function of several arguments.
+    ///
+    /// Python: `Pool.starmap(f, items)`. A function item or a closure that captures nothing
+    /// works with every start method; one that captures data, or a function pointer, needs
+    /// a fork pool (it travels through the closure registry).
+    ///
+    /// # Errors
+    /// As [`map`](Pool::map).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn power(base: u64, exponent: u32) -> u64 {
+    ///     base.pow(exponent)
+    /// }
+    ///
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// assert_eq!(pool.starmap(power, [(2, 10), (3, 2)])?, [1024, 9]);
+    /// assert_eq!(pool.starmap(|a: i32, b: i32, c: i32| a + b + c, [(1, 2, 3)])?, [6]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn starmap<F, Args, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<R>, Error>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map(move |args: Args| function.call_with(args), items)
+    }
+
+    /// [`starmap`](Pool::starmap), returning at once; the list comes later.
+    ///
+    /// Python: `Pool.starmap_async(f, items)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?;
+    /// let pending = pool.starmap_async(|a: u8, b: u8| a.max(b), [(1, 2), (5, 3)]);
+    /// assert_eq!(pending.get()?, [2, 5]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn starmap_async<F, Args, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = Args>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        F: StarFn<Args, R>,
+        Args: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(move |args: Args| function.call_with(args), items)
     }
 
     /// [`map_async`](Pool::map_async) with a chunk size (`None`: the default) and

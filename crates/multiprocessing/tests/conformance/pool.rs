@@ -126,13 +126,21 @@ fn map(method: StartMethod) {
     assert_eq!(pool.map_chunked(sqr, 0..100, 20).unwrap(), expected);
 }
 
-// _TestPool.test_starmap, test_starmap_async
+// _TestPool.test_starmap, test_starmap_async: a two-argument function by name, on every
+// start method (a function item travels as an entry monomorphized for it).
 fn starmap(method: StartMethod) {
+    fn mul2(a: i64, b: i64) -> i64 {
+        a * b
+    }
     let pool = pool(method, 4);
-    let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i + 1)).collect();
+    let pairs: Vec<(i64, i64)> = (0..10).zip((0..10).rev()).collect();
     let expected: Vec<i64> = pairs.iter().map(|&p| mul(p)).collect();
-    assert_eq!(pool.map(mul, pairs.clone()).unwrap(), expected);
-    assert_eq!(pool.map_async(mul, pairs).get().unwrap(), expected);
+    assert_eq!(pool.starmap(mul2, pairs.clone()).unwrap(), expected);
+    assert_eq!(pool.map(mul, pairs).unwrap(), expected, "map over tuples is the same");
+    let pairs: Vec<(i64, i64)> = (0..100).zip((0..100).rev()).collect();
+    let expected: Vec<i64> = pairs.iter().map(|&p| mul(p)).collect();
+    assert_eq!(pool.starmap_async(mul2, pairs.clone()).get().unwrap(), expected);
+    assert_eq!(pool.starmap(|a: i64, b: i64, c: i64| a + b + c, [(1, 2, 3)]).unwrap(), [6]);
 }
 
 // _TestPool.test_map_async, test_map_async_callbacks
