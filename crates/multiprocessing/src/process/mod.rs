@@ -739,6 +739,31 @@ impl Process {
         self.signal(libc::SIGKILL)
     }
 
+    /// Sends SIGINT to the child (Ctrl-C); nothing once it has ended.
+    ///
+    /// Python: `Process.interrupt()` (3.14). A CPython child raises `KeyboardInterrupt`; a
+    /// Rust child has no such exception: unless it handles SIGINT itself, the signal ends
+    /// it and the exit code becomes `-2`.
+    ///
+    /// # Errors
+    /// As [`terminate`](Process::terminate).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let p = multiprocessing::Process::new(|| std::thread::sleep(Duration::from_secs(60)));
+    /// p.start()?;
+    /// p.interrupt()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(-2));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn interrupt(&self) -> Result<(), Error> {
+        self.signal(libc::SIGINT)
+    }
+
     fn signal(&self, signal: i32) -> Result<(), Error> {
         let inner = self.inner();
         if inner.role != Role::Child || inner.owner != sys::getpid() {

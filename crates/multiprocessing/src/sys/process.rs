@@ -250,12 +250,27 @@ pub(crate) fn thread_count() -> usize {
     stat_fields(&stat).and_then(|mut fields| fields.nth(17)?.parse().ok()).unwrap_or(1)
 }
 
-/// Ignores SIGINT (`true`) or restores its default action, as CPython's fork server does
-/// so that Ctrl-C in a terminal reaches the program and its children, not the server.
-pub(crate) fn ignore_interrupts(ignore: bool) {
-    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
-    // SAFETY: installs SIG_IGN or SIG_DFL, which run no code of ours.
-    unsafe { libc::signal(libc::SIGINT, action) };
+/// Holds SIGINT back (`true`: blocked, so a Ctrl-C in a terminal reaches the program and
+/// its children, not the fork server) or lets it through with its default action, as
+/// CPython's fork server ignores it and restores it in each child. Blocked rather than
+/// ignored: a forked child inherits the mask, and Linux keeps a blocked signal pending even
+/// where it would be ignored, so a SIGINT sent to a child before it restored the default
+/// is delivered then instead of lost. Async-signal-safe.
+pub(crate) fn hold_interrupts(hold: bool) {
+    // SAFETY: builds a signal set on the stack, then changes the calling thread's mask
+    // (the fork server and its fresh children are single-threaded) or installs SIG_DFL,
+    // which runs no code of ours; all three calls are async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        if hold {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        } else {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
 }
 
 /// Who holds a robust lock: a process or thread id and the moment it started (`/proc`'s

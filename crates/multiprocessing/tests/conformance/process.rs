@@ -59,6 +59,7 @@ each_start_method! {
     exit_codes_follow_the_childs_ending => exit_codes_follow_the_childs_ending;
     terminate_gives_minus_sigterm => terminate_gives_minus_sigterm;
     kill_gives_minus_sigkill => kill_gives_minus_sigkill;
+    interrupt_gives_minus_sigint => interrupt_gives_minus_sigint;
     join_timeout_returns_false_while_running => join_timeout_returns_false_while_running;
     active_children_lists_running_children => active_children_lists_running_children;
     sentinel_becomes_readable_at_exit => sentinel_becomes_readable_at_exit;
@@ -152,6 +153,18 @@ fn kill_gives_minus_sigkill(method: StartMethod) {
     p.kill().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+}
+
+/// test_interrupt (CPython 3.14): SIGINT, whose default action ends a Rust child (a
+/// CPython child raises KeyboardInterrupt instead).
+fn interrupt_gives_minus_sigint(method: StartMethod) {
+    let p = call(method, sleep_ms, 60_000);
+    assert_eq!(p.interrupt().unwrap_err().to_string(), "process not started");
+    p.start().unwrap();
+    p.interrupt().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(-libc::SIGINT));
+    p.interrupt().unwrap(); // a no-op once the exit code is known
 }
 
 /// test_process's join(timeout) parts; _TestProcess.test_join_timeout.

@@ -125,7 +125,7 @@ struct Child {
 /// The fork server's main loop; never returns. Exits when the parent closes the control
 /// socket.
 pub(crate) fn serve(control: OwnedFd) -> ! {
-    sys::ignore_interrupts(true);
+    sys::hold_interrupts(true);
     let control = UnixStream::from(control);
     let mut children: Vec<Child> = Vec::new();
     loop {
@@ -185,7 +185,7 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
 
 /// In a child of the server: read the payload, then run it.
 fn run_child(status: UnixStream) -> ! {
-    sys::ignore_interrupts(false);
+    sys::hold_interrupts(false);
     let server = sys::getppid();
     let (payload, fds) = match super::spawn::read_payload(OwnedFd::from(status)) {
         Ok(received) => received,
