@@ -649,3 +649,28 @@ fn a_fork_child_can_use_its_own_process_handle() {
     assert!(p.join_timeout(Duration::from_secs(20)).unwrap(), "the child deadlocked");
     assert_eq!(p.exitcode(), Some(0));
 }
+
+fn report_parent_pid(path: String) {
+    // SAFETY: getppid has no preconditions.
+    append(&path, &format!("{}", unsafe { libc::getppid() }));
+}
+
+/// CPython's fork server ignores SIGINT, so that Ctrl-C in a terminal (sent to the whole
+/// process group) reaches the program and its children but not the server.
+#[test]
+fn the_fork_server_survives_an_interrupt() {
+    let _serial = support::serial();
+    let out = TempPath::new("forkserver-pid");
+    let p = call(StartMethod::ForkServer, report_parent_pid, out.arg());
+    p.start().unwrap();
+    p.join().unwrap();
+    let server: i32 = out.read().trim().parse().unwrap();
+    // SAFETY: signals the fork server, our own descendant, by pid.
+    assert_eq!(unsafe { libc::kill(server, libc::SIGINT) }, 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!process_ended(server), "the server is still there");
+    let again = call(StartMethod::ForkServer, sleep_ms, 1);
+    again.start().unwrap();
+    again.join().unwrap();
+    assert_eq!(again.exitcode(), Some(0));
+}
