@@ -126,6 +126,8 @@ pub(crate) const INVALID_INDEX: &str = "invalid index";
 
 /// An `Array` whose size in bytes overflows.
 pub(crate) const ARRAY_TOO_LARGE: &str = "array too large";
+/// ctypes' text for a slice assignment of another length.
+pub(crate) const SLICE_SIZE: &str = "Can only assign sequence of same size";
 
 /// A message longer than one frame's 4-byte length can say.
 pub(crate) const MESSAGE_TOO_LONG: &str = "message too long for one frame";

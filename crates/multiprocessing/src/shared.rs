@@ -35,12 +35,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::RangeBounds;
 use std::sync::Arc;
 
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::{ARRAY_TOO_LARGE, INVALID_INDEX};
+use crate::error::{ARRAY_TOO_LARGE, INVALID_INDEX, SLICE_SIZE};
 use crate::heap::{SendMem, SharedMemory};
 use crate::{Error, RLock};
 
@@ -389,6 +390,71 @@ impl<T: Pod> Array<T> {
         }
         self.locked(|| self.write(index, value));
         Ok(())
+    }
+
+    /// The elements in `range`, clamped to the array as Python clamps a slice, taken
+    /// under the lock. Python: `a[start:stop]`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::from_slice(&[1u32, 2, 3, 4])?;
+    /// assert_eq!(a.get_slice(1..3), [2, 3]);
+    /// assert_eq!(a.get_slice(2..), [3, 4]);
+    /// assert_eq!(a.get_slice(3..10), [4], "clamped, as a[3:10]");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn get_slice(&self, range: impl RangeBounds<usize>) -> Vec<T> {
+        let range = self.clamp(range);
+        self.locked(|| range.map(|i| self.read(i)).collect())
+    }
+
+    /// Stores `values` in `range` (clamped as Python clamps a slice), under the lock, so
+    /// that no locked reader sees half of it. Python: `a[start:stop] = values`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Can only assign sequence of same size` when `values` is not
+    /// as long as the clamped range (nothing is stored).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = multiprocessing::Array::<i16>::new(4)?;
+    /// a.set_slice(1..3, &[7, 8])?;
+    /// assert_eq!(a.to_vec(), [0, 7, 8, 0]);
+    /// let refused = a.set_slice(.., &[1]).unwrap_err();
+    /// assert_eq!(refused.to_string(), "Can only assign sequence of same size");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn set_slice(&self, range: impl RangeBounds<usize>, values: &[T]) -> Result<(), Error> {
+        let range = self.clamp(range);
+        if range.len() != values.len() {
+            return Err(Error::value(SLICE_SIZE));
+        }
+        self.locked(|| {
+            for (i, value) in range.zip(values) {
+                self.write(i, *value);
+            }
+        });
+        Ok(())
+    }
+
+    /// `range` clamped to `0..len`, as Python clamps a slice (an empty range when it
+    /// starts past its end).
+    fn clamp(&self, range: impl RangeBounds<usize>) -> std::ops::Range<usize> {
+        use std::ops::Bound;
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&i) => i.saturating_add(1),
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => self.len,
+        };
+        let end = end.min(self.len);
+        start.min(end)..end
     }
 
     /// A copy of every element, taken under the lock. Python: `a[:]`.

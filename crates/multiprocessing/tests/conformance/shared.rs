@@ -84,6 +84,31 @@ fn raw_values_and_arrays_reach_children_too(method: StartMethod) {
     assert_eq!(array.to_vec(), [0, 0, 9, 0]);
 }
 
+/// test_array (its slice reads and writes) and test_rawarray: `arr[2:7]`, `arr[4:8] = ...`,
+/// `arr[:]`; a slice of another length is refused with ctypes' text.
+#[test]
+fn slices_read_and_write_like_python_slices() {
+    let seq = [680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
+    for array in [Array::<i32>::from_slice(&seq).unwrap(), {
+        let raw = Array::<i32>::new_raw(seq.len()).unwrap();
+        raw.set_slice(.., &seq).unwrap();
+        raw
+    }] {
+        assert_eq!(array.len(), seq.len());
+        assert_eq!(array.get(3), Some(seq[3]));
+        assert_eq!(array.get_slice(2..7), seq[2..7]);
+        array.set_slice(4..8, &[1, 2, 3, 4]).unwrap();
+        let mut expected = seq;
+        expected[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(array.get_slice(..), expected);
+        assert_eq!(array.get_slice(8..100), expected[8..], "clamped like a[8:100]");
+        assert_eq!(array.get_slice(20..30), [] as [i32; 0]);
+        let err = array.set_slice(0..2, &[1]).unwrap_err();
+        assert_eq!(err.to_string(), "Can only assign sequence of same size");
+        assert_eq!(array.get_slice(..), expected, "a refused assignment stores nothing");
+    }
+}
+
 /// test_array_from_size, indexing, test_getobj_getlock.
 #[test]
 fn arrays_start_zeroed_and_refuse_bad_indices() {
