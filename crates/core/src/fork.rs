@@ -18,6 +18,7 @@
 //! |---|---|---|
 //! | 0 | lock-free per-process caches (helper-thread count, cached pid, `/proc` stat fd) | both |
 //! | 10 | the process table (children, current and parent process) | multiprocessing |
+//! | 15 | the process's authkey | multiprocessing |
 //! | 20 | the launcher thread's queue | multiprocessing |
 //! | 30 | the fork-server connection | multiprocessing |
 //! | 40 | the queue feeders | multiprocessing |

@@ -163,6 +163,7 @@ impl Builder {
             daemon: AtomicBool::new(daemon),
             identity,
             start_method: self.start_method,
+            authkey: Mutex::new(super::authkey::current()),
             owner: sys::getpid(),
             target: Mutex::new(Some(target)),
             status: Mutex::new(Status::Initial),

@@ -69,6 +69,7 @@ fn current_of(state: &mut State) -> Arc<Inner> {
             Role::Current,
             sys::getpid(),
             None,
+            Vec::new(),
         )
     }))
 }
@@ -96,6 +97,7 @@ pub(crate) fn next_identity() -> Vec<u32> {
 /// `_children`, `_process_counter`, `_current_process` and `_parent_process`.
 pub(crate) fn become_child(spec: &ChildSpec) {
     let mut state = state();
+    super::authkey::set_current(spec.authkey.clone());
     state.reset_in_child();
     state.current = Some(Inner::new_self(
         "Process",
@@ -105,6 +107,7 @@ pub(crate) fn become_child(spec: &ChildSpec) {
         Role::Current,
         sys::getpid(),
         None,
+        Vec::new(),
     ));
     let parent_pid = Pid(spec.parent_pid);
     let sentinel = sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd);
@@ -116,6 +119,7 @@ pub(crate) fn become_child(spec: &ChildSpec) {
         Role::Parent,
         parent_pid,
         sentinel,
+        spec.authkey.clone(),
     ));
 }
 

@@ -41,6 +41,7 @@ use pyconc_core::sync::lock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod authkey;
 pub(crate) mod bootstrap;
 pub(crate) mod children;
 pub(crate) mod start;
@@ -131,6 +132,9 @@ pub(crate) struct Inner {
     daemon: AtomicBool,
     pub(crate) identity: Vec<u32>,
     start_method: Option<StartMethod>,
+    /// The key the child will start with (`Role::Child`) or the parent started this
+    /// process with (`Role::Parent`); the current process's is [`authkey::current`].
+    authkey: Mutex<Vec<u8>>,
     /// The process that created this object; only it may start, join or signal it.
     pub(crate) owner: Pid,
     target: Mutex<Option<Target>>,
@@ -160,6 +164,7 @@ impl Inner {
         role: Role,
         pid: Pid,
         waiter: Option<Waiter>,
+        authkey: Vec<u8>,
     ) -> Arc<Inner> {
         Arc::new(Inner {
             role,
@@ -168,6 +173,7 @@ impl Inner {
             daemon: AtomicBool::new(daemon),
             identity,
             start_method: None,
+            authkey: Mutex::new(authkey),
             owner: sys::getpid(),
             target: Mutex::new(None),
             status: Mutex::new(Status::Started { pid, waiter: waiter.map(Arc::new), exit: None }),
@@ -402,6 +408,7 @@ impl Process {
             method,
             parent_pid: sys::getpid().0,
             parent_name: current.name(),
+            authkey: lock(&inner.authkey).clone(),
         };
         children::install_exit_function();
         let launched = match start::launch(method, spec, target) {
@@ -624,6 +631,58 @@ impl Process {
         }
         inner.daemon.store(daemonic, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The process's authentication key: 32 random bytes drawn by the main process,
+    /// which every child inherits from the `Process` object that started it.
+    ///
+    /// Python: `Process.authkey` (`current_process().authkey` for this process's). A
+    /// manager or listener that should accept only this program's processes uses it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Process, Value, current_process};
+    ///
+    /// let mine = current_process().authkey();
+    /// assert_eq!(mine.len(), 32);
+    /// let p = Process::new(|| {});
+    /// assert_eq!(p.authkey(), mine, "a new process object carries its creator's key");
+    /// let same = Value::new(0u8)?;
+    /// let flag = same.clone();
+    /// let expected = mine.clone();
+    /// let child = Process::new(move || flag.set(u8::from(current_process().authkey() == expected)));
+    /// child.start()?;
+    /// child.join()?;
+    /// assert_eq!(same.get(), 1, "the child started with it");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn authkey(&self) -> Vec<u8> {
+        let inner = self.inner();
+        match inner.role {
+            Role::Current => authkey::current(),
+            _ => lock(&inner.authkey).clone(),
+        }
+    }
+
+    /// Sets the key: this process's own (for the processes it creates from now on), or
+    /// the one a child not yet started will start with.
+    ///
+    /// Python: `Process.authkey = key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = multiprocessing::Process::new(|| {});
+    /// p.set_authkey(b"shared secret");
+    /// assert_eq!(p.authkey(), b"shared secret");
+    /// ```
+    pub fn set_authkey(&self, key: &[u8]) {
+        let inner = self.inner();
+        match inner.role {
+            Role::Current => authkey::set_current(key.to_vec()),
+            _ => *lock(&inner.authkey) = key.to_vec(),
+        }
     }
 
     /// The process id once started; `None` before start and after close.

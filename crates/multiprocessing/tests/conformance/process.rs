@@ -60,6 +60,7 @@ each_start_method! {
     terminate_gives_minus_sigterm => terminate_gives_minus_sigterm;
     kill_gives_minus_sigkill => kill_gives_minus_sigkill;
     interrupt_gives_minus_sigint => interrupt_gives_minus_sigint;
+    children_start_with_their_process_objects_authkey => children_start_with_their_process_objects_authkey;
     join_timeout_returns_false_while_running => join_timeout_returns_false_while_running;
     active_children_lists_running_children => active_children_lists_running_children;
     sentinel_becomes_readable_at_exit => sentinel_becomes_readable_at_exit;
@@ -153,6 +154,35 @@ fn kill_gives_minus_sigkill(method: StartMethod) {
     p.kill().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+}
+
+fn report_authkeys(path: String) {
+    let mine = current_process().authkey();
+    let parents = parent_process().unwrap().authkey();
+    let grandchild = Process::new(|| {});
+    append(&path, &format!("{mine:?}|{parents:?}|{:?}", grandchild.authkey()));
+}
+
+/// test_current / test_process's authkey parts: 32 random bytes in the main process; a
+/// child starts with its Process object's key (its creator's unless set), and passes it on.
+fn children_start_with_their_process_objects_authkey(method: StartMethod) {
+    let mine = current_process().authkey();
+    assert_eq!(mine.len(), 32);
+    assert_ne!(mine, vec![0; 32]);
+    let out = TempPath::new("authkey");
+    let p = call(method, report_authkeys, out.arg());
+    assert_eq!(p.authkey(), mine);
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(out.read().trim(), format!("{mine:?}|{mine:?}|{mine:?}"));
+    let custom = b"another key".to_vec();
+    let out = TempPath::new("authkey-set");
+    let q = call(method, report_authkeys, out.arg());
+    q.set_authkey(&custom);
+    q.start().unwrap();
+    q.join().unwrap();
+    assert_eq!(out.read().trim(), format!("{custom:?}|{custom:?}|{custom:?}"));
+    assert_eq!(current_process().authkey(), mine, "the parent's own key is unchanged");
 }
 
 /// test_interrupt (CPython 3.14): SIGINT, whose default action ends a Rust child (a

@@ -40,6 +40,8 @@ pub(crate) struct ChildSpec {
     pub(crate) method: StartMethod,
     pub(crate) parent_pid: i32,
     pub(crate) parent_name: String,
+    /// The key the child starts with (its `Process` object's).
+    pub(crate) authkey: Vec<u8>,
 }
 
 /// What a child runs.

@@ -1,0 +1,37 @@
+//! The process's authentication key: CPython's `current_process().authkey`.
+//!
+//! The main process draws 32 random bytes (`getrandom`) on first use; every child starts
+//! with the key of the `Process` object that started it, which is its creator's key unless
+//! [`Process::set_authkey`](crate::Process::set_authkey) changed it. Managers and listeners
+//! that want "this program's key" use it.
+
+use pyconc_core::fork::ForkMutex;
+
+use crate::sys;
+
+/// The current process's key; `None` until it is first read or a parent gave one. Held
+/// across `fork()` at order 15 (after the process table, which `become_child` holds while
+/// it installs the key a parent sent); a forked child keeps it until `become_child`
+/// replaces it with the one its `Process` object carried.
+static KEY: ForkMutex<Option<Vec<u8>>> = ForkMutex::new(None, 15, |_| {});
+
+/// The number of random bytes in a fresh key, as CPython's `os.urandom(32)`.
+const KEY_LEN: usize = 32;
+
+/// The current process's key, drawn on first use.
+pub(crate) fn current() -> Vec<u8> {
+    KEY.lock().get_or_insert_with(fresh).clone()
+}
+
+/// Replaces the current process's key (`current_process().authkey = key`, and a child
+/// receiving its parent's).
+pub(crate) fn set_current(key: Vec<u8>) {
+    *KEY.lock() = Some(key);
+}
+
+/// 32 bytes from the kernel's random number generator.
+fn fresh() -> Vec<u8> {
+    let mut key = vec![0; KEY_LEN];
+    sys::random_bytes(&mut key);
+    key
+}
