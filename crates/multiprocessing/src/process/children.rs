@@ -69,7 +69,6 @@ fn current_of(state: &mut State) -> Arc<Inner> {
             Role::Current,
             sys::getpid(),
             None,
-            Vec::new(),
         )
     }))
 }
@@ -107,11 +106,10 @@ pub(crate) fn become_child(spec: &ChildSpec) {
         Role::Current,
         sys::getpid(),
         None,
-        Vec::new(),
     ));
     let parent_pid = Pid(spec.parent_pid);
     let sentinel = sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd);
-    state.parent = Some(Inner::new_self(
+    let parent = Inner::new_self(
         "_ParentProcess",
         spec.parent_name.clone(),
         false,
@@ -119,8 +117,10 @@ pub(crate) fn become_child(spec: &ChildSpec) {
         Role::Parent,
         parent_pid,
         sentinel,
-        spec.authkey.clone(),
-    ));
+    );
+    // The key the parent started this process with.
+    *pyconc_core::sync::lock(&parent.authkey) = spec.authkey.clone();
+    state.parent = Some(parent);
 }
 
 /// Records a started child.

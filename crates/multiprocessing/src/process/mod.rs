@@ -164,7 +164,6 @@ impl Inner {
         role: Role,
         pid: Pid,
         waiter: Option<Waiter>,
-        authkey: Vec<u8>,
     ) -> Arc<Inner> {
         Arc::new(Inner {
             role,
@@ -173,7 +172,7 @@ impl Inner {
             daemon: AtomicBool::new(daemon),
             identity,
             start_method: None,
-            authkey: Mutex::new(authkey),
+            authkey: Mutex::new(Vec::new()),
             owner: sys::getpid(),
             target: Mutex::new(None),
             status: Mutex::new(Status::Started { pid, waiter: waiter.map(Arc::new), exit: None }),
