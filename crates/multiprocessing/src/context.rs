@@ -1,201 +1,192 @@
-//! Start methods: CPython's `multiprocessing.context`. The user-facing story is on
-//! [`StartMethod`].
+//! `Context`: CPython's context objects (`multiprocessing.get_context("spawn")`), which make
+//! processes and pools that use one start method, whatever the program's default.
 
 use std::fmt;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::Error;
-use crate::error::CONTEXT_SET;
+use crate::pool::PoolBuilder;
+use crate::process::{Builder, Process};
+use crate::queue::{JoinableQueue, Queue, SimpleQueue};
+use crate::start_method::{StartMethod, get_start_method};
+use crate::{Error, Pool};
 
-/// How a child process is started.
+/// A start method to make processes and pools with: Python's context objects.
 ///
-/// Python: the names `'fork'`, `'spawn'`, `'forkserver'` of `multiprocessing`'s contexts.
-/// `Display` and `FromStr` use those names.
+/// Python: `ctx = multiprocessing.get_context("spawn")`, then `ctx.Process(...)`,
+/// `ctx.Pool(...)`, `ctx.Queue()`. Made by [`get_context`]. The queues and primitives do not
+/// depend on a start method (each works with children of any); the context has them so
+/// that code written against a context reads as in Python.
 ///
-/// | Method | The child is | Targets | Start+join here |
-/// |---|---|---|---|
-/// | [`Fork`](StartMethod::Fork) (default) | a copy of the parent (`fork()`) | closures and `fn(A)` | ~0.2 ms |
-/// | [`Spawn`](StartMethod::Spawn) | this program run again (`/proc/self/exe`) | `fn(A)` with serde args | ~1 ms |
-/// | [`ForkServer`](StartMethod::ForkServer) | forked by a single-threaded server process | `fn(A)` with serde args | ~0.3 ms |
+/// # Differences from CPython
+/// - `ctx.Process(target=f, args=a)` is [`ctx.process()`](Context::process), a
+///   [`Builder`] with the context's start method; `ctx.Pool(n)` is
+///   [`ctx.pool()`](Context::pool), a [`PoolBuilder`].
+/// - `ctx.set_start_method(...)` does not exist (CPython's concrete contexts refuse it too).
 ///
-/// Spawn and forkserver need [`init()`](crate::init) as the first line of `main`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StartMethod {
-    /// `fork()`: the child is a copy of the parent and runs the target from there.
-    ///
-    /// # Fork safety
-    ///
-    /// A forked child has one thread: the one that called `start()`. A lock that another
-    /// thread of the parent held at that moment stays locked in the child forever. This
-    /// crate holds its own locks (and `threading`'s registry, stdout and stderr) across the
-    /// fork and resets them in the child, so its API is usable there; locks of the user's
-    /// and of other libraries are not. A child that takes one of them may hang — the same
-    /// hazard as CPython's, which warns about it (`DeprecationWarning: This process is
-    /// multi-threaded, use of fork() may lead to deadlocks in the child`, printed here
-    /// too). To avoid it: start processes before starting threads, keep the child's work
-    /// to data it owns, or use [`StartMethod::Spawn`]/[`StartMethod::ForkServer`] with
-    /// [`Process::call`](crate::Process::call), whose child starts from a clean program.
-    Fork,
-    /// Run the program again (`/proc/self/exe`); `init()` runs the target.
-    Spawn,
-    /// Ask a fork server — a single-threaded process spawned on first use — to fork.
-    ForkServer,
+/// # Examples
+///
+/// ```
+/// let ctx = multiprocessing::get_context(Some("fork"))?;
+/// assert_eq!(ctx.get_start_method(), multiprocessing::StartMethod::Fork);
+/// let p = ctx.process().target(|| println!("started by {}", "fork"));
+/// p.start()?;
+/// p.join()?;
+/// let pool = ctx.pool().processes(Some(1)).build()?;
+/// assert_eq!(pool.map(|x: u8| x + 1, [1])?, [2]);
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Context {
+    method: StartMethod,
 }
 
-impl StartMethod {
-    /// The Python name: `"fork"`, `"spawn"` or `"forkserver"`.
+/// The context of start method `method`, or, for `None`, of the program's start method
+/// (which that fixes, as [`get_start_method`] does).
+///
+/// Python: `multiprocessing.get_context(method=None)`.
+///
+/// # Errors
+/// [`Error::ValueError`] `cannot find context for 'NAME'` for a name that is not `fork`,
+/// `spawn` or `forkserver`.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{StartMethod, get_context};
+///
+/// assert_eq!(get_context(Some("spawn"))?.get_start_method(), StartMethod::Spawn);
+/// let refused = get_context(Some("bogus")).unwrap_err();
+/// assert_eq!(refused.to_string(), "cannot find context for 'bogus'");
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub fn get_context(method: Option<&str>) -> Result<Context, Error> {
+    let method = match method {
+        None => get_start_method(),
+        Some(name) => name.parse()?,
+    };
+    Ok(Context { method })
+}
+
+impl Context {
+    /// The context's start method. Python: `ctx.get_start_method()`.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(multiprocessing::StartMethod::Spawn.name(), "spawn");
+    /// let ctx = multiprocessing::get_context(Some("forkserver"))?;
+    /// assert_eq!(ctx.get_start_method().name(), "forkserver");
+    /// # Ok::<(), multiprocessing::Error>(())
     /// ```
-    pub fn name(self) -> &'static str {
-        match self {
-            StartMethod::Fork => "fork",
-            StartMethod::Spawn => "spawn",
-            StartMethod::ForkServer => "forkserver",
-        }
+    pub fn get_start_method(&self) -> StartMethod {
+        self.method
     }
 
-    /// The class-name prefix of a process started through this method's context, as
-    /// CPython names them (`ForkProcess-1`, `SpawnProcess-2`, `ForkServerProcess-3`).
-    pub(crate) fn process_class(self) -> &'static str {
-        match self {
-            StartMethod::Fork => "ForkProcess",
-            StartMethod::Spawn => "SpawnProcess",
-            StartMethod::ForkServer => "ForkServerProcess",
-        }
+    /// A process builder with the context's start method. Python: `ctx.Process(...)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(Some("fork"))?;
+    /// let p = ctx.process().name("worker").target(|| {});
+    /// p.start()?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode(), Some(0));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn process(&self) -> Builder {
+        Process::builder().start_method(self.method)
     }
 
-    fn code(self) -> u8 {
-        self as u8 + 1
+    /// A pool builder with the context's start method. Python: `ctx.Pool(...)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(Some("fork"))?;
+    /// let pool = ctx.pool().processes(Some(2)).build()?;
+    /// assert_eq!(pool.apply(|x: i32| -x, 3)?, -3);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn pool(&self) -> PoolBuilder {
+        Pool::builder().start_method(self.method)
+    }
+
+    /// A queue. Python: `ctx.Queue(maxsize)`.
+    ///
+    /// # Errors
+    /// As [`Queue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(None)?;
+    /// let q = ctx.queue(0)?;
+    /// q.put(1u8)?;
+    /// assert_eq!(q.get()?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn queue<T>(&self, maxsize: usize) -> Result<Queue<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        Queue::new(maxsize)
+    }
+
+    /// A joinable queue. Python: `ctx.JoinableQueue(maxsize)`.
+    ///
+    /// # Errors
+    /// As [`JoinableQueue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(None)?;
+    /// let q = ctx.joinable_queue(0)?;
+    /// q.put(1u8)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn joinable_queue<T>(&self, maxsize: usize) -> Result<JoinableQueue<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        JoinableQueue::new(maxsize)
+    }
+
+    /// A simple queue. Python: `ctx.SimpleQueue()`.
+    ///
+    /// # Errors
+    /// As [`SimpleQueue::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(None)?;
+    /// let q = ctx.simple_queue()?;
+    /// q.put("x".to_owned())?;
+    /// assert_eq!(q.get()?, "x");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn simple_queue<T>(&self) -> Result<SimpleQueue<T>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+    {
+        SimpleQueue::new()
     }
 }
 
-impl fmt::Display for StartMethod {
+/// CPython's repr of a concrete context: `<multiprocessing.context.SpawnContext object>`.
+impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        let class = match self.method {
+            StartMethod::Fork => "ForkContext",
+            StartMethod::Spawn => "SpawnContext",
+            StartMethod::ForkServer => "ForkServerContext",
+        };
+        write!(f, "<multiprocessing.context.{class} object>")
     }
-}
-
-impl FromStr for StartMethod {
-    type Err = Error;
-
-    /// Python: `multiprocessing.get_context(name)`; an unknown name gives CPython's
-    /// `cannot find context for 'bogus'`.
-    fn from_str(name: &str) -> Result<StartMethod, Error> {
-        get_all_start_methods()
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| Error::ValueError(crate::error::no_context(name).into()))
-    }
-}
-
-/// The fixed start method: 0 = not fixed yet, else `StartMethod::code`. An atomic, not a
-/// lock, so that a child forked while another thread reads or sets it finds it usable.
-static METHOD: AtomicU8 = AtomicU8::new(0);
-
-fn decode(code: u8) -> Option<StartMethod> {
-    get_all_start_methods().into_iter().find(|m| m.code() == code)
-}
-
-/// Fixes the start method for the whole program.
-///
-/// Python: `multiprocessing.set_start_method(method)`. Once a method is fixed — by this
-/// call, by [`get_start_method`], or by starting a process with the default method — a
-/// second call fails; [`set_start_method_force`] overrides.
-///
-/// # Examples
-///
-/// ```
-/// use multiprocessing::{StartMethod, get_start_method, set_start_method};
-///
-/// set_start_method(StartMethod::Fork)?;
-/// assert_eq!(get_start_method(), StartMethod::Fork);
-/// let err = set_start_method(StartMethod::Spawn).unwrap_err();
-/// assert_eq!(err.to_string(), "context has already been set");
-/// # Ok::<(), multiprocessing::Error>(())
-/// ```
-///
-/// # Errors
-/// [`Error::RuntimeError`] `context has already been set`.
-pub fn set_start_method(method: StartMethod) -> Result<(), Error> {
-    METHOD
-        .compare_exchange(0, method.code(), Ordering::AcqRel, Ordering::Acquire)
-        .map(drop)
-        .map_err(|_| Error::runtime(CONTEXT_SET))
-}
-
-/// Sets the start method even if one is fixed already; `None` un-fixes it.
-///
-/// Python: `multiprocessing.set_start_method(method, force=True)`.
-///
-/// # Examples
-///
-/// ```
-/// use multiprocessing::StartMethod;
-///
-/// multiprocessing::set_start_method_force(StartMethod::Fork);
-/// assert_eq!(multiprocessing::get_start_method_if_set(), Some(StartMethod::Fork));
-/// multiprocessing::set_start_method_force(None); // un-fixed again
-/// assert_eq!(multiprocessing::get_start_method_if_set(), None);
-/// ```
-pub fn set_start_method_force(method: impl Into<Option<StartMethod>>) {
-    METHOD.store(method.into().map_or(0, StartMethod::code), Ordering::Release);
-}
-
-/// The start method, fixing the default ([`StartMethod::Fork`], as CPython 3.11 on Linux)
-/// if none was set.
-///
-/// Python: `multiprocessing.get_start_method()`. In a child it is the method that started
-/// the child.
-///
-/// # Examples
-///
-/// ```
-/// let method = multiprocessing::get_start_method(); // fixes the default: fork on Linux
-/// assert_eq!(method, multiprocessing::StartMethod::Fork);
-/// ```
-pub fn get_start_method() -> StartMethod {
-    let fixed = match METHOD.compare_exchange(
-        0,
-        StartMethod::Fork.code(),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    ) {
-        Ok(_) => StartMethod::Fork.code(),
-        Err(fixed) => fixed,
-    };
-    decode(fixed).unwrap_or(StartMethod::Fork)
-}
-
-/// The start method if one is fixed, without fixing the default.
-///
-/// Python: `multiprocessing.get_start_method(allow_none=True)`.
-///
-/// # Examples
-///
-/// ```
-/// assert_eq!(multiprocessing::get_start_method_if_set(), None, "nothing fixed yet");
-/// ```
-pub fn get_start_method_if_set() -> Option<StartMethod> {
-    decode(METHOD.load(Ordering::Acquire))
-}
-
-/// Every start method this platform has, the default first.
-///
-/// Python: `multiprocessing.get_all_start_methods()` (Linux: fork, spawn, forkserver).
-///
-/// # Examples
-///
-/// ```
-/// let names: Vec<&str> = multiprocessing::get_all_start_methods().iter().map(|m| m.name()).collect();
-/// assert_eq!(names, ["fork", "spawn", "forkserver"]);
-/// ```
-pub fn get_all_start_methods() -> Vec<StartMethod> {
-    vec![StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer]
 }

@@ -106,17 +106,15 @@ mod synchronize;
 pub mod connection;
 mod shared;
 mod queue;
-mod context;
+mod start_method;
 pub mod util;
 mod process;
 mod pool;
+mod context;
 mod init;
 
 pub use connection::{Connection, pipe};
-pub use context::{
-    StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set,
-    set_start_method, set_start_method_force,
-};
+pub use context::{Context, get_context};
 pub use error::Error;
 pub use error::RemotePanic;
 pub use init::init;
@@ -124,6 +122,10 @@ pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStat
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};
+pub use start_method::{
+    StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set,
+    set_start_method, set_start_method_force,
+};
 pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
     RLockGuard, SEM_VALUE_MAX, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,

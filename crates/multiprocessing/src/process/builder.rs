@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::start::Target;
 use super::{Inner, Process, Role, Status, children, current_process};
-use crate::context::StartMethod;
+use crate::start_method::StartMethod;
 use crate::sys;
 
 /// Configures a [`Process`] before it is created: name, daemon flag, start method.

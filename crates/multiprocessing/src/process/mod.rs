@@ -50,11 +50,11 @@ mod builder;
 pub use builder::Builder;
 
 use crate::Error;
-use crate::context::{StartMethod, get_start_method};
 use crate::error::{
     ALREADY_STARTED, BOOTSTRAPPING, CLOSE_RUNNING, CLOSED, CLOSURE_NEEDS_FORK, DAEMONIC_CHILDREN,
     JOIN_FOREIGN, JOIN_UNSTARTED, NOT_STARTED, SIGNAL_FOREIGN, START_FOREIGN, START_TWICE,
 };
+use crate::start_method::{StartMethod, get_start_method};
 use crate::sys::{self, ExitStatus, Pid};
 use start::{ChildSpec, Target, Waiter};
 

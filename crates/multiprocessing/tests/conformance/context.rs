@@ -114,3 +114,42 @@ fn a_child_forked_while_another_thread_sets_the_start_method_can_read_it() {
         wedged == 0
     });
 }
+
+/// test_context: each method's context reports it and starts its processes and pools with
+/// it (check_context), whatever the program's start method; an unknown name is refused.
+#[test]
+fn a_context_starts_processes_and_pools_with_its_method() {
+    let _serial = support::serial();
+    for (name, code) in [("fork", 10), ("spawn", 11), ("forkserver", 12)] {
+        let ctx = multiprocessing::get_context(Some(name)).unwrap();
+        assert_eq!(ctx.get_start_method().name(), name);
+        let p = ctx.process().call(child_reports_method, ());
+        p.start().unwrap();
+        p.join().unwrap();
+        assert_eq!(p.exitcode(), Some(code), "{name}");
+        let pool = ctx.pool().processes(Some(1)).build().unwrap();
+        let method = pool.apply(|_: ()| multiprocessing::get_start_method().name().to_owned(), ());
+        assert_eq!(method.unwrap(), name);
+        let q = ctx.queue(0).unwrap();
+        q.put(name.to_owned()).unwrap();
+        assert_eq!(q.get().unwrap(), name);
+    }
+    let refused = multiprocessing::get_context(Some("bogus")).unwrap_err();
+    assert!(matches!(refused, multiprocessing::Error::ValueError(_)));
+    assert_eq!(refused.to_string(), "cannot find context for 'bogus'");
+    assert_eq!(
+        format!("{:?}", multiprocessing::get_context(Some("spawn")).unwrap()),
+        "<multiprocessing.context.SpawnContext object>"
+    );
+}
+
+/// get_context() without a name is the program's context, and fixes its method.
+#[test]
+fn the_default_context_is_the_programs_start_method() {
+    in_child(|| {
+        set_start_method_force(None);
+        let ctx = multiprocessing::get_context(None).unwrap();
+        ctx.get_start_method() == StartMethod::Fork
+            && get_start_method_if_set() == Some(StartMethod::Fork)
+    });
+}

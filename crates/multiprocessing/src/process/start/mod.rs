@@ -26,8 +26,8 @@ use crate::Error;
 use pyconc_core::fork::ForkMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::context::StartMethod;
 use crate::error::LAUNCHER_ENDED;
+use crate::start_method::StartMethod;
 use crate::sys::{self, ExitStatus, Pid};
 use crate::{codec, reduction};
 

@@ -27,10 +27,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::{ChildSpec, Launched, Payload, Portable, Waiter};
 use crate::Error;
 use crate::codec::{self, MAX_FRAME};
-use crate::context::set_start_method_force;
 use crate::error::MISSING_INIT;
 use crate::process::bootstrap::{self, Ending};
 use crate::process::children;
+use crate::start_method::set_start_method_force;
 use crate::sys::{self, Pid};
 
 /// The environment variable that tells `init()` what this process is for.
