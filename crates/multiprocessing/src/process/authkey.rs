@@ -7,8 +7,6 @@
 
 use pyconc_core::fork::ForkMutex;
 
-use crate::sys;
-
 /// The current process's key; `None` until it is first read or a parent gave one. Held
 /// across `fork()` at order 15 (after the process table, which `become_child` holds while
 /// it installs the key a parent sent); a forked child keeps it until `become_child`
@@ -29,9 +27,16 @@ pub(crate) fn set_current(key: Vec<u8>) {
     *KEY.lock() = Some(key);
 }
 
-/// 32 bytes from the kernel's random number generator.
+/// 32 bytes from the kernel's random number generator (the `getrandom` crate, as the
+/// connection handshake's challenges).
+///
+/// # Panics
+/// If the kernel cannot provide randomness: a key that is not random would fail open,
+/// so there is none.
 fn fresh() -> Vec<u8> {
     let mut key = vec![0; KEY_LEN];
-    sys::random_bytes(&mut key);
+    if let Err(error) = getrandom::fill(&mut key) {
+        panic!("no randomness for the process's authkey: {error}");
+    }
     key
 }

@@ -250,33 +250,6 @@ pub(crate) fn thread_count() -> usize {
     stat_fields(&stat).and_then(|mut fields| fields.nth(17)?.parse().ok()).unwrap_or(1)
 }
 
-/// Fills `buf` with bytes from the kernel's random number generator (`getrandom(2)`,
-/// which waits only until the generator is seeded at boot).
-///
-/// # Panics
-/// If the kernel cannot provide randomness (`getrandom` missing and `/dev/urandom`
-/// unreadable): a key that is not random would fail open, so there is none.
-pub(crate) fn random_bytes(buf: &mut [u8]) {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: writes at most `rest.len()` bytes into `rest`, a live buffer.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        match usize::try_from(n) {
-            Ok(n) => filled += n,
-            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                use std::io::Read;
-                let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(rest));
-                if let Err(error) = read {
-                    panic!("no randomness for the process's authkey: {error}");
-                }
-                return;
-            }
-        }
-    }
-}
-
 /// Holds SIGINT back (`true`: blocked, so a Ctrl-C in a terminal reaches the program and
 /// its children, not the fork server) or lets it through with its default action, as
 /// CPython's fork server ignores it and restores it in each child. Blocked rather than
