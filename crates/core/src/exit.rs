@@ -231,7 +231,10 @@ pub fn exit_function() {
         }
         registry.exiting = true;
     }
+    crate::logging::info(|| "process shutting down".to_owned());
+    crate::logging::debug(|| "running all \"atexit\" finalizers with priority >= 0".to_owned());
     run_finalizers(Some(0));
+    crate::logging::debug(|| "running the remaining \"atexit\" finalizers".to_owned());
     run_finalizers(None);
 }
 

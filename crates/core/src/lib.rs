@@ -13,7 +13,8 @@
 //! | [`fork`] | one `pthread_atfork` registry: locks held across `fork()` and reset in the child | `os.register_at_fork`, `_at_fork_reinit` |
 //! | [`helper`] | threads the library runs for itself, counted for the fork warning | `Queue._thread`, `Pool._handle_*` threads |
 //! | [`panic`](mod@panic) | catching a panic with its location and backtrace, reported once | `traceback.print_exc` |
-//! | [`sync`] | the poison-ignoring lock helpers of both crates | |
+//! | [`sync`] | the state machines of the primitives of both crates, and the poison-ignoring lock helpers | `threading`'s and `multiprocessing.synchronize`'s primitives |
+//! | [`logging`] | the `multiprocessing` logger: `log` facade records, CPython's stderr format | `util.get_logger`, `util.log_to_stderr` |
 //! | [`sys`] | the calling thread's identities (`pthread_self`, `gettid`) | `threading.get_ident`, `get_native_id` |
 //!
 //! A subsystem of either crate registers what it needs here — a finalizer, a lock to hold
@@ -25,6 +26,7 @@
 // The modules from the bottom layer up: each names only those above this line's
 // (checked by `crates/pyconc/tests/layers.rs`).
 pub mod sys;
+pub mod logging;
 pub mod sync;
 pub mod panic;
 pub mod fork;

@@ -130,6 +130,7 @@ pub use synchronize::{
     Barrier, BoundedSemaphore, Condition, ConditionGuard, Event, Lock, LockGuard, RLock,
     RLockGuard, SEM_VALUE_MAX, SEMAPHORE_VALUE_MAX, Semaphore, SemaphoreGuard,
 };
+pub use util::{get_logger, log_to_stderr};
 
 /// The number of CPUs this process may use: its CPU affinity mask and cgroup quota
 /// (`std::thread::available_parallelism`). At least 1.

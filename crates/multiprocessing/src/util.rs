@@ -8,6 +8,12 @@
 //! - [`register_after_fork`]: a function to run in every child this crate forks, for an
 //!   object still alive then.
 //! - [`is_exiting`]: whether the process has begun its exit clean-up.
+//! - [`get_logger`] and [`log_to_stderr`]: the `multiprocessing` logger. The library logs
+//!   at CPython's points (`child process calling self.run()`, `process exiting with
+//!   exitcode N`, `process shutting down`, the pool's `added worker`, `closing pool`,
+//!   `terminating pool`, `joining pool`) through the `log` facade (target
+//!   `multiprocessing`), and after `log_to_stderr` also to stderr as
+//!   `[LEVEL/ProcessName] message`.
 //!
 //! # Examples
 //!
@@ -31,6 +37,18 @@
 use std::sync::{Arc, Weak};
 
 pub use pyconc_core::exit::{Finalize, is_exiting};
+pub use pyconc_core::logging::{Level, LevelFilter, Logger, get_logger, log_to_stderr};
+
+/// CPython's `util.SUBDEBUG` (5): the most detailed level, `log`'s `Trace`.
+pub const SUBDEBUG: LevelFilter = LevelFilter::Trace;
+/// CPython's `logging.DEBUG`.
+pub const DEBUG: LevelFilter = LevelFilter::Debug;
+/// CPython's `logging.INFO`.
+pub const INFO: LevelFilter = LevelFilter::Info;
+/// CPython's `logging.WARNING`.
+pub const WARNING: LevelFilter = LevelFilter::Warn;
+/// CPython's `logging.ERROR`.
+pub const ERROR: LevelFilter = LevelFilter::Error;
 use pyconc_core::fork::ForkMutex;
 
 type AfterFork = Box<dyn Fn() -> bool + Send>;

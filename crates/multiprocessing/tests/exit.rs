@@ -223,3 +223,35 @@ fn pool_workers_die_when_the_parent_is_sigkilled() {
         }
     }
 }
+
+/// _TestLogging (test_enable_logging, test_level): nothing is logged until
+/// `log_to_stderr`; then CPython's lines at CPython's points, `[LEVEL/ProcessName]`; a
+/// child gets its parent's level under every start method.
+#[test]
+fn logging_to_stderr_prints_cpythons_lines_and_children_inherit_the_level() {
+    for method in METHODS {
+        let (out, _) = run_example("mp_logging", &[method]);
+        assert_eq!(out.status.code(), Some(0), "{method}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout, "child level OFF\nchild level DEBUG\n", "{method}");
+        let stderr = text(&out.stderr);
+        let class = match method {
+            "fork" => "ForkProcess",
+            "spawn" => "SpawnProcess",
+            _ => "ForkServerProcess",
+        };
+        for line in [
+            format!("[INFO/{class}-2] child process calling self.run()"),
+            format!("[INFO/{class}-2] process exiting with exitcode 0"),
+            "[DEBUG/MainProcess] added worker".to_owned(),
+            "[DEBUG/MainProcess] closing pool".to_owned(),
+            "[DEBUG/MainProcess] joining pool".to_owned(),
+            "[INFO/MainProcess] process shutting down".to_owned(),
+            "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0".to_owned(),
+            "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers".to_owned(),
+        ] {
+            assert!(stderr.lines().any(|l| l == line), "{method}: no {line:?} in\n{stderr}");
+        }
+        assert!(!stderr.contains(&format!("{class}-1]")), "{method}: logged before log_to_stderr");
+    }
+}

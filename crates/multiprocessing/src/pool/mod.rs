@@ -56,6 +56,7 @@ use crate::error::{
 use crate::sys::{self, Pid};
 use pyconc_core::exit::Finalize;
 use pyconc_core::fork::WeakList;
+use pyconc_core::logging;
 
 use crate::error::CHUNKSIZE;
 use crate::{Connection, Error, Process, StartMethod, get_start_method, pipe};
@@ -250,6 +251,7 @@ impl Shared {
 
     pub(crate) fn add_worker(&self, process: &Process) {
         lock(&self.workers).push(process.clone());
+        logging::debug(|| "added worker".to_owned());
     }
 
     pub(crate) fn forget_worker(&self, process: &Process) {
@@ -1033,6 +1035,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn close(&self) {
+        logging::debug(|| "closing pool".to_owned());
         if self.shared.check_owner().is_ok() {
             self.shared.set_status(Status::Close);
         }
@@ -1060,6 +1063,7 @@ impl Pool {
         if self.shared.check_owner().is_err() {
             return;
         }
+        logging::debug(|| "terminating pool".to_owned());
         self.shared.terminate(None);
         self.join_handler();
     }
@@ -1083,6 +1087,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn join(&self) -> Result<(), Error> {
+        logging::debug(|| "joining pool".to_owned());
         self.shared.check_owner()?;
         if lock(&self.shared.state).status == Status::Run {
             return Err(Error::value(POOL_RUNNING));

@@ -17,6 +17,8 @@
 
 use std::io::Write;
 
+use pyconc_core::logging;
+
 use crate::Error;
 use crate::sys;
 
@@ -34,6 +36,7 @@ pub(crate) enum Ending {
 pub(crate) fn run(ending: Ending, body: impl FnOnce() -> Result<(), Error>) -> ! {
     let _ = sys::stdin_from_dev_null();
     let mut failure: Option<String> = None;
+    logging::info(|| "child process calling self.run()".to_owned());
     let outcome = pyconc_core::panic::catch_panic(|| {
         if let Err(error) = body() {
             failure = Some(format!("{error}\n"));
@@ -51,6 +54,7 @@ pub(crate) fn run(ending: Ending, body: impl FnOnce() -> Result<(), Error>) -> !
         let _ = stderr.flush();
     }
     threading::shutdown();
+    logging::info(|| format!("process exiting with exitcode {code}"));
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     match ending {

@@ -59,7 +59,13 @@ pub(crate) fn state() -> ForkMutexGuard<State> {
     STATE.lock()
 }
 
+/// The current process's name, for the logger's `[LEVEL/ProcessName]` lines.
+fn current_name() -> String {
+    current().name()
+}
+
 fn current_of(state: &mut State) -> Arc<Inner> {
+    pyconc_core::logging::set_process_name_source(current_name);
     Arc::clone(state.current.get_or_insert_with(|| {
         Inner::new_self(
             "_MainProcess",
@@ -95,6 +101,8 @@ pub(crate) fn next_identity() -> Vec<u32> {
 /// Makes the bookkeeping describe a new child: CPython's `_bootstrap` resetting
 /// `_children`, `_process_counter`, `_current_process` and `_parent_process`.
 pub(crate) fn become_child(spec: &ChildSpec) {
+    pyconc_core::logging::set_process_name_source(current_name);
+    pyconc_core::logging::apply_config(spec.logging);
     let mut state = state();
     super::authkey::set_current(spec.authkey.clone());
     state.reset_in_child();

@@ -408,6 +408,7 @@ impl Process {
             parent_pid: sys::getpid().0,
             parent_name: current.name(),
             authkey: lock(&inner.authkey).clone(),
+            logging: pyconc_core::logging::config(),
         };
         children::install_exit_function();
         let launched = match start::launch(method, spec, target) {

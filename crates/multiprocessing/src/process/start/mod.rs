@@ -42,6 +42,8 @@ pub(crate) struct ChildSpec {
     pub(crate) parent_name: String,
     /// The key the child starts with (its `Process` object's).
     pub(crate) authkey: Vec<u8>,
+    /// The parent's logger: its level and whether it writes to stderr.
+    pub(crate) logging: (pyconc_core::logging::LevelFilter, bool),
 }
 
 /// What a child runs.
