@@ -52,7 +52,9 @@ use crate::{Error, RLock};
 ///
 /// # Differences from CPython
 /// - The type is a Rust type (`Value<i64>`, any `bytemuck::Pod`) instead of a typecode
-///   (`'i'`, `'d'`); `lock=False` is [`Value::new_raw`].
+///   (`'i'`, `'d'`); `lock=False` is [`Value::new_raw`], `lock=rlock` is
+///   [`Value::with_lock`], which takes an [`RLock`] only (CPython takes a `Lock` too; the
+///   lock's type stays what [`get_lock`](Value::get_lock) returns).
 /// - `value.value += 1` under the lock is [`update`](Value::update), one locked
 ///   read-modify-write.
 pub struct Value<T: Pod> {
@@ -116,9 +118,39 @@ impl<T: Pod> Value<T> {
         Value::make(value, false)
     }
 
+    /// A shared `T` holding `value`, guarded by `lock`: Python's
+    /// `Value(type, value, lock=rlock)`. Several values (and arrays) given one lock change
+    /// together under it.
+    ///
+    /// # Errors
+    /// As [`new`](Value::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{RLock, Value};
+    ///
+    /// let lock = RLock::new();
+    /// let (balance, count) = (Value::with_lock(100i64, lock.clone())?, Value::with_lock(0u32, lock.clone())?);
+    /// {
+    ///     let _both = lock.lock(); // one step for both values
+    ///     balance.set(balance.get() - 30);
+    ///     count.set(count.get() + 1);
+    /// }
+    /// assert_eq!((balance.get(), count.get()), (70, 1));
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn with_lock(value: T, lock: RLock) -> Result<Value<T>, Error> {
+        Value::make_with(value, true, lock)
+    }
+
     fn make(value: T, synchronized: bool) -> Result<Value<T>, Error> {
+        Value::make_with(value, synchronized, RLock::try_new()?)
+    }
+
+    fn make_with(value: T, synchronized: bool, lock: RLock) -> Result<Value<T>, Error> {
         let mem = Arc::new(SharedMemory::new(std::mem::size_of::<T>())?);
-        let shared = Value { mem, lock: RLock::try_new()?, synchronized, _type: PhantomData };
+        let shared = Value { mem, lock, synchronized, _type: PhantomData };
         shared.write(value);
         Ok(shared)
     }
@@ -300,13 +332,43 @@ impl<T: Pod> Array<T> {
         Ok(array)
     }
 
+    /// `len` zeroes guarded by `lock`: Python's `Array(type, len, lock=rlock)`.
+    ///
+    /// # Errors
+    /// As [`new`](Array::new).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Array, RLock, Value};
+    ///
+    /// let lock = RLock::new();
+    /// let samples = Array::<f64>::with_lock(3, lock.clone())?;
+    /// let taken = Value::with_lock(0u32, lock.clone())?;
+    /// {
+    ///     let _held = lock.lock();
+    ///     samples.set_slice(.., &[0.5, 1.5, 2.5])?;
+    ///     taken.set(3);
+    /// }
+    /// let _held = samples.get_lock().lock();
+    /// assert!(taken.get_lock().is_owned(), "one lock for both");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn with_lock(len: usize, lock: RLock) -> Result<Array<T>, Error> {
+        Array::make_with(len, true, lock)
+    }
+
     fn make(len: usize, synchronized: bool) -> Result<Array<T>, Error> {
+        Array::make_with(len, synchronized, RLock::try_new()?)
+    }
+
+    fn make_with(len: usize, synchronized: bool, lock: RLock) -> Result<Array<T>, Error> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .filter(|&b| b <= isize::MAX as usize / 2)
             .ok_or_else(|| Error::value(ARRAY_TOO_LARGE))?;
         let mem = Arc::new(SharedMemory::new(bytes)?);
-        Ok(Array { mem, lock: RLock::try_new()?, len, synchronized, _type: PhantomData })
+        Ok(Array { mem, lock, len, synchronized, _type: PhantomData })
     }
 
     fn read(&self, index: usize) -> T {

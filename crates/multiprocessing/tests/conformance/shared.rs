@@ -31,6 +31,7 @@ each_start_method! {
     updates_under_the_lock_are_not_lost => updates_under_the_lock_are_not_lost;
     a_child_changes_an_array_the_parent_sees => a_child_changes_an_array_the_parent_sees;
     raw_values_and_arrays_reach_children_too => raw_values_and_arrays_reach_children_too;
+    a_given_lock_is_shared_by_what_it_guards => a_given_lock_is_shared_by_what_it_guards;
 }
 
 /// test_value.
@@ -107,6 +108,29 @@ fn slices_read_and_write_like_python_slices() {
         assert_eq!(err.to_string(), "Can only assign sequence of same size");
         assert_eq!(array.get_slice(..), expected, "a refused assignment stores nothing");
     }
+}
+
+fn shares_the_lock((value, array): (Value<u64>, Array<u64>)) {
+    let _held = value.get_lock().lock();
+    assert!(array.get_lock().is_owned(), "the array's lock is the value's");
+    array.set(0, value.get()).unwrap();
+}
+
+/// test_getobj_getlock's `Value('i', 5, lock=lock)`: values and arrays made with one lock
+/// share it, in this process and in a child that receives them.
+fn a_given_lock_is_shared_by_what_it_guards(method: StartMethod) {
+    let lock = multiprocessing::RLock::new();
+    let value = Value::with_lock(7u64, lock.clone()).unwrap();
+    let array = Array::<u64>::with_lock(1, lock.clone()).unwrap();
+    {
+        let _held = lock.lock();
+        assert!(value.get_lock().is_owned() && array.get_lock().is_owned());
+    }
+    let p = call(method, shares_the_lock, (value, array.clone()));
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(array.get(0), Some(7));
 }
 
 /// test_array_from_size, indexing, test_getobj_getlock.
