@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use multiprocessing::{Error, Pool};
+use multiprocessing::{Error, Pool, StartMethod};
 
 fn square(n: u64) -> u64 {
     n * n
@@ -76,7 +76,12 @@ pub(crate) fn demo(fast: bool) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     pool.map_chunked(square, 0..items, 1)?;
     let mpi = items as f64 / started.elapsed().as_secs_f64();
-    let local = Pool::new(Some(pool.processes()))?;
+    // Forked by the single-threaded fork server: forking this process directly would copy
+    // it in the middle of MPI's progress threads (and print the fork-with-threads warning).
+    let local = Pool::builder()
+        .processes(Some(pool.processes()))
+        .start_method(StartMethod::ForkServer)
+        .build()?;
     let started = Instant::now();
     local.map_chunked(square, 0..items, 1)?;
     let processes = items as f64 / started.elapsed().as_secs_f64();

@@ -53,6 +53,10 @@ fn the_mpi_pool_maps_over_the_other_ranks() {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
     }
     assert!(text.contains("items/s, local process pool"), "{text}");
+    // The local pool is forked by the fork server, not by this process, whose MPI threads
+    // run: no fork-with-threads warning.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("multi-threaded, use of fork()"), "{stderr}");
 }
 
 #[test]
