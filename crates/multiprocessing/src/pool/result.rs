@@ -4,11 +4,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 pub(crate) use pyconc_core::sync::lock;
@@ -225,6 +228,8 @@ pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
     ready: Condvar,
     callbacks: Mutex<Option<Callbacks<R>>>,
+    /// The task awaiting the [`AsyncResult`] as a `Future`, woken when the result is set.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl<R> Slot<R> {
@@ -233,6 +238,7 @@ impl<R> Slot<R> {
             state: Mutex::new(SlotState::Pending),
             ready: Condvar::new(),
             callbacks: Mutex::new(Some(callbacks)),
+            waker: Mutex::new(None),
         })
     }
 
@@ -246,6 +252,11 @@ impl<R> Slot<R> {
         }
         *lock(&self.state) = SlotState::Ready(result);
         self.ready.notify_all();
+        // After the state: a poll that registered its waker under the state's lock saw
+        // Pending, so it is woken here; a later poll finds the result.
+        if let Some(waker) = lock(&self.waker).take() {
+            waker.wake();
+        }
     }
 }
 
@@ -454,6 +465,47 @@ impl<R> AsyncResult<R> {
             SlotState::Ready(result) => Ok(result.is_ok()),
             SlotState::Taken { ok } => Ok(*ok),
         }
+    }
+}
+
+/// `pool.apply_async(f, x).await`: the result, without blocking the executor's thread.
+/// Runtime-agnostic (std's `Future`): the pool's handler thread wakes the awaiting task
+/// when the result arrives. Python: awaiting has no CPython equivalent (its results
+/// only block).
+///
+/// # Examples
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// #     // A minimal executor for the example; any runtime (tokio, async-std, smol) works.
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut future = std::pin::pin!(future);
+/// #     loop {
+/// #         if let Poll::Ready(out) = future.as_mut().poll(&mut Context::from_waker(&waker)) {
+/// #             return out;
+/// #         }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let pool = multiprocessing::Pool::new(Some(2))?;
+/// let squared = block_on(async { pool.apply_async(|x: u64| x * x, 9).await })?;
+/// assert_eq!(squared, 81);
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+impl<R> Future for AsyncResult<R> {
+    type Output = Result<R, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<R, Error>> {
+        let mut state = lock(&self.slot.state);
+        if matches!(*state, SlotState::Pending) {
+            // Under the state's lock: `set` stores the result under it first, then wakes.
+            *lock(&self.slot.waker) = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Self::take(&mut state))
     }
 }
 

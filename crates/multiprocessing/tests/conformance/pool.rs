@@ -710,3 +710,32 @@ each_start_method! {
     test_stats => stats;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
+
+/// Beyond CPython: an `AsyncResult` is a `Future`. Under tokio's single-threaded runtime
+/// the awaiting task does not block the runtime's thread: another task keeps running
+/// while a slow result is on its way, and results and failures arrive through `.await`.
+#[test]
+fn async_results_are_awaited_without_blocking_the_executor() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let pool = Pool::new(Some(2)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let ticks = Arc::new(AtomicU32::new(0));
+    runtime.block_on(async {
+        let counter = Arc::clone(&ticks);
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let slow = pool.apply_async(sqr_slowly, (7, 300));
+        let squares = pool.map_async(sqr, 0..10);
+        let (slow, squares) = tokio::join!(slow, squares);
+        assert_eq!(slow.unwrap(), 49);
+        assert_eq!(squares.unwrap(), (0..10).map(sqr).collect::<Vec<_>>());
+        assert!(ticks.load(Ordering::SeqCst) > 1, "the other task ran while we awaited");
+        let failed = pool.apply_async(fail_on_three, 3).await;
+        assert!(failed.unwrap_err().to_string().contains("bad 3"), "a panic arrives as Err");
+        ticker.abort();
+    });
+}
