@@ -34,6 +34,8 @@ type Callback = Box<dyn FnOnce() + Send>;
 struct Entry {
     priority: Option<i32>,
     callback: Callback,
+    /// The callback's type, for the SUBDEBUG line that names it.
+    name: &'static str,
 }
 
 struct Registry {
@@ -133,12 +135,13 @@ impl fmt::Debug for Finalize {
     }
 }
 
-fn register(callback: impl FnOnce() + Send + 'static, priority: Option<i32>) -> u64 {
+fn register<F: FnOnce() + Send + 'static>(callback: F, priority: Option<i32>) -> u64 {
     install();
+    let name = std::any::type_name::<F>();
     let mut registry = REGISTRY.lock();
     let key = registry.next;
     registry.next += 1;
-    registry.entries.insert(key, Entry { priority, callback: Box::new(callback) });
+    registry.entries.insert(key, Entry { priority, callback: Box::new(callback), name });
     key
 }
 
@@ -186,6 +189,10 @@ fn run(key: u64) -> bool {
     let entry = REGISTRY.lock().entries.remove(&key);
     match entry {
         Some(entry) => {
+            // CPython: `finalizer calling <callback> with args () and kwargs {}`.
+            crate::logging::sub_debug(|| {
+                format!("finalizer calling {} with args () and kwargs {{}}", entry.name)
+            });
             invoke(entry.callback);
             true
         }

@@ -21,4 +21,14 @@ fn main() {
     let pool = Pool::builder().processes(Some(1)).start_method(method).build().unwrap();
     pool.close();
     pool.join().unwrap();
+    // At exit: the daemonic child is terminated, the other joined, each finalizer named.
+    get_logger().set_level(util::SUBDEBUG);
+    let daemon = Process::builder().start_method(method).name("sleeper").daemon(true);
+    daemon.call(sleep_long, ()).start().unwrap();
+    let other = Process::builder().start_method(method).name("quick").call(report_level, ());
+    other.start().unwrap();
+}
+
+fn sleep_long(_: ()) {
+    std::thread::sleep(std::time::Duration::from_secs(60));
 }

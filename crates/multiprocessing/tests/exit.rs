@@ -233,7 +233,7 @@ fn logging_to_stderr_prints_cpythons_lines_and_children_inherit_the_level() {
         let (out, _) = run_example("mp_logging", &[method]);
         assert_eq!(out.status.code(), Some(0), "{method}: {}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        assert_eq!(stdout, "child level OFF\nchild level DEBUG\n", "{method}");
+        assert_eq!(stdout, "child level OFF\nchild level DEBUG\nchild level TRACE\n", "{method}");
         let stderr = text(&out.stderr);
         let class = match method {
             "fork" => "ForkProcess",
@@ -249,9 +249,15 @@ fn logging_to_stderr_prints_cpythons_lines_and_children_inherit_the_level() {
             "[INFO/MainProcess] process shutting down".to_owned(),
             "[DEBUG/MainProcess] running all \"atexit\" finalizers with priority >= 0".to_owned(),
             "[DEBUG/MainProcess] running the remaining \"atexit\" finalizers".to_owned(),
+            "[INFO/MainProcess] calling terminate() for daemon sleeper".to_owned(),
+            "[INFO/MainProcess] calling join() for process quick".to_owned(),
         ] {
             assert!(stderr.lines().any(|l| l == line), "{method}: no {line:?} in\n{stderr}");
         }
         assert!(!stderr.contains(&format!("{class}-1]")), "{method}: logged before log_to_stderr");
+        assert!(
+            stderr.lines().any(|l| l.starts_with("[SUBDEBUG/MainProcess] finalizer calling ")),
+            "{method}: the finalizers are named at SUBDEBUG:\n{stderr}"
+        );
     }
 }

@@ -224,10 +224,14 @@ pub(crate) fn install_exit_function() {
 fn exit_children() {
     for child in crate::active_children() {
         if child.daemon() {
+            pyconc_core::logging::info(|| {
+                format!("calling terminate() for daemon {}", child.name())
+            });
             let _ = child.terminate();
         }
     }
     for child in crate::active_children() {
+        pyconc_core::logging::info(|| format!("calling join() for process {}", child.name()));
         let _ = child.join();
     }
 }
