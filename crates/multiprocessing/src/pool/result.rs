@@ -585,6 +585,9 @@ impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
 struct ImapState<R> {
     by_index: BTreeMap<usize, Result<R, Error>>,
     in_order_of_arrival: VecDeque<Result<R, Error>>,
+    /// The task polling the iterator as a `Stream` (feature `futures`), woken when
+    /// results arrive.
+    waker: Option<Waker>,
 }
 
 /// Holds an `imap`'s results until its iterator takes them.
@@ -608,8 +611,12 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
         let mut state = lock(&self.state);
         decode(slots, results, stats, |index, outcome| self.push(&mut state, index, outcome));
+        let waker = state.waker.take();
         drop(state);
         self.arrived.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
@@ -618,8 +625,12 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
         for index in slots.iter() {
             self.push(&mut state, index, Err(error()));
         }
+        let waker = state.waker.take();
         drop(state);
         self.arrived.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -668,6 +679,7 @@ where
             state: Mutex::new(ImapState {
                 by_index: BTreeMap::new(),
                 in_order_of_arrival: VecDeque::new(),
+                waker: None,
             }),
             arrived: Condvar::new(),
         });
@@ -776,6 +788,48 @@ where
 
     fn next(&mut self) -> Option<Result<R, Error>> {
         self.next_before(None)
+    }
+}
+
+/// `while let Some(result) = StreamExt::next(&mut results).await` (feature `futures`; a
+/// plain `.next()` would be `Iterator`'s, which blocks): the results as a
+/// `futures::Stream`, without blocking the executor's thread; the pool's handler wakes the
+/// polling task when results arrive. Items are handed to the pool as results are taken,
+/// as the blocking iterator does.
+#[cfg(feature = "futures")]
+impl<T, R, I> futures_core::Stream for IMapIterator<T, R, I>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+    I: Iterator<Item = T> + Unpin,
+{
+    type Item = Result<R, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<R, Error>>> {
+        let this = self.get_mut();
+        this.top_up();
+        if this.yielded == this.submitted {
+            return Poll::Ready(this.refused.take().map(Err));
+        }
+        let next = this.yielded;
+        let mut state = lock(&this.sink.state);
+        let outcome = if this.sink.ordered {
+            state.by_index.remove(&next)
+        } else {
+            state.in_order_of_arrival.pop_front()
+        };
+        match outcome {
+            Some(outcome) => {
+                drop(state);
+                this.yielded += 1;
+                Poll::Ready(Some(outcome))
+            }
+            None => {
+                // Under the results' lock: a delivery after this wakes the task.
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
     }
 }
 

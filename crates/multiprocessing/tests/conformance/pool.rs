@@ -739,3 +739,40 @@ fn async_results_are_awaited_without_blocking_the_executor() {
         ticker.abort();
     });
 }
+
+/// Beyond CPython (feature `futures`): an `imap`'s results as a `Stream`, in order for
+/// `imap` and as they finish for `imap_unordered`, polled by tokio's single-threaded
+/// runtime while another task keeps running.
+#[test]
+fn imap_results_stream_without_blocking_the_executor() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let pool = Pool::new(Some(2)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let ticks = Arc::new(AtomicU32::new(0));
+    runtime.block_on(async {
+        let counter = Arc::clone(&ticks);
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let mut ordered = pool.imap(sqr_slowly, (0..6).map(|i| (i, 50))).unwrap();
+        let mut seen = Vec::new();
+        while let Some(result) = StreamExt::next(&mut ordered).await {
+            seen.push(result.unwrap());
+        }
+        assert_eq!(seen, [0, 1, 4, 9, 16, 25]);
+        assert!(ticks.load(Ordering::SeqCst) > 1, "the other task ran while we awaited");
+        let unordered = pool.imap_unordered(fail_on_three, 0..6).unwrap();
+        let mut outcomes: Vec<Result<i64, multiprocessing::Error>> =
+            StreamExt::collect(unordered).await;
+        assert_eq!(outcomes.iter().filter(|o| o.is_err()).count(), 1, "item 3 fails alone");
+        outcomes.retain(Result::is_ok);
+        let mut values: Vec<i64> = outcomes.into_iter().map(Result::unwrap).collect();
+        values.sort_unstable();
+        assert_eq!(values, [0, 1, 2, 4, 5]);
+        ticker.abort();
+    });
+}
