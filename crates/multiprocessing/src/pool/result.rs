@@ -597,7 +597,25 @@ pub(crate) struct ImapSink<R> {
     arrived: Condvar,
 }
 
+impl<R> ImapState<R> {
+    /// Takes the result the iterator yields next: item `next`'s (`ordered`), or the
+    /// earliest to arrive.
+    fn take_next(&mut self, ordered: bool, next: usize) -> Option<Result<R, Error>> {
+        if ordered { self.by_index.remove(&next) } else { self.in_order_of_arrival.pop_front() }
+    }
+}
+
 impl<R> ImapSink<R> {
+    /// Tells the blocking iterator and the polling task (if any) that results arrived.
+    fn announce(&self, mut state: MutexGuard<'_, ImapState<R>>) {
+        let waker = state.waker.take();
+        drop(state);
+        self.arrived.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     fn push(&self, state: &mut ImapState<R>, index: usize, outcome: Result<R, Error>) {
         if self.ordered {
             state.by_index.insert(index, outcome);
@@ -611,12 +629,7 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
         let mut state = lock(&self.state);
         decode(slots, results, stats, |index, outcome| self.push(&mut state, index, outcome));
-        let waker = state.waker.take();
-        drop(state);
-        self.arrived.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.announce(state);
     }
 
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
@@ -625,12 +638,7 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
         for index in slots.iter() {
             self.push(&mut state, index, Err(error()));
         }
-        let waker = state.waker.take();
-        drop(state);
-        self.arrived.notify_all();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        self.announce(state);
     }
 }
 
@@ -739,12 +747,7 @@ where
         let mut state = wait_until(&self.sink.arrived, state, deadline, |s| {
             if ordered { s.by_index.contains_key(&next) } else { !s.in_order_of_arrival.is_empty() }
         });
-        let outcome = if ordered {
-            state.by_index.remove(&next)
-        } else {
-            state.in_order_of_arrival.pop_front()
-        };
-        match outcome {
+        match state.take_next(ordered, next) {
             Some(outcome) => {
                 self.yielded += 1;
                 Some(outcome)
@@ -813,12 +816,7 @@ where
         }
         let next = this.yielded;
         let mut state = lock(&this.sink.state);
-        let outcome = if this.sink.ordered {
-            state.by_index.remove(&next)
-        } else {
-            state.in_order_of_arrival.pop_front()
-        };
-        match outcome {
+        match state.take_next(this.sink.ordered, next) {
             Some(outcome) => {
                 drop(state);
                 this.yielded += 1;

@@ -580,9 +580,10 @@ impl RLock {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
-        let fresh = !self.is_owned();
-        let how = self.raw().acquire(Self::me(), deadline);
-        if fresh && how.taken() {
+        let raw = self.raw();
+        let how = raw.acquire(Self::me(), deadline);
+        // One level: this call took the lock afresh (a nested one counts two or more).
+        if how.taken() && raw.levels() == 1 {
             let died = u32::from(how == Acquired::FromDeadOwner);
             self.mem.word(OWNER_DIED).store(died, Ordering::Relaxed);
         }
@@ -620,9 +621,9 @@ impl RLock {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn try_acquire(&self) -> bool {
-        let fresh = !self.is_owned();
-        let taken = self.raw().try_acquire(Self::me());
-        if fresh && taken {
+        let raw = self.raw();
+        let taken = raw.try_acquire(Self::me());
+        if taken && raw.levels() == 1 {
             self.mem.word(OWNER_DIED).store(0, Ordering::Relaxed);
         }
         taken

@@ -4,6 +4,7 @@
 //! python/cpython#96062). Every test runs once per start method.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -711,13 +712,9 @@ each_start_method! {
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
 
-/// Beyond CPython: an `AsyncResult` is a `Future`. Under tokio's single-threaded runtime
-/// the awaiting task does not block the runtime's thread: another task keeps running
-/// while a slow result is on its way, and results and failures arrive through `.await`.
-#[test]
-fn async_results_are_awaited_without_blocking_the_executor() {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    let pool = Pool::new(Some(2)).unwrap();
+/// Runs `body` on tokio's single-threaded runtime beside a task that counts ticks every
+/// 5 ms; `body` gets the count, which grows only while `body` does not block the thread.
+fn beside_a_ticker<F: std::future::Future<Output = ()>>(body: impl FnOnce(Arc<AtomicU32>) -> F) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let ticks = Arc::new(AtomicU32::new(0));
     runtime.block_on(async {
@@ -728,6 +725,18 @@ fn async_results_are_awaited_without_blocking_the_executor() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
+        body(ticks).await;
+        ticker.abort();
+    });
+}
+
+/// Beyond CPython: an `AsyncResult` is a `Future`. Under tokio's single-threaded runtime
+/// the awaiting task does not block the runtime's thread: another task keeps running
+/// while a slow result is on its way, and results and failures arrive through `.await`.
+#[test]
+fn async_results_are_awaited_without_blocking_the_executor() {
+    let pool = Pool::new(Some(2)).unwrap();
+    beside_a_ticker(|ticks| async move {
         let slow = pool.apply_async(sqr_slowly, (7, 300));
         let squares = pool.map_async(sqr, 0..10);
         let (slow, squares) = tokio::join!(slow, squares);
@@ -736,7 +745,6 @@ fn async_results_are_awaited_without_blocking_the_executor() {
         assert!(ticks.load(Ordering::SeqCst) > 1, "the other task ran while we awaited");
         let failed = pool.apply_async(fail_on_three, 3).await;
         assert!(failed.unwrap_err().to_string().contains("bad 3"), "a panic arrives as Err");
-        ticker.abort();
     });
 }
 
@@ -746,18 +754,8 @@ fn async_results_are_awaited_without_blocking_the_executor() {
 #[test]
 fn imap_results_stream_without_blocking_the_executor() {
     use futures_util::StreamExt;
-    use std::sync::atomic::{AtomicU32, Ordering};
     let pool = Pool::new(Some(2)).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let ticks = Arc::new(AtomicU32::new(0));
-    runtime.block_on(async {
-        let counter = Arc::clone(&ticks);
-        let ticker = tokio::spawn(async move {
-            loop {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        });
+    beside_a_ticker(|ticks| async move {
         let mut ordered = pool.imap(sqr_slowly, (0..6).map(|i| (i, 50))).unwrap();
         let mut seen = Vec::new();
         while let Some(result) = StreamExt::next(&mut ordered).await {
@@ -773,6 +771,5 @@ fn imap_results_stream_without_blocking_the_executor() {
         let mut values: Vec<i64> = outcomes.into_iter().map(Result::unwrap).collect();
         values.sort_unstable();
         assert_eq!(values, [0, 1, 2, 4, 5]);
-        ticker.abort();
     });
 }
