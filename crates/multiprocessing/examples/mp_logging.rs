@@ -25,8 +25,15 @@ fn main() {
     get_logger().set_level(util::SUBDEBUG);
     let daemon = Process::builder().start_method(method).name("sleeper").daemon(true);
     daemon.call(sleep_long, ()).start().unwrap();
-    let other = Process::builder().start_method(method).name("quick").call(report_level, ());
+    // "quick" outlives main by a second so that the exit path finds it running and joins it
+    // (a child already gone is reaped silently, as CPython's active_children() does).
+    let other = Process::builder().start_method(method).name("quick").call(report_late, ());
     other.start().unwrap();
+}
+
+fn report_late(_: ()) {
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    report_level(());
 }
 
 fn sleep_long(_: ()) {
