@@ -118,7 +118,10 @@ pub use context::{Context, get_context};
 pub use error::Error;
 pub use error::RemotePanic;
 pub use init::init;
-pub use pool::{AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolStats, StarFn};
+pub use pool::{
+    AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolOf, PoolStats, Processes, Runs,
+    StarFn, ThreadPool, ThreadPoolBuilder, Threads, Workers,
+};
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
 pub use shared::{Array, Value};

@@ -1,6 +1,14 @@
-//! `Pool`: CPython's `multiprocessing.pool.Pool` — a fixed set of worker processes that
-//! run functions over items — and where it differs.
+//! Pools: CPython's `multiprocessing.pool` — [`Pool`], whose workers are processes, and
+//! [`ThreadPool`], whose workers are threads — one front end ([`PoolOf`]) over the two
+//! kinds of workers, as CPython's `ThreadPool` is a subclass of its `Pool`.
 //!
+//! What the two share: every submission method and its checks, [`AsyncResult`],
+//! [`IMapIterator`], [`Callbacks`], the states (`RUN`, `CLOSE`, `TERMINATE`) and their
+//! messages, the chunk sizes, [`PoolStats`]. What differs is how a task reaches a worker
+//! ([`Runs`]): serialized over a channel to a process (`process_pool.rs`), or moved to a
+//! thread (`thread_pool.rs`).
+//!
+//! The process pool:
 //! - Every submission method takes any `Fn(T) -> R` with serde arguments and results, and
 //!   one task abstraction (`Task::of`) decides how it travels: a function, or a closure
 //!   that captures nothing, as a code offset (workers run this same binary), on every
@@ -17,56 +25,45 @@
 //!   (CPython starts new workers forever). `terminate()` fails the pending tasks (CPython
 //!   leaves them pending forever).
 //!
-//! Internals: `handler.rs` (the thread that feeds workers and collects results),
-//! `closure.rs` (closures for forked workers),
-//! `worker.rs` (the worker process), `task.rs` (the wire format), `result.rs`
+//! Internals: `process_pool.rs` (the process pool's state, submission and builder),
+//! `handler.rs` (the thread that feeds worker processes and collects results),
+//! `closure.rs` (closures for forked workers), `worker.rs` (the worker process),
+//! `task.rs` (the wire format), `thread_pool.rs` (the thread pool), `batch.rs` (a
+//! thread pool's items and `map` results, handed out and written in place), `result.rs`
 //! (`AsyncResult`, `IMapIterator`).
 
+mod batch;
 pub(crate) mod closure;
 mod handler;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;
+mod process_pool;
 mod result;
 mod star;
 mod task;
+mod thread_pool;
 mod worker;
 
-use std::any::TypeId;
-use std::collections::VecDeque;
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
+pub use process_pool::PoolBuilder;
 pub use result::{AsyncResult, Callbacks, IMapIterator};
 pub use star::StarFn;
+pub use thread_pool::ThreadPoolBuilder;
 
-use handler::{Handler, Worker};
-use result::{MapSink, Sink, Slot, Slots, lock};
-use worker::WorkerArgs;
+use process_pool::{Chunk, Shared, StartWorker};
 
-use crate::error::{
-    CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE,
-};
-use crate::sys::{self, Pid};
-use pyconc_core::exit::Finalize;
-use pyconc_core::fork::WeakList;
-use pyconc_core::logging;
-
+use crate::Error;
 use crate::error::CHUNKSIZE;
-use crate::{Connection, Error, Process, StartMethod, get_start_method, pipe};
 
-/// How long `terminate` waits at exit for a pool's handler at most.
+/// How long `terminate` waits at exit for a pool's workers at most.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 
 /// CPython's pool states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
+pub enum Status {
     Run,
     Close,
     Terminate,
@@ -82,316 +79,30 @@ impl Status {
     }
 }
 
-/// What the chunks of one submission run.
-#[derive(Clone)]
-pub(crate) struct Task {
-    /// The offset of the monomorphized chunk runner.
-    pub(crate) entry: u64,
-    /// The offset of the user's `fn`, or the number of a registered closure.
-    pub(crate) function: u64,
-    /// The least closure generation a worker needs to run it (0: any worker).
-    pub(crate) needs: u64,
-    /// Keeps a registered closure alive while its chunks are pending.
-    _closure: Option<closure::Shared>,
-}
-
-impl Task {
-    /// The task that runs `function` on workers started by `method` — the one way every
-    /// submission method turns what the caller gave into what travels to the workers:
-    ///
-    /// | `function` | travels as | start methods |
-    /// |---|---|---|
-    /// | a `fn(T) -> R` pointer | its code offset | every one |
-    /// | a function item (`square`) or a closure capturing nothing | the offset of an entry monomorphized for it (it has no state) | every one |
-    /// | a closure with captures | a number in the closure registry; workers forked after it run it | fork |
-    fn of<F, T, R>(function: F, method: StartMethod) -> Result<Task, Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: DeserializeOwned + 'static,
-        R: Serialize + 'static,
-    {
-        if TypeId::of::<F>() == TypeId::of::<fn(T) -> R>() {
-            // SAFETY: `F` is `fn(T) -> R` itself (the same `TypeId`).
-            let function: fn(T) -> R = unsafe { std::mem::transmute_copy(&function) };
-            return Ok(Task::of_fn(function));
-        }
-        if std::mem::size_of::<F>() == 0 {
-            return Ok(Task {
-                entry: task::entry_of_zero_sized::<F, T, R>(),
-                function: 0,
-                needs: 0,
-                _closure: None,
-            });
-        }
-        if method != StartMethod::Fork {
-            return Err(Error::value(CLOSURE_POOL_NEEDS_FORK));
-        }
-        Ok(Task::of_closure(function))
-    }
-
-    fn of_fn<T, R>(function: fn(T) -> R) -> Task
-    where
-        T: DeserializeOwned,
-        R: Serialize,
-    {
-        Task {
-            entry: task::entry_of::<T, R>(),
-            function: crate::process::start::offset(function as usize),
-            needs: 0,
-            _closure: None,
-        }
-    }
-
-    /// Registers `function`: only workers forked from now on can run it.
-    fn of_closure<F, T, R>(function: F) -> Task
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: DeserializeOwned,
-        R: Serialize,
-    {
-        let (id, shared) = closure::register(function);
-        Task {
-            entry: task::entry_of_closure::<F, T, R>(),
-            function: id,
-            needs: id + 1,
-            _closure: Some(shared),
-        }
-    }
-}
-
-/// Some items of one submission, serialized, and where their results go.
-pub(crate) struct Chunk {
-    pub(crate) task: Task,
-    pub(crate) count: u32,
-    pub(crate) items: Vec<u8>,
-    pub(crate) slots: Slots,
-    pub(crate) sink: Arc<dyn Sink>,
-}
-
-/// A pool's state that user threads and the handler share.
-pub(crate) struct State {
-    pub(crate) status: Status,
-    /// Chunks no worker holds yet.
-    pub(crate) queue: VecDeque<Chunk>,
-    /// Why every task fails (an initializer panicked, no worker can be started).
-    pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
-}
-
 /// The pool's live counters, in items.
 #[derive(Default)]
-pub(crate) struct Counters {
-    pub(crate) submitted: AtomicU64,
-    pub(crate) running: AtomicU64,
-    pub(crate) done: AtomicU64,
-    pub(crate) failed: AtomicU64,
+pub struct Counters {
+    submitted: AtomicU64,
+    running: AtomicU64,
+    done: AtomicU64,
+    failed: AtomicU64,
 }
 
-/// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
-type BuildWorker = Arc<
-    dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync,
->;
-
-/// Starts one worker; `Option<usize>` is `maxtasksperchild`.
-pub(crate) type StartWorker =
-    Arc<dyn Fn(Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync>;
-
-pub(crate) struct Shared {
-    /// The number of workers.
-    pub(crate) size: usize,
-    /// The workers' start method.
-    method: StartMethod,
-    pub(crate) state: Mutex<State>,
-    /// Wakes the handler: new work, close, terminate.
-    pub(crate) wake: OwnedFd,
-    pub(crate) stats: Counters,
-    /// The process that made the pool (a fork child's copy must not use it).
-    owner: Pid,
-    /// The current workers, for `terminate` from a user thread.
-    workers: Mutex<Vec<Process>>,
-    finished: Mutex<bool>,
-    finished_changed: Condvar,
-}
-
-impl Shared {
-    /// The shared state of a running pool of `size` workers started by `method`.
-    fn new(size: usize, method: StartMethod) -> Result<Arc<Shared>, Error> {
-        Ok(Arc::new(Shared {
-            size,
-            method,
-            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
-            wake: sys::eventfd()?,
-            stats: Counters::default(),
-            owner: sys::getpid(),
-            workers: Mutex::new(Vec::new()),
-            finished: Mutex::new(false),
-            finished_changed: Condvar::new(),
-        }))
-    }
-
-    pub(crate) fn set_finished(&self) {
-        *lock(&self.finished) = true;
-        self.finished_changed.notify_all();
-    }
-
-    /// Waits until the handler thread has finished, at most until `deadline`.
-    fn wait_finished(&self, deadline: Option<Instant>) -> bool {
-        let mut finished = lock(&self.finished);
-        while !*finished {
-            let left = match deadline {
-                None => Duration::from_secs(3600),
-                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            };
-            if left.is_zero() {
-                return false;
-            }
-            finished = pyconc_core::sync::wait_timeout(&self.finished_changed, finished, left).0;
+impl Counters {
+    fn snapshot(&self) -> PoolStats {
+        PoolStats {
+            submitted: self.submitted.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+            done: self.done.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
         }
-        true
-    }
-
-    pub(crate) fn add_worker(&self, process: &Process) {
-        lock(&self.workers).push(process.clone());
-        logging::debug(|| "added worker".to_owned());
-    }
-
-    pub(crate) fn forget_worker(&self, process: &Process) {
-        lock(&self.workers).retain(|p| p.pid() != process.pid());
-    }
-
-    fn check_owner(&self) -> Result<(), Error> {
-        if sys::getpid() == self.owner { Ok(()) } else { Err(Error::value(POOL_FOREIGN)) }
-    }
-
-    /// The pool takes work: this process made it, and it was not closed or terminated.
-    fn check_running(&self) -> Result<(), Error> {
-        self.check_owner()?;
-        if lock(&self.state).status == Status::Run {
-            Ok(())
-        } else {
-            Err(Error::value(POOL_NOT_RUNNING))
-        }
-    }
-
-    /// Moves to `status` (never back from `Terminate`) and wakes the handler.
-    fn set_status(&self, status: Status) {
-        {
-            let mut state = lock(&self.state);
-            if state.status == Status::Terminate
-                || (state.status == Status::Close && status == Status::Run)
-            {
-                return;
-            }
-            state.status = status;
-        }
-        sys::eventfd_signal(self.wake.as_fd());
-    }
-
-    /// `terminate()`: signal the workers from here (the handler may be busy sending),
-    /// then wait for the handler to reap them and fail what is pending.
-    fn terminate(&self, deadline: Option<Instant>) {
-        self.set_status(Status::Terminate);
-        for worker in lock(&self.workers).iter() {
-            let _ = worker.terminate();
-        }
-        self.wait_finished(deadline);
     }
 }
 
-/// Serializes `items` in chunks of `chunksize` and queues them; `first` is the index of
-/// the first item within its submission. An item that cannot be serialized fails alone.
-///
-/// # Errors
-/// `Pool not running` after `close`/`terminate`; `POOL_FOREIGN` in a fork child.
-pub(crate) fn submit<T: Serialize>(
-    shared: &Shared,
-    task: &Task,
-    items: Vec<T>,
-    first: usize,
-    chunksize: usize,
-    sink: &Arc<dyn Sink>,
-) -> Result<(), Error> {
-    shared.check_running()?;
-    let total = items.len();
-    shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
-    let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
-    let mut items = items.into_iter().enumerate();
-    // An item that did not fit the chunk before it: the first of the next one.
-    let mut carried = None;
-    loop {
-        let mut encoded = Vec::new();
-        let mut slots = Vec::new();
-        let mut holes = false;
-        let mut taken = 0;
-        while taken < chunksize.max(1) {
-            let Some((index, item)) = carried.take().or_else(|| items.next()) else { break };
-            taken += 1;
-            let mark = encoded.len();
-            let refusal = match task::append(&item, &mut encoded) {
-                Ok(()) if encoded.len() <= task::ENTRY_LIMIT => {
-                    slots.push(first + index);
-                    continue;
-                }
-                // A chunk's items travel in one message: a chunk that would outgrow it
-                // ends before this item, which starts the next one.
-                Ok(()) if !slots.is_empty() => {
-                    encoded.truncate(mark);
-                    carried = Some((index, item));
-                    break;
-                }
-                Ok(()) => format!(
-                    "a task's argument of {} bytes is over the {}-byte limit of a message to a \
-                     pool worker",
-                    encoded.len() - mark,
-                    task::ENTRY_LIMIT
-                ),
-                Err(error) => format!("cannot serialize a task's argument: {error}"),
-            };
-            encoded.truncate(mark);
-            holes = true;
-            let slot = Slots::List(vec![first + index]);
-            sink.fail(&slot, &|| Error::PicklingError(refusal.clone()), &shared.stats);
-        }
-        if taken == 0 {
-            break;
-        }
-        if slots.is_empty() {
-            continue;
-        }
-        let slots = match (holes, slots.first(), slots.last()) {
-            (false, Some(&a), Some(&b)) => Slots::Range(a..b + 1),
-            _ => Slots::List(slots),
-        };
-        chunks.push(Chunk {
-            task: task.clone(),
-            count: slots.len() as u32,
-            items: encoded,
-            slots,
-            sink: Arc::clone(sink),
-        });
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.snapshot().fmt(f)
     }
-    let broken = {
-        let mut state = lock(&shared.state);
-        if state.status != Status::Run {
-            shared.stats.submitted.fetch_sub(total as u64, Ordering::Relaxed);
-            return Err(Error::value(POOL_NOT_RUNNING));
-        }
-        match &state.broken {
-            Some(broken) => Some(Arc::clone(broken)),
-            None => {
-                state.queue.extend(chunks.drain(..));
-                None
-            }
-        }
-    };
-    match broken {
-        Some(error) => {
-            for chunk in &chunks {
-                chunk.sink.fail(&chunk.slots, &*error, &shared.stats);
-            }
-        }
-        None => sys::eventfd_signal(shared.wake.as_fd()),
-    }
-    Ok(())
 }
 
 /// CPython's default chunk size for `map`: about four chunks per worker.
@@ -421,7 +132,97 @@ pub struct PoolStats {
     pub failed: u64,
 }
 
-/// A pool of worker processes.
+/// The kinds of workers a pool can have: [`Processes`] ([`Pool`]) or [`Threads`]
+/// ([`ThreadPool`]). Sealed: the pool modules implement it.
+pub trait Workers: engine::Sealed + Sized + 'static {
+    /// The running pool: its workers, queue and state.
+    type Core: engine::Engine;
+}
+
+/// How a kind of workers runs functions from `T` to `R` — which items and results it can
+/// carry: serde types for processes, any `Send` type for threads. Sealed; the pool's
+/// methods call it.
+#[diagnostic::on_unimplemented(
+    message = "this pool cannot carry `{T}` to its workers or `{R}` back",
+    note = "a `Pool` (processes) needs `Serialize + DeserializeOwned + Send + 'static` items \
+            and results; a `ThreadPool` takes any `Send + 'static` ones"
+)]
+pub trait Runs<T, R>: Workers {
+    /// Submits one call; its result (or why it failed) arrives in the `AsyncResult`.
+    fn apply<F>(
+        core: &Self::Core,
+        function: F,
+        argument: T,
+        callbacks: Callbacks<R>,
+    ) -> AsyncResult<R>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static;
+
+    /// Submits `items` in chunks of `chunksize` (`None`: CPython's default).
+    fn map<F>(
+        core: &Self::Core,
+        function: F,
+        items: Vec<T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static;
+
+    /// The lazy iterator over `items` in chunks of `chunksize` (checked to be at least 1).
+    ///
+    /// # Errors
+    /// `Pool not running`, or the function cannot run on these workers.
+    fn imap<F, I>(
+        core: &Self::Core,
+        function: F,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<T, R, I>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: Iterator<Item = T>;
+}
+
+/// What both kinds of running pool do alike (unnameable outside this crate).
+mod engine {
+    use super::{Counters, Status};
+    use crate::Error;
+
+    /// Seals [`Workers`](super::Workers).
+    pub trait Sealed {}
+
+    /// A running pool, as its front end sees it.
+    pub trait Engine: Send + Sync {
+        /// CPython's class name: `Pool` or `ThreadPool`.
+        const CLASS: &'static str;
+        /// The number of workers.
+        fn size(&self) -> usize;
+        /// The live counters.
+        fn counters(&self) -> &Counters;
+        /// RUN, CLOSE or TERMINATE.
+        fn status(&self) -> Status;
+        /// `close()`.
+        fn close(&self);
+        /// `terminate()`.
+        fn terminate(&self);
+        /// `join()`.
+        fn join(&self) -> Result<(), Error>;
+    }
+}
+
+use engine::Engine;
+
+/// Worker processes: a [`Pool`].
+#[derive(Debug)]
+pub enum Processes {}
+
+/// Worker threads: a [`ThreadPool`].
+#[derive(Debug)]
+pub enum Threads {}
+
+/// A pool of worker processes: [`PoolOf`] over [`Processes`].
 ///
 /// Python: `multiprocessing.pool.Pool`. `Send + Sync`: any thread may submit work.
 /// `starmap` is [`map`](Pool::map) over tuples (`fn((A, B)) -> R`). Dropping the pool
@@ -470,50 +271,58 @@ pub struct PoolStats {
 /// pool.join()?;
 /// # Ok::<(), multiprocessing::Error>(())
 /// ```
-pub struct Pool {
-    shared: Arc<Shared>,
-    handler: Mutex<Option<JoinHandle<()>>>,
-    /// Terminates the pool at exit if it still runs then.
-    finalizer: Finalize,
+pub type Pool = PoolOf<Processes>;
+
+/// A pool of worker threads: [`PoolOf`] over [`Threads`].
+///
+/// Python: `multiprocessing.pool.ThreadPool` (and `multiprocessing.dummy.Pool`). The
+/// methods are [`Pool`]'s, over threads of this process: tasks are any
+/// `Fn(T) -> R + Send + Sync + 'static`, closures that capture included, and items and
+/// results any `Send + 'static` types, moved, never serialized. A task that panics fails
+/// alone ([`Error::RemoteTraceback`] naming the worker thread); the worker goes on.
+/// Workers are daemon threads named `Thread-N (worker)`, as CPython's.
+///
+/// # Differences from CPython
+/// - `terminate()` cannot stop a task that is running (threads cannot be killed, in
+///   CPython neither): it fails every task no worker has started and waits for the
+///   running ones. CPython leaves the pending ones pending forever.
+/// - An initializer that panics breaks the pool: every task fails with that panic
+///   (CPython starts new workers forever).
+/// - `map` writes the results in place and hands items out by an atomic counter, so a
+///   chunk costs no allocation and no lock.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use multiprocessing::ThreadPool;
+///
+/// let words = Arc::new(vec!["pool", "of", "threads"]);
+/// let pool = ThreadPool::new(Some(2))?;
+/// let shared = Arc::clone(&words);
+/// let lengths = pool.map(move |i: usize| shared[i].len(), 0..3)?;
+/// assert_eq!(lengths, [4, 2, 7]);
+/// // Any Send type travels, serializable or not.
+/// let cell = pool.apply(|v: Vec<std::cell::Cell<u8>>| v.len(), vec![std::cell::Cell::new(1)])?;
+/// assert_eq!(cell, 1);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+pub type ThreadPool = PoolOf<Threads>;
+
+/// A pool of workers of kind `W`: the methods [`Pool`] and [`ThreadPool`] share.
+///
+/// Python: `multiprocessing.pool.Pool`, of which `ThreadPool` is a subclass. `Send +
+/// Sync`: any thread may submit work. Dropping the pool terminates it, as leaving
+/// CPython's `with Pool() as pool:` block does; call [`close`](PoolOf::close) and
+/// [`join`](PoolOf::join) to let the work finish first. The examples use [`Pool`]; a
+/// [`ThreadPool`] is used the same way.
+pub struct PoolOf<W: Workers> {
+    core: W::Core,
 }
 
-impl Pool {
-    /// A pool of `processes` workers (`None`: [`cpu_count()`](crate::cpu_count)), started
-    /// with the default start method.
-    ///
-    /// Python: `multiprocessing.Pool(processes)`.
-    ///
-    /// # Errors
-    /// [`Error::ValueError`] `Number of processes must be at least 1`; whatever starting a
-    /// worker returns (then the workers already started are terminated).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = multiprocessing::Pool::new(Some(2))?; // None: one worker per CPU
-    /// assert_eq!(pool.processes(), 2);
-    /// assert_eq!(pool.map(|x: i32| x - 1, [1, 2, 3])?, [0, 1, 2]);
-    /// pool.close();
-    /// pool.join()?;
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn new(processes: Option<usize>) -> Result<Pool, Error> {
-        PoolBuilder::new().processes(processes).build()
-    }
-
-    /// A builder for a pool with an initializer, `maxtasksperchild` or a start method.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).maxtasksperchild(100).build()?;
-    /// assert_eq!(pool.apply(|x: u8| x + 1, 1)?, 2);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder::new()
-    }
-
+impl<W: Workers> PoolOf<W> {
     /// The number of workers. Python: `pool._processes`.
     ///
     /// # Examples
@@ -523,7 +332,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn processes(&self) -> usize {
-        self.shared.size
+        self.core.size()
     }
 
     /// The live progress counters.
@@ -538,13 +347,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn stats(&self) -> PoolStats {
-        let stats = &self.shared.stats;
-        PoolStats {
-            submitted: stats.submitted.load(Ordering::Relaxed),
-            running: stats.running.load(Ordering::Relaxed),
-            done: stats.done.load(Ordering::Relaxed),
-            failed: stats.failed.load(Ordering::Relaxed),
-        }
+        self.core.counters().snapshot()
     }
 
     /// `function(argument)` in a worker, returning its result.
@@ -568,8 +371,9 @@ impl Pool {
     pub fn apply<F, A, R>(&self, function: F, argument: A) -> Result<R, Error>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        W: Runs<A, R>,
     {
         self.apply_async(function, argument).get()
     }
@@ -596,8 +400,9 @@ impl Pool {
     pub fn apply_async<F, A, R>(&self, function: F, argument: A) -> AsyncResult<R>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        W: Runs<A, R>,
     {
         self.apply_async_with(function, argument, Callbacks::new())
     }
@@ -627,26 +432,11 @@ impl Pool {
     ) -> AsyncResult<R>
     where
         F: Fn(A) -> R + Send + Sync + 'static,
-        A: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        A: Send + 'static,
+        R: Send + 'static,
+        W: Runs<A, R>,
     {
-        match self.task(function) {
-            Ok(task) => self.start_apply(&task, argument, callbacks),
-            Err(error) => AsyncResult::failed(error),
-        }
-    }
-
-    fn start_apply<A, R>(&self, task: &Task, argument: A, callbacks: Callbacks<R>) -> AsyncResult<R>
-    where
-        A: Serialize,
-        R: DeserializeOwned + Send + 'static,
-    {
-        let slot = Slot::new(callbacks);
-        let sink: Arc<dyn Sink> = slot.clone();
-        if let Err(error) = submit(&self.shared, task, vec![argument], 0, 1, &sink) {
-            slot.set(Err(error));
-        }
-        AsyncResult::new(slot)
+        W::apply(&self.core, function, argument, callbacks)
     }
 
     /// `function` over every item, in the items' order, with CPython's default chunk
@@ -678,11 +468,11 @@ impl Pool {
     ) -> Result<Vec<R>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
     {
-        let task = self.task(function)?;
-        self.start_map(&task, items.into_iter().collect(), None, Callbacks::new())?.get()
+        self.map_async_with(function, items, None, Callbacks::new()).get()
     }
 
     /// [`map`](Pool::map) in chunks of `chunksize` items.
@@ -709,12 +499,11 @@ impl Pool {
     ) -> Result<Vec<R>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
     {
-        check_chunksize(chunksize)?;
-        let task = self.task(function)?;
-        self.start_map(&task, items.into_iter().collect(), Some(chunksize), Callbacks::new())?.get()
+        self.map_async_with(function, items, Some(chunksize), Callbacks::new()).get()
     }
 
     /// [`map`](Pool::map), returning at once; the list comes later.
@@ -738,8 +527,9 @@ impl Pool {
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
     {
         self.map_async_with(function, items, None, Callbacks::new())
     }
@@ -773,8 +563,9 @@ impl Pool {
     ) -> Result<Vec<R>, Error>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: Send + 'static,
+        R: Send + 'static,
+        W: Runs<Args, R>,
     {
         self.map(move |args: Args| function.call_with(args), items)
     }
@@ -798,8 +589,9 @@ impl Pool {
     ) -> AsyncResult<Vec<R>>
     where
         F: StarFn<Args, R>,
-        Args: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        Args: Send + 'static,
+        R: Send + 'static,
+        W: Runs<Args, R>,
     {
         self.map_async(move |args: Args| function.call_with(args), items)
     }
@@ -829,37 +621,15 @@ impl Pool {
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
     {
-        let items = items.into_iter().collect();
-        chunksize
-            .map_or(Ok(()), check_chunksize)
-            .and_then(|()| self.task(function))
-            .and_then(|task| self.start_map(&task, items, chunksize, callbacks))
-            .unwrap_or_else(AsyncResult::failed)
-    }
-
-    fn start_map<T, R>(
-        &self,
-        task: &Task,
-        items: Vec<T>,
-        chunksize: Option<usize>,
-        callbacks: Callbacks<Vec<R>>,
-    ) -> Result<AsyncResult<Vec<R>>, Error>
-    where
-        T: Serialize,
-        R: DeserializeOwned + Send + 'static,
-    {
-        self.shared.check_running()?;
-        let chunksize =
-            chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
-        let slot = Slot::new(callbacks);
-        let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
-        if !items.is_empty() {
-            submit(&self.shared, task, items, 0, chunksize, &sink)?;
+        let items: Vec<T> = items.into_iter().collect();
+        match chunksize.map_or(Ok(()), check_chunksize) {
+            Ok(()) => W::map(&self.core, function, items, chunksize, callbacks),
+            Err(error) => AsyncResult::failed(error),
         }
-        Ok(AsyncResult::new(slot))
     }
 
     /// A lazy iterator of `function(item)` results in the items' order, one item per
@@ -889,8 +659,9 @@ impl Pool {
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
         I: IntoIterator<Item = T>,
     {
         self.imap_chunked(function, items, 1)
@@ -919,11 +690,13 @@ impl Pool {
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(self.task(function)?, items.into_iter(), chunksize, true)
+        check_chunksize(chunksize)?;
+        W::imap(&self.core, function, items.into_iter(), chunksize, true)
     }
 
     /// A lazy iterator of `function(item)` results in the order they finish.
@@ -949,8 +722,9 @@ impl Pool {
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
         I: IntoIterator<Item = T>,
     {
         self.imap_unordered_chunked(function, items, 1)
@@ -980,39 +754,13 @@ impl Pool {
     ) -> Result<IMapIterator<T, R, I::IntoIter>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
         I: IntoIterator<Item = T>,
     {
-        self.start_imap(self.task(function)?, items.into_iter(), chunksize, false)
-    }
-
-    fn start_imap<T, R, I>(
-        &self,
-        task: Task,
-        items: I,
-        chunksize: usize,
-        ordered: bool,
-    ) -> Result<IMapIterator<T, R, I>, Error>
-    where
-        T: Serialize + DeserializeOwned + Send + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-        I: Iterator<Item = T>,
-    {
         check_chunksize(chunksize)?;
-        self.shared.check_running()?;
-        Ok(IMapIterator::new(self, task, items, chunksize, ordered))
-    }
-
-    /// The task of `function` for this pool's workers (see `Task::of`).
-    fn task<F, T, R>(&self, function: F) -> Result<Task, Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: DeserializeOwned + 'static,
-        R: Serialize + 'static,
-    {
-        self.shared.check_running()?;
-        Task::of(function, self.shared.method)
+        W::imap(&self.core, function, items.into_iter(), chunksize, false)
     }
 
     /// No more work: the workers exit once what was submitted is done.
@@ -1035,10 +783,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn close(&self) {
-        logging::debug(|| "closing pool".to_owned());
-        if self.shared.check_owner().is_ok() {
-            self.shared.set_status(Status::Close);
-        }
+        self.core.close();
     }
 
     /// Stops the workers now (SIGTERM); pending tasks fail with
@@ -1060,12 +805,7 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn terminate(&self) {
-        if self.shared.check_owner().is_err() {
-            return;
-        }
-        logging::debug(|| "terminating pool".to_owned());
-        self.shared.terminate(None);
-        self.join_handler();
+        self.core.terminate();
     }
 
     /// Waits until the workers have exited: after [`close`](Pool::close), once all the
@@ -1087,397 +827,18 @@ impl Pool {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn join(&self) -> Result<(), Error> {
-        logging::debug(|| "joining pool".to_owned());
-        self.shared.check_owner()?;
-        if lock(&self.shared.state).status == Status::Run {
-            return Err(Error::value(POOL_RUNNING));
-        }
-        self.shared.wait_finished(None);
-        self.join_handler();
-        Ok(())
-    }
-
-    /// Runs `handler` on the pool's own thread and registers the pool to be terminated
-    /// at exit; if the thread cannot start, the workers are stopped.
-    fn start(
-        shared: Arc<Shared>,
-        name: &str,
-        handler: impl FnOnce() + Send + 'static,
-    ) -> Result<Pool, Error> {
-        match pyconc_core::helper::spawn(name, handler) {
-            Ok(thread) => {
-                // CPython's `Finalize(self, self._terminate_pool, exitpriority=15)`.
-                let weak = Arc::downgrade(&shared);
-                let finalizer = Finalize::new(move || terminate_at_exit(&weak), Some(15));
-                Ok(Pool { shared, handler: Mutex::new(Some(thread)), finalizer })
-            }
-            Err(error) => {
-                kill_workers(&shared);
-                Err(Error::OsError(error))
-            }
-        }
-    }
-
-    fn join_handler(&self) {
-        if let Some(handler) = lock(&self.handler).take() {
-            let _ = handler.join();
-        }
+        self.core.join()
     }
 }
 
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.finalizer.cancel();
-        self.terminate();
-    }
-}
-
-/// The pool's exit finalizer (priority 15: before the daemonic children are terminated):
-/// terminates it if it still runs, in the process that made it, as CPython's does.
-fn terminate_at_exit(pool: &Weak<Shared>) {
-    if let Some(pool) = pool.upgrade() {
-        if pool.check_owner().is_ok() {
-            pool.terminate(Instant::now().checked_add(EXIT_GRACE));
-        }
-    }
-}
-
-impl fmt::Debug for Pool {
-    /// CPython's repr: `<multiprocessing.pool.Pool state=RUN pool_size=4>`.
+impl<W: Workers> fmt::Debug for PoolOf<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let status = lock(&self.shared.state).status;
         write!(
             f,
-            "<multiprocessing.pool.Pool state={} pool_size={}>",
-            status.name(),
-            self.shared.size
+            "<multiprocessing.pool.{} state={} pool_size={}>",
+            <W::Core as Engine>::CLASS,
+            self.core.status().name(),
+            self.core.size()
         )
     }
-}
-
-/// Builds a [`Pool`]: CPython's `Pool(...)` keyword arguments.
-///
-/// # Examples
-///
-/// ```
-/// use multiprocessing::{Pool, StartMethod};
-///
-/// fn setup(greeting: String) { assert_eq!(greeting, "hi"); }
-/// fn double(x: i32) -> i32 { 2 * x }
-///
-/// let pool = Pool::builder()
-///     .processes(Some(2))
-///     .initializer(setup, "hi".to_string())
-///     .maxtasksperchild(100)
-///     .start_method(StartMethod::Fork)
-///     .build()?;
-/// assert_eq!(pool.apply(double, 21)?, 42);
-/// # Ok::<(), multiprocessing::Error>(())
-/// ```
-#[must_use]
-pub struct PoolBuilder {
-    processes: Option<usize>,
-    maxtasks: Option<usize>,
-    start_method: Option<StartMethod>,
-    has_initializer: bool,
-    /// Workers are the ranks of an `mpirun` job.
-    #[cfg(feature = "mpi")]
-    mpi: bool,
-    #[cfg(feature = "mpi")]
-    deadline: Duration,
-    /// Starts a worker with the initializer, given the start method.
-    start_worker: BuildWorker,
-}
-
-impl Default for PoolBuilder {
-    fn default() -> PoolBuilder {
-        PoolBuilder::new()
-    }
-}
-
-impl PoolBuilder {
-    /// Every setting at its default: `cpu_count()` workers, no initializer, workers that
-    /// live as long as the pool, the default start method.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = multiprocessing::PoolBuilder::new().processes(Some(1)).build()?;
-    /// assert_eq!(pool.processes(), 1);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn new() -> PoolBuilder {
-        PoolBuilder {
-            processes: None,
-            maxtasks: None,
-            start_method: None,
-            has_initializer: false,
-            #[cfg(feature = "mpi")]
-            mpi: false,
-            #[cfg(feature = "mpi")]
-            deadline: Duration::from_secs(3600),
-            start_worker: Arc::new(|method, maxtasks| start_worker::<()>(method, maxtasks, None)),
-        }
-    }
-
-    /// The number of workers (`None`: [`cpu_count()`](crate::cpu_count)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).build()?;
-    /// assert_eq!(pool.processes(), 2);
-    /// let refused = multiprocessing::Pool::builder().processes(Some(0)).build().unwrap_err();
-    /// assert_eq!(refused.to_string(), "Number of processes must be at least 1");
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn processes(mut self, processes: Option<usize>) -> PoolBuilder {
-        self.processes = processes;
-        self
-    }
-
-    /// Runs `function(argument.clone())` once in each worker before its first task.
-    ///
-    /// Python: `Pool(initializer=f, initargs=(a,))`. The argument may hold queues,
-    /// connections and other shareable objects (their fds travel with it).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// fn setup(greeting: String) {
-    ///     println!("worker {} ready: {greeting}", std::process::id());
-    /// }
-    /// let pool = multiprocessing::Pool::builder()
-    ///     .processes(Some(2))
-    ///     .initializer(setup, "hello".to_owned())
-    ///     .build()?;
-    /// assert_eq!(pool.map(|x: u8| x, [1, 2])?, [1, 2]);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn initializer<A>(mut self, function: fn(A), argument: A) -> PoolBuilder
-    where
-        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
-    {
-        let function = crate::process::start::offset(function as usize);
-        self.has_initializer = true;
-        self.start_worker = Arc::new(move |method, maxtasks| {
-            start_worker(method, maxtasks, Some((function, argument.clone())))
-        });
-        self
-    }
-
-    /// Each worker exits after this many tasks and a new one takes its place.
-    ///
-    /// Python: `Pool(maxtasksperchild=n)`. Checked by [`build`](PoolBuilder::build):
-    /// 0 → `maxtasksperchild must be a positive int or None`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// // Each worker is replaced after 2 tasks (a leak in the task stays bounded).
-    /// let pool = multiprocessing::Pool::builder().processes(Some(1)).maxtasksperchild(2).build()?;
-    /// let pids = pool.map_chunked(|_: u8| std::process::id(), [0, 1, 2, 3], 1)?;
-    /// assert_ne!(pids[0], pids[3]);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn maxtasksperchild(mut self, tasks: usize) -> PoolBuilder {
-        self.maxtasks = Some(tasks);
-        self
-    }
-
-    /// The start method of the workers (default: [`get_start_method()`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use multiprocessing::{Pool, StartMethod};
-    ///
-    /// let pool = Pool::builder().processes(Some(1)).start_method(StartMethod::Fork).build()?;
-    /// assert_eq!(pool.apply(|x: u8| x * 2, 4)?, 8);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
-        self.start_method = Some(method);
-        self
-    }
-
-    /// Workers are the other ranks of the `mpirun` job this program runs in (feature
-    /// `mpi`): `mpirun -n N program` gives N−1 workers; `processes`, `initializer`,
-    /// `maxtasksperchild` and `start_method` do not apply. Functions only (no closures).
-    /// See the `pool::mpi` module docs for its failure model.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// // Run as `mpirun -n 3 ./program`: rank 0 runs `main`, ranks 1 and 2 are the workers.
-    /// fn square(x: u64) -> u64 {
-    ///     x * x
-    /// }
-    /// multiprocessing::init();
-    /// let pool = multiprocessing::Pool::builder().mpi().build()?;
-    /// assert_eq!(pool.map(square, 1..=3)?, [1, 4, 9]);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    #[cfg(feature = "mpi")]
-    pub fn mpi(mut self) -> PoolBuilder {
-        self.mpi = true;
-        self
-    }
-
-    /// With [`mpi`](PoolBuilder::mpi): a task running longer than this aborts the MPI
-    /// job (a rank cannot be replaced; 1 hour by default).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    ///
-    /// fn work(x: u64) -> u64 {
-    ///     x + 1
-    /// }
-    /// multiprocessing::init();
-    /// let pool = multiprocessing::Pool::builder().mpi().deadline(Duration::from_secs(600)).build()?;
-    /// assert_eq!(pool.apply(work, 1)?, 2);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    #[cfg(feature = "mpi")]
-    pub fn deadline(mut self, deadline: Duration) -> PoolBuilder {
-        self.deadline = deadline;
-        self
-    }
-
-    /// A pool over MPI ranks.
-    #[cfg(feature = "mpi")]
-    fn build_mpi(self) -> Result<Pool, Error> {
-        if self.has_initializer || self.maxtasks.is_some() {
-            return Err(Error::value(crate::error::MPI_POOL_OPTIONS));
-        }
-        let size = mpi::MpiHandler::workers()?;
-        let shared = Shared::new(size, StartMethod::Spawn)?;
-        let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
-        // The communicator is made in the thread that uses it (it is not `Send`).
-        Pool::start(shared, "pyconc-mpi-pool", move || {
-            match mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
-                Ok(handler) => handler.run(),
-                Err(_) => for_thread.set_finished(),
-            }
-        })
-    }
-
-    /// Starts the workers and the pool's handler thread.
-    ///
-    /// # Errors
-    /// [`Error::ValueError`] `Number of processes must be at least 1`,
-    /// `maxtasksperchild must be a positive int or None`; whatever starting a worker
-    /// returns (the workers already started are terminated first).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let pool = multiprocessing::Pool::builder().build()?; // one worker per CPU
-    /// assert!(pool.processes() >= 1);
-    /// # Ok::<(), multiprocessing::Error>(())
-    /// ```
-    pub fn build(self) -> Result<Pool, Error> {
-        #[cfg(feature = "mpi")]
-        if self.mpi {
-            return self.build_mpi();
-        }
-        let size = self.processes.unwrap_or_else(crate::cpu_count);
-        if size == 0 {
-            return Err(Error::value(POOL_SIZE));
-        }
-        if self.maxtasks == Some(0) {
-            return Err(Error::value(MAXTASKS));
-        }
-        let method = self.start_method.unwrap_or_else(get_start_method);
-        let shared = Shared::new(size, method)?;
-        let build_worker = self.start_worker;
-        let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
-        let mut workers = Vec::with_capacity(size);
-        for _ in 0..size {
-            match Worker::start(|| start(self.maxtasks)) {
-                Ok(started) => {
-                    shared.add_worker(&started.process);
-                    workers.push(started);
-                }
-                Err(error) => {
-                    // CPython's TestPoolNotLeakOnFailure: no worker outlives a failed pool.
-                    kill_workers(&shared);
-                    return Err(error);
-                }
-            }
-        }
-        let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
-        Pool::start(shared, "pyconc-pool", move || handler.run())
-    }
-}
-
-/// Terminates and reaps the workers of a pool that failed to start.
-fn kill_workers(shared: &Shared) {
-    let workers = lock(&shared.workers).clone();
-    for worker in &workers {
-        let _ = worker.terminate();
-    }
-    for worker in &workers {
-        let _ = worker.join();
-    }
-}
-
-impl fmt::Debug for PoolBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PoolBuilder")
-            .field("processes", &self.processes)
-            .field("maxtasksperchild", &self.maxtasks)
-            .field("start_method", &self.start_method)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Starts one worker process, daemonic and named `<Method>PoolWorker-N` as CPython's.
-fn start_worker<A>(
-    method: StartMethod,
-    maxtasks: Option<usize>,
-    initializer: Option<(u64, A)>,
-) -> Result<(Process, Arc<Connection>), Error>
-where
-    A: Serialize + DeserializeOwned + Send + 'static,
-{
-    let (ours, theirs) = pipe(true)?;
-    let args = WorkerArgs { conn: theirs, initializer, maxtasks };
-    let builder = Process::builder().start_method(method).daemon(true);
-    let process = if method == StartMethod::Fork {
-        // A forked worker inherits the pool ends of every other worker's channel, and of
-        // its own: it lets go of them first, so that it can neither read nor write
-        // another's tasks, and sees the end of its channel when the pool's end closes.
-        let own_pool_end = ours.fileno()?;
-        builder.target(move || {
-            detach_channels_in_child();
-            let _ = sys::replace_with_dev_null(own_pool_end);
-            worker::main::<A>(args);
-        })
-    } else {
-        builder.call(worker::main::<A>, args)
-    };
-    process.set_name(process.name().replace("Process", "PoolWorker"));
-    process.start()?;
-    let ours = Arc::new(ours);
-    CHANNELS.add(&ours);
-    Ok((process, ours))
-}
-
-/// The pool ends of the channels to every worker of this process's pools, which a
-/// forked worker lets go of. Held across `fork()` (order 70) and kept in the child.
-static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
-
-/// In a forked worker: every pool channel inherited from the parent turns into
-/// `/dev/null` and private memory (see [`Connection::detach_in_child`]).
-fn detach_channels_in_child() {
-    let inherited = CHANNELS.take();
-    for channel in &inherited {
-        channel.detach_in_child();
-    }
-    // Their owners (the parent's handler threads) do not exist here: leak them rather
-    // than run destructors meant for the parent's state.
-    std::mem::forget(inherited);
 }

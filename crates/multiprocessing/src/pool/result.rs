@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -16,11 +15,10 @@ use std::time::{Duration, Instant};
 
 pub(crate) use pyconc_core::sync::lock;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Counters;
 use super::task::Failure;
-use super::{Counters, Pool, Shared, Task};
 use crate::Error;
 use crate::error::RESULT_TAKEN;
 
@@ -271,7 +269,7 @@ impl<R: DeserializeOwned + Send> Sink for Slot<R> {
     }
 }
 
-/// The result of [`Pool::apply_async`] or [`Pool::map_async`], to be collected later.
+/// The result of [`Pool::apply_async`](crate::PoolOf::apply_async) or [`Pool::map_async`](crate::PoolOf::map_async), to be collected later.
 ///
 /// Python: `multiprocessing.pool.AsyncResult` (`ApplyResult`, `MapResult`). `Send + Sync`.
 /// Where CPython's `get()` hands out the same object every time, Rust moves the value
@@ -616,6 +614,15 @@ impl<R> ImapSink<R> {
         }
     }
 
+    /// Stores outcomes `(index, outcome)` and tells the iterator.
+    pub(crate) fn publish(&self, outcomes: Vec<(usize, Result<R, Error>)>) {
+        let mut state = lock(&self.state);
+        for (index, outcome) in outcomes {
+            self.push(&mut state, index, outcome);
+        }
+        self.announce(state);
+    }
+
     fn push(&self, state: &mut ImapState<R>, index: usize, outcome: Result<R, Error>) {
         if self.ordered {
             state.by_index.insert(index, outcome);
@@ -642,7 +649,7 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
     }
 }
 
-/// The lazy iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: yields each item's
+/// The lazy iterator of [`Pool::imap`](crate::PoolOf::imap) and [`Pool::imap_unordered`](crate::PoolOf::imap_unordered): yields each item's
 /// result as it arrives (`imap`: in the items' order; `imap_unordered`: in the order they
 /// finish).
 ///
@@ -652,12 +659,10 @@ impl<R: DeserializeOwned + Send> Sink for ImapSink<R> {
 /// bounded. A failed item yields its `Err` and the iteration goes on. If the pool stops
 /// running, the next item yields `Pool not running` and the iteration ends.
 pub struct IMapIterator<T, R, I> {
-    shared: Arc<Shared>,
     sink: Arc<ImapSink<R>>,
     input: Option<I>,
-    task: Task,
-    /// What the items and results are.
-    types: PhantomData<fn(T) -> R>,
+    /// Hands items to the pool: `(items, index of the first, where their results go)`.
+    submit: Submit<T, R>,
     chunksize: usize,
     /// Items handed to the pool (or failed at once).
     submitted: usize,
@@ -669,18 +674,22 @@ pub struct IMapIterator<T, R, I> {
     refused: Option<Error>,
 }
 
+/// How an [`IMapIterator`] hands items to its pool: `(items, index of the first, where
+/// their results go)`.
+pub(crate) type Submit<T, R> =
+    Box<dyn Fn(Vec<T>, usize, &Arc<ImapSink<R>>) -> Result<(), Error> + Send + Sync>;
+
 impl<T, R, I> IMapIterator<T, R, I>
 where
-    T: Serialize + DeserializeOwned + Send + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
     I: Iterator<Item = T>,
 {
+    /// The iterator over `input`, whose chunks `submit` hands to a pool of `workers`.
     pub(crate) fn new(
-        pool: &Pool,
-        task: Task,
+        submit: Submit<T, R>,
         input: I,
         chunksize: usize,
         ordered: bool,
+        workers: usize,
     ) -> IMapIterator<T, R, I> {
         let sink = Arc::new(ImapSink {
             ordered,
@@ -691,13 +700,11 @@ where
             }),
             arrived: Condvar::new(),
         });
-        let window = (64 * pool.shared.size).max(1024);
+        let window = (64 * workers).max(1024);
         let mut iterator = IMapIterator {
-            shared: Arc::clone(&pool.shared),
             sink,
             input: Some(input),
-            task,
-            types: PhantomData,
+            submit,
             chunksize,
             submitted: 0,
             yielded: 0,
@@ -726,10 +733,7 @@ where
         }
         let first = self.submitted;
         self.submitted += items.len();
-        let sink: Arc<dyn Sink> = self.sink.clone();
-        if let Err(error) =
-            super::submit(&self.shared, &self.task, items, first, self.chunksize, &sink)
-        {
+        if let Err(error) = (self.submit)(items, first, &self.sink) {
             self.submitted = first;
             self.input = None;
             self.refused = Some(error);
@@ -783,8 +787,6 @@ where
 
 impl<T, R, I> Iterator for IMapIterator<T, R, I>
 where
-    T: Serialize + DeserializeOwned + Send + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
     I: Iterator<Item = T>,
 {
     type Item = Result<R, Error>;
@@ -802,8 +804,6 @@ where
 #[cfg(feature = "futures")]
 impl<T, R, I> futures_core::Stream for IMapIterator<T, R, I>
 where
-    T: Serialize + DeserializeOwned + Send + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
     I: Iterator<Item = T> + Unpin,
 {
     type Item = Result<R, Error>;

@@ -30,4 +30,5 @@ mod queue;
 mod shared;
 mod support;
 mod synchronize;
+mod thread_pool;
 mod util;

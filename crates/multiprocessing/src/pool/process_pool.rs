@@ -1,0 +1,930 @@
+//! The process pool: its shared state, how work is submitted to it, and its builder.
+
+use std::any::TypeId;
+use std::collections::VecDeque;
+use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::engine::Engine as _;
+use super::handler::{Handler, Worker};
+use super::result::{
+    AsyncResult, Callbacks, IMapIterator, ImapSink, MapSink, Sink, Slot, Slots, lock,
+};
+use super::worker::WorkerArgs;
+use super::{
+    Counters, EXIT_GRACE, Pool, PoolOf, Processes, Runs, Status, Workers, closure,
+    default_chunksize, engine, task, worker,
+};
+
+use crate::error::{
+    CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE,
+};
+use crate::sys::{self, Pid};
+use pyconc_core::exit::Finalize;
+use pyconc_core::fork::WeakList;
+use pyconc_core::logging;
+
+use crate::{Connection, Error, Process, StartMethod, get_start_method, pipe};
+
+/// What the chunks of one submission run.
+#[derive(Clone)]
+pub(crate) struct Task {
+    /// The offset of the monomorphized chunk runner.
+    pub(crate) entry: u64,
+    /// The offset of the user's `fn`, or the number of a registered closure.
+    pub(crate) function: u64,
+    /// The least closure generation a worker needs to run it (0: any worker).
+    pub(crate) needs: u64,
+    /// Keeps a registered closure alive while its chunks are pending.
+    _closure: Option<closure::Shared>,
+}
+
+impl Task {
+    /// The task that runs `function` on workers started by `method` — the one way every
+    /// submission method turns what the caller gave into what travels to the workers:
+    ///
+    /// | `function` | travels as | start methods |
+    /// |---|---|---|
+    /// | a `fn(T) -> R` pointer | its code offset | every one |
+    /// | a function item (`square`) or a closure capturing nothing | the offset of an entry monomorphized for it (it has no state) | every one |
+    /// | a closure with captures | a number in the closure registry; workers forked after it run it | fork |
+    fn of<F, T, R>(function: F, method: StartMethod) -> Result<Task, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        if TypeId::of::<F>() == TypeId::of::<fn(T) -> R>() {
+            // SAFETY: `F` is `fn(T) -> R` itself (the same `TypeId`).
+            let function: fn(T) -> R = unsafe { std::mem::transmute_copy(&function) };
+            return Ok(Task::of_fn(function));
+        }
+        if std::mem::size_of::<F>() == 0 {
+            return Ok(Task {
+                entry: task::entry_of_zero_sized::<F, T, R>(),
+                function: 0,
+                needs: 0,
+                _closure: None,
+            });
+        }
+        if method != StartMethod::Fork {
+            return Err(Error::value(CLOSURE_POOL_NEEDS_FORK));
+        }
+        Ok(Task::of_closure(function))
+    }
+
+    fn of_fn<T, R>(function: fn(T) -> R) -> Task
+    where
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        Task {
+            entry: task::entry_of::<T, R>(),
+            function: crate::process::start::offset(function as usize),
+            needs: 0,
+            _closure: None,
+        }
+    }
+
+    /// Registers `function`: only workers forked from now on can run it.
+    fn of_closure<F, T, R>(function: F) -> Task
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned,
+        R: Serialize,
+    {
+        let (id, shared) = closure::register(function);
+        Task {
+            entry: task::entry_of_closure::<F, T, R>(),
+            function: id,
+            needs: id + 1,
+            _closure: Some(shared),
+        }
+    }
+}
+
+/// Some items of one submission, serialized, and where their results go.
+pub(crate) struct Chunk {
+    pub(crate) task: Task,
+    pub(crate) count: u32,
+    pub(crate) items: Vec<u8>,
+    pub(crate) slots: Slots,
+    pub(crate) sink: Arc<dyn Sink>,
+}
+
+/// A pool's state that user threads and the handler share.
+pub(crate) struct State {
+    pub(crate) status: Status,
+    /// Chunks no worker holds yet.
+    pub(crate) queue: VecDeque<Chunk>,
+    /// Why every task fails (an initializer panicked, no worker can be started).
+    pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
+}
+
+/// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
+type BuildWorker = Arc<
+    dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync,
+>;
+
+/// Starts one worker; `Option<usize>` is `maxtasksperchild`.
+pub(crate) type StartWorker =
+    Arc<dyn Fn(Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync>;
+
+pub(crate) struct Shared {
+    /// The number of workers.
+    pub(crate) size: usize,
+    /// The workers' start method.
+    method: StartMethod,
+    pub(crate) state: Mutex<State>,
+    /// Wakes the handler: new work, close, terminate.
+    pub(crate) wake: OwnedFd,
+    pub(crate) stats: Counters,
+    /// The process that made the pool (a fork child's copy must not use it).
+    owner: Pid,
+    /// The current workers, for `terminate` from a user thread.
+    workers: Mutex<Vec<Process>>,
+    finished: Mutex<bool>,
+    finished_changed: Condvar,
+}
+
+impl Shared {
+    /// The shared state of a running pool of `size` workers started by `method`.
+    fn new(size: usize, method: StartMethod) -> Result<Arc<Shared>, Error> {
+        Ok(Arc::new(Shared {
+            size,
+            method,
+            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
+            wake: sys::eventfd()?,
+            stats: Counters::default(),
+            owner: sys::getpid(),
+            workers: Mutex::new(Vec::new()),
+            finished: Mutex::new(false),
+            finished_changed: Condvar::new(),
+        }))
+    }
+
+    pub(crate) fn set_finished(&self) {
+        *lock(&self.finished) = true;
+        self.finished_changed.notify_all();
+    }
+
+    /// Waits until the handler thread has finished, at most until `deadline`.
+    fn wait_finished(&self, deadline: Option<Instant>) -> bool {
+        let mut finished = lock(&self.finished);
+        while !*finished {
+            let left = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            };
+            if left.is_zero() {
+                return false;
+            }
+            finished = pyconc_core::sync::wait_timeout(&self.finished_changed, finished, left).0;
+        }
+        true
+    }
+
+    pub(crate) fn add_worker(&self, process: &Process) {
+        lock(&self.workers).push(process.clone());
+        logging::debug(|| "added worker".to_owned());
+    }
+
+    pub(crate) fn forget_worker(&self, process: &Process) {
+        lock(&self.workers).retain(|p| p.pid() != process.pid());
+    }
+
+    fn check_owner(&self) -> Result<(), Error> {
+        if sys::getpid() == self.owner { Ok(()) } else { Err(Error::value(POOL_FOREIGN)) }
+    }
+
+    /// The pool takes work: this process made it, and it was not closed or terminated.
+    fn check_running(&self) -> Result<(), Error> {
+        self.check_owner()?;
+        if lock(&self.state).status == Status::Run {
+            Ok(())
+        } else {
+            Err(Error::value(POOL_NOT_RUNNING))
+        }
+    }
+
+    /// Moves to `status` (never back from `Terminate`) and wakes the handler.
+    fn set_status(&self, status: Status) {
+        {
+            let mut state = lock(&self.state);
+            if state.status == Status::Terminate
+                || (state.status == Status::Close && status == Status::Run)
+            {
+                return;
+            }
+            state.status = status;
+        }
+        sys::eventfd_signal(self.wake.as_fd());
+    }
+
+    /// `terminate()`: signal the workers from here (the handler may be busy sending),
+    /// then wait for the handler to reap them and fail what is pending.
+    fn terminate(&self, deadline: Option<Instant>) {
+        self.set_status(Status::Terminate);
+        for worker in lock(&self.workers).iter() {
+            let _ = worker.terminate();
+        }
+        self.wait_finished(deadline);
+    }
+}
+
+/// Serializes `items` in chunks of `chunksize` and queues them; `first` is the index of
+/// the first item within its submission. An item that cannot be serialized fails alone.
+///
+/// # Errors
+/// `Pool not running` after `close`/`terminate`; `POOL_FOREIGN` in a fork child.
+pub(crate) fn submit<T: Serialize>(
+    shared: &Shared,
+    task: &Task,
+    items: Vec<T>,
+    first: usize,
+    chunksize: usize,
+    sink: &Arc<dyn Sink>,
+) -> Result<(), Error> {
+    shared.check_running()?;
+    let total = items.len();
+    shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
+    let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
+    let mut items = items.into_iter().enumerate();
+    // An item that did not fit the chunk before it: the first of the next one.
+    let mut carried = None;
+    loop {
+        let mut encoded = Vec::new();
+        let mut slots = Vec::new();
+        let mut holes = false;
+        let mut taken = 0;
+        while taken < chunksize.max(1) {
+            let Some((index, item)) = carried.take().or_else(|| items.next()) else { break };
+            taken += 1;
+            let mark = encoded.len();
+            let refusal = match task::append(&item, &mut encoded) {
+                Ok(()) if encoded.len() <= task::ENTRY_LIMIT => {
+                    slots.push(first + index);
+                    continue;
+                }
+                // A chunk's items travel in one message: a chunk that would outgrow it
+                // ends before this item, which starts the next one.
+                Ok(()) if !slots.is_empty() => {
+                    encoded.truncate(mark);
+                    carried = Some((index, item));
+                    break;
+                }
+                Ok(()) => format!(
+                    "a task's argument of {} bytes is over the {}-byte limit of a message to a \
+                     pool worker",
+                    encoded.len() - mark,
+                    task::ENTRY_LIMIT
+                ),
+                Err(error) => format!("cannot serialize a task's argument: {error}"),
+            };
+            encoded.truncate(mark);
+            holes = true;
+            let slot = Slots::List(vec![first + index]);
+            sink.fail(&slot, &|| Error::PicklingError(refusal.clone()), &shared.stats);
+        }
+        if taken == 0 {
+            break;
+        }
+        if slots.is_empty() {
+            continue;
+        }
+        let slots = match (holes, slots.first(), slots.last()) {
+            (false, Some(&a), Some(&b)) => Slots::Range(a..b + 1),
+            _ => Slots::List(slots),
+        };
+        chunks.push(Chunk {
+            task: task.clone(),
+            count: slots.len() as u32,
+            items: encoded,
+            slots,
+            sink: Arc::clone(sink),
+        });
+    }
+    let broken = {
+        let mut state = lock(&shared.state);
+        if state.status != Status::Run {
+            shared.stats.submitted.fetch_sub(total as u64, Ordering::Relaxed);
+            return Err(Error::value(POOL_NOT_RUNNING));
+        }
+        match &state.broken {
+            Some(broken) => Some(Arc::clone(broken)),
+            None => {
+                state.queue.extend(chunks.drain(..));
+                None
+            }
+        }
+    };
+    match broken {
+        Some(error) => {
+            for chunk in &chunks {
+                chunk.sink.fail(&chunk.slots, &*error, &shared.stats);
+            }
+        }
+        None => sys::eventfd_signal(shared.wake.as_fd()),
+    }
+    Ok(())
+}
+
+/// A running pool of worker processes.
+pub struct ProcessCore {
+    shared: Arc<Shared>,
+    handler: Mutex<Option<JoinHandle<()>>>,
+    /// Terminates the pool at exit if it still runs then.
+    finalizer: Finalize,
+}
+
+impl fmt::Debug for ProcessCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessCore").field("size", &self.shared.size).finish_non_exhaustive()
+    }
+}
+
+impl ProcessCore {
+    fn start_apply<A, R>(&self, task: &Task, argument: A, callbacks: Callbacks<R>) -> AsyncResult<R>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let slot = Slot::new(callbacks);
+        let sink: Arc<dyn Sink> = slot.clone();
+        if let Err(error) = submit(&self.shared, task, vec![argument], 0, 1, &sink) {
+            slot.set(Err(error));
+        }
+        AsyncResult::new(slot)
+    }
+
+    fn start_map<T, R>(
+        &self,
+        task: &Task,
+        items: Vec<T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        T: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        self.shared.check_running()?;
+        let chunksize =
+            chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
+        let slot = Slot::new(callbacks);
+        let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
+        if !items.is_empty() {
+            submit(&self.shared, task, items, 0, chunksize, &sink)?;
+        }
+        Ok(AsyncResult::new(slot))
+    }
+
+    fn start_imap<T, R, I>(
+        &self,
+        task: Task,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<T, R, I>, Error>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: Iterator<Item = T>,
+    {
+        self.shared.check_running()?;
+        let shared = Arc::clone(&self.shared);
+        let submit = move |items: Vec<T>, first: usize, sink: &Arc<ImapSink<R>>| {
+            let sink: Arc<dyn Sink> = sink.clone();
+            submit(&shared, &task, items, first, chunksize, &sink)
+        };
+        Ok(IMapIterator::new(Box::new(submit), items, chunksize, ordered, self.shared.size))
+    }
+
+    /// The task of `function` for this pool's workers (see `Task::of`).
+    fn task<F, T, R>(&self, function: F) -> Result<Task, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: DeserializeOwned + 'static,
+        R: Serialize + 'static,
+    {
+        self.shared.check_running()?;
+        Task::of(function, self.shared.method)
+    }
+
+    /// Runs `handler` on the pool's own thread and registers the pool to be terminated
+    /// at exit; if the thread cannot start, the workers are stopped.
+    fn start(
+        shared: Arc<Shared>,
+        name: &str,
+        handler: impl FnOnce() + Send + 'static,
+    ) -> Result<Pool, Error> {
+        match pyconc_core::helper::spawn(name, handler) {
+            Ok(thread) => {
+                // CPython's `Finalize(self, self._terminate_pool, exitpriority=15)`.
+                let weak = Arc::downgrade(&shared);
+                let finalizer = Finalize::new(move || terminate_at_exit(&weak), Some(15));
+                Ok(PoolOf {
+                    core: ProcessCore { shared, handler: Mutex::new(Some(thread)), finalizer },
+                })
+            }
+            Err(error) => {
+                kill_workers(&shared);
+                Err(Error::OsError(error))
+            }
+        }
+    }
+
+    fn join_handler(&self) {
+        if let Some(handler) = lock(&self.handler).take() {
+            let _ = handler.join();
+        }
+    }
+}
+
+impl engine::Sealed for Processes {}
+
+impl Workers for Processes {
+    type Core = ProcessCore;
+}
+
+impl engine::Engine for ProcessCore {
+    const CLASS: &'static str = "Pool";
+
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.stats
+    }
+
+    fn status(&self) -> Status {
+        lock(&self.shared.state).status
+    }
+
+    fn close(&self) {
+        logging::debug(|| "closing pool".to_owned());
+        if self.shared.check_owner().is_ok() {
+            self.shared.set_status(Status::Close);
+        }
+    }
+
+    fn terminate(&self) {
+        if self.shared.check_owner().is_err() {
+            return;
+        }
+        logging::debug(|| "terminating pool".to_owned());
+        self.shared.terminate(None);
+        self.join_handler();
+    }
+
+    fn join(&self) -> Result<(), Error> {
+        logging::debug(|| "joining pool".to_owned());
+        self.shared.check_owner()?;
+        if lock(&self.shared.state).status == Status::Run {
+            return Err(Error::value(POOL_RUNNING));
+        }
+        self.shared.wait_finished(None);
+        self.join_handler();
+        Ok(())
+    }
+}
+
+impl<T, R> Runs<T, R> for Processes
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn apply<F>(
+        core: &ProcessCore,
+        function: F,
+        argument: T,
+        callbacks: Callbacks<R>,
+    ) -> AsyncResult<R>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        match core.task(function) {
+            Ok(task) => core.start_apply(&task, argument, callbacks),
+            Err(error) => AsyncResult::failed(error),
+        }
+    }
+
+    fn map<F>(
+        core: &ProcessCore,
+        function: F,
+        items: Vec<T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> AsyncResult<Vec<R>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+    {
+        core.task(function)
+            .and_then(|task| core.start_map(&task, items, chunksize, callbacks))
+            .unwrap_or_else(AsyncResult::failed)
+    }
+
+    fn imap<F, I>(
+        core: &ProcessCore,
+        function: F,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<T, R, I>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: Iterator<Item = T>,
+    {
+        core.start_imap(core.task(function)?, items, chunksize, ordered)
+    }
+}
+
+impl PoolOf<Processes> {
+    /// A pool of `processes` workers (`None`: [`cpu_count()`](crate::cpu_count)), started
+    /// with the default start method.
+    ///
+    /// Python: `multiprocessing.Pool(processes)`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Number of processes must be at least 1`; whatever starting a
+    /// worker returns (then the workers already started are terminated).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::new(Some(2))?; // None: one worker per CPU
+    /// assert_eq!(pool.processes(), 2);
+    /// assert_eq!(pool.map(|x: i32| x - 1, [1, 2, 3])?, [0, 1, 2]);
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn new(processes: Option<usize>) -> Result<Pool, Error> {
+        PoolBuilder::new().processes(processes).build()
+    }
+
+    /// A builder for a pool with an initializer, `maxtasksperchild` or a start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).maxtasksperchild(100).build()?;
+    /// assert_eq!(pool.apply(|x: u8| x + 1, 1)?, 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+}
+
+impl Drop for ProcessCore {
+    fn drop(&mut self) {
+        self.finalizer.cancel();
+        self.terminate();
+    }
+}
+
+/// The pool's exit finalizer (priority 15: before the daemonic children are terminated):
+/// terminates it if it still runs, in the process that made it, as CPython's does.
+fn terminate_at_exit(pool: &Weak<Shared>) {
+    if let Some(pool) = pool.upgrade() {
+        if pool.check_owner().is_ok() {
+            pool.terminate(Instant::now().checked_add(EXIT_GRACE));
+        }
+    }
+}
+
+/// Builds a [`Pool`]: CPython's `Pool(...)` keyword arguments.
+///
+/// # Examples
+///
+/// ```
+/// use multiprocessing::{Pool, StartMethod};
+///
+/// fn setup(greeting: String) { assert_eq!(greeting, "hi"); }
+/// fn double(x: i32) -> i32 { 2 * x }
+///
+/// let pool = Pool::builder()
+///     .processes(Some(2))
+///     .initializer(setup, "hi".to_string())
+///     .maxtasksperchild(100)
+///     .start_method(StartMethod::Fork)
+///     .build()?;
+/// assert_eq!(pool.apply(double, 21)?, 42);
+/// # Ok::<(), multiprocessing::Error>(())
+/// ```
+#[must_use]
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    maxtasks: Option<usize>,
+    start_method: Option<StartMethod>,
+    has_initializer: bool,
+    /// Workers are the ranks of an `mpirun` job.
+    #[cfg(feature = "mpi")]
+    mpi: bool,
+    #[cfg(feature = "mpi")]
+    deadline: Duration,
+    /// Starts a worker with the initializer, given the start method.
+    start_worker: BuildWorker,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+}
+
+impl PoolBuilder {
+    /// Every setting at its default: `cpu_count()` workers, no initializer, workers that
+    /// live as long as the pool, the default start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::PoolBuilder::new().processes(Some(1)).build()?;
+    /// assert_eq!(pool.processes(), 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn new() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            maxtasks: None,
+            start_method: None,
+            has_initializer: false,
+            #[cfg(feature = "mpi")]
+            mpi: false,
+            #[cfg(feature = "mpi")]
+            deadline: Duration::from_secs(3600),
+            start_worker: Arc::new(|method, maxtasks| start_worker::<()>(method, maxtasks, None)),
+        }
+    }
+
+    /// The number of workers (`None`: [`cpu_count()`](crate::cpu_count)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().processes(Some(2)).build()?;
+    /// assert_eq!(pool.processes(), 2);
+    /// let refused = multiprocessing::Pool::builder().processes(Some(0)).build().unwrap_err();
+    /// assert_eq!(refused.to_string(), "Number of processes must be at least 1");
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn processes(mut self, processes: Option<usize>) -> PoolBuilder {
+        self.processes = processes;
+        self
+    }
+
+    /// Runs `function(argument.clone())` once in each worker before its first task.
+    ///
+    /// Python: `Pool(initializer=f, initargs=(a,))`. The argument may hold queues,
+    /// connections and other shareable objects (their fds travel with it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn setup(greeting: String) {
+    ///     println!("worker {} ready: {greeting}", std::process::id());
+    /// }
+    /// let pool = multiprocessing::Pool::builder()
+    ///     .processes(Some(2))
+    ///     .initializer(setup, "hello".to_owned())
+    ///     .build()?;
+    /// assert_eq!(pool.map(|x: u8| x, [1, 2])?, [1, 2]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn initializer<A>(mut self, function: fn(A), argument: A) -> PoolBuilder
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let function = crate::process::start::offset(function as usize);
+        self.has_initializer = true;
+        self.start_worker = Arc::new(move |method, maxtasks| {
+            start_worker(method, maxtasks, Some((function, argument.clone())))
+        });
+        self
+    }
+
+    /// Each worker exits after this many tasks and a new one takes its place.
+    ///
+    /// Python: `Pool(maxtasksperchild=n)`. Checked by [`build`](PoolBuilder::build):
+    /// 0 → `maxtasksperchild must be a positive int or None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Each worker is replaced after 2 tasks (a leak in the task stays bounded).
+    /// let pool = multiprocessing::Pool::builder().processes(Some(1)).maxtasksperchild(2).build()?;
+    /// let pids = pool.map_chunked(|_: u8| std::process::id(), [0, 1, 2, 3], 1)?;
+    /// assert_ne!(pids[0], pids[3]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn maxtasksperchild(mut self, tasks: usize) -> PoolBuilder {
+        self.maxtasks = Some(tasks);
+        self
+    }
+
+    /// The start method of the workers (default: [`get_start_method()`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use multiprocessing::{Pool, StartMethod};
+    ///
+    /// let pool = Pool::builder().processes(Some(1)).start_method(StartMethod::Fork).build()?;
+    /// assert_eq!(pool.apply(|x: u8| x * 2, 4)?, 8);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
+        self.start_method = Some(method);
+        self
+    }
+
+    /// Workers are the other ranks of the `mpirun` job this program runs in (feature
+    /// `mpi`): `mpirun -n N program` gives N−1 workers; `processes`, `initializer`,
+    /// `maxtasksperchild` and `start_method` do not apply. Functions only (no closures).
+    /// See the `pool::mpi` module docs for its failure model.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// // Run as `mpirun -n 3 ./program`: rank 0 runs `main`, ranks 1 and 2 are the workers.
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// multiprocessing::init();
+    /// let pool = multiprocessing::Pool::builder().mpi().build()?;
+    /// assert_eq!(pool.map(square, 1..=3)?, [1, 4, 9]);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    #[cfg(feature = "mpi")]
+    pub fn mpi(mut self) -> PoolBuilder {
+        self.mpi = true;
+        self
+    }
+
+    /// With [`mpi`](PoolBuilder::mpi): a task running longer than this aborts the MPI
+    /// job (a rank cannot be replaced; 1 hour by default).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// fn work(x: u64) -> u64 {
+    ///     x + 1
+    /// }
+    /// multiprocessing::init();
+    /// let pool = multiprocessing::Pool::builder().mpi().deadline(Duration::from_secs(600)).build()?;
+    /// assert_eq!(pool.apply(work, 1)?, 2);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    #[cfg(feature = "mpi")]
+    pub fn deadline(mut self, deadline: Duration) -> PoolBuilder {
+        self.deadline = deadline;
+        self
+    }
+
+    /// A pool over MPI ranks.
+    #[cfg(feature = "mpi")]
+    fn build_mpi(self) -> Result<Pool, Error> {
+        if self.has_initializer || self.maxtasks.is_some() {
+            return Err(Error::value(crate::error::MPI_POOL_OPTIONS));
+        }
+        let size = mpi::MpiHandler::workers()?;
+        let shared = Shared::new(size, StartMethod::Spawn)?;
+        let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
+        // The communicator is made in the thread that uses it (it is not `Send`).
+        ProcessCore::start(shared, "pyconc-mpi-pool", move || {
+            match mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
+                Ok(handler) => handler.run(),
+                Err(_) => for_thread.set_finished(),
+            }
+        })
+    }
+
+    /// Starts the workers and the pool's handler thread.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] `Number of processes must be at least 1`,
+    /// `maxtasksperchild must be a positive int or None`; whatever starting a worker
+    /// returns (the workers already started are terminated first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = multiprocessing::Pool::builder().build()?; // one worker per CPU
+    /// assert!(pool.processes() >= 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Pool, Error> {
+        #[cfg(feature = "mpi")]
+        if self.mpi {
+            return self.build_mpi();
+        }
+        let size = self.processes.unwrap_or_else(crate::cpu_count);
+        if size == 0 {
+            return Err(Error::value(POOL_SIZE));
+        }
+        if self.maxtasks == Some(0) {
+            return Err(Error::value(MAXTASKS));
+        }
+        let method = self.start_method.unwrap_or_else(get_start_method);
+        let shared = Shared::new(size, method)?;
+        let build_worker = self.start_worker;
+        let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
+        let mut workers = Vec::with_capacity(size);
+        for _ in 0..size {
+            match Worker::start(|| start(self.maxtasks)) {
+                Ok(started) => {
+                    shared.add_worker(&started.process);
+                    workers.push(started);
+                }
+                Err(error) => {
+                    // CPython's TestPoolNotLeakOnFailure: no worker outlives a failed pool.
+                    kill_workers(&shared);
+                    return Err(error);
+                }
+            }
+        }
+        let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
+        ProcessCore::start(shared, "pyconc-pool", move || handler.run())
+    }
+}
+
+/// Terminates and reaps the workers of a pool that failed to start.
+fn kill_workers(shared: &Shared) {
+    let workers = lock(&shared.workers).clone();
+    for worker in &workers {
+        let _ = worker.terminate();
+    }
+    for worker in &workers {
+        let _ = worker.join();
+    }
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("processes", &self.processes)
+            .field("maxtasksperchild", &self.maxtasks)
+            .field("start_method", &self.start_method)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts one worker process, daemonic and named `<Method>PoolWorker-N` as CPython's.
+fn start_worker<A>(
+    method: StartMethod,
+    maxtasks: Option<usize>,
+    initializer: Option<(u64, A)>,
+) -> Result<(Process, Arc<Connection>), Error>
+where
+    A: Serialize + DeserializeOwned + Send + 'static,
+{
+    let (ours, theirs) = pipe(true)?;
+    let args = WorkerArgs { conn: theirs, initializer, maxtasks };
+    let builder = Process::builder().start_method(method).daemon(true);
+    let process = if method == StartMethod::Fork {
+        // A forked worker inherits the pool ends of every other worker's channel, and of
+        // its own: it lets go of them first, so that it can neither read nor write
+        // another's tasks, and sees the end of its channel when the pool's end closes.
+        let own_pool_end = ours.fileno()?;
+        builder.target(move || {
+            detach_channels_in_child();
+            let _ = sys::replace_with_dev_null(own_pool_end);
+            worker::main::<A>(args);
+        })
+    } else {
+        builder.call(worker::main::<A>, args)
+    };
+    process.set_name(process.name().replace("Process", "PoolWorker"));
+    process.start()?;
+    let ours = Arc::new(ours);
+    CHANNELS.add(&ours);
+    Ok((process, ours))
+}
+
+/// The pool ends of the channels to every worker of this process's pools, which a
+/// forked worker lets go of. Held across `fork()` (order 70) and kept in the child.
+static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
+
+/// In a forked worker: every pool channel inherited from the parent turns into
+/// `/dev/null` and private memory (see [`Connection::detach_in_child`]).
+fn detach_channels_in_child() {
+    let inherited = CHANNELS.take();
+    for channel in &inherited {
+        channel.detach_in_child();
+    }
+    // Their owners (the parent's handler threads) do not exist here: leak them rather
+    // than run destructors meant for the parent's state.
+    std::mem::forget(inherited);
+}
