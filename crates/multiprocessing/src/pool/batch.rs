@@ -7,8 +7,8 @@
 //! the end — rayon's `collect` does the same inside its own scheduler, and no crate offers
 //! it for a FIFO of independent submissions as CPython's pool has.
 
-use std::cell::UnsafeCell;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,16 +19,24 @@ use crate::Error;
 
 /// The items of one submission, handed out in chunks, each chunk to one worker.
 pub(crate) struct Items<T> {
-    cells: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// The buffer of the `Vec<T>` the items came in: `len` items, room for `capacity`.
+    buffer: NonNull<T>,
+    len: usize,
+    capacity: usize,
+    /// Whether a [`Gather`] writes the results into this buffer and owns it.
+    lent: bool,
     chunksize: usize,
     chunks: usize,
     /// The next chunk to hand out (may run past `chunks`).
     next: AtomicUsize,
 }
 
+// SAFETY: `Items` owns its items (a `Vec<T>`'s), which may move to another thread when
+// `T: Send`.
+unsafe impl<T: Send> Send for Items<T> {}
 // SAFETY: `&Items` only gives out an item through a `Claim`, and each chunk is claimed
 // once (one `fetch_add`/`swap` of `next` returns each chunk number at most once), so no
-// two threads touch one cell; an item moves to the claiming thread, hence `T: Send`.
+// two threads touch one place; an item moves to the claiming thread, hence `T: Send`.
 unsafe impl<T: Send> Sync for Items<T> {}
 
 impl<T> Items<T> {
@@ -36,13 +44,22 @@ impl<T> Items<T> {
     pub(crate) fn new(items: Vec<T>, chunksize: usize) -> Items<T> {
         let chunksize = chunksize.max(1);
         let chunks = items.len().div_ceil(chunksize);
-        let cells = items.into_iter().map(|item| UnsafeCell::new(MaybeUninit::new(item))).collect();
-        Items { cells, chunksize, chunks, next: AtomicUsize::new(0) }
+        let mut items = ManuallyDrop::new(items);
+        Items {
+            // A `Vec`'s pointer is never null (dangling, aligned when it has no room).
+            buffer: NonNull::new(items.as_mut_ptr()).unwrap_or(NonNull::dangling()),
+            len: items.len(),
+            capacity: items.capacity(),
+            lent: false,
+            chunksize,
+            chunks,
+            next: AtomicUsize::new(0),
+        }
     }
 
     /// How many items there are.
     pub(crate) fn len(&self) -> usize {
-        self.cells.len()
+        self.len
     }
 
     /// Whether every chunk was handed out.
@@ -68,7 +85,7 @@ impl<T> Items<T> {
 
     fn claim_from(&self, start: usize, count: usize) -> Claim<'_, T> {
         let end = start.saturating_add(count).min(self.len());
-        Claim { items: self, range: start..end, last: None }
+        Claim { items: self.buffer, range: start..end, last: None, _items: PhantomData }
     }
 }
 
@@ -76,11 +93,22 @@ impl<T> Drop for Items<T> {
     fn drop(&mut self) {
         // The items of chunks never handed out; a claim takes (or drops) all of its own.
         let first = self.next.load(Ordering::Relaxed).min(self.chunks) * self.chunksize;
-        let first = first.min(self.cells.len());
-        for cell in &mut self.cells[first..] {
-            // SAFETY: no chunk at or after `next` was handed out, so these items were
-            // never read; `&mut self` means no claim is alive.
-            unsafe { cell.get_mut().assume_init_drop() };
+        let first = first.min(self.len);
+        // SAFETY: no chunk at or after `next` was handed out, so the items from `first`
+        // on were never read; `&mut self` means no claim is alive. Their places are
+        // still items even when the buffer is lent: a `Gather` writes only places of
+        // claimed items.
+        unsafe {
+            let rest = std::ptr::slice_from_raw_parts_mut(
+                self.buffer.as_ptr().add(first),
+                self.len - first,
+            );
+            rest.drop_in_place();
+        }
+        if !self.lent {
+            // SAFETY: the buffer of a `Vec<T>` of this capacity, whose items were all
+            // moved out or dropped; freed once, here.
+            drop(unsafe { Vec::from_raw_parts(self.buffer.as_ptr(), 0, self.capacity) });
         }
     }
 }
@@ -88,10 +116,13 @@ impl<T> Drop for Items<T> {
 /// Items one worker claimed: it takes them in order; those it did not take are dropped
 /// with the claim.
 pub(crate) struct Claim<'a, T> {
-    items: &'a Items<T>,
+    /// The items' buffer (copied here, so that a hot loop keeps it in a register).
+    items: NonNull<T>,
     range: Range<usize>,
     /// The index of the item taken last.
     last: Option<usize>,
+    /// Borrows the `Items` the claim is from.
+    _items: PhantomData<&'a Items<T>>,
 }
 
 impl<T> Claim<'_, T> {
@@ -117,11 +148,11 @@ impl<T> Iterator for Claim<'_, T> {
     fn next(&mut self) -> Option<(usize, T)> {
         let index = self.range.next()?;
         self.last = Some(index);
-        // SAFETY: `index` lies in this claim's range, which no other claim covers (see
-        // `Items`), and the range yields it once; the item was initialized in `new` and
-        // not read since (reads only happen here and in `Items::drop`, which runs after
-        // every claim is gone and skips claimed chunks).
-        Some((index, unsafe { (*self.items.cells[index].get()).assume_init_read() }))
+        // SAFETY: `index < len` lies in this claim's range, which no other claim covers
+        // (see `Items`), and the range yields it once; the item was initialized in the
+        // `Vec` and not read since (reads only happen here and in `Items::drop`, which
+        // runs after every claim is gone and skips claimed chunks).
+        Some((index, unsafe { self.items.as_ptr().add(index).read() }))
     }
 }
 
@@ -133,12 +164,22 @@ impl<T> Drop for Claim<'_, T> {
 
 /// Where the outcomes of a submission's items go.
 pub(crate) trait Output<R>: Send + Sync {
+    /// Whether nothing becomes visible before the last item's outcome: then a worker
+    /// calls `done` once for all the chunks it ran in a row.
+    const ANNOUNCES_AT_END: bool = false;
+
     /// Item `index` gave `value`.
     ///
     /// # Safety
     /// `index` is within the submission, and no other call of `put` or `fail` names it:
     /// the caller claimed it.
     unsafe fn put(&self, index: usize, value: R);
+    /// Where `put` writes item `index`'s value, when it writes it straight into memory
+    /// at `index` places from here: the hot loop then writes there itself, keeping the
+    /// pointer in a register.
+    fn direct(&self) -> Option<NonNull<R>> {
+        None
+    }
     /// The items at `indices` failed (claimed by the caller, as for `put`).
     fn fail(&self, indices: Range<usize>, error: &dyn Fn() -> Error);
     /// The outcomes of `count` more items were given: they become visible to the
@@ -209,7 +250,8 @@ impl<R: Send> Output<R> for ToImap<R> {
     }
 }
 
-/// `map`: the results, written in place into the buffer of the `Vec` the [`Slot`] gets.
+/// `map`: the results, written in place into the buffer of the `Vec` the [`Slot`] gets
+/// (the items' buffer when the types allow, see [`Gather::new`]).
 pub(crate) struct Gather<R> {
     /// A `Vec<R>`'s buffer with room for `len` values.
     buffer: NonNull<R>,
@@ -231,23 +273,36 @@ struct Failed {
     first: Option<(usize, Error)>,
 }
 
-// SAFETY: `Gather` owns the values in its buffer (a `Vec<R>`'s, moved between threads
-// when `R: Send`); threads write distinct places (`Output::put`'s contract) and the one
-// that takes `left` to zero reads them after every write (acquire-release on `left`).
+// SAFETY: `Gather` owns the values in its buffer (a `Vec<R>`'s, or one with the layout of
+// a `Vec<R>`'s, moved between threads when `R: Send`); threads write distinct places
+// (`Output::put`'s contract) and the one that takes `left` to zero reads them after
+// every write (acquire-release on `left`).
 unsafe impl<R: Send> Send for Gather<R> {}
 // SAFETY: as for `Send`: every access through `&Gather` is a write to a place its
 // caller claimed, or the final hand-over, which runs once.
 unsafe impl<R: Send> Sync for Gather<R> {}
 
 impl<R> Gather<R> {
-    /// Room for `len` results; the `Vec` goes to `slot` when all are in (at once for 0).
-    pub(crate) fn new(len: usize, slot: Arc<Slot<Vec<R>>>) -> Gather<R> {
-        let mut buffer = ManuallyDrop::new(Vec::<R>::with_capacity(len));
-        let gather = Gather {
+    /// Where the results of `items` go: into the items' own buffer when an `R` takes the
+    /// place of a `T` exactly (same size and alignment: `u64` to `u64`, as std's in-place
+    /// `collect` does), which saves an allocation and its page faults; else a new one.
+    /// The `Vec` goes to `slot` when all are in (at once for none).
+    pub(crate) fn new<T>(items: &mut Items<T>, slot: Arc<Slot<Vec<R>>>) -> Gather<R> {
+        let len = items.len;
+        let same_layout = std::alloc::Layout::new::<T>() == std::alloc::Layout::new::<R>();
+        let (buffer, capacity) = if same_layout && std::mem::size_of::<R>() > 0 && len > 0 {
+            // Each item's place is read (by its claim) before its result is written there.
+            items.lent = true;
+            (items.buffer.cast::<R>(), items.capacity)
+        } else {
+            let mut fresh = ManuallyDrop::new(Vec::<R>::with_capacity(len));
             // A `Vec`'s pointer is never null (dangling, aligned when it has no room).
-            buffer: NonNull::new(buffer.as_mut_ptr()).unwrap_or(NonNull::dangling()),
+            (NonNull::new(fresh.as_mut_ptr()).unwrap_or(NonNull::dangling()), fresh.capacity())
+        };
+        let gather = Gather {
+            buffer,
             len,
-            capacity: buffer.capacity(),
+            capacity,
             left: AtomicUsize::new(len),
             failed: Mutex::new(Failed::default()),
             finished: AtomicBool::new(false),
@@ -292,11 +347,17 @@ impl<R> Gather<R> {
 }
 
 impl<R: Send> Output<R> for Gather<R> {
+    const ANNOUNCES_AT_END: bool = true;
+
     unsafe fn put(&self, index: usize, value: R) {
         debug_assert!(index < self.len);
         // SAFETY: `index < len` places were reserved, and the caller claimed `index`
         // (this method's contract), so no one else writes or reads it before `finish`.
         unsafe { self.buffer.as_ptr().add(index).write(value) };
+    }
+
+    fn direct(&self) -> Option<NonNull<R>> {
+        Some(self.buffer)
     }
 
     fn fail(&self, indices: Range<usize>, error: &dyn Fn() -> Error) {

@@ -81,7 +81,8 @@ impl Status {
 
 /// The pool's live counters, in items.
 #[derive(Default)]
-pub struct Counters {
+#[repr(align(128))] // a cache line (pair) of its own: workers update it often
+pub(crate) struct Counters {
     submitted: AtomicU64,
     running: AtomicU64,
     done: AtomicU64,
@@ -187,7 +188,7 @@ pub trait Runs<T, R>: Workers {
 
 /// What both kinds of running pool do alike (unnameable outside this crate).
 mod engine {
-    use super::{Counters, Status};
+    use super::{PoolStats, Status};
     use crate::Error;
 
     /// Seals [`Workers`](super::Workers).
@@ -199,8 +200,8 @@ mod engine {
         const CLASS: &'static str;
         /// The number of workers.
         fn size(&self) -> usize;
-        /// The live counters.
-        fn counters(&self) -> &Counters;
+        /// What the live counters say.
+        fn stats(&self) -> PoolStats;
         /// RUN, CLOSE or TERMINATE.
         fn status(&self) -> Status;
         /// `close()`.
@@ -347,7 +348,7 @@ impl<W: Workers> PoolOf<W> {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn stats(&self) -> PoolStats {
-        self.core.counters().snapshot()
+        self.core.stats()
     }
 
     /// `function(argument)` in a worker, returning its result.

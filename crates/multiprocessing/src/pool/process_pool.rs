@@ -19,7 +19,7 @@ use super::result::{
 };
 use super::worker::WorkerArgs;
 use super::{
-    Counters, EXIT_GRACE, Pool, PoolOf, Processes, Runs, Status, Workers, closure,
+    Counters, EXIT_GRACE, Pool, PoolOf, PoolStats, Processes, Runs, Status, Workers, closure,
     default_chunksize, engine, task, worker,
 };
 
@@ -461,8 +461,8 @@ impl engine::Engine for ProcessCore {
         self.shared.size
     }
 
-    fn counters(&self) -> &Counters {
-        &self.shared.stats
+    fn stats(&self) -> PoolStats {
+        self.shared.stats.snapshot()
     }
 
     fn status(&self) -> Status {

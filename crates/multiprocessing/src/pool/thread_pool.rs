@@ -18,12 +18,13 @@ use std::time::{Duration, Instant};
 use pyconc_core::exit::Finalize;
 use pyconc_core::logging;
 
-use super::batch::{Gather, Items, Output, ToImap, ToSlot};
+use super::batch::{Claim, Gather, Items, Output, ToImap, ToSlot};
 use super::engine::{self, Engine as _};
 use super::result::{AsyncResult, Callbacks, IMapIterator, ImapSink, Slot, lock};
 use super::task::catch_task;
 use super::{
-    Counters, EXIT_GRACE, PoolOf, Runs, Status, ThreadPool, Threads, Workers, default_chunksize,
+    Counters, EXIT_GRACE, PoolOf, PoolStats, Runs, Status, ThreadPool, Threads, Workers,
+    default_chunksize,
 };
 use crate::Error;
 use crate::error::{
@@ -33,8 +34,9 @@ use crate::sys::{self, Pid};
 
 /// A submission, as the workers see it.
 trait Job: Send + Sync {
-    /// Runs the next chunk in the calling worker; `false` when none was left.
-    fn run_next(&self, worker: &str, stats: &Counters) -> bool;
+    /// Runs chunks in the calling worker until none is left, `stop` is set, or `most`
+    /// ran; returns how many ran.
+    fn run(&self, worker: &str, stats: &Counters, stop: &AtomicBool, most: usize) -> usize;
     /// Whether every chunk was handed out.
     fn exhausted(&self) -> bool;
     /// Fails every chunk no worker has taken.
@@ -51,32 +53,37 @@ struct Batch<F, T, R, O: Output<R>> {
 
 impl<F, T, R, O> Batch<F, T, R, O>
 where
+    F: Fn(T) -> R,
     O: Output<R>,
 {
     fn new(function: Arc<F>, items: Items<T>, output: O) -> Batch<F, T, R, O> {
         Batch { function, items, output, results: PhantomData }
     }
-}
 
-impl<F, T, R, O> Job for Batch<F, T, R, O>
-where
-    F: Fn(T) -> R + Send + Sync,
-    T: Send,
-    R: Send,
-    O: Output<R>,
-{
-    fn run_next(&self, worker: &str, stats: &Counters) -> bool {
-        let Some(mut claim) = self.items.claim() else { return false };
+    /// Runs the items of `claim`, each outcome to the output (not announced yet), and
+    /// counts them; returns how many there were.
+    fn run_chunk(&self, mut claim: Claim<'_, T>, worker: &str, stats: &Counters) -> usize {
         let count = claim.len();
         stats.running.fetch_add(count as u64, Ordering::Relaxed);
         let mut failed = 0;
         // One capture for the whole chunk: after a panic, the items after the one that
         // panicked run under a new capture.
-        while let Err(panic) = catch_task(worker, || {
-            for (index, item) in claim.by_ref() {
-                let value = (self.function)(item);
-                // SAFETY: `index` is in this worker's claim, and a claim yields it once.
-                unsafe { self.output.put(index, value) };
+        let direct = self.output.direct();
+        while let Err(panic) = catch_task(worker, || match direct {
+            Some(places) => {
+                for (index, item) in claim.by_ref() {
+                    let value = (self.function)(item);
+                    // SAFETY: `direct`'s contract: `put(index, ..)` writes there, and
+                    // `index` is in this worker's claim, which yields it once.
+                    unsafe { places.as_ptr().add(index).write(value) };
+                }
+            }
+            None => {
+                for (index, item) in claim.by_ref() {
+                    let value = (self.function)(item);
+                    // SAFETY: `index` is in this worker's claim, which yields it once.
+                    unsafe { self.output.put(index, value) };
+                }
             }
         }) {
             if let Some(index) = claim.last_taken() {
@@ -87,8 +94,35 @@ where
         stats.running.fetch_sub(count as u64, Ordering::Relaxed);
         stats.failed.fetch_add(failed, Ordering::Relaxed);
         stats.done.fetch_add(count as u64 - failed, Ordering::Relaxed);
-        self.output.done(count);
-        true
+        count
+    }
+}
+
+impl<F, T, R, O> Job for Batch<F, T, R, O>
+where
+    F: Fn(T) -> R + Send + Sync,
+    T: Send,
+    R: Send,
+    O: Output<R>,
+{
+    fn run(&self, worker: &str, stats: &Counters, stop: &AtomicBool, most: usize) -> usize {
+        let (mut ran, mut unannounced) = (0, 0);
+        while ran < most && !stop.load(Ordering::Relaxed) {
+            let Some(claim) = self.items.claim() else { break };
+            let count = self.run_chunk(claim, worker, stats);
+            ran += 1;
+            if O::ANNOUNCES_AT_END {
+                // Nothing is visible before the last item: one update of the shared
+                // count per visit, not per chunk.
+                unannounced += count;
+            } else {
+                self.output.done(count);
+            }
+        }
+        if unannounced > 0 {
+            self.output.done(unannounced);
+        }
+        ran
     }
 
     fn exhausted(&self) -> bool {
@@ -150,6 +184,10 @@ struct State {
     broken: Option<Breakage>,
     /// Every worker thread started, for `join`.
     threads: Vec<threading::Thread>,
+    /// The counters of the live workers, which each updates alone (no cache line
+    /// bounces between workers per chunk); a worker that leaves adds its own to the
+    /// pool's.
+    tallies: Vec<Arc<Counters>>,
 }
 
 thread_local! {
@@ -242,7 +280,7 @@ impl Crew {
         thread.set_name(format!("{} (worker)", thread.name()));
         lock(&self.state).live += 1;
         if let Err(error) = thread.start() {
-            self.leave();
+            self.leave(None);
             return Err(Error::OsError(std::io::Error::other(error.to_string())));
         }
         lock(&self.state).threads.push(thread);
@@ -250,9 +288,24 @@ impl Crew {
         Ok(())
     }
 
-    /// A worker is gone.
-    fn leave(&self) {
-        lock(&self.state).live -= 1;
+    /// A worker joins the count: its own counters.
+    fn tally(&self) -> Arc<Counters> {
+        let tally = Arc::new(Counters::default());
+        lock(&self.state).tallies.push(Arc::clone(&tally));
+        tally
+    }
+
+    /// A worker is gone; its counts go to the pool's.
+    fn leave(&self, tally: Option<&Arc<Counters>>) {
+        let mut state = lock(&self.state);
+        if let Some(tally) = tally {
+            state.tallies.retain(|other| !Arc::ptr_eq(other, tally));
+            let own = tally.snapshot();
+            self.stats.done.fetch_add(own.done, Ordering::Relaxed);
+            self.stats.failed.fetch_add(own.failed, Ordering::Relaxed);
+        }
+        state.live -= 1;
+        drop(state);
         self.left.notify_all();
     }
 
@@ -317,24 +370,24 @@ fn work(crew: &Arc<Crew>) {
     if let Some(initializer) = &crew.initializer {
         if let Err(panic) = catch_task(&name, || initializer()) {
             crew.break_with(panic);
-            crew.leave();
+            crew.leave(None);
             return;
         }
     }
+    let tally = crew.tally();
     let mut tasks = 0;
-    'jobs: while let Some(job) = crew.next_job() {
-        while !crew.terminating.load(Ordering::Relaxed) && job.run_next(&name, &crew.stats) {
-            tasks += 1;
-            if crew.maxtasks.is_some_and(|most| tasks >= most) {
-                if !crew.terminating.load(Ordering::Relaxed) {
-                    // CPython's `_maintain_pool`: a worker that retired is replaced.
-                    let _ = crew.add_worker();
-                }
-                break 'jobs;
+    while let Some(job) = crew.next_job() {
+        let most = crew.maxtasks.map_or(usize::MAX, |most| most - tasks);
+        tasks += job.run(&name, &tally, &crew.terminating, most);
+        if crew.maxtasks.is_some_and(|most| tasks >= most) {
+            if !crew.terminating.load(Ordering::Relaxed) {
+                // CPython's `_maintain_pool`: a worker that retired is replaced.
+                let _ = crew.add_worker();
             }
+            break;
         }
     }
-    crew.leave();
+    crew.leave(Some(&tally));
 }
 
 /// A running pool of worker threads.
@@ -363,8 +416,16 @@ impl engine::Engine for ThreadCore {
         self.crew.size
     }
 
-    fn counters(&self) -> &Counters {
-        &self.crew.stats
+    fn stats(&self) -> PoolStats {
+        let state = lock(&self.crew.state);
+        let mut stats = self.crew.stats.snapshot();
+        for tally in &state.tallies {
+            let own = tally.snapshot();
+            stats.running += own.running;
+            stats.done += own.done;
+            stats.failed += own.failed;
+        }
+        stats
     }
 
     fn status(&self) -> Status {
@@ -461,8 +522,9 @@ where
         let (count, slot) = (items.len(), Slot::new(callbacks));
         if count > 0 {
             let chunksize = chunksize.unwrap_or_else(|| default_chunksize(count, core.crew.size));
-            let output = Gather::new(count, Arc::clone(&slot));
-            let job = Batch::new(Arc::new(function), Items::new(items, chunksize), output);
+            let mut items = Items::new(items, chunksize);
+            let output = Gather::new(&mut items, Arc::clone(&slot));
+            let job = Batch::new(Arc::new(function), items, output);
             let _ = core.crew.submit(Arc::new(job), count, count.div_ceil(chunksize));
         } else {
             slot.set(Ok(Vec::new()));
@@ -659,6 +721,7 @@ impl ThreadPoolBuilder {
                 live: 0,
                 broken: None,
                 threads: Vec::with_capacity(size),
+                tallies: Vec::with_capacity(size),
             }),
             work: Condvar::new(),
             left: Condvar::new(),

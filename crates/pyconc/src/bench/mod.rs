@@ -4,7 +4,7 @@
 //! The backends of one operation run in alternating rounds (warm-up first, then rounds
 //! until a time budget), so that drift of this noisy machine hits them alike; the table
 //! shows medians and the ratios between backends. CPython runs the equivalent script
-//! (`threads.py`, `processes.py`, `ipc.py`, `pool.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! (`threads.py`, `processes.py`, `ipc.py`, `pool.py`, `threadpool.py`, shipped inside the binary) with the `python3` found on `PATH` or given
 //! by `--python`; without it, its column says why it is missing.
 
 mod ipc;
@@ -15,6 +15,7 @@ mod processes;
 mod python;
 mod scaling;
 mod svg;
+mod threadpool;
 mod threads;
 
 use std::io::IsTerminal;
@@ -34,6 +35,8 @@ pub(crate) enum Group {
     Ipc,
     /// Pool creation, map throughput (default chunks and chunksize 1), CPU-bound speedup.
     Pool,
+    /// ThreadPool map throughput (default chunks and chunksize 1) vs rayon and CPython.
+    Threadpool,
     /// A CPU-bound job on 1..2×CPUs workers: threads vs processes, pyconc vs CPython.
     Scaling,
 }
@@ -45,6 +48,7 @@ impl Group {
             Group::Processes => "processes",
             Group::Ipc => "ipc",
             Group::Pool => "pool",
+            Group::Threadpool => "threadpool",
             Group::Scaling => "scaling",
         }
     }
@@ -82,7 +86,14 @@ pub(crate) struct ChildArgs {
 
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let groups = if args.groups.is_empty() {
-        vec![Group::Threads, Group::Processes, Group::Ipc, Group::Pool, Group::Scaling]
+        vec![
+            Group::Threads,
+            Group::Processes,
+            Group::Ipc,
+            Group::Pool,
+            Group::Threadpool,
+            Group::Scaling,
+        ]
     } else {
         args.groups.clone()
     };
@@ -100,6 +111,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Group::Processes => processes::run(&settings, &python, &mut report)?,
             Group::Ipc => ipc::run(&settings, &python, &mut report)?,
             Group::Pool => pool::run(&settings, &python, &mut report)?,
+            Group::Threadpool => threadpool::run(&settings, &python, &mut report)?,
             Group::Scaling => report.set_scaling(scaling::run(&settings, &python)?),
         }
         report.group_done(group.name());

@@ -1,0 +1,35 @@
+# The CPython side of `pyconc bench threadpool`: multiprocessing.pool.ThreadPool timed as
+# threadpool.rs times pyconc's, printed as one JSON line of per-operation nanoseconds.
+#
+# usage: cat common.py threadpool.py > t.py; python3 t.py QUICK
+from multiprocessing.pool import ThreadPool
+
+
+def trivial(x):
+    return x + 1
+
+
+def map_op(pool, items, chunksize):
+    def op(n):
+        for _ in range(n):
+            pool.map(trivial, range(items), chunksize)
+
+    return op
+
+
+def main(quick):
+    if quick:
+        rounds = (3, 5, 0.5)
+        big, small = 20_000, 2_000
+    else:
+        rounds = (5, 31, 4.0)
+        big, small = 200_000, 20_000
+    result = {}
+    with ThreadPool(2) as pool:
+        result["map_default_chunks"] = measure(map_op(pool, big, None), 1, *rounds)
+        result["map_chunksize_1"] = measure(map_op(pool, small, 1), 1, *rounds)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] == "1")
