@@ -264,6 +264,21 @@ impl From<io::Error> for Error {
     }
 }
 
+impl From<threading::Error> for Error {
+    /// A `threading` error met by the thread-based parts (`dummy`, `ThreadPool`): the same
+    /// Python exception and text.
+    fn from(error: threading::Error) -> Error {
+        match error {
+            threading::Error::RuntimeError(message) => Error::RuntimeError(message),
+            threading::Error::ValueError(message) => Error::ValueError(message),
+            threading::Error::AssertionError(message) => Error::AssertionError(message),
+            threading::Error::BrokenBarrierError => Error::BrokenBarrierError,
+            threading::Error::CantStartThread(error) => Error::OsError(error),
+            other => Error::RuntimeError(other.to_string().into()),
+        }
+    }
+}
+
 impl From<Error> for threading::Error {
     /// A process error joined through [`threading::Joinable`] (`threading::joinall`).
     fn from(error: Error) -> threading::Error {

@@ -24,6 +24,8 @@
 //! | `Pool`, `Pool(initializer=, maxtasksperchild=, context=)` | [`Pool::new`], [`Pool::builder`] |
 //! | `pool.map`, `imap`, `imap_unordered`, `apply`, `apply_async`, `map_async` | [`Pool::map`] (`map_chunked`), [`Pool::imap`], [`Pool::imap_unordered`], [`Pool::apply`], [`Pool::apply_async`], [`Pool::map_async`] |
 //! | `AsyncResult`, `IMapIterator` | [`AsyncResult`], [`IMapIterator`] |
+//! | `multiprocessing.pool.ThreadPool` | [`ThreadPool`] (the `Pool` methods over threads; [`ThreadPool::builder`]) |
+//! | `multiprocessing.dummy` | [`dummy`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | the same names: cross-process, robust locks |
 //!
 //! # Sharing objects with a child
@@ -111,6 +113,7 @@ pub mod util;
 mod process;
 mod pool;
 mod context;
+pub mod dummy;
 mod init;
 
 pub use connection::{Connection, pipe};

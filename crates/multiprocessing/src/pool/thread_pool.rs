@@ -281,7 +281,7 @@ impl Crew {
         lock(&self.state).live += 1;
         if let Err(error) = thread.start() {
             self.leave(None);
-            return Err(Error::OsError(std::io::Error::other(error.to_string())));
+            return Err(error.into());
         }
         lock(&self.state).threads.push(thread);
         logging::debug(|| "added worker".to_owned());

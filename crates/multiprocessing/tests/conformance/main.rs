@@ -14,6 +14,7 @@ multiprocessing::init_before_main!();
 #[path = "../../../threading/tests/conformance/barrier_tests.rs"]
 mod barrier_tests;
 mod context;
+mod dummy;
 mod errors;
 mod listener;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
