@@ -73,7 +73,7 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
 }
 
 /// Every operation of every group, in the report's order.
-const OPERATIONS: [(&str, &str); 17] = [
+const OPERATIONS: [(&str, &str); 19] = [
     ("threads", "thread start+join"),
     ("threads", "current_thread()"),
     ("threads", "Timer start+cancel+join"),
@@ -91,6 +91,8 @@ const OPERATIONS: [(&str, &str); 17] = [
     ("pool", "map 20k items, default chunks"),
     ("pool", "map 2k items, chunksize 1"),
     ("pool", "CPU-bound 4 tasks on Pool(2)"),
+    ("threadpool", "ThreadPool map 20k items, default chunks"),
+    ("threadpool", "ThreadPool map 2k items, chunksize 1"),
 ];
 
 /// `pyconc bench --quick --json F --svg G`, as CI runs it: both files parse and hold every

@@ -204,8 +204,7 @@ fn limited<R>(conn: &Connection, handshake: impl FnOnce() -> Result<R, Error>) -
 /// A fresh challenge: the frame to send and the message whose MAC the peer must return.
 fn new_challenge() -> Result<(Vec<u8>, Vec<u8>), Error> {
     let mut random = [0u8; MESSAGE_LENGTH];
-    getrandom::fill(&mut random)
-        .map_err(|e| Error::OsError(std::io::Error::other(e.to_string())))?;
+    sys::fill_random(&mut random)?;
     let mut message = b"{sha256}".to_vec();
     message.extend_from_slice(&random);
     let mut challenge = CHALLENGE.to_vec();

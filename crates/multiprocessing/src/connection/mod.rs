@@ -54,10 +54,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod auth;
+mod handle;
 mod listener;
+mod resource_sharer;
 pub(crate) mod ring;
 mod wait;
 
+pub use handle::{Handle, recv_handle, send_handle};
 pub use listener::{Address, Listener, client};
 pub use wait::{Waitable, wait};
 

@@ -28,6 +28,15 @@ pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
 }
 
+/// A close-on-exec duplicate of `fd`, which must be open (an fd an object of this process
+/// owns; EBADF otherwise).
+pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl(F_DUPFD_CLOEXEC) on an fd number; an invalid fd gives EBADF.
+    let copy = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: fcntl succeeded, so `copy` is a new fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
 /// Takes ownership of an fd number handed to this process by its parent.
 ///
 /// # Safety

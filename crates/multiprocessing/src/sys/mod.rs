@@ -25,3 +25,9 @@ pub(crate) use socket::*;
 fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     if result == -1 { Err(io::Error::last_os_error()) } else { Ok(result) }
 }
+
+/// Fills `buf` with random bytes from the kernel (`getrandom(2)`, through the `getrandom`
+/// crate).
+pub(crate) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    getrandom::fill(buf).map_err(|error| io::Error::other(error.to_string()))
+}

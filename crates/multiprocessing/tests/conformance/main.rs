@@ -28,6 +28,7 @@ mod pipe_rings;
 mod pool;
 mod process;
 mod queue;
+mod reduction;
 mod shared;
 mod support;
 mod synchronize;
