@@ -113,7 +113,7 @@ pub fn recv_handle<T: DeserializeOwned>(conn: &Connection) -> Result<T, Error> {
 /// use multiprocessing::connection::{Handle, recv_handle, send_handle};
 ///
 /// let (ours, theirs) = multiprocessing::pipe(true)?;
-/// let (mut reader, writer) = std::io::pipe()?;
+/// let (mut reader, writer) = std::os::unix::net::UnixStream::pair()?;
 /// send_handle(&ours, &Handle::new(writer.into()))?;
 /// let handle: Handle = recv_handle(&theirs)?;
 /// std::fs::File::from(handle.into_fd()).write_all(b"hi")?;

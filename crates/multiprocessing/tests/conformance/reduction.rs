@@ -50,7 +50,7 @@ fn objects_made_later_reach_a_running_child(method: StartMethod) {
     assert!(!control.poll(Some(Duration::from_millis(100))).unwrap(), "the child waits");
     lock.release().unwrap();
     assert_eq!(control.recv::<String>().unwrap(), "locked");
-    let (mut reader, writer) = std::io::pipe().unwrap();
+    let (mut reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
     send_handle(&control, &Handle::new(writer.into())).unwrap();
     assert_eq!(control.recv::<String>().unwrap(), "done");
     let mut text = String::new();
@@ -151,7 +151,7 @@ fn a_handle_whose_sender_is_gone_fails_at_once() {
 }
 
 fn send_from_a_fork_child(control: Connection) {
-    let (mut reader, writer) = std::io::pipe().unwrap();
+    let (mut reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
     send_handle(&control, &Handle::new(writer.into())).unwrap();
     let mut text = String::new();
     reader.read_to_string(&mut text).unwrap();
