@@ -42,6 +42,11 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 
 /// Deserializes a `T` from all of `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] for a value that may borrow from `bytes` (`&str`, `&[u8]` fields).
+pub(crate) fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     match postcard::take_from_bytes(bytes) {
         Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(Error::UnpicklingError(format!(

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::managers::{Manager, ManagerBuilder};
 use crate::pool::PoolBuilder;
 use crate::process::{Builder, Process};
 use crate::queue::{JoinableQueue, Queue, SimpleQueue};
@@ -111,6 +112,23 @@ impl Context {
     /// ```
     pub fn pool(&self) -> PoolBuilder {
         Pool::builder().start_method(self.method)
+    }
+
+    /// A manager builder whose server starts with the context's start method.
+    /// Python: `ctx.Manager()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = multiprocessing::get_context(Some("spawn"))?;
+    /// let manager = ctx.manager().start()?;
+    /// let d = manager.dict::<String, u8>()?;
+    /// d.set("spawned".into(), 1)?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn manager(&self) -> ManagerBuilder {
+        Manager::builder().start_method(self.method)
     }
 
     /// A queue. Python: `ctx.Queue(maxsize)`.

@@ -212,6 +212,12 @@ pub enum Error {
     /// A pool worker died (killed, aborted, exited) while it held this task. CPython's
     /// `Pool` never reports this: it waits forever (python/cpython#96062).
     WorkerDied(String),
+    /// Python's `KeyError`: a manager dict has no such key. The text is the key, shown as
+    /// Python's `repr` would show it (`'missing'`).
+    KeyError(String),
+    /// Python's `AttributeError`: a manager namespace has no such attribute
+    /// (`'Namespace' object has no attribute 'x'`).
+    AttributeError(String),
 }
 
 impl Error {
@@ -244,7 +250,10 @@ impl fmt::Display for Error {
             Error::Full => f.write_str("queue is full"),
             Error::TimeoutError => f.write_str("timed out"),
             Error::RemoteTraceback(panic) => fmt::Display::fmt(panic, f),
-            Error::MaybeEncodingError(m) | Error::WorkerDied(m) => f.write_str(m),
+            Error::MaybeEncodingError(m)
+            | Error::WorkerDied(m)
+            | Error::KeyError(m)
+            | Error::AttributeError(m) => f.write_str(m),
         }
     }
 }

@@ -112,8 +112,9 @@ mod start_method;
 pub mod util;
 mod process;
 mod pool;
-mod context;
 pub mod dummy;
+pub mod managers;
+mod context;
 mod init;
 
 pub use connection::{Connection, pipe};
@@ -121,6 +122,7 @@ pub use context::{Context, get_context};
 pub use error::Error;
 pub use error::RemotePanic;
 pub use init::init;
+pub use managers::Manager;
 pub use pool::{
     AsyncResult, Callbacks, IMapIterator, Pool, PoolBuilder, PoolOf, PoolStats, Processes, Runs,
     StarFn, ThreadPool, ThreadPoolBuilder, Threads, Workers,

@@ -21,6 +21,8 @@ thread_local! {
     static SINK: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
     /// While a child deserializes its arguments: the fds received with them.
     static SOURCE: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    /// While the arguments of a child being started are serialized.
+    static TO_CHILD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The text of the last refusal, which postcard's error type cannot carry.
     static REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -44,6 +46,21 @@ pub(crate) fn collecting_fds<R>(encode: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
     let fds =
         SINK.with(|sink| std::mem::replace(&mut *sink.borrow_mut(), outer)).unwrap_or_default();
     (result, fds)
+}
+
+/// Runs `encode` for the arguments of a child being started: what is serialized may then
+/// carry secrets the child is entitled to (a manager proxy's authkey, as CPython's
+/// proxies carry theirs when spawning).
+pub(crate) fn to_child<R>(encode: impl FnOnce() -> R) -> R {
+    let outer = TO_CHILD.with(|flag| flag.replace(true));
+    let result = encode();
+    TO_CHILD.with(|flag| flag.set(outer));
+    result
+}
+
+/// Whether [`to_child`] runs on this thread.
+pub(crate) fn encoding_for_child() -> bool {
+    TO_CHILD.with(std::cell::Cell::get)
 }
 
 /// Runs `decode` with `fds` as the fd table of the message it decodes. Fds it does not

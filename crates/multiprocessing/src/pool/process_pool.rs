@@ -799,12 +799,12 @@ impl PoolBuilder {
         if self.has_initializer || self.maxtasks.is_some() {
             return Err(Error::value(crate::error::MPI_POOL_OPTIONS));
         }
-        let size = mpi::MpiHandler::workers()?;
+        let size = super::mpi::MpiHandler::workers()?;
         let shared = Shared::new(size, StartMethod::Spawn)?;
         let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
         // The communicator is made in the thread that uses it (it is not `Send`).
         ProcessCore::start(shared, "pyconc-mpi-pool", move || {
-            match mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
+            match super::mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
                 Ok(handler) => handler.run(),
                 Err(_) => for_thread.set_finished(),
             }

@@ -299,7 +299,8 @@ pub(crate) fn launch(
         if method == StartMethod::Fork {
             return fork::launch(spec, target);
         }
-        let (portable, fds) = reduction::collecting_fds(|| target.portable());
+        let (portable, fds) =
+            reduction::to_child(|| reduction::collecting_fds(|| target.portable()));
         let launched = match method {
             StartMethod::Spawn => spawn::launch(spec, portable?, &fds),
             _ => forkserver::launch(spec, portable?, &fds),
