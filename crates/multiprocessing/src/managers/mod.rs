@@ -15,7 +15,7 @@
 //! a proxy sent to another process takes one for it), answers one thread per client
 //! connection, and stores values as their serialized bytes — it needs none of the
 //! program's types, so another program can use a remote manager. A client on this
-//! machine talks to it through shared-memory rings (a duplex [`pipe`](crate::pipe)
+//! machine talks to it through shared-memory rings (a duplex [`pipe`]
 //! handed over after the authentication handshake), not a socket round trip per call.
 //!
 //! # Differences from CPython
