@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_bytes::Bytes;
 
 use super::protocol::{Failure, Op, Reply, Wait};
-use super::proxy::{proxy_type, unexpected};
+use super::proxy::{copying, proxy_type, unexpected};
 use super::repr::repr;
 use crate::{Error, codec};
 
@@ -17,6 +17,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error>
     codec::encode(value)
 }
 
+/// A value taken out of the server (a queue's item, a popped one).
 fn decode<T: DeserializeOwned>(reply: Reply) -> Result<T, Error> {
     match reply {
         Reply::Bytes(bytes) => codec::decode(&bytes),
@@ -24,9 +25,21 @@ fn decode<T: DeserializeOwned>(reply: Reply) -> Result<T, Error> {
     }
 }
 
-fn decode_all<T: DeserializeOwned>(reply: Reply) -> Result<Vec<T>, Error> {
+/// A copy of a value the server keeps (see `proxy.rs` on proxies stored in containers).
+fn copy<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    copying(|| codec::decode(bytes))
+}
+
+fn copy_one<T: DeserializeOwned>(reply: Reply) -> Result<T, Error> {
     match reply {
-        Reply::List(items) => items.iter().map(|item| codec::decode(item)).collect(),
+        Reply::Bytes(bytes) => copy(&bytes),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn copy_all<T: DeserializeOwned>(reply: Reply) -> Result<Vec<T>, Error> {
+    match reply {
+        Reply::List(items) => items.iter().map(|item| copy(item)).collect(),
         other => Err(unexpected(&other)),
     }
 }
@@ -105,7 +118,7 @@ where
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
         let key = encode(key)?;
         match self.base.invoke(Op::DictGet(Bytes::new(&key)))? {
-            Reply::MaybeBytes(value) => value.map(|v| codec::decode(&v)).transpose(),
+            Reply::MaybeBytes(value) => value.map(|v| copy(&v)).transpose(),
             other => Err(unexpected(&other)),
         }
     }
@@ -172,7 +185,7 @@ where
     /// ```
     pub fn setdefault(&self, key: K, default: V) -> Result<V, Error> {
         let (key, default) = (encode(&key)?, encode(&default)?);
-        decode(self.base.invoke(Op::DictSetDefault(Bytes::new(&key), Bytes::new(&default)))?)
+        copy_one(self.base.invoke(Op::DictSetDefault(Bytes::new(&key), Bytes::new(&default)))?)
     }
 
     /// Whether there is a value for `key`. Python: `key in d`.
@@ -242,7 +255,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn keys(&self) -> Result<Vec<K>, Error> {
-        decode_all(self.base.invoke(Op::DictKeys)?)
+        copy_all(self.base.invoke(Op::DictKeys)?)
     }
 
     /// The values, in their keys' insertion order. Python: `list(d.values())`.
@@ -260,7 +273,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn values(&self) -> Result<Vec<V>, Error> {
-        decode_all(self.base.invoke(Op::DictValues)?)
+        copy_all(self.base.invoke(Op::DictValues)?)
     }
 
     /// The pairs, in insertion order. Python: `list(d.items())`.
@@ -279,9 +292,7 @@ where
     /// ```
     pub fn items(&self) -> Result<Vec<(K, V)>, Error> {
         match self.base.invoke(Op::DictItems)? {
-            Reply::Pairs(pairs) => {
-                pairs.iter().map(|(k, v)| Ok((codec::decode(k)?, codec::decode(v)?))).collect()
-            }
+            Reply::Pairs(pairs) => pairs.iter().map(|(k, v)| Ok((copy(k)?, copy(v)?))).collect(),
             other => Err(unexpected(&other)),
         }
     }
@@ -383,7 +394,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn get(&self, index: usize) -> Result<T, Error> {
-        decode(self.base.invoke(Op::ListGet(at(index)))?)
+        copy_one(self.base.invoke(Op::ListGet(at(index)))?)
     }
 
     /// Replaces the value at `index`. Python: `l[index] = value`.
@@ -595,7 +606,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn to_vec(&self) -> Result<Vec<T>, Error> {
-        decode_all(self.base.invoke(Op::ListItems)?)
+        copy_all(self.base.invoke(Op::ListItems)?)
     }
 }
 
@@ -657,7 +668,7 @@ impl Namespace {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, Error> {
-        decode(self.base.invoke(Op::NsGet(name))?)
+        copy_one(self.base.invoke(Op::NsGet(name))?)
     }
 
     /// Deletes attribute `name`. Python: `del ns.name`.
@@ -734,7 +745,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn get(&self) -> Result<T, Error> {
-        decode(self.base.invoke(Op::ValueGet)?)
+        copy_one(self.base.invoke(Op::ValueGet)?)
     }
 
     /// Replaces the value. Python: `v.value = x`.

@@ -236,6 +236,21 @@ impl Manager {
         }
     }
 
+    /// The server process, when this handle started it (CPython's `manager._process`):
+    /// its pid, name (`SyncManager-N`), liveness.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let manager = multiprocessing::managers::Manager::new()?;
+    /// let server = manager.process().expect("started here");
+    /// assert!(server.name().starts_with("SyncManager-") && server.is_alive());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn process(&self) -> Option<&Process> {
+        self.owned.as_ref().map(|owned| &owned.process)
+    }
+
     /// How many objects the server holds (CPython's `_number_of_objects()`, which its
     /// tests use to check that objects are freed).
     ///

@@ -3,41 +3,78 @@
 //! while some proxy refers to it, in whatever process.
 //!
 //! The count: the proxy made by `Manager::dict()` holds one reference; its clones share
-//! it, and the last one to go gives it back. A proxy serialized for another process
-//! takes a reference for the receiver, which the deserialized proxy holds. A fork child
+//! it, and the last one to go gives it back. A proxy serialized takes a reference for
+//! the receiver, which the deserialized proxy holds — a child's arguments, a queue item,
+//! a message are read once. A proxy stored in a manager's container is read as a copy
+//! (`get`, `items`...): each copy takes a reference of its own, and the stored one keeps
+//! the object alive while it is stored; taken out with `pop`/`remove`, it hands its
+//! reference to the reader. (A stored proxy overwritten or cleared keeps its object
+//! until the server shuts down: the server does not look into values.) A fork child
 //! inherits its parent's proxies and takes a reference of its own before it first uses
 //! one (CPython's `BaseProxy._after_fork`); one it never used, it drops without a word.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::de::Error as _;
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
+use pyconc_core::exit::Finalize;
+use pyconc_core::sync::lock;
+
 use super::client::{Server, request};
 use super::protocol::{Failure, Kind, Op, Reply, Request};
 use crate::connection::Address;
 use crate::{Error, reduction, sys};
+
+thread_local! {
+    /// While values read as copies from a manager are deserialized.
+    static COPYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `decode` on a value read as a copy from a manager's container: proxies in it
+/// take references of their own instead of the stored one.
+pub(crate) fn copying<R>(decode: impl FnOnce() -> R) -> R {
+    let outer = COPYING.with(|flag| flag.replace(true));
+    let result = decode();
+    COPYING.with(|flag| flag.set(outer));
+    result
+}
 
 /// One object of one manager.
 struct Referent {
     server: Server,
     id: u64,
     typeid: String,
-    /// The process that holds a reference for this proxy (0: none yet).
+    /// The process that holds a reference for this proxy.
     holder: AtomicI32,
+    /// Gives the reference back when the proxy drops, or at exit (CPython's
+    /// `Finalize(self, BaseProxy._decref, exitpriority=10)`): a fork child's copies of
+    /// its parent's proxies are never dropped, but the child's exit runs this. A parent's
+    /// release inherited by a fork child is not the child's: it does nothing there.
+    release: Mutex<Option<Finalize>>,
 }
 
-impl Drop for Referent {
-    fn drop(&mut self) {
-        if self.holder.load(Ordering::Acquire) == sys::getpid().0 {
-            // Best effort: a server that is gone has nothing left to free.
-            let _ = request(&self.server, &Request::Decref(self.id));
-        }
+impl Referent {
+    fn new(server: Server, id: u64, typeid: String) -> Referent {
+        let release = Mutex::new(Some(release(&server, id)));
+        Referent { server, id, typeid, holder: AtomicI32::new(sys::getpid().0), release }
     }
+}
+
+/// The finalizer that gives back this process's reference to object `id`.
+fn release(server: &Server, id: u64) -> Finalize {
+    let server = server.clone();
+    Finalize::new(
+        move || {
+            // Best effort: a server that is gone has nothing left to free.
+            let _ = request(&server, &Request::Decref(id));
+        },
+        Some(10),
+    )
 }
 
 /// The reference a typed proxy wraps. `Clone` shares it.
@@ -49,12 +86,7 @@ impl BaseProxy {
     pub(crate) fn create(server: &Server, kind: Kind) -> Result<BaseProxy, Error> {
         let typeid = kind.name().to_owned();
         match request(server, &Request::Create(kind))? {
-            Reply::Id(id) => Ok(BaseProxy(Arc::new(Referent {
-                server: server.clone(),
-                id,
-                typeid,
-                holder: AtomicI32::new(sys::getpid().0),
-            }))),
+            Reply::Id(id) => Ok(BaseProxy(Arc::new(Referent::new(server.clone(), id, typeid)))),
             Reply::Failed(failure) => Err(super::client::failure(failure)),
             other => Err(unexpected(&other)),
         }
@@ -75,6 +107,8 @@ impl BaseProxy {
                 self.0.holder.store(holder, Ordering::Release);
                 return Err(error);
             }
+            // The parent's release is inert here; this one is the child's.
+            *lock(&self.0.release) = Some(release(&self.0.server, self.0.id));
         }
         Ok(())
     }
@@ -147,12 +181,13 @@ impl<'de> Deserialize<'de> for BaseProxy {
         }
         let authkey =
             wire.authkey.map_or_else(|| crate::current_process().authkey(), ByteBuf::into_vec);
-        Ok(BaseProxy(Arc::new(Referent {
-            server: Server { address: wire.address, authkey },
-            id: wire.id,
-            typeid: wire.typeid,
-            holder: AtomicI32::new(sys::getpid().0),
-        })))
+        let server = Server { address: wire.address, authkey };
+        let proxy = BaseProxy(Arc::new(Referent::new(server, wire.id, wire.typeid)));
+        if COPYING.with(std::cell::Cell::get) {
+            // A copy of a stored proxy: a reference of its own.
+            proxy.incref().map_err(|e| D::Error::custom(format!("cannot receive a proxy: {e}")))?;
+        }
+        Ok(proxy)
     }
 }
 

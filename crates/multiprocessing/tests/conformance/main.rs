@@ -17,6 +17,7 @@ mod context;
 mod dummy;
 mod errors;
 mod listener;
+mod managers;
 #[path = "../../../threading/tests/conformance/lock_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies; not all apply here")]
 mod lock_tests;
