@@ -73,7 +73,7 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
 }
 
 /// Every operation of every group, in the report's order.
-const OPERATIONS: [(&str, &str); 19] = [
+const OPERATIONS: [(&str, &str); 27] = [
     ("threads", "thread start+join"),
     ("threads", "current_thread()"),
     ("threads", "Timer start+cancel+join"),
@@ -93,6 +93,14 @@ const OPERATIONS: [(&str, &str); 19] = [
     ("pool", "CPU-bound 4 tasks on Pool(2)"),
     ("threadpool", "ThreadPool map 20k items, default chunks"),
     ("threadpool", "ThreadPool map 2k items, chunksize 1"),
+    ("managers", "manager dict set"),
+    ("managers", "manager dict get"),
+    ("managers", "manager list append"),
+    ("managers", "manager namespace get"),
+    ("managers", "manager queue put+get"),
+    ("managers", "manager lock acquire+release"),
+    ("managers", "Value set+get (no manager)"),
+    ("managers", "Queue put+get (no manager)"),
 ];
 
 /// `pyconc bench --quick --json F --svg G`, as CI runs it: both files parse and hold every

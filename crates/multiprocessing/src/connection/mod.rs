@@ -45,7 +45,7 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pyconc_core::sync::lock;
@@ -101,6 +101,10 @@ pub struct Connection {
     writable: bool,
     closed: AtomicBool,
     max_frame: AtomicUsize,
+    /// How long a reader busy-waits for the next message before it sleeps, in µs (0: the
+    /// ring's default). Request-reply users (a manager's client and server) wait longer:
+    /// the answer is microseconds away, and a sleep costs a wake-up on each side.
+    idle_spin: AtomicU32,
     send_lock: Mutex<()>,
     received: Mutex<Received>,
     transport: Transport,
@@ -266,10 +270,18 @@ impl Connection {
             writable,
             closed: AtomicBool::new(false),
             max_frame: AtomicUsize::new(MAX_FRAME),
+            idle_spin: AtomicU32::new(0),
             send_lock: Mutex::new(()),
             received: Mutex::new(Received::default()),
             transport: Transport::new(outgoing.filter(|_| writable), incoming.filter(|_| readable)),
         })
+    }
+
+    /// Lets a reader of this end busy-wait up to `spin` for the next message before it
+    /// sleeps (see `idle_spin`).
+    pub(crate) fn set_idle_spin(&self, spin: Duration) {
+        let micros = u32::try_from(spin.as_micros()).unwrap_or(u32::MAX);
+        self.idle_spin.store(micros, Ordering::Relaxed);
     }
 
     fn check_open(&self) -> Result<(), Error> {
@@ -605,7 +617,11 @@ impl Connection {
                 Some(got) => return Ok(got),
                 None if !spun => {
                     spun = true;
-                    ring.spin_for_data(mid_frame);
+                    let idle = self.idle_spin.load(Ordering::Relaxed);
+                    ring.spin_for_data(
+                        mid_frame,
+                        (idle > 0).then(|| Duration::from_micros(idle.into())),
+                    );
                 }
                 None if mid_frame => {
                     if sys::poll_one(fd, libc::POLLIN, Some(ring::LIVENESS_CHECK))? == 0 {

@@ -631,9 +631,10 @@ impl Ring {
     }
 
     /// Waits a moment, without sleeping, for anything to read; whether it came.
-    /// `mid_frame`: the rest of a frame is awaited (the writer is at work).
-    pub(super) fn spin_for_data(&self, mid_frame: bool) -> bool {
-        let budget = if mid_frame { SPIN_MID_TRANSFER } else { SPIN_FOR_NEXT };
+    /// `mid_frame`: the rest of a frame is awaited (the writer is at work); otherwise the
+    /// next message, for `idle` (`None`: the default moment).
+    pub(super) fn spin_for_data(&self, mid_frame: bool, idle: Option<Duration>) -> bool {
+        let budget = if mid_frame { SPIN_MID_TRANSFER } else { idle.unwrap_or(SPIN_FOR_NEXT) };
         spin_until(budget, || self.available() > 0)
     }
 

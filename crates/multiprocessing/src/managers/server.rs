@@ -61,7 +61,10 @@ fn serve(store: &Store, conn: Connection) {
     let conn = match conn.recv::<Hello>() {
         Ok(Hello::Stay) => conn,
         Ok(Hello::Upgrade) => match recv_handle::<Connection>(&conn) {
-            Ok(rings) => rings,
+            Ok(rings) => {
+                rings.set_idle_spin(super::client::REPLY_SPIN);
+                rings
+            }
             Err(_) => return,
         },
         Err(_) => return,

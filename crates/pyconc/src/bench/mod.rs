@@ -4,10 +4,11 @@
 //! The backends of one operation run in alternating rounds (warm-up first, then rounds
 //! until a time budget), so that drift of this noisy machine hits them alike; the table
 //! shows medians and the ratios between backends. CPython runs the equivalent script
-//! (`threads.py`, `processes.py`, `ipc.py`, `pool.py`, `threadpool.py`, shipped inside the binary) with the `python3` found on `PATH` or given
+//! (`threads.py`, `processes.py`, `ipc.py`, `pool.py`, `threadpool.py`, `managers.py`, shipped inside the binary) with the `python3` found on `PATH` or given
 //! by `--python`; without it, its column says why it is missing.
 
 mod ipc;
+mod managers;
 mod measure;
 mod mpi;
 mod pool;
@@ -37,6 +38,8 @@ pub(crate) enum Group {
     Pool,
     /// ThreadPool map throughput (default chunks and chunksize 1) vs rayon and CPython.
     Threadpool,
+    /// A manager's proxy calls (dict, list, namespace, queue, lock) vs CPython's Manager().
+    Managers,
     /// A CPU-bound job on 1..2×CPUs workers: threads vs processes, pyconc vs CPython.
     Scaling,
 }
@@ -49,6 +52,7 @@ impl Group {
             Group::Ipc => "ipc",
             Group::Pool => "pool",
             Group::Threadpool => "threadpool",
+            Group::Managers => "managers",
             Group::Scaling => "scaling",
         }
     }
@@ -92,6 +96,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Group::Ipc,
             Group::Pool,
             Group::Threadpool,
+            Group::Managers,
             Group::Scaling,
         ]
     } else {
@@ -112,6 +117,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Group::Ipc => ipc::run(&settings, &python, &mut report)?,
             Group::Pool => pool::run(&settings, &python, &mut report)?,
             Group::Threadpool => threadpool::run(&settings, &python, &mut report)?,
+            Group::Managers => managers::run(&settings, &python, &mut report)?,
             Group::Scaling => report.set_scaling(scaling::run(&settings, &python)?),
         }
         report.group_done(group.name());
