@@ -120,10 +120,10 @@ impl Context {
     /// # Examples
     ///
     /// ```
-    /// let ctx = multiprocessing::get_context(Some("spawn"))?;
+    /// let ctx = multiprocessing::get_context(Some("fork"))?;
     /// let manager = ctx.manager().start()?;
     /// let d = manager.dict::<String, u8>()?;
-    /// d.set("spawned".into(), 1)?;
+    /// d.set("forked".into(), 1)?;
     /// assert_eq!(d.len()?, 1);
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```

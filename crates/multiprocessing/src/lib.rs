@@ -129,6 +129,8 @@ pub use pool::{
 };
 pub use process::{Builder, Process, active_children, current_process, parent_process};
 pub use queue::{JoinableQueue, Queue, SimpleQueue};
+/// serde, which [`shared_type!`] proxies implement (re-exported for the macro).
+pub use serde;
 pub use shared::{Array, Value};
 pub use start_method::{
     StartMethod, get_all_start_methods, get_start_method, get_start_method_if_set,

@@ -33,6 +33,7 @@ mod proxy;
 mod repr;
 mod server;
 mod sync;
+mod user;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,11 +49,13 @@ use pyconc_core::sync::lock;
 
 pub use containers::{DictProxy, ListProxy, Namespace, QueueProxy, ValueProxy};
 pub use sync::{BarrierProxy, ConditionProxy, EventProxy, LockProxy, RLockProxy, SemaphoreProxy};
+pub use user::{Failed, ProxyRef, SharedType, decode_args, encode_result};
 
 use client::{Server, request};
 use protocol::{Kind, Reply, Request};
 use proxy::{BaseProxy, unexpected};
 use server::ServerArgs;
+use user::Registered;
 
 use crate::connection::Address;
 use crate::{Error, Process, StartMethod, pipe, sys};
@@ -153,7 +156,7 @@ impl Manager {
     /// let manager = Manager::builder()
     ///     .address(Address::Tcp("127.0.0.1:0".parse().unwrap()))
     ///     .authkey(b"secret")
-    ///     .start_method(StartMethod::Spawn)
+    ///     .start_method(StartMethod::Fork)
     ///     .start()?;
     /// let Address::Tcp(bound) = manager.address() else { unreachable!() };
     /// assert_ne!(bound.port(), 0);
@@ -274,7 +277,7 @@ impl Manager {
         }
     }
 
-    fn create(&self, kind: Kind) -> Result<BaseProxy, Error> {
+    fn make(&self, kind: Kind) -> Result<BaseProxy, Error> {
         BaseProxy::create(&self.server, kind)
     }
 
@@ -296,7 +299,7 @@ impl Manager {
         K: Serialize + DeserializeOwned + Send + 'static,
         V: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.create(Kind::Dict).map(DictProxy::from_base)
+        self.make(Kind::Dict).map(DictProxy::from_base)
     }
 
     /// A new shared list. Python: `manager.list()`.
@@ -315,7 +318,7 @@ impl Manager {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.create(Kind::List).map(ListProxy::from_base)
+        self.make(Kind::List).map(ListProxy::from_base)
     }
 
     /// A new namespace. Python: `manager.Namespace()`.
@@ -331,7 +334,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn namespace(&self) -> Result<Namespace, Error> {
-        self.create(Kind::Namespace).map(Namespace::from_base)
+        self.make(Kind::Namespace).map(Namespace::from_base)
     }
 
     /// A new queue of at most `maxsize` items (0: no bound). Python: `manager.Queue(maxsize)`.
@@ -350,7 +353,7 @@ impl Manager {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.create(Kind::Queue { maxsize }).map(QueueProxy::from_base)
+        self.make(Kind::Queue { maxsize }).map(QueueProxy::from_base)
     }
 
     /// A new lock. Python: `manager.Lock()`.
@@ -366,7 +369,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn lock(&self) -> Result<LockProxy, Error> {
-        self.create(Kind::Lock).map(LockProxy::from_base)
+        self.make(Kind::Lock).map(LockProxy::from_base)
     }
 
     /// A new reentrant lock. Python: `manager.RLock()`.
@@ -383,7 +386,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn rlock(&self) -> Result<RLockProxy, Error> {
-        self.create(Kind::RLock).map(RLockProxy::from_base)
+        self.make(Kind::RLock).map(RLockProxy::from_base)
     }
 
     /// A new event. Python: `manager.Event()`.
@@ -399,7 +402,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn event(&self) -> Result<EventProxy, Error> {
-        self.create(Kind::Event).map(EventProxy::from_base)
+        self.make(Kind::Event).map(EventProxy::from_base)
     }
 
     /// A new semaphore with `value` permits. Python: `manager.Semaphore(value)`.
@@ -415,7 +418,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn semaphore(&self, value: u32) -> Result<SemaphoreProxy, Error> {
-        self.create(Kind::Semaphore { value, bounded: false }).map(SemaphoreProxy::from_base)
+        self.make(Kind::Semaphore { value, bounded: false }).map(SemaphoreProxy::from_base)
     }
 
     /// A new bounded semaphore: releasing past `value` fails.
@@ -433,7 +436,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn bounded_semaphore(&self, value: u32) -> Result<SemaphoreProxy, Error> {
-        self.create(Kind::Semaphore { value, bounded: true }).map(SemaphoreProxy::from_base)
+        self.make(Kind::Semaphore { value, bounded: true }).map(SemaphoreProxy::from_base)
     }
 
     /// A new condition variable (over its own reentrant lock). Python: `manager.Condition()`.
@@ -451,7 +454,7 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn condition(&self) -> Result<ConditionProxy, Error> {
-        self.create(Kind::Condition).map(ConditionProxy::from_base)
+        self.make(Kind::Condition).map(ConditionProxy::from_base)
     }
 
     /// A new barrier for `parties` callers. Python: `manager.Barrier(parties)`.
@@ -467,7 +470,48 @@ impl Manager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn barrier(&self, parties: u32) -> Result<BarrierProxy, Error> {
-        self.create(Kind::Barrier { parties }).map(BarrierProxy::from_base)
+        self.make(Kind::Barrier { parties }).map(BarrierProxy::from_base)
+    }
+
+    /// A new object of a type registered on the builder
+    /// ([`ManagerBuilder::register`]), made in the server from `args`; its proxy.
+    /// Python: `manager.TypeId(*args)`.
+    ///
+    /// # Errors
+    /// [`Error::ValueError`] when the server has no such type registered, or registered
+    /// it with a constructor of another argument type (`create(10)` is an `i32`);
+    /// [`Error::RuntimeError`] when the constructor panicked; the server cannot be reached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// pub struct Flag(bool);
+    /// multiprocessing::shared_type! {
+    ///     /// A flag.
+    ///     pub proxy FlagProxy for Flag { fn flip(&mut self) -> bool; }
+    /// }
+    /// impl Flag {
+    ///     fn flip(&mut self) -> bool { self.0 = !self.0; self.0 }
+    /// }
+    ///
+    /// let manager = multiprocessing::managers::Manager::builder()
+    ///     .register::<FlagProxy, bool>(Flag)
+    ///     .start()?;
+    /// let flag: FlagProxy = manager.create(false)?;
+    /// assert!(flag.flip()?);
+    /// let unregistered = multiprocessing::managers::Manager::new()?;
+    /// assert!(unregistered.create::<FlagProxy, bool>(false).is_err());
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn create<P, A>(&self, args: A) -> Result<P, Error>
+    where
+        P: SharedType,
+        A: Serialize,
+    {
+        let args = ByteBuf::from(containers::encode(&args)?);
+        let args_type = std::any::type_name::<A>().to_owned();
+        let kind = Kind::User { typeid: P::TYPEID.to_owned(), args_type, args };
+        self.make(kind).map(|base| P::from_proxy(ProxyRef(base)))
     }
 
     /// A new shared value. Python: `manager.Value(typecode, value)`.
@@ -487,7 +531,7 @@ impl Manager {
         T: Serialize + DeserializeOwned + Send + 'static,
     {
         let bytes = ByteBuf::from(containers::encode(&value)?);
-        self.create(Kind::Value(bytes)).map(ValueProxy::from_base)
+        self.make(Kind::Value(bytes)).map(ValueProxy::from_base)
     }
 }
 
@@ -518,7 +562,7 @@ impl fmt::Debug for Manager {
 /// ```
 /// use multiprocessing::{StartMethod, managers::Manager};
 ///
-/// let manager = Manager::builder().start_method(StartMethod::ForkServer).start()?;
+/// let manager = Manager::builder().start_method(StartMethod::Fork).start()?;
 /// assert_eq!(manager.value(1u8)?.get()?, 1);
 /// # Ok::<(), multiprocessing::Error>(())
 /// ```
@@ -528,6 +572,7 @@ pub struct ManagerBuilder {
     address: Option<Address>,
     authkey: Option<Vec<u8>>,
     start_method: Option<StartMethod>,
+    registry: Vec<Registered>,
 }
 
 impl ManagerBuilder {
@@ -577,11 +622,13 @@ impl ManagerBuilder {
         self
     }
 
-    /// How the server process starts (default: fork). Python: `ctx=`.
+    /// How the server process starts (default: fork). Python: `ctx=`. Spawn and
+    /// forkserver need [`init()`](crate::init) as the first line of `main`, as for any
+    /// process.
     ///
     /// # Examples
     ///
-    /// ```
+    /// ```no_run
     /// use multiprocessing::{StartMethod, managers::Manager};
     ///
     /// let manager = Manager::builder().start_method(StartMethod::Spawn).start()?;
@@ -590,6 +637,39 @@ impl ManagerBuilder {
     /// ```
     pub fn start_method(mut self, method: StartMethod) -> ManagerBuilder {
         self.start_method = Some(method);
+        self
+    }
+
+    /// Lets the server make objects of `P`'s type with `constructor` (from serialized
+    /// `A`), for [`Manager::create`]: CPython's `BaseManager.register(typeid, callable)`.
+    /// `P` is declared with [`shared_type!`](crate::shared_type).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// pub struct Tally(Vec<String>);
+    /// impl Tally {
+    ///     fn add(&mut self, name: String) -> usize { self.0.push(name); self.0.len() }
+    /// }
+    /// multiprocessing::shared_type! {
+    ///     /// A tally in the manager.
+    ///     pub proxy TallyProxy for Tally { fn add(&mut self, name: String) -> usize; }
+    /// }
+    ///
+    /// let manager = multiprocessing::managers::Manager::builder()
+    ///     .register::<TallyProxy, ()>(|()| Tally(Vec::new()))
+    ///     .start()?;
+    /// let tally: TallyProxy = manager.create(())?;
+    /// assert_eq!(tally.add("a".into())?, 1);
+    /// # Ok::<(), multiprocessing::Error>(())
+    /// ```
+    pub fn register<P, A>(mut self, constructor: fn(A) -> P::Target) -> ManagerBuilder
+    where
+        P: SharedType,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        self.registry.retain(|r| r.typeid != P::TYPEID);
+        self.registry.push(Registered::of::<P, A>(constructor));
         self
     }
 
@@ -625,7 +705,12 @@ impl ManagerBuilder {
         };
         let authkey = self.authkey.unwrap_or_else(|| crate::current_process().authkey());
         let (report, reporter) = pipe(false)?;
-        let args = ServerArgs { address, authkey: authkey.clone(), report: reporter };
+        let args = ServerArgs {
+            address,
+            authkey: authkey.clone(),
+            report: reporter,
+            registry: self.registry,
+        };
         let process = Process::builder()
             .start_method(self.start_method.unwrap_or(StartMethod::Fork))
             .daemon(true)

@@ -24,20 +24,33 @@ pub(crate) enum Kind {
     Dict,
     List,
     Namespace,
-    Queue { maxsize: usize },
+    Queue {
+        maxsize: usize,
+    },
     Lock,
     RLock,
     Event,
-    Semaphore { value: u32, bounded: bool },
+    Semaphore {
+        value: u32,
+        bounded: bool,
+    },
     Condition,
-    Barrier { parties: u32 },
+    Barrier {
+        parties: u32,
+    },
     Value(ByteBuf),
+    /// A registered type of the user's (`shared_type!`), made from serialized args.
+    User {
+        typeid: String,
+        args_type: String,
+        args: ByteBuf,
+    },
 }
 
 impl Kind {
     /// CPython's type id of the proxy (`'dict'`, `'Lock'`...): its name in messages.
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
+    pub(crate) fn name(&self) -> String {
+        let name = match self {
             Kind::Dict => "dict",
             Kind::List => "list",
             Kind::Namespace => "Namespace",
@@ -50,7 +63,9 @@ impl Kind {
             Kind::Condition => "Condition",
             Kind::Barrier { .. } => "Barrier",
             Kind::Value(_) => "Value",
-        }
+            Kind::User { typeid, .. } => return typeid.clone(),
+        };
+        name.to_owned()
     }
 }
 
@@ -130,6 +145,8 @@ pub(crate) enum Op<'a> {
     // value
     ValueGet,
     ValueSet(&'a Bytes),
+    // a registered type: an exposed method and its serialized arguments
+    UserCall(&'a str, &'a Bytes),
 }
 
 /// How long a call may wait: not at all, at most this long, or as long as it takes.

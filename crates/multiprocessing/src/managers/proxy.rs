@@ -84,7 +84,7 @@ pub(crate) struct BaseProxy(Arc<Referent>);
 impl BaseProxy {
     /// Makes an object of `kind` on `server`; the proxy holds its first reference.
     pub(crate) fn create(server: &Server, kind: Kind) -> Result<BaseProxy, Error> {
-        let typeid = kind.name().to_owned();
+        let typeid = kind.name();
         match request(server, &Request::Create(kind))? {
             Reply::Id(id) => Ok(BaseProxy(Arc::new(Referent::new(server.clone(), id, typeid)))),
             Reply::Failed(failure) => Err(super::client::failure(failure)),

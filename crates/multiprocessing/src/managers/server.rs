@@ -14,6 +14,7 @@ use serde_bytes::ByteBuf;
 use pyconc_core::sync::lock;
 
 use super::protocol::{Failure, Hello, Kind, Op, Reply, Request, Wait};
+use super::user::{Failed, Held, Registered};
 use crate::connection::{Address, Listener, recv_handle};
 use crate::dummy::Queue;
 use crate::{Connection, codec};
@@ -25,6 +26,8 @@ pub(crate) struct ServerArgs {
     pub(crate) authkey: Vec<u8>,
     /// Where the server reports the address it bound (or why it could not).
     pub(crate) report: Connection,
+    /// The types of the user's it can make.
+    pub(crate) registry: Vec<Registered>,
 }
 
 /// The server process's body.
@@ -40,7 +43,11 @@ pub(crate) fn main(args: ServerArgs) {
         return;
     }
     drop(args.report);
-    let store = Arc::new(Store::default());
+    let store = Arc::new(Store {
+        objects: Mutex::default(),
+        next: AtomicU64::new(0),
+        registry: args.registry.into_iter().map(|r| (r.typeid.clone(), r)).collect(),
+    });
     loop {
         // A peer with a wrong key, or one that hung up during the handshake, is
         // refused; the server goes on.
@@ -106,10 +113,11 @@ enum Object {
     Condition(threading::Condition),
     Barrier(threading::Barrier),
     Value(Mutex<Vec<u8>>),
+    User(Mutex<Held>),
 }
 
 impl Object {
-    fn new(kind: Kind) -> Result<Object, Failure> {
+    fn new(kind: Kind, registry: &HashMap<String, Registered>) -> Result<Object, Failure> {
         Ok(match kind {
             Kind::Dict => Object::Dict(Mutex::default()),
             Kind::List => Object::List(Mutex::default()),
@@ -130,6 +138,23 @@ impl Object {
                     .map_err(|e| Failure::ValueError(e.to_string()))?,
             ),
             Kind::Value(bytes) => Object::Value(Mutex::new(bytes.into_vec())),
+            Kind::User { typeid, args_type, args } => {
+                let registered = registry.get(&typeid).ok_or_else(|| {
+                    Failure::ValueError(format!(
+                        "the manager's server has no type '{typeid}' registered"
+                    ))
+                })?;
+                if registered.args_type != args_type {
+                    return Err(Failure::ValueError(format!(
+                        "'{typeid}' is made from a {}, not a {args_type}",
+                        registered.args_type
+                    )));
+                }
+                // The user's constructor runs here: a panic fails the call, not the server.
+                let made = pyconc_core::panic::catch_panic(|| registered.make(&args))
+                    .map_err(|panic| Failure::RuntimeError(panic.describe()))?;
+                Object::User(Mutex::new(made.map_err(failed)?))
+            }
         })
     }
 }
@@ -140,16 +165,25 @@ struct Entry {
 }
 
 /// The objects, by id, with their reference counts.
-#[derive(Default)]
 struct Store {
     objects: Mutex<HashMap<u64, Entry>>,
     next: AtomicU64,
+    /// The types of the user's, by typeid.
+    registry: HashMap<String, Registered>,
+}
+
+/// A user method's failure as the client sees it.
+fn failed(failure: Failed) -> Failure {
+    match failure {
+        Failed::NoSuchMethod(message) => Failure::AttributeError(message),
+        Failed::Serde(message) => Failure::ValueError(message),
+    }
 }
 
 impl Store {
     fn handle(&self, request: Request<'_>) -> Reply {
         match request {
-            Request::Create(kind) => match Object::new(kind) {
+            Request::Create(kind) => match Object::new(kind, &self.registry) {
                 Ok(object) => {
                     let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
                     let entry = Entry { object: Arc::new(object), refs: 1 };
@@ -219,6 +253,7 @@ fn mismatch(object: &Object, op: &Op<'_>) -> Failure {
         Object::Condition(_) => "Condition",
         Object::Barrier(_) => "Barrier",
         Object::Value(_) => "Value",
+        Object::User(_) => "a registered type",
     };
     Failure::BadRequest(format!("a {kind} has no method {op:?}"))
 }
@@ -493,6 +528,14 @@ fn call(object: &Object, op: Op<'_>) -> Result<Reply, Failure> {
             }
             op => return Err(mismatch(object, &op)),
         },
+        (Object::User(held), Op::UserCall(method, args)) => {
+            let mut held = lock(held);
+            let Held { value, dispatch } = &mut *held;
+            let outcome =
+                pyconc_core::panic::catch_panic(|| dispatch(value.as_mut(), method, args))
+                    .map_err(|panic| Failure::RuntimeError(panic.describe()))?;
+            Reply::Bytes(ByteBuf::from(outcome.map_err(failed)?))
+        }
         (Object::Value(v), Op::ValueGet) => Reply::Bytes(bytes(&lock(v))),
         (Object::Value(v), Op::ValueSet(value)) => {
             *lock(v) = value.to_vec();

@@ -412,3 +412,92 @@ fn the_sync_proxies_behave_as_threadings() {
     barrier.abort().unwrap();
     assert!(matches!(barrier.wait(), Err(Error::BrokenBarrierError)));
 }
+
+/// CPython's `FooBar` of `_TestMyManager`, in Rust.
+pub(crate) struct FooBar {
+    calls: u32,
+}
+
+impl FooBar {
+    fn new(start: u32) -> FooBar {
+        FooBar { calls: start }
+    }
+    fn f(&mut self) -> String {
+        self.calls += 1;
+        "f()".to_owned()
+    }
+    fn g(&self) -> String {
+        panic!("g() was called")
+    }
+    fn add(&mut self, a: u32, b: u32) -> u32 {
+        self.calls += 1;
+        a + b
+    }
+    fn calls(&self) -> u32 {
+        self.calls
+    }
+}
+
+multiprocessing::shared_type! {
+    /// `FooBar` in a manager.
+    pub(crate) proxy FooBarProxy for FooBar {
+        fn f(&mut self) -> String;
+        fn g(&self) -> String;
+        fn add(&mut self, a: u32, b: u32) -> u32;
+        fn calls(&self) -> u32;
+    }
+}
+
+fn call_f(foobar: FooBarProxy) {
+    assert_eq!(foobar.f().unwrap(), "f()");
+}
+
+// _TestMyManager.test_mymanager (and its _context and _start variants): a registered type
+// under every start method of the server; methods run there, one exposed method panics.
+fn a_registered_type_runs_its_methods_in_the_server(method: StartMethod) {
+    let manager = Manager::builder()
+        .start_method(method)
+        .register::<FooBarProxy, u32>(FooBar::new)
+        .start()
+        .unwrap();
+    let err = manager.create::<FooBarProxy, _>(10).unwrap_err();
+    assert_eq!(err.to_string(), "'FooBar' is made from a u32, not a i32");
+    let foobar: FooBarProxy = manager.create(10u32).unwrap();
+    assert_eq!(foobar.f().unwrap(), "f()");
+    assert_eq!(foobar.add(2, 3).unwrap(), 5);
+    let err = foobar.g().unwrap_err();
+    assert!(matches!(err, Error::RuntimeError(_)), "{err:?}");
+    assert!(err.to_string().contains("g() was called"), "{err}");
+    assert_eq!(foobar.calls().unwrap(), 12, "the server goes on, the object too");
+    let child = Process::builder().start_method(method).call(call_f, foobar.clone());
+    child.start().unwrap();
+    child.join().unwrap();
+    assert_eq!(child.exitcode(), Some(0));
+    assert_eq!(foobar.calls().unwrap(), 13);
+    assert!(format!("{foobar:?}").starts_with("<FooBarProxy object, typeid 'FooBar', id "));
+    drop(foobar);
+    assert_eq!(manager.number_of_objects().unwrap(), 0);
+}
+
+each_start_method! {
+    registered_types => a_registered_type_runs_its_methods_in_the_server;
+}
+
+// An unexposed or unknown method is refused (CPython: AttributeError), and a type the
+// server was not started with cannot be made there.
+#[test]
+fn only_registered_types_and_exposed_methods_run() {
+    use multiprocessing::managers::SharedType;
+    let manager = Manager::builder().register::<FooBarProxy, u32>(FooBar::new).start().unwrap();
+    let foobar: FooBarProxy = manager.create(0u32).unwrap();
+    let raw = foobar.0.clone(); // the untyped reference the proxy wraps
+    let err = raw.call::<(), String>("h", &()).unwrap_err();
+    assert!(matches!(err, Error::AttributeError(_)));
+    assert_eq!(err.to_string(), "'FooBar' object has no attribute 'h'");
+    let err = raw.call::<(u8,), String>("f", &(1,)).unwrap_err();
+    assert!(matches!(err, Error::ValueError(_)), "wrong arguments: {err:?}");
+    let plain = Manager::new().unwrap();
+    let err = plain.create::<FooBarProxy, u32>(0).unwrap_err();
+    assert_eq!(err.to_string(), "the manager's server has no type 'FooBar' registered");
+    assert_eq!(FooBarProxy::TYPEID, "FooBar");
+}
