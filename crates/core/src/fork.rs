@@ -21,6 +21,8 @@
 //! | 15 | the process's authkey | multiprocessing |
 //! | 20 | the launcher thread's queue | multiprocessing |
 //! | 30 | the fork-server connection | multiprocessing |
+//! | 35 | the resource sharer (`send_handle`'s fds) | multiprocessing |
+//! | 36 | the keys of known manager servers | multiprocessing |
 //! | 40 | the queue feeders | multiprocessing |
 //! | 50 | the pool's closure registry | multiprocessing |
 //! | 60 | the registry of held `Lock`s | multiprocessing |

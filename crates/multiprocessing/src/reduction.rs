@@ -27,8 +27,9 @@ thread_local! {
     static REFUSAL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Records why a value refused to (de)serialize, for [`take_refusal`].
-fn refuse(message: String) -> String {
+/// Records why a value refused to (de)serialize, for [`take_refusal`] (postcard's error
+/// type cannot carry the text).
+pub(crate) fn refuse(message: String) -> String {
     REFUSAL.with(|r| *r.borrow_mut() = Some(message.clone()));
     message
 }

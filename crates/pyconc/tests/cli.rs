@@ -25,6 +25,7 @@ fn every_demo_runs_with_fast_sleeps() {
         ("process-vs-thread", "after 2 processes: 0"),
         ("ipc", "with the lock:  400000 (none lost)"),
         ("pool", "died while running this task: it was killed by signal 6 (SIGABRT)"),
+        ("manager", "its queue holds: \"hello from the remote client\""),
     ] {
         let out = pyconc(&["demo", demo, "--fast"]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -38,7 +39,7 @@ fn demo_without_a_name_runs_them_all() {
     let out = pyconc(&["demo", "--fast"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert_eq!(text.matches("== pyconc demo ").count(), 10, "{text}");
+    assert_eq!(text.matches("== pyconc demo ").count(), 11, "{text}");
 }
 
 #[test]

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
+use pyconc_core::fork::ForkMutex;
+
 use super::protocol::{Failure, Hello, Reply, Request};
 use crate::connection::{Address, client, send_handle};
 use crate::{Connection, Error, pipe, sys};
@@ -30,6 +32,22 @@ impl std::fmt::Debug for Server {
         // Never the key.
         f.debug_struct("Server").field("address", &self.address).finish_non_exhaustive()
     }
+}
+
+/// The keys of the servers this process knows (it started or connected to them, or was
+/// given a proxy with the key): a proxy that arrives without a key uses its server's,
+/// and only for a server it does not know, this process's authkey (CPython's choice).
+static KNOWN_KEYS: ForkMutex<Option<HashMap<Address, Vec<u8>>>> = ForkMutex::new(None, 36, |_| {});
+
+/// Remembers `authkey` as the key of the server at `address`.
+pub(crate) fn remember_key(address: &Address, authkey: &[u8]) {
+    KNOWN_KEYS.lock().get_or_insert_with(HashMap::new).insert(address.clone(), authkey.to_vec());
+}
+
+/// The key for the server at `address`: the one known for it, or this process's.
+pub(crate) fn key_for(address: &Address) -> Vec<u8> {
+    let known = KNOWN_KEYS.lock().as_ref().and_then(|keys| keys.get(address).cloned());
+    known.unwrap_or_else(|| crate::current_process().authkey())
 }
 
 thread_local! {

@@ -191,6 +191,7 @@ impl Manager {
     pub fn connect(address: Address, authkey: Option<&[u8]>) -> Result<Manager, Error> {
         let authkey = authkey.map_or_else(|| crate::current_process().authkey(), <[u8]>::to_vec);
         let server = Server { address, authkey };
+        client::remember_key(&server.address, &server.authkey);
         // CPython's connect makes one round trip: the address and the key work.
         match request(&server, &Request::NumberOfObjects)? {
             Reply::Count(_) => Ok(Manager { server, owned: None, finalizer: None }),
@@ -719,6 +720,7 @@ impl ManagerBuilder {
         process.set_name(format!("SyncManager-{number}"));
         process.start()?;
         let address = wait_for_report(&process, &report)?;
+        client::remember_key(&address, &authkey);
         let server = Server { address, authkey };
         let owned =
             Arc::new(Owned { process, done: AtomicBool::new(false), shutting: Mutex::new(()) });

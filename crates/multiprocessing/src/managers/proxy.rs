@@ -160,7 +160,9 @@ struct Wire {
 impl Serialize for BaseProxy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // The reference the receiver will hold.
-        self.incref().map_err(|e| S::Error::custom(format!("cannot send a proxy: {e}")))?;
+        self.incref().map_err(|e| {
+            S::Error::custom(reduction::refuse(format!("cannot send a proxy: {e}")))
+        })?;
         let authkey =
             reduction::encoding_for_child().then(|| ByteBuf::from(self.0.server.authkey.clone()));
         Wire {
@@ -177,15 +179,22 @@ impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<BaseProxy, D::Error> {
         let wire = Wire::deserialize(deserializer)?;
         if wire.typeid.len() > 64 {
-            return Err(D::Error::custom("not a proxy"));
+            return Err(D::Error::custom(reduction::refuse("not a proxy".into())));
         }
-        let authkey =
-            wire.authkey.map_or_else(|| crate::current_process().authkey(), ByteBuf::into_vec);
+        let authkey = match wire.authkey {
+            Some(key) => {
+                super::client::remember_key(&wire.address, key.as_ref());
+                key.into_vec()
+            }
+            None => super::client::key_for(&wire.address),
+        };
         let server = Server { address: wire.address, authkey };
         let proxy = BaseProxy(Arc::new(Referent::new(server, wire.id, wire.typeid)));
         if COPYING.with(std::cell::Cell::get) {
             // A copy of a stored proxy: a reference of its own.
-            proxy.incref().map_err(|e| D::Error::custom(format!("cannot receive a proxy: {e}")))?;
+            proxy.incref().map_err(|e| {
+                D::Error::custom(reduction::refuse(format!("cannot receive a proxy: {e}")))
+            })?;
         }
         Ok(proxy)
     }

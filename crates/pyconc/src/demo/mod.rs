@@ -25,6 +25,7 @@ examples! {
     process_vs_thread: "../../../multiprocessing/examples/process_vs_thread.rs",
     ipc: "../../../multiprocessing/examples/ipc.rs",
     pool: "../../../multiprocessing/examples/pool.rs",
+    manager: "../../../multiprocessing/examples/manager.rs",
 }
 
 #[cfg(feature = "mpi")]
@@ -59,6 +60,9 @@ pub(crate) enum Demo {
     /// A CPU-bound job over a Pool with a progress bar; a task that panics and a worker
     /// that dies, and the pool goes on.
     Pool,
+    /// A manager: a dict and a list shared by several processes; a manager on localhost
+    /// TCP reached by a second process with its address and key.
+    Manager,
     /// The Pool over MPI ranks: run as `mpirun -n 3 pyconc demo mpi-pool` from a build
     /// with `--features mpi` (not part of running all demos).
     MpiPool,
@@ -85,6 +89,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Demo::ProcessVsThread,
         Demo::Ipc,
         Demo::Pool,
+        Demo::Manager,
         Demo::Daemon,
     ];
     let chosen = match args.name {
@@ -108,6 +113,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
             Demo::ProcessVsThread => process_vs_thread::demo(fast)?,
             Demo::Ipc => ipc::demo(fast)?,
             Demo::Pool => pool::demo(fast)?,
+            Demo::Manager => manager::demo(fast)?,
             #[cfg(feature = "mpi")]
             Demo::MpiPool => mpi_pool::demo(fast)?,
             #[cfg(not(feature = "mpi"))]
