@@ -30,22 +30,25 @@ thread_local! {
 /// Records why a value refused to (de)serialize, for [`take_refusal`] (postcard's error
 /// type cannot carry the text).
 pub(crate) fn refuse(message: String) -> String {
-    REFUSAL.with(|r| *r.borrow_mut() = Some(message.clone()));
+    let _ = REFUSAL.try_with(|r| *r.borrow_mut() = Some(message.clone()));
     message
 }
 
 /// The text of the last refusal on this thread, if any (the codec's error message).
 pub(crate) fn take_refusal() -> Option<String> {
-    REFUSAL.with(|r| r.borrow_mut().take())
+    REFUSAL.try_with(|r| r.borrow_mut().take()).ok().flatten()
 }
 
 /// Runs `encode` with an fd table; returns its result and the fds it referenced. The fds
 /// stay owned by their objects, which must outlive the sending of the message.
 pub(crate) fn collecting_fds<R>(encode: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
-    let outer = SINK.with(|sink| sink.borrow_mut().replace(Vec::new()));
+    let outer = SINK.try_with(|sink| sink.borrow_mut().replace(Vec::new())).ok().flatten();
     let result = encode();
-    let fds =
-        SINK.with(|sink| std::mem::replace(&mut *sink.borrow_mut(), outer)).unwrap_or_default();
+    let fds = SINK
+        .try_with(|sink| std::mem::replace(&mut *sink.borrow_mut(), outer))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     (result, fds)
 }
 
@@ -53,24 +56,24 @@ pub(crate) fn collecting_fds<R>(encode: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
 /// carry secrets the child is entitled to (a manager proxy's authkey, as CPython's
 /// proxies carry theirs when spawning).
 pub(crate) fn to_child<R>(encode: impl FnOnce() -> R) -> R {
-    let outer = TO_CHILD.with(|flag| flag.replace(true));
+    let outer = TO_CHILD.try_with(|flag| flag.replace(true)).unwrap_or(false);
     let result = encode();
-    TO_CHILD.with(|flag| flag.set(outer));
+    let _ = TO_CHILD.try_with(|flag| flag.set(outer));
     result
 }
 
 /// Whether [`to_child`] runs on this thread.
 pub(crate) fn encoding_for_child() -> bool {
-    TO_CHILD.with(std::cell::Cell::get)
+    TO_CHILD.try_with(std::cell::Cell::get).unwrap_or(false)
 }
 
 /// Runs `decode` with `fds` as the fd table of the message it decodes. Fds it does not
 /// take are closed.
 pub(crate) fn providing_fds<R>(fds: Vec<OwnedFd>, decode: impl FnOnce() -> R) -> R {
     let table = fds.into_iter().map(Some).collect();
-    let outer = SOURCE.with(|source| source.borrow_mut().replace(table));
+    let outer = SOURCE.try_with(|source| source.borrow_mut().replace(table)).ok().flatten();
     let result = decode();
-    SOURCE.with(|source| *source.borrow_mut() = outer);
+    let _ = SOURCE.try_with(|source| *source.borrow_mut() = outer);
     result
 }
 
@@ -81,13 +84,13 @@ pub(crate) fn serialize_fd<S: Serializer>(
     type_name: &str,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let index = SINK.with(|sink| {
+    let index = SINK.try_with(|sink| {
         sink.borrow_mut().as_mut().map(|fds| {
             fds.push(fd.as_raw_fd());
             fds.len() - 1
         })
     });
-    match index {
+    match index.ok().flatten() {
         Some(index) => (index as u32).serialize(serializer),
         None => Err(S::Error::custom(refuse(format!(
             "{type_name} objects should only be shared between processes through inheritance"
@@ -100,17 +103,11 @@ pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<OwnedFd, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
-    SOURCE.with(|source| {
-        source
-            .borrow_mut()
-            .as_mut()
-            .and_then(|fds| fds.get_mut(index))
-            .and_then(Option::take)
-            .ok_or_else(|| {
-                D::Error::custom(refuse(format!(
-                    "no file descriptor #{index} came with the message"
-                )))
-            })
+    let fd = SOURCE.try_with(|source| {
+        source.borrow_mut().as_mut().and_then(|fds| fds.get_mut(index)).and_then(Option::take)
+    });
+    fd.ok().flatten().ok_or_else(|| {
+        D::Error::custom(refuse(format!("no file descriptor #{index} came with the message")))
     })
 }
 

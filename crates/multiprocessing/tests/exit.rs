@@ -261,3 +261,46 @@ fn logging_to_stderr_prints_cpythons_lines_and_children_inherit_the_level() {
         );
     }
 }
+
+/// The pid the `mp_manager_exit` example printed for its manager's server.
+fn server_pid(line: &str) -> i32 {
+    line.trim().strip_prefix("server ").unwrap().parse().unwrap()
+}
+
+// util._exit_function runs the manager's finalizer (exitpriority 0): a manager leaked by a
+// program that returns from main is shut down, under every start method.
+#[test]
+fn a_leaked_manager_is_shut_down_at_exit() {
+    for method in METHODS {
+        let (out, took) = run_example("mp_manager_exit", &[method, "exit"]);
+        assert_eq!(out.status.code(), Some(0), "{method}: {}", text(&out.stderr));
+        let pid = server_pid(&text(&out.stdout));
+        assert!(
+            wait_ended(pid, Duration::from_secs(2)),
+            "{method}: the server {pid} outlived its program"
+        );
+        assert!(took < Duration::from_secs(8), "{method}: {took:?}");
+    }
+}
+
+// Beyond CPython (whose manager server is orphaned): the server dies with a SIGKILLed
+// program.
+#[test]
+fn a_manager_server_dies_with_its_sigkilled_program() {
+    for method in METHODS {
+        let mut parent = Command::new(example("mp_manager_exit"))
+            .args([method, "wait"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+        let pid = server_pid(&lines.next().unwrap().unwrap());
+        assert!(!ended(pid));
+        parent.kill().unwrap();
+        parent.wait().unwrap();
+        let died = wait_ended(pid, Duration::from_secs(5));
+        // SAFETY: plain kill of a leftover server, should the test fail.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert!(died, "{method}: the server {pid} outlived its SIGKILLed program");
+    }
+}

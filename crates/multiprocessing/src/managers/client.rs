@@ -71,7 +71,10 @@ fn is_local(address: &Address) -> bool {
 /// A new connection to `server`, authenticated, on rings when the server is local.
 pub(crate) fn connect(server: &Server) -> Result<Connection, Error> {
     let conn = client(server.address.clone(), Some(&server.authkey))?;
-    if !is_local(&server.address) {
+    // At exit, after this thread's storage is gone (finalizers run from `exit`), the fd
+    // table of `send_handle` is not there: such a late call stays on the socket.
+    let late = CONNECTIONS.try_with(|_| ()).is_err();
+    if late || !is_local(&server.address) {
         conn.send(&Hello::Stay)?;
         return Ok(conn);
     }

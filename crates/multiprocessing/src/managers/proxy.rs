@@ -38,9 +38,9 @@ thread_local! {
 /// Runs `decode` on a value read as a copy from a manager's container: proxies in it
 /// take references of their own instead of the stored one.
 pub(crate) fn copying<R>(decode: impl FnOnce() -> R) -> R {
-    let outer = COPYING.with(|flag| flag.replace(true));
+    let outer = COPYING.try_with(|flag| flag.replace(true)).unwrap_or(false);
     let result = decode();
-    COPYING.with(|flag| flag.set(outer));
+    let _ = COPYING.try_with(|flag| flag.set(outer));
     result
 }
 
@@ -190,7 +190,7 @@ impl<'de> Deserialize<'de> for BaseProxy {
         };
         let server = Server { address: wire.address, authkey };
         let proxy = BaseProxy(Arc::new(Referent::new(server, wire.id, wire.typeid)));
-        if COPYING.with(std::cell::Cell::get) {
+        if COPYING.try_with(std::cell::Cell::get).unwrap_or(false) {
             // A copy of a stored proxy: a reference of its own.
             proxy.incref().map_err(|e| {
                 D::Error::custom(reduction::refuse(format!("cannot receive a proxy: {e}")))
