@@ -501,3 +501,36 @@ fn only_registered_types_and_exposed_methods_run() {
     assert_eq!(err.to_string(), "the manager's server has no type 'FooBar' registered");
     assert_eq!(FooBarProxy::TYPEID, "FooBar");
 }
+
+fn add_to(
+    (total, lock, i): (
+        multiprocessing::managers::ValueProxy<u64>,
+        multiprocessing::managers::LockProxy,
+        u64,
+    ),
+) {
+    lock.acquire().unwrap();
+    total.set(total.get().unwrap() + i).unwrap();
+    lock.release().unwrap();
+}
+
+// Proxies in a Pool's task arguments (serialized per item, each taking a reference the
+// worker gives back): every worker reaches the same server.
+#[test]
+fn proxies_travel_in_pool_arguments() {
+    let _serial = serial();
+    let manager = Manager::new().unwrap();
+    let total = manager.value(0u64).unwrap();
+    let lock = manager.lock().unwrap();
+    let pool = multiprocessing::Pool::builder()
+        .processes(Some(2))
+        .start_method(StartMethod::Spawn)
+        .build()
+        .unwrap();
+    let items: Vec<_> = (0..10).map(|i| (total.clone(), lock.clone(), i)).collect();
+    pool.map(add_to, items).unwrap();
+    assert_eq!(total.get().unwrap(), 45);
+    pool.close();
+    pool.join().unwrap();
+    assert_eq!(manager.number_of_objects().unwrap(), 2, "the workers gave their references back");
+}

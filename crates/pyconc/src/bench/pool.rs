@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use multiprocessing::{Pool, StartMethod};
+use multiprocessing::{Pool, PoolOf, Runs, StartMethod, Workers};
 
 use super::measure::{Operation, Report, Row, Settings, compare};
 use super::python::{Python, python_figures};
@@ -22,7 +22,7 @@ use super::scaling::spin;
 const SCRIPT: &str = include_str!("pool.py");
 const GROUP: &str = "pool";
 
-fn trivial(x: u64) -> u64 {
+pub(super) fn trivial(x: u64) -> u64 {
     x + 1
 }
 
@@ -93,14 +93,17 @@ impl Operation for RawForkPipes {
     }
 }
 
-struct PyconcMap<'a> {
-    pool: &'a Pool,
-    items: u64,
-    chunksize: Option<usize>,
+/// `map` of [`trivial`] over `0..items` on a pool of either kind (the `threadpool`
+/// group's too).
+pub(super) struct PyconcMap<'a, W: Workers> {
+    pub(super) pool: &'a PoolOf<W>,
+    pub(super) items: u64,
+    pub(super) chunksize: Option<usize>,
+    pub(super) name: &'static str,
 }
-impl Operation for PyconcMap<'_> {
+impl<W: Runs<u64, u64>> Operation for PyconcMap<'_, W> {
     fn name(&self) -> &'static str {
-        "multiprocessing::Pool (2 workers)"
+        self.name
     }
     fn run(&self, iterations: u64) {
         for _ in 0..iterations {
@@ -251,7 +254,9 @@ pub(crate) fn run(
         ),
     ];
     for (operation, key, items, chunksize, raw) in map_rows {
-        let (pyconc, raw) = compare(settings, 1, &PyconcMap { pool: &pool, items, chunksize }, raw);
+        let ours =
+            PyconcMap { pool: &pool, items, chunksize, name: "multiprocessing::Pool (2 workers)" };
+        let (pyconc, raw) = compare(settings, 1, &ours, raw);
         report.push(Row {
             group: GROUP,
             operation,

@@ -14,34 +14,11 @@ use multiprocessing::ThreadPool;
 use rayon::prelude::*;
 
 use super::measure::{Operation, Report, Row, Settings, compare};
+use super::pool::{PyconcMap, trivial};
 use super::python::{Python, python_figures};
 
 const SCRIPT: &str = include_str!("threadpool.py");
 const GROUP: &str = "threadpool";
-
-fn trivial(x: u64) -> u64 {
-    x + 1
-}
-
-struct PyconcMap<'a> {
-    pool: &'a ThreadPool,
-    items: u64,
-    chunksize: Option<usize>,
-}
-impl Operation for PyconcMap<'_> {
-    fn name(&self) -> &'static str {
-        "multiprocessing::ThreadPool (2 threads)"
-    }
-    fn run(&self, iterations: u64) {
-        for _ in 0..iterations {
-            let results = match self.chunksize {
-                None => self.pool.map(trivial, 0..self.items),
-                Some(chunksize) => self.pool.map_chunked(trivial, 0..self.items, chunksize),
-            };
-            assert_eq!(results.expect("map").len() as u64, self.items);
-        }
-    }
-}
 
 struct Rayon<'a> {
     pool: &'a rayon::ThreadPool,
@@ -106,7 +83,8 @@ pub(crate) fn run(
         ),
     ];
     for (operation, key, items, chunksize) in rows {
-        let ours = PyconcMap { pool: &pool, items, chunksize };
+        let name = "multiprocessing::ThreadPool (2 threads)";
+        let ours = PyconcMap { pool: &pool, items, chunksize, name };
         let rayon = Rayon { pool: &threads, items, single_items: chunksize.is_some() };
         let (pyconc, raw) = compare(settings, 1, &ours, &rayon);
         report.push(Row {
