@@ -534,3 +534,19 @@ fn proxies_travel_in_pool_arguments() {
     pool.join().unwrap();
     assert_eq!(manager.number_of_objects().unwrap(), 2, "the workers gave their references back");
 }
+
+// What the docs promise: every handle and proxy can be shared between threads.
+#[test]
+fn managers_and_proxies_are_send_and_sync() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Manager>();
+    shareable::<DictProxy<String, Vec<u8>>>();
+    shareable::<ListProxy<std::rc::Rc<u8>>>(); // the proxy holds no T
+    shareable::<QueueProxy<u8>>();
+    shareable::<multiprocessing::managers::Namespace>();
+    shareable::<multiprocessing::managers::ConditionProxy>();
+    shareable::<FooBarProxy>();
+    shareable::<multiprocessing::ThreadPool>();
+    shareable::<multiprocessing::dummy::Queue<u8>>();
+    shareable::<multiprocessing::dummy::Connection<u8>>();
+}
