@@ -140,6 +140,37 @@ impl<T> Claim<'_, T> {
     pub(crate) fn rest(&self) -> Range<usize> {
         self.range.clone()
     }
+
+    /// Takes every item left, in order, giving each with its index to `each` — the
+    /// iterator's work in a loop over locals, which the compiler can unroll and vectorize
+    /// (the iterator writes its fields back after every item). Should `each` panic, the
+    /// claim stands after the item it was given (see [`last_taken`](Claim::last_taken)).
+    pub(crate) fn take_each(&mut self, mut each: impl FnMut(usize, T)) {
+        /// Writes the progress back into the claim, also when `each` unwinds.
+        struct Progress<'c, 'a, T> {
+            claim: &'c mut Claim<'a, T>,
+            next: usize,
+        }
+        impl<T> Drop for Progress<'_, '_, T> {
+            fn drop(&mut self) {
+                if self.next > self.claim.range.start {
+                    self.claim.last = Some(self.next - 1);
+                    self.claim.range.start = self.next;
+                }
+            }
+        }
+        let (items, end) = (self.items, self.range.end);
+        let mut progress = Progress { next: self.range.start, claim: self };
+        while progress.next < end {
+            let index = progress.next;
+            progress.next = index + 1;
+            // SAFETY: as in `next`: `index < end` lies in this claim's range, taken once
+            // (`next` moves past it before the item is handed on, and the claim's range
+            // starts after it from then on).
+            let item = unsafe { items.as_ptr().add(index).read() };
+            each(index, item);
+        }
+    }
 }
 
 impl<T> Iterator for Claim<'_, T> {

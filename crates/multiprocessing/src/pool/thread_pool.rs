@@ -69,22 +69,19 @@ where
         // One capture for the whole chunk: after a panic, the items after the one that
         // panicked run under a new capture.
         let direct = self.output.direct();
+        let function = &*self.function;
         while let Err(panic) = catch_task(worker, || match direct {
-            Some(places) => {
-                for (index, item) in claim.by_ref() {
-                    let value = (self.function)(item);
-                    // SAFETY: `direct`'s contract: `put(index, ..)` writes there, and
-                    // `index` is in this worker's claim, which yields it once.
-                    unsafe { places.as_ptr().add(index).write(value) };
-                }
-            }
-            None => {
-                for (index, item) in claim.by_ref() {
-                    let value = (self.function)(item);
-                    // SAFETY: `index` is in this worker's claim, which yields it once.
-                    unsafe { self.output.put(index, value) };
-                }
-            }
+            Some(places) => claim.take_each(move |index, item| {
+                let value = function(item);
+                // SAFETY: `direct`'s contract: `put(index, ..)` writes there, and `index`
+                // is in this worker's claim, which gives it once.
+                unsafe { places.as_ptr().add(index).write(value) };
+            }),
+            None => claim.take_each(|index, item| {
+                let value = function(item);
+                // SAFETY: `index` is in this worker's claim, which gives it once.
+                unsafe { self.output.put(index, value) };
+            }),
         }) {
             if let Some(index) = claim.last_taken() {
                 failed += 1;
