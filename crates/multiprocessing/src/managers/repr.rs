@@ -18,6 +18,14 @@ pub(crate) fn repr<T: Serialize + ?Sized>(value: &T) -> String {
 
 struct Repr(String);
 
+impl Repr {
+    /// Writes `opening` and starts a sequence that `close` ends.
+    fn open(&mut self, opening: &str, close: &'static str, tuple: bool) -> Seq<'_> {
+        self.0.push_str(opening);
+        Seq { out: self, close, first: true, tuple }
+    }
+}
+
 #[derive(Debug)]
 struct Unrepresentable;
 
@@ -256,16 +264,13 @@ impl<'a> ser::Serializer for &'a mut Repr {
         variant: &'static str,
         _: usize,
     ) -> Result<Seq<'a>, Unrepresentable> {
-        let _ = write!(self.0, "{variant}(");
-        Ok(Seq { out: self, close: ")", first: true, tuple: false })
+        Ok(self.open(&format!("{variant}("), ")", false))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Seq<'a>, Unrepresentable> {
-        self.0.push('{');
-        Ok(Seq { out: self, close: "}", first: true, tuple: false })
+        Ok(self.open("{", "}", false))
     }
     fn serialize_struct(self, name: &'static str, _: usize) -> Result<Seq<'a>, Unrepresentable> {
-        let _ = write!(self.0, "{name}(");
-        Ok(Seq { out: self, close: ")", first: true, tuple: false })
+        Ok(self.open(&format!("{name}("), ")", false))
     }
     fn serialize_struct_variant(
         self,
@@ -274,8 +279,7 @@ impl<'a> ser::Serializer for &'a mut Repr {
         variant: &'static str,
         _: usize,
     ) -> Result<Seq<'a>, Unrepresentable> {
-        let _ = write!(self.0, "{variant}(");
-        Ok(Seq { out: self, close: ")", first: true, tuple: false })
+        Ok(self.open(&format!("{variant}("), ")", false))
     }
 }
 

@@ -1,6 +1,6 @@
 # Shared by the CPython sides of `pyconc bench`: the timing loop, as measure.rs times
 # pyconc (warm-up, then rounds until a time budget; per-operation wall and CPU time), and
-# the CPU-bound work of the pool and scaling groups.
+# the work of the pool, threadpool and scaling groups.
 # python.rs puts this text in front of each group's script.
 import json
 import sys
@@ -37,3 +37,17 @@ def spin(n):
         x ^= x >> 7
         x ^= (x << 17) & 0xFFFFFFFFFFFFFFFF
     return x
+
+
+def trivial(x):
+    # The trivial task of the pool and threadpool groups (pool.rs's `trivial`).
+    return x + 1
+
+
+def map_op(pool, items, chunksize):
+    # `pool.map` of `trivial` over `range(items)`, n times: a pool or a ThreadPool.
+    def op(n):
+        for _ in range(n):
+            pool.map(trivial, range(items), chunksize)
+
+    return op

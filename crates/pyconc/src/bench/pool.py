@@ -5,11 +5,6 @@
 import multiprocessing as mp
 
 
-def trivial(x):
-    return x + 1
-
-
-
 
 def create_map_close_join(n):
     ctx = mp.get_context("fork")
@@ -18,14 +13,6 @@ def create_map_close_join(n):
         pool.map(trivial, range(2))
         pool.close()
         pool.join()
-
-
-def map_op(pool, items, chunksize):
-    def op(n):
-        for _ in range(n):
-            pool.map(trivial, range(items), chunksize)
-
-    return op
 
 
 def cpu_op(pool, steps):

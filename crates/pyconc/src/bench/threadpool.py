@@ -5,18 +5,6 @@
 from multiprocessing.pool import ThreadPool
 
 
-def trivial(x):
-    return x + 1
-
-
-def map_op(pool, items, chunksize):
-    def op(n):
-        for _ in range(n):
-            pool.map(trivial, range(items), chunksize)
-
-    return op
-
-
 def main(quick):
     if quick:
         rounds = (3, 5, 0.5)
