@@ -501,22 +501,8 @@ impl<T: Pod> Array<T> {
         Ok(())
     }
 
-    /// `range` clamped to `0..len`, as Python clamps a slice (an empty range when it
-    /// starts past its end).
     fn clamp(&self, range: impl RangeBounds<usize>) -> std::ops::Range<usize> {
-        use std::ops::Bound;
-        let start = match range.start_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => i.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => i.saturating_add(1),
-            Bound::Excluded(&i) => i,
-            Bound::Unbounded => self.len,
-        };
-        let end = end.min(self.len);
-        start.min(end)..end
+        slice_range(&range, self.len)
     }
 
     /// A copy of every element, taken under the lock. Python: `a[:]`.
@@ -549,6 +535,24 @@ impl<T: Pod> Array<T> {
     pub fn get_lock(&self) -> &RLock {
         &self.lock
     }
+}
+
+/// `range` clamped to `0..len`, as Python clamps a slice (an empty range when it starts
+/// past its end). Also `dummy::Array`'s.
+pub(crate) fn slice_range(range: &impl RangeBounds<usize>, len: usize) -> std::ops::Range<usize> {
+    use std::ops::Bound;
+    let start = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&i) => i.saturating_add(1),
+        Bound::Excluded(&i) => i,
+        Bound::Unbounded => len,
+    };
+    let end = end.min(len);
+    start.min(end)..end
 }
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {

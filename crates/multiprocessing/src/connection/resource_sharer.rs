@@ -121,14 +121,10 @@ fn serve(listener: &UnixListener) {
                 _ => None,
             }
         };
-        match fds {
-            Some(fds) => {
-                let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-                let _ = codec::send_frame_with_fds(&stream, b"", &raw);
-            }
-            None => {
-                let _ = stream.write_all(b"");
-            }
+        // An unknown number or a wrong secret gets nothing: the connection just closes.
+        if let Some(fds) = fds {
+            let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+            let _ = codec::send_frame_with_fds(&stream, b"", &raw);
         }
     }
 }

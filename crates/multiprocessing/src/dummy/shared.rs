@@ -1,13 +1,14 @@
 //! `Value` and `Array` of `multiprocessing.dummy`: a value and a list shared by threads.
 
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex};
 
 use pyconc_core::sync::lock;
 
 use crate::Error;
 use crate::error::{INVALID_INDEX, SLICE_SIZE};
+use crate::shared::slice_range;
 
 /// A value shared by the threads that hold a clone.
 ///
@@ -229,8 +230,7 @@ impl<T: Clone> Array<T> {
     /// ```
     pub fn get_slice(&self, range: impl RangeBounds<usize>) -> Vec<T> {
         let values = lock(&self.values);
-        let (start, end) = clamp(&range, values.len());
-        values[start..end].to_vec()
+        values[slice_range(&range, values.len())].to_vec()
     }
 
     /// Replaces the values in `range` (clamped to the length) with `new`, one for one.
@@ -250,11 +250,11 @@ impl<T: Clone> Array<T> {
     /// ```
     pub fn set_slice(&self, range: impl RangeBounds<usize>, new: &[T]) -> Result<(), Error> {
         let mut values = lock(&self.values);
-        let (start, end) = clamp(&range, values.len());
-        if end - start != new.len() {
+        let range = slice_range(&range, values.len());
+        if range.len() != new.len() {
             return Err(Error::value(SLICE_SIZE));
         }
-        values[start..end].clone_from_slice(new);
+        values[range].clone_from_slice(new);
         Ok(())
     }
 
@@ -268,23 +268,6 @@ impl<T: Clone> Array<T> {
     pub fn to_vec(&self) -> Vec<T> {
         lock(&self.values).clone()
     }
-}
-
-/// `range` within `0..len`, as a Python slice clamps it (an empty range when reversed).
-fn clamp(range: &impl RangeBounds<usize>, len: usize) -> (usize, usize) {
-    let start = match range.start_bound() {
-        Bound::Included(&i) => i,
-        Bound::Excluded(&i) => i.saturating_add(1),
-        Bound::Unbounded => 0,
-    }
-    .min(len);
-    let end = match range.end_bound() {
-        Bound::Included(&i) => i.saturating_add(1),
-        Bound::Excluded(&i) => i,
-        Bound::Unbounded => len,
-    }
-    .min(len);
-    (start, end.max(start))
 }
 
 impl<T: fmt::Debug> fmt::Debug for Array<T> {

@@ -9,13 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_bytes::Bytes;
 
 use super::protocol::{Failure, Op, Reply, Wait};
-use super::proxy::{copying, proxy_type, unexpected};
+use super::proxy::{boolean, copying, count, proxy_type, unexpected, unit};
 use super::repr::repr;
 use crate::{Error, codec};
-
-pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    codec::encode(value)
-}
 
 /// A value taken out of the server (a queue's item, a popped one).
 fn decode<T: DeserializeOwned>(reply: Reply) -> Result<T, Error> {
@@ -40,27 +36,6 @@ fn copy_one<T: DeserializeOwned>(reply: Reply) -> Result<T, Error> {
 fn copy_all<T: DeserializeOwned>(reply: Reply) -> Result<Vec<T>, Error> {
     match reply {
         Reply::List(items) => items.iter().map(|item| copy(item)).collect(),
-        other => Err(unexpected(&other)),
-    }
-}
-
-pub(crate) fn unit(reply: Reply) -> Result<(), Error> {
-    match reply {
-        Reply::Unit => Ok(()),
-        other => Err(unexpected(&other)),
-    }
-}
-
-pub(crate) fn count(reply: Reply) -> Result<usize, Error> {
-    match reply {
-        Reply::Count(n) => Ok(n as usize),
-        other => Err(unexpected(&other)),
-    }
-}
-
-pub(crate) fn boolean(reply: Reply) -> Result<bool, Error> {
-    match reply {
-        Reply::Bool(b) => Ok(b),
         other => Err(unexpected(&other)),
     }
 }
@@ -116,7 +91,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>, Error> {
-        let key = encode(key)?;
+        let key = codec::encode(key)?;
         match self.base.invoke(Op::DictGet(Bytes::new(&key)))? {
             Reply::MaybeBytes(value) => value.map(|v| copy(&v)).transpose(),
             other => Err(unexpected(&other)),
@@ -139,7 +114,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn set(&self, key: K, value: V) -> Result<(), Error> {
-        let (key, value) = (encode(&key)?, encode(&value)?);
+        let (key, value) = (codec::encode(&key)?, codec::encode(&value)?);
         unit(self.base.invoke(Op::DictSet(Bytes::new(&key), Bytes::new(&value)))?)
     }
 
@@ -160,7 +135,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn remove(&self, key: &K) -> Result<V, Error> {
-        let bytes = encode(key)?;
+        let bytes = codec::encode(key)?;
         match self.base.call(Op::DictRemove(Bytes::new(&bytes)))? {
             Ok(reply) => decode(reply),
             Err(Failure::KeyError) => Err(Error::KeyError(repr(key))),
@@ -184,7 +159,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn setdefault(&self, key: K, default: V) -> Result<V, Error> {
-        let (key, default) = (encode(&key)?, encode(&default)?);
+        let (key, default) = (codec::encode(&key)?, codec::encode(&default)?);
         copy_one(self.base.invoke(Op::DictSetDefault(Bytes::new(&key), Bytes::new(&default)))?)
     }
 
@@ -203,7 +178,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool, Error> {
-        let key = encode(key)?;
+        let key = codec::encode(key)?;
         boolean(self.base.invoke(Op::DictContains(Bytes::new(&key)))?)
     }
 
@@ -355,7 +330,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn append(&self, value: T) -> Result<(), Error> {
-        let value = encode(&value)?;
+        let value = codec::encode(&value)?;
         unit(self.base.invoke(Op::ListAppend(Bytes::new(&value)))?)
     }
 
@@ -374,7 +349,8 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn extend(&self, values: impl IntoIterator<Item = T>) -> Result<(), Error> {
-        let values = values.into_iter().map(|v| encode(&v)).collect::<Result<Vec<_>, _>>()?;
+        let values =
+            values.into_iter().map(|v| codec::encode(&v)).collect::<Result<Vec<_>, _>>()?;
         unit(self.base.invoke(Op::ListExtend(values.iter().map(|v| Bytes::new(v)).collect()))?)
     }
 
@@ -413,7 +389,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
-        let value = encode(&value)?;
+        let value = codec::encode(&value)?;
         unit(self.base.invoke(Op::ListSet(at(index), Bytes::new(&value)))?)
     }
 
@@ -433,7 +409,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn insert(&self, index: usize, value: T) -> Result<(), Error> {
-        let value = encode(&value)?;
+        let value = codec::encode(&value)?;
         unit(self.base.invoke(Op::ListInsert(at(index), Bytes::new(&value)))?)
     }
 
@@ -491,7 +467,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn remove(&self, value: &T) -> Result<(), Error> {
-        let value = encode(value)?;
+        let value = codec::encode(value)?;
         unit(self.base.invoke(Op::ListRemove(Bytes::new(&value)))?)
     }
 
@@ -511,7 +487,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn index(&self, value: &T) -> Result<usize, Error> {
-        let bytes = encode(value)?;
+        let bytes = codec::encode(value)?;
         match self.base.call(Op::ListIndex(Bytes::new(&bytes)))? {
             Ok(reply) => count(reply),
             Err(Failure::ValueError(_)) => {
@@ -536,7 +512,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn count(&self, value: &T) -> Result<usize, Error> {
-        let value = encode(value)?;
+        let value = codec::encode(value)?;
         count(self.base.invoke(Op::ListCount(Bytes::new(&value)))?)
     }
 
@@ -648,7 +624,7 @@ impl Namespace {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), Error> {
-        let value = encode(value)?;
+        let value = codec::encode(value)?;
         unit(self.base.invoke(Op::NsSet(name, Bytes::new(&value)))?)
     }
 
@@ -763,7 +739,7 @@ where
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn set(&self, value: T) -> Result<(), Error> {
-        let value = encode(&value)?;
+        let value = codec::encode(&value)?;
         unit(self.base.invoke(Op::ValueSet(Bytes::new(&value)))?)
     }
 }
@@ -794,7 +770,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     fn put_with(&self, item: T, wait: Wait) -> Result<(), Error> {
-        let item = encode(&item)?;
+        let item = codec::encode(&item)?;
         unit(self.base.invoke(Op::QueuePut(Bytes::new(&item), wait))?)
     }
 

@@ -509,7 +509,7 @@ impl Manager {
         P: SharedType,
         A: Serialize,
     {
-        let args = ByteBuf::from(containers::encode(&args)?);
+        let args = ByteBuf::from(crate::codec::encode(&args)?);
         let args_type = std::any::type_name::<A>().to_owned();
         let kind = Kind::User { typeid: P::TYPEID.to_owned(), args_type, args };
         self.make(kind).map(|base| P::from_proxy(ProxyRef(base)))
@@ -531,7 +531,7 @@ impl Manager {
     where
         T: Serialize + DeserializeOwned + Send + 'static,
     {
-        let bytes = ByteBuf::from(containers::encode(&value)?);
+        let bytes = ByteBuf::from(crate::codec::encode(&value)?);
         self.make(Kind::Value(bytes)).map(ValueProxy::from_base)
     }
 }

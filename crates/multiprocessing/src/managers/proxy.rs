@@ -141,6 +141,30 @@ impl BaseProxy {
     }
 }
 
+/// The reply of a call that returns nothing.
+pub(crate) fn unit(reply: Reply) -> Result<(), Error> {
+    match reply {
+        Reply::Unit => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The reply of a call that returns a number.
+pub(crate) fn count(reply: Reply) -> Result<usize, Error> {
+    match reply {
+        Reply::Count(n) => Ok(n as usize),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The reply of a call that returns yes or no.
+pub(crate) fn boolean(reply: Reply) -> Result<bool, Error> {
+    match reply {
+        Reply::Bool(b) => Ok(b),
+        other => Err(unexpected(&other)),
+    }
+}
+
 /// A reply of another shape than the call has (a server of another version).
 pub(crate) fn unexpected(reply: &Reply) -> Error {
     Error::ValueError(format!("unexpected reply from the manager: {reply:?}").into())

@@ -6,9 +6,8 @@
 
 use std::time::Duration;
 
-use super::containers::{boolean, count, unit};
 use super::protocol::{Op, Reply, Wait};
-use super::proxy::{proxy_type, unexpected};
+use super::proxy::{boolean, count, proxy_type, unexpected, unit};
 use crate::Error;
 
 /// `acquire`, `acquire_timeout`, `try_acquire` and `release` of a proxy whose server

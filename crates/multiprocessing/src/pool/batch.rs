@@ -141,10 +141,10 @@ impl<T> Claim<'_, T> {
         self.range.clone()
     }
 
-    /// Takes every item left, in order, giving each with its index to `each` — the
-    /// iterator's work in a loop over locals, which the compiler can unroll and vectorize
-    /// (the iterator writes its fields back after every item). Should `each` panic, the
-    /// claim stands after the item it was given (see [`last_taken`](Claim::last_taken)).
+    /// Takes every item left, in order, giving each with its index to `each`, in a loop
+    /// over locals that the compiler can unroll (the claim's fields are written back
+    /// once, at the end). Should `each` panic, the claim stands after the item it was
+    /// given (see [`last_taken`](Claim::last_taken)).
     pub(crate) fn take_each(&mut self, mut each: impl FnMut(usize, T)) {
         /// Writes the progress back into the claim, also when `each` unwinds.
         struct Progress<'c, 'a, T> {
@@ -164,32 +164,22 @@ impl<T> Claim<'_, T> {
         while progress.next < end {
             let index = progress.next;
             progress.next = index + 1;
-            // SAFETY: as in `next`: `index < end` lies in this claim's range, taken once
-            // (`next` moves past it before the item is handed on, and the claim's range
-            // starts after it from then on).
+            // SAFETY: `index < end` lies in this claim's range, which no other claim
+            // covers (see `Items`); `next` moves past it before the item is handed on, and
+            // the claim's range starts after it from then on, so it is read once. The
+            // item was initialized in the `Vec` and not read since (reads happen only
+            // here and in `Items::drop`, which runs after every claim is gone and skips
+            // claimed chunks).
             let item = unsafe { items.as_ptr().add(index).read() };
             each(index, item);
         }
     }
 }
 
-impl<T> Iterator for Claim<'_, T> {
-    type Item = (usize, T);
-
-    fn next(&mut self) -> Option<(usize, T)> {
-        let index = self.range.next()?;
-        self.last = Some(index);
-        // SAFETY: `index < len` lies in this claim's range, which no other claim covers
-        // (see `Items`), and the range yields it once; the item was initialized in the
-        // `Vec` and not read since (reads only happen here and in `Items::drop`, which
-        // runs after every claim is gone and skips claimed chunks).
-        Some((index, unsafe { self.items.as_ptr().add(index).read() }))
-    }
-}
-
 impl<T> Drop for Claim<'_, T> {
     fn drop(&mut self) {
-        for _ in self.by_ref() {}
+        // The items not taken are dropped: each is read once, whatever happens.
+        self.take_each(|_, item| drop(item));
     }
 }
 

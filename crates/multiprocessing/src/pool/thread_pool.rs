@@ -39,8 +39,9 @@ trait Job: Send + Sync {
     fn run(&self, worker: &str, stats: &Counters, stop: &AtomicBool, most: usize) -> usize;
     /// Whether every chunk was handed out.
     fn exhausted(&self) -> bool;
-    /// Fails every chunk no worker has taken.
-    fn cancel(&self, error: &dyn Fn() -> Error, stats: &Counters);
+    /// Fails every chunk no worker has taken, counting them in `stats` if given (a
+    /// submission the pool refused was never counted).
+    fn cancel(&self, error: &dyn Fn() -> Error, stats: Option<&Counters>);
 }
 
 /// A function over some items, and where the outcomes go.
@@ -126,11 +127,20 @@ where
         self.items.exhausted()
     }
 
-    fn cancel(&self, error: &dyn Fn() -> Error, stats: &Counters) {
+    fn cancel(&self, error: &dyn Fn() -> Error, stats: Option<&Counters>) {
+        self.fail_rest(error, stats);
+    }
+}
+
+impl<F, T, R, O: Output<R>> Batch<F, T, R, O> {
+    /// [`Job::cancel`], for every batch (its `Drop` too).
+    fn fail_rest(&self, error: &dyn Fn() -> Error, stats: Option<&Counters>) {
         if let Some(claim) = self.items.claim_rest() {
             let (indices, count) = (claim.rest(), claim.len());
             drop(claim);
-            stats.failed.fetch_add(count as u64, Ordering::Relaxed);
+            if let Some(stats) = stats {
+                stats.failed.fetch_add(count as u64, Ordering::Relaxed);
+            }
             self.output.fail(indices, error);
             self.output.done(count);
         }
@@ -141,12 +151,7 @@ impl<F, T, R, O: Output<R>> Drop for Batch<F, T, R, O> {
     fn drop(&mut self) {
         // Queued jobs are run or cancelled before they go; should one not be, its
         // waiters still get an answer.
-        if let Some(claim) = self.items.claim_rest() {
-            let (indices, count) = (claim.rest(), claim.len());
-            drop(claim);
-            self.output.fail(indices, &|| Error::runtime(POOL_TERMINATED));
-            self.output.done(count);
-        }
+        self.fail_rest(&|| Error::runtime(POOL_TERMINATED), None);
     }
 }
 
@@ -207,45 +212,32 @@ impl Crew {
     }
 
     /// Queues `job` of `items` items, or fails it at once (a broken pool). Refused —
-    /// and failed with the refusal — when the pool does not run.
+    /// and failed with the refusal — in a fork child, or when the pool does not run.
     fn submit(&self, job: Arc<dyn Job>, items: usize, chunks: usize) -> Result<(), Error> {
-        let refusal = self.check_owner().err();
-        let broken = {
+        let refusal = if self.check_owner().is_err() {
+            POOL_FOREIGN
+        } else {
             let mut state = lock(&self.state);
-            if refusal.is_none() && state.status != Status::Run {
-                drop(state);
-                job.cancel(&|| Error::value(POOL_NOT_RUNNING), &Counters::default());
-                return Err(Error::value(POOL_NOT_RUNNING));
-            }
-            match (&refusal, &state.broken) {
-                (Some(_), _) => None,
-                (None, Some(broken)) => Some(Arc::clone(broken)),
-                (None, None) => {
-                    self.stats.submitted.fetch_add(items as u64, Ordering::Relaxed);
-                    state.queue.push_back(job);
-                    match state.idle {
-                        0 => {}
-                        1 => self.work.notify_one(),
-                        _ if chunks == 1 => self.work.notify_one(),
-                        _ => self.work.notify_all(),
-                    }
+            if state.status == Status::Run {
+                self.stats.submitted.fetch_add(items as u64, Ordering::Relaxed);
+                if let Some(broken) = state.broken.clone() {
+                    drop(state);
+                    job.cancel(&*broken, Some(&self.stats));
                     return Ok(());
                 }
-            }
-        };
-        match (refusal, broken) {
-            (Some(error), _) => {
-                job.cancel(&|| Error::value(POOL_FOREIGN), &Counters::default());
-                Err(error)
-            }
-            (None, broken) => {
-                self.stats.submitted.fetch_add(items as u64, Ordering::Relaxed);
-                if let Some(broken) = broken {
-                    job.cancel(&*broken, &self.stats);
+                state.queue.push_back(job);
+                match state.idle {
+                    0 => {}
+                    1 => self.work.notify_one(),
+                    _ if chunks == 1 => self.work.notify_one(),
+                    _ => self.work.notify_all(),
                 }
-                Ok(())
+                return Ok(());
             }
-        }
+            POOL_NOT_RUNNING
+        };
+        job.cancel(&|| Error::value(refusal), None);
+        Err(Error::value(refusal))
     }
 
     /// The job a worker should work on next; `None` when it should leave.
@@ -319,7 +311,7 @@ impl Crew {
         };
         self.work.notify_all();
         for job in jobs {
-            job.cancel(&*broken, &self.stats);
+            job.cancel(&*broken, Some(&self.stats));
         }
     }
 
@@ -334,7 +326,7 @@ impl Crew {
         };
         self.work.notify_all();
         for job in jobs {
-            job.cancel(&|| Error::runtime(POOL_TERMINATED), &self.stats);
+            job.cancel(&|| Error::runtime(POOL_TERMINATED), Some(&self.stats));
         }
         self.wait_workers(deadline);
     }
