@@ -53,6 +53,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::truncated;
+use pyconc_core::sync::{Futex, SharedWord};
+
 use crate::heap::SharedMemory;
 use crate::synchronize::{Acquired, RobustWord};
 use crate::{Error, sys};
@@ -353,7 +355,9 @@ impl Ring {
             // A duplex end pumps what the peer sends meanwhile (the peer may itself wait
             // for space), so it looks up often.
             let nap = if pump.is_some() { PUMP_INTERVAL } else { LIVENESS_CHECK };
-            if !sys::futex_wait(space, seen, Some(Instant::now() + nap))
+            let woke_by = Instant::now() + nap;
+            SharedWord::from_atomic(space).wait(seen, Some(woke_by));
+            if Instant::now() >= woke_by
                 && sys::poll_one(fd, libc::POLLOUT, Some(Duration::ZERO))?
                     & (libc::POLLERR | libc::POLLHUP)
                     != 0
@@ -453,7 +457,7 @@ impl Ring {
         if waiting.load(Ordering::SeqCst) != 0 && waiting.swap(0, Ordering::SeqCst) != 0 {
             let space = self.word(SPACE);
             space.fetch_add(1, Ordering::SeqCst);
-            sys::futex_wake(space, i32::MAX);
+            SharedWord::from_atomic(space).wake_all();
         }
     }
 

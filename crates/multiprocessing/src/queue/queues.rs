@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use pyconc_core::sync::lock;
+use pyconc_core::sync::{Futex, SharedWord, lock};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::channel::{Channel, GETS, Outgoing, PUTS, UNFINISHED, frame_of, small_frame_of};
 use super::feeder::{feeder_of, flush, send};
+use crate::Error;
 use crate::codec::{self};
 use crate::error::TASK_DONE_TOO_MANY;
 use crate::synchronize::deadline_after;
-use crate::{Error, sys};
 
 /// A multi-producer, multi-consumer FIFO queue across processes: Python's
 /// `multiprocessing.Queue`.
@@ -551,7 +551,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
         match word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
             Err(_) => Err(Error::value(TASK_DONE_TOO_MANY)),
             Ok(1) => {
-                sys::futex_wake(word, i32::MAX);
+                SharedWord::from_atomic(word).wake_all();
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -580,7 +580,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
             if n == 0 {
                 return Ok(());
             }
-            sys::futex_wait(word, n, None);
+            SharedWord::from_atomic(word).wait(n, None);
         }
     }
 

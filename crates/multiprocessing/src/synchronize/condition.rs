@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use pyconc_core::sync::{Futex, SharedWord};
+
 use super::{Lock, RLock, deadline_after};
+use crate::Error;
 use crate::error::NOTIFY_NOT_OWNED;
 use crate::error::WAIT_NOT_OWNED;
 use crate::heap::{SendMem, SharedMemory};
-use crate::{Error, sys};
 
 const SEQUENCE: usize = 0;
 const WAITING: usize = 1;
@@ -225,7 +227,7 @@ impl Condition {
         };
         let mut notified = false;
         loop {
-            sys::futex_wait(sequence, seen, deadline);
+            SharedWord::from_atomic(sequence).wait(seen, deadline);
             if sequence.load(Ordering::Acquire) != seen {
                 notified = true;
                 break;
@@ -350,7 +352,7 @@ impl Condition {
         }
         let sequence = self.mem.word(SEQUENCE);
         sequence.fetch_add(1, Ordering::Release);
-        sys::futex_wake(sequence, n.min(i32::MAX as usize) as i32);
+        SharedWord::from_atomic(sequence).wake(u32::try_from(n).unwrap_or(u32::MAX));
         Ok(())
     }
 

@@ -13,6 +13,15 @@ use crate::Error;
 
 /// A flag that processes wait for: Python's `multiprocessing.Event`.
 ///
+/// # Differences from CPython
+/// - `wait(timeout)` is [`wait`](Event::wait) and [`wait_timeout`](Event::wait_timeout)
+///   (which returns the flag, as CPython's).
+/// - CPython's is a `Condition` over a lock and a semaphore in shared memory; this one is
+///   one futex word, which holds no lock: a process killed inside `set`, `clear` or `wait`
+///   leaves nothing held that would wedge the others (CPython's can leave its lock taken).
+/// - [`new`](Event::new) panics when the OS refuses shared memory, as CPython raises
+///   `OSError`; [`try_new`](Event::try_new) returns the error instead.
+///
 /// # Examples
 ///
 /// ```

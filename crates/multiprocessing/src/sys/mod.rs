@@ -1,5 +1,5 @@
 //! The operating-system layer: every `libc`/`nix` call of the crate lives here, one file
-//! per area ([`process`], [`fd`], [`socket`], [`memory`], [`futex`]), each call wrapped
+//! per area ([`process`], [`fd`], [`socket`], [`memory`]), each call wrapped
 //! once nix-style (a [`Pid`] newtype, an [`ExitStatus`] enum, `io::Result`s), so that the
 //! rest of the crate is safe code.
 //!
@@ -8,7 +8,6 @@
 //! `exec()`/`_exit()` of a multi-threaded parent.
 
 mod fd;
-mod futex;
 mod memory;
 mod process;
 mod socket;
@@ -16,7 +15,6 @@ mod socket;
 use std::io;
 
 pub(crate) use fd::*;
-pub(crate) use futex::*;
 pub(crate) use memory::*;
 pub(crate) use process::*;
 pub(crate) use socket::*;
