@@ -327,3 +327,22 @@ impl fmt::Display for RemotePanic {
         }
     }
 }
+
+/// An OS error about a named file, with CPython's text: `[Errno 2] No such file or
+/// directory: '/psm_0a1b2c3d'` (`FileNotFoundError`, `FileExistsError`, ... — the kind says
+/// which).
+pub(crate) fn os_error_on(error: io::Error, filename: &str) -> Error {
+    let Some(errno) = error.raw_os_error() else { return Error::OsError(error) };
+    let text = io::Error::from_raw_os_error(errno).to_string();
+    let text = text.strip_suffix(&format!(" (os error {errno})")).unwrap_or(&text).to_owned();
+    Error::OsError(io::Error::new(error.kind(), format!("[Errno {errno}] {text}: '{filename}'")))
+}
+
+/// CPython's text for a zero size given to `SharedMemory(create=True)`.
+pub(crate) const SHM_ZERO_SIZE: &str = "'size' must be a positive number different from zero";
+/// CPython's `mmap` text for an operation on a closed mapping.
+pub(crate) const SHM_CLOSED: &str = "mmap closed or invalid";
+/// CPython's `mmap` text for mapping an empty segment.
+pub(crate) const SHM_EMPTY: &str = "cannot mmap an empty file";
+/// CPython's text for a string with a NUL given as a name.
+pub(crate) const EMBEDDED_NUL: &str = "embedded null character";

@@ -37,7 +37,9 @@ impl SharedMemory {
         SharedMemory::map(fd)
     }
 
-    fn map(fd: OwnedFd) -> Result<SharedMemory, Error> {
+    /// Maps the whole file behind `fd` (its size as `fstat` gives it); an empty file is
+    /// refused.
+    pub(crate) fn map(fd: OwnedFd) -> Result<SharedMemory, Error> {
         let len = sys::file_size(fd.as_fd())?;
         if len == 0 {
             return Err(Error::UnpicklingError(EMPTY_SHARED_MEMORY.into()));

@@ -110,10 +110,12 @@ mod shared;
 mod queue;
 mod start_method;
 pub mod util;
+mod resource_tracker;
 mod process;
 mod pool;
 pub mod dummy;
 pub mod managers;
+pub mod shared_memory;
 mod context;
 mod init;
 

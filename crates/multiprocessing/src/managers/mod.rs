@@ -278,6 +278,31 @@ impl Manager {
         }
     }
 
+    /// Has the server unlink segment `name` (without its `/`) when it shuts down:
+    /// CPython's `SharedMemoryServer.track_segment`, for `SharedMemoryManager`.
+    pub(crate) fn track_segment(&self, name: &str) -> Result<(), Error> {
+        match request(&self.server, &Request::TrackSegment(name.to_owned()))? {
+            Reply::Unit => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// CPython's `release_segment`: the server no longer unlinks `name`.
+    pub(crate) fn release_segment(&self, name: &str) -> Result<(), Error> {
+        match request(&self.server, &Request::ReleaseSegment(name.to_owned()))? {
+            Reply::Unit => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// CPython's `list_segments`: the names the server will unlink.
+    pub(crate) fn list_segments(&self) -> Result<Vec<String>, Error> {
+        match request(&self.server, &Request::ListSegments)? {
+            Reply::Names(names) => Ok(names),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     fn make(&self, kind: Kind) -> Result<BaseProxy, Error> {
         BaseProxy::create(&self.server, kind)
     }
@@ -574,6 +599,9 @@ pub struct ManagerBuilder {
     authkey: Option<Vec<u8>>,
     start_method: Option<StartMethod>,
     registry: Vec<Registered>,
+    /// The class name the server process is named after (`SyncManager-N`); `None`:
+    /// `SyncManager`.
+    class: Option<&'static str>,
 }
 
 impl ManagerBuilder {
@@ -588,6 +616,12 @@ impl ManagerBuilder {
     /// ```
     pub fn new() -> ManagerBuilder {
         ManagerBuilder::default()
+    }
+
+    /// Names the server process after `class` (`SharedMemoryManager-N`).
+    pub(crate) fn class(mut self, class: &'static str) -> ManagerBuilder {
+        self.class = Some(class);
+        self
     }
 
     /// Where the server listens: a Unix path, an abstract name or a TCP address (port 0:
@@ -717,7 +751,7 @@ impl ManagerBuilder {
             .daemon(true)
             .call(server::main, args);
         let number = process.name().rsplit('-').next().unwrap_or_default().to_owned();
-        process.set_name(format!("SyncManager-{number}"));
+        process.set_name(format!("{}-{number}", self.class.unwrap_or("SyncManager")));
         process.start()?;
         let address = wait_for_report(&process, &report)?;
         client::remember_key(&address, &authkey);

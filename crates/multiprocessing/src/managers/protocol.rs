@@ -82,6 +82,13 @@ pub(crate) enum Request<'a> {
     Call(u64, #[serde(borrow)] Op<'a>),
     /// How many objects the server holds (CPython's `_number_of_objects`).
     NumberOfObjects,
+    /// A shared-memory segment to unlink at shutdown (`SharedMemoryServer.track_segment`;
+    /// the name without its `/`).
+    TrackSegment(String),
+    /// No longer unlink it at shutdown (`release_segment`).
+    ReleaseSegment(String),
+    /// The tracked segments' names (`list_segments`): `Reply::Names`.
+    ListSegments,
     /// Stops the server (CPython's `shutdown`).
     Shutdown,
 }

@@ -17,7 +17,7 @@ use super::protocol::{Failure, Hello, Kind, Op, Reply, Request, Wait};
 use super::user::{Failed, Held, Registered};
 use crate::connection::{Address, Listener, recv_handle};
 use crate::dummy::Queue;
-use crate::{Connection, codec};
+use crate::{Connection, codec, resource_tracker, sys};
 
 /// What the process that starts a server gives it.
 #[derive(Serialize, Deserialize)]
@@ -47,6 +47,7 @@ pub(crate) fn main(args: ServerArgs) {
         objects: Mutex::default(),
         next: AtomicU64::new(0),
         registry: args.registry.into_iter().map(|r| (r.typeid.clone(), r)).collect(),
+        segments: Mutex::default(),
     });
     loop {
         // A peer with a wrong key, or one that hung up during the handshake, is
@@ -81,6 +82,7 @@ fn serve(store: &Store, conn: Connection) {
         let Ok(frame) = conn.recv_bytes() else { return };
         let reply = match codec::decode_borrowed::<Request<'_>>(&frame) {
             Ok(Request::Shutdown) => {
+                store.unlink_segments();
                 let _ = conn.send(&Reply::Unit);
                 // CPython's server exits its process on `shutdown`.
                 std::process::exit(0);
@@ -170,6 +172,25 @@ struct Store {
     next: AtomicU64,
     /// The types of the user's, by typeid.
     registry: HashMap<String, Registered>,
+    /// Shared-memory segments to unlink at shutdown (a `SharedMemoryManager`'s).
+    segments: Mutex<Vec<String>>,
+}
+
+impl Store {
+    /// CPython's `SharedMemoryServer.shutdown`: unlinks every tracked segment.
+    fn unlink_segments(&self) {
+        for name in std::mem::take(&mut *lock(&self.segments)) {
+            let full = format!("/{name}");
+            pyconc_core::logging::debug(|| {
+                format!("Destroy segment '{name}' in pid {}", std::process::id())
+            });
+            if let Ok(c_name) = std::ffi::CString::new(full.clone()) {
+                if sys::shm_unlink(&c_name).is_ok() {
+                    let _ = resource_tracker::unregister_if_running(&full);
+                }
+            }
+        }
+    }
 }
 
 /// A user method's failure as the client sees it.
@@ -215,6 +236,23 @@ impl Store {
                 Reply::Unit
             }
             Request::NumberOfObjects => Reply::Count(lock(&self.objects).len() as u64),
+            Request::TrackSegment(name) => {
+                if !resource_tracker::valid_name(format!("/{name}").as_bytes()) {
+                    return Reply::Failed(Failure::ValueError(format!(
+                        "invalid segment name {name:?}"
+                    )));
+                }
+                let mut segments = lock(&self.segments);
+                if !segments.contains(&name) {
+                    segments.push(name);
+                }
+                Reply::Unit
+            }
+            Request::ReleaseSegment(name) => {
+                lock(&self.segments).retain(|tracked| *tracked != name);
+                Reply::Unit
+            }
+            Request::ListSegments => Reply::Names(lock(&self.segments).clone()),
             Request::Call(id, op) => {
                 let object = lock(&self.objects).get(&id).map(|entry| Arc::clone(&entry.object));
                 match object {

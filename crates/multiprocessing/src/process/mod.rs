@@ -409,6 +409,7 @@ impl Process {
             parent_name: current.name(),
             authkey: lock(&inner.authkey).clone(),
             logging: pyconc_core::logging::config(),
+            tracker: None,
         };
         children::install_exit_function();
         let launched = match start::launch(method, spec, target) {

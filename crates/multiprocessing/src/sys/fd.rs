@@ -222,3 +222,72 @@ pub(crate) fn read_into_spare(
     }
     Ok(read)
 }
+
+/// Makes `keep` the process's fd `to` (`dup2`) and closes every fd above `to`
+/// (`close_range`), and fds 0 and 1 too: a helper process that must hold nothing of its
+/// parent's but one fd and stderr. Async-signal-safe (system calls only).
+pub(crate) fn keep_only(keep: RawFd, to: RawFd) -> io::Result<()> {
+    if keep != to {
+        // SAFETY: dup2 onto a number above stderr; an invalid fd gives EBADF.
+        check(unsafe { libc::dup2(keep, to) })?;
+    }
+    // SAFETY: close_range on numbers this process owns; nothing refers to them afterwards
+    // (the caller keeps only `to` and stderr).
+    check(unsafe { libc::syscall(libc::SYS_close_range, to + 1, u32::MAX, 0) } as libc::c_int)?;
+    // SAFETY: closing stdin and stdout, which the helper never uses.
+    unsafe {
+        libc::close(0);
+        libc::close(1);
+    }
+    Ok(())
+}
+
+/// `recv` of one packet into `buf` (a `SOCK_SEQPACKET` socket), retried on `EINTR`: its
+/// length, 0 at end of file. Async-signal-safe.
+pub(crate) fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: receives at most `buf.len()` bytes into `buf`.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Sends one packet (`SOCK_SEQPACKET`) without raising SIGPIPE when the peer is gone
+/// (`EPIPE` instead).
+pub(crate) fn send_packet(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    loop {
+        // SAFETY: sends `bytes`, a valid slice.
+        let n = unsafe {
+            libc::send(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
+        };
+        if n >= 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
+/// Writes `bytes` to stderr, best effort (no lock, no allocation). Async-signal-safe.
+pub(crate) fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: writes from a valid slice to fd 2.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}

@@ -77,3 +77,66 @@ pub(crate) unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) {
     // SAFETY: forwarded to the caller.
     unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
 }
+
+/// `shm_open(name, O_RDWR [| O_CREAT | O_EXCL], 0o600)`: a POSIX shared-memory object
+/// (`/dev/shm`), close-on-exec (glibc opens it with `O_CLOEXEC`). `name` starts with `/`.
+pub(crate) fn shm_open(name: &std::ffi::CStr, create: bool) -> io::Result<OwnedFd> {
+    let flags = if create { libc::O_RDWR | libc::O_CREAT | libc::O_EXCL } else { libc::O_RDWR };
+    // SAFETY: `name` is a valid C string; flags and mode are plain integers.
+    let fd = check(unsafe { libc::shm_open(name.as_ptr(), flags, 0o600) })?;
+    // SAFETY: a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `shm_unlink(name)`. Async-signal-safe: glibc builds the `/dev/shm` path on the stack
+/// and calls `unlink`.
+pub(crate) fn shm_unlink(name: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: `name` is a valid C string.
+    check(unsafe { libc::shm_unlink(name.as_ptr()) }).map(drop)
+}
+
+/// Sets the size of the file behind `fd` (`ftruncate`).
+pub(crate) fn set_file_size(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: ftruncate on an open fd.
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), len) }).map(drop)
+}
+
+/// A private anonymous mapping of `len` bytes, zero-filled. Async-signal-safe (one system
+/// call): the resource tracker's table, which must not use the allocator.
+pub(crate) fn map_anonymous(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Grows a mapping from [`map_anonymous`] to `new_len` bytes, moving it if needed
+/// (`mremap`); the new part is zero-filled. Async-signal-safe (one system call).
+///
+/// # Safety
+/// `ptr`/`len` must be a whole mapping from `map_anonymous`; on success it may have
+/// moved, so no reference into the old range may be used afterwards.
+pub(crate) unsafe fn grow_mapping(
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    new_len: usize,
+) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: forwarded to the caller; MREMAP_MAYMOVE picks a free range if needed.
+    let moved = unsafe { libc::mremap(ptr.as_ptr().cast(), len, new_len, libc::MREMAP_MAYMOVE) };
+    if moved == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(moved.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}

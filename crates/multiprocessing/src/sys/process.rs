@@ -95,15 +95,10 @@ pub(crate) fn getppid() -> Pid {
     Pid(unsafe { libc::getppid() })
 }
 
-/// The calling thread's kernel id. Async-signal-safe.
-pub(crate) fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    unsafe { libc::gettid() }
-}
-
 /// Whether the calling thread is the process's first thread, whose end ends the process.
+/// Async-signal-safe (two system calls).
 pub(crate) fn on_main_thread() -> bool {
-    gettid() == getpid().0
+    pyconc_core::sys::gettid() == pyconc_core::sys::getpid()
 }
 
 /// What `fork` returned in this process.
@@ -335,17 +330,18 @@ pub(crate) fn thread_identity() -> Identity {
     use std::cell::Cell;
     thread_local! {
         /// (pid, tid, start) as read in the process `pid`.
-        static ME: Cell<(i32, i32, u64)> = const { Cell::new((0, 0, 0)) };
+        static ME: Cell<(i32, u32, u64)> = const { Cell::new((0, 0, 0)) };
     }
     let pid = getpid().0;
     let (of, tid, start) = ME.with(Cell::get);
     if of == pid {
-        return Identity { id: tid as u32, start };
+        return Identity { id: tid, start };
     }
-    let tid = gettid();
+    // A kernel thread id is a positive `pid_t`: it fits.
+    let tid = pyconc_core::sys::gettid() as u32;
     let start = own_start("/proc/thread-self/stat");
     ME.with(|me| me.set((pid, tid, start)));
-    Identity { id: tid as u32, start }
+    Identity { id: tid, start }
 }
 
 /// Whether the process (or thread) `holder` still runs. Fails closed: only a definite
@@ -401,6 +397,21 @@ pub(crate) fn cpus_allowed() -> usize {
 pub(crate) fn signal_name(number: i32) -> String {
     nix::sys::signal::Signal::try_from(number)
         .map_or_else(|_| format!("signal {number}"), |signal| signal.as_str().to_owned())
+}
+
+/// Makes the calling process a helper that outlives its program on purpose (the resource
+/// tracker): a session of its own (`setsid`), so that a signal to the program's process
+/// group or a terminal hang-up does not reach it, with SIGINT and SIGTERM ignored (as
+/// CPython's tracker ignores them). Async-signal-safe.
+pub(crate) fn detach_helper() {
+    // SAFETY: setsid and signal(SIG_IGN) take no pointers and run no code of ours; both
+    // are async-signal-safe.
+    unsafe {
+        libc::setsid();
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
 }
 
 #[cfg(test)]

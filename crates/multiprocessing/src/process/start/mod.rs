@@ -44,6 +44,9 @@ pub(crate) struct ChildSpec {
     pub(crate) authkey: Vec<u8>,
     /// The parent's logger: its level and whether it writes to stderr.
     pub(crate) logging: (pyconc_core::logging::LevelFilter, bool),
+    /// Where the program's resource tracker's socket is in the fds sent with the target
+    /// (spawn and forkserver children; a forked child inherits it).
+    pub(crate) tracker: Option<u32>,
 }
 
 /// What a child runs.
@@ -287,7 +290,7 @@ impl Waiter {
 /// Starts a child with `method`.
 pub(crate) fn launch(
     method: StartMethod,
-    spec: ChildSpec,
+    mut spec: ChildSpec,
     target: Target,
 ) -> Result<Launched, Error> {
     // The parent-death signal follows the creating thread: create daemonic children from
@@ -299,14 +302,21 @@ pub(crate) fn launch(
         if method == StartMethod::Fork {
             return fork::launch(spec, target);
         }
-        let (portable, fds) =
+        let (portable, mut fds) =
             reduction::to_child(|| reduction::collecting_fds(|| target.portable()));
+        // The child talks to the program's resource tracker, as CPython passes its fd.
+        let tracker = crate::resource_tracker::fd_for_child();
+        if let Some(fd) = &tracker {
+            spec.tracker = u32::try_from(fds.len()).ok();
+            fds.push(std::os::fd::AsRawFd::as_raw_fd(fd));
+        }
         let launched = match method {
             StartMethod::Spawn => spawn::launch(spec, portable?, &fds),
             _ => forkserver::launch(spec, portable?, &fds),
         };
         // The arguments own the fds just sent: drop them only now.
         drop(target);
+        drop(tracker);
         launched
     };
     if long_lived_thread_needed { on_launcher_thread(here) } else { here() }

@@ -130,6 +130,11 @@ pub(crate) fn read_payload(from: OwnedFd) -> Result<(Payload, Vec<OwnedFd>), Err
 /// Runs a decoded payload as this process's target (spawn and forkserver children).
 pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -> ! {
     let Payload { spec, target } = payload;
+    if let Some(fd) = spec.tracker.and_then(|i| fds.get(i as usize)) {
+        if let Ok(copy) = fd.try_clone() {
+            crate::resource_tracker::adopt(copy);
+        }
+    }
     set_start_method_force(spec.method);
     children::become_child(&spec);
     bootstrap::run(ending, move || target.run(fds))
