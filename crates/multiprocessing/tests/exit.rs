@@ -304,3 +304,80 @@ fn a_manager_server_dies_with_its_sigkilled_program() {
         assert!(died, "{method}: the server {pid} outlived its SIGKILLed program");
     }
 }
+
+/// The segments the `mp_shared_memory` example printed (`segment NAME` lines).
+fn segments(stdout: &str) -> Vec<String> {
+    stdout.lines().filter_map(|l| l.strip_prefix("segment ")).map(str::to_owned).collect()
+}
+
+/// Whether every segment is gone from `/dev/shm` within `within`.
+fn segments_gone(names: &[String], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = names.iter().any(|n| std::path::Path::new("/dev/shm").join(n).exists());
+        if !left {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+const LEAK_WARNING: &str =
+    "resource_tracker: There appear to be 2 leaked shared_memory objects to clean up at shutdown";
+
+/// CPython's resource tracker: segments a program (here the main process and a child, by
+/// every start method) created and never unlinked are unlinked after it exits, with
+/// CPython's warning; the child's segment outlived the child (the example checks).
+#[test]
+fn shared_memory_left_at_exit_is_unlinked_with_cpythons_warning() {
+    for method in METHODS {
+        let (out, _) = run_example("mp_shared_memory", &[method, "exit"]);
+        assert_eq!(out.status.code(), Some(0), "{method}: {}", text(&out.stderr));
+        let names = segments(&text(&out.stdout));
+        assert_eq!(names.len(), 2, "{method}");
+        assert!(segments_gone(&names, Duration::from_secs(10)), "{method}: {names:?} leaked");
+        assert!(text(&out.stderr).contains(LEAK_WARNING), "{method}: {}", text(&out.stderr));
+    }
+}
+
+/// test_shared_memory_cleaned_after_process_termination, with SIGKILL: the tracker
+/// unlinks what a killed program left.
+#[test]
+fn shared_memory_of_a_sigkilled_program_is_unlinked() {
+    for method in METHODS {
+        let mut program = Command::new(example("mp_shared_memory"))
+            .args([method, "wait"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(program.stdout.take().unwrap()).lines();
+        let names: Vec<String> = lines
+            .take(2)
+            .map(|l| l.unwrap().strip_prefix("segment ").unwrap().to_owned())
+            .collect();
+        program.kill().unwrap();
+        let out = program.wait_with_output().unwrap();
+        assert!(segments_gone(&names, Duration::from_secs(10)), "{method}: {names:?} leaked");
+        assert!(text(&out.stderr).contains(LEAK_WARNING), "{method}: {}", text(&out.stderr));
+    }
+}
+
+/// A program that unlinks what it made gets no warning; a `SharedMemoryManager`'s server
+/// unlinks through the program's own tracker, so no warning either (bpo-36867).
+#[test]
+fn unlinked_segments_and_a_shared_memory_manager_leave_no_warning() {
+    for method in METHODS {
+        for mode in ["clean", "manager"] {
+            let (out, _) = run_example("mp_shared_memory", &[method, mode]);
+            assert_eq!(out.status.code(), Some(0), "{method} {mode}: {}", text(&out.stderr));
+            let names = segments(&text(&out.stdout));
+            assert_eq!(names.len(), 2, "{method} {mode}");
+            assert!(segments_gone(&names, Duration::from_secs(10)), "{method} {mode}: leaked");
+            assert_eq!(text(&out.stderr), "", "{method} {mode}");
+        }
+    }
+}

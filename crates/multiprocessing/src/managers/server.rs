@@ -32,6 +32,8 @@ pub(crate) struct ServerArgs {
 
 /// The server process's body.
 pub(crate) fn main(args: ServerArgs) {
+    // bpo-36368: a Ctrl-C meant for the program does not take its manager down.
+    sys::ignore_interrupts();
     let listener = match Listener::bind(args.address, Some(&args.authkey)) {
         Ok(listener) => listener,
         Err(error) => {

@@ -144,10 +144,13 @@ const FORMAT_LEN: usize = 8;
 /// # Differences from CPython
 /// - Indices are `usize` (no negative indices); the list has `get`/`set` instead of
 ///   `l[i]`, and [`to_vec`](ShareableList::to_vec) instead of `list(l)`.
-/// - A `str` gets room for its UTF-8 length (CPython 3.11 counts characters, and then
-///   truncates a non-ASCII string silently); python3 reads such a list all the same.
+/// - A `str` gets CPython's room (by its length in characters) unless its UTF-8 needs
+///   more: then the room its bytes need (CPython 3.11 truncates such a string silently);
+///   python3 reads such a list all the same.
 /// - A list read from a block that is not a well-formed `ShareableList` gives an error
 ///   instead of garbage or a crash.
+/// - Serialized (a `Process` argument, a queue item), it travels as its block's name and
+///   is attached again on arrival, as CPython pickles it.
 ///
 /// # Examples
 ///
@@ -594,6 +597,23 @@ impl fmt::Debug for ShareableList {
     }
 }
 
+impl serde::Serialize for ShareableList {
+    /// As CPython's `__reduce__`: the block's name; the receiver attaches.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&self.shm, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ShareableList {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<ShareableList, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(deserializer)?;
+        ShareableList::attach(&name)
+            .map_err(|e| serde::de::Error::custom(crate::reduction::refuse(e.to_string())))
+    }
+}
+
 impl SharedMemory {
     /// The `i64` at `offset`, if it lies in the block.
     fn read_i64(&self, offset: usize) -> Option<i64> {
@@ -611,7 +631,17 @@ fn format_of(item: &Item) -> Result<String, Error> {
         Item::Bool(_) => "xxxxxxx?".into(),
         Item::None => "xxxxxx?x".into(),
         Item::Str(_) | Item::Bytes(_) => {
-            let room = ALIGNMENT * (encoded(item).len() / ALIGNMENT + 1);
+            // CPython's room: the next multiple of 8 above the length in characters (for
+            // str) or bytes. A non-ASCII str whose UTF-8 does not fit gets the room its
+            // bytes need (CPython would truncate it).
+            let length = match item {
+                Item::Str(s) => s.chars().count(),
+                _ => encoded(item).len(),
+            };
+            let mut room = ALIGNMENT * (length / ALIGNMENT + 1);
+            if encoded(item).len() > room {
+                room = ALIGNMENT * (encoded(item).len() / ALIGNMENT + 1);
+            }
             let format = format!("{room}s");
             if format.len() > FORMAT_LEN {
                 return Err(Error::value(

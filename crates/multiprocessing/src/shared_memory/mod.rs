@@ -487,7 +487,8 @@ impl Serialize for SharedMemory {
 impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SharedMemory, D::Error> {
         let name = String::deserialize(deserializer)?;
-        SharedMemory::attach(&name).map_err(serde::de::Error::custom)
+        SharedMemory::attach(&name)
+            .map_err(|e| serde::de::Error::custom(crate::reduction::refuse(e.to_string())))
     }
 }
 

@@ -399,6 +399,12 @@ pub(crate) fn signal_name(number: i32) -> String {
         .map_or_else(|_| format!("signal {number}"), |signal| signal.as_str().to_owned())
 }
 
+/// Ignores SIGINT in this process (a manager's server, as CPython's `_run_server`).
+pub(crate) fn ignore_interrupts() {
+    // SAFETY: installs SIG_IGN, which runs no code of ours.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+}
+
 /// Makes the calling process a helper that outlives its program on purpose (the resource
 /// tracker): a session of its own (`setsid`), so that a signal to the program's process
 /// group or a terminal hang-up does not reach it, with SIGINT and SIGTERM ignored (as

@@ -31,6 +31,7 @@ mod process;
 mod queue;
 mod reduction;
 mod shared;
+mod shared_memory;
 mod support;
 mod synchronize;
 mod thread_pool;
