@@ -177,7 +177,7 @@ fn across_processes(method: StartMethod) {
     let sms = SharedMemory::create(512).unwrap();
     let _cleanup = Cleanup(sms.name().to_owned());
     let p = call(method, attach_then_write, (sms.name().to_owned(), b"howdy".to_vec()));
-    p.set_daemon(true);
+    p.set_daemon(true).unwrap();
     p.start().unwrap();
     p.join().unwrap();
     assert_eq!(p.exitcode(), Some(0));
