@@ -56,12 +56,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 mod auth;
 mod handle;
 mod listener;
+mod pickle;
 mod resource_sharer;
 pub(crate) mod ring;
 mod wait;
 
 pub use handle::{Handle, recv_handle, send_handle};
 pub use listener::{Address, Listener, client};
+pub use pickle::{PyHashable, PyValue};
 pub use wait::{Waitable, wait};
 
 use self::ring::Ring;

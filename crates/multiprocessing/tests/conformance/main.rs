@@ -24,6 +24,7 @@ mod lock_tests;
 #[path = "../../../threading/tests/conformance/semaphore_event_tests.rs"]
 #[allow(dead_code, reason = "the threading crate's bodies")]
 mod semaphore_event_tests;
+mod pickle;
 mod pipe;
 mod pipe_rings;
 mod pool;
