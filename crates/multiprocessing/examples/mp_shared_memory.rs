@@ -5,7 +5,9 @@
 //! (the tracker must warn and unlink both); `wait` sleeps until killed (the tracker must
 //! unlink both after a SIGKILL); `clean` unlinks both first (no warning); `manager` makes
 //! them through a `SharedMemoryManager` and shuts it down (no warning: the server uses
-//! the program's tracker). Usage: `mp_shared_memory fork|spawn|forkserver exit|wait|clean|manager`.
+//! the program's tracker); `untracked` makes one segment with `track(false)` and exits
+//! (the tracker must leave it). Usage:
+//! `mp_shared_memory fork|spawn|forkserver exit|wait|clean|manager|untracked`.
 
 use std::io::Write;
 
@@ -25,6 +27,11 @@ fn main() {
     let method: StartMethod = args.next().unwrap_or_default().parse().unwrap();
     let mode = args.next().unwrap_or_default();
     let mut out = std::io::stdout();
+    if mode == "untracked" {
+        let shm = SharedMemory::options().track(false).create(64).unwrap();
+        writeln!(out, "segment {}", shm.name()).unwrap();
+        return;
+    }
     if mode == "manager" {
         let smm = SharedMemoryManager::with_builder(
             multiprocessing::managers::ManagerBuilder::new().start_method(method),

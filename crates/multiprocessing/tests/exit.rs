@@ -381,3 +381,18 @@ fn unlinked_segments_and_a_shared_memory_manager_leave_no_warning() {
         }
     }
 }
+
+/// CPython 3.13's `track=False`: a segment created untracked is left for the program to
+/// unlink; the tracker neither unlinks it nor warns.
+#[test]
+fn an_untracked_segment_outlives_its_program() {
+    let (out, _) = run_example("mp_shared_memory", &["fork", "untracked"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let names = segments(&text(&out.stdout));
+    assert_eq!(names.len(), 1);
+    let path = std::path::Path::new("/dev/shm").join(&names[0]);
+    let still_there = path.exists();
+    let _ = std::fs::remove_file(&path);
+    assert!(still_there, "the untracked segment was unlinked");
+    assert_eq!(text(&out.stderr), "");
+}

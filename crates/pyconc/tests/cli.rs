@@ -74,7 +74,7 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
 }
 
 /// Every operation of every group, in the report's order.
-const OPERATIONS: [(&str, &str); 27] = [
+const OPERATIONS: [(&str, &str); 30] = [
     ("threads", "thread start+join"),
     ("threads", "current_thread()"),
     ("threads", "Timer start+cancel+join"),
@@ -88,6 +88,9 @@ const OPERATIONS: [(&str, &str); 27] = [
     ("ipc", "Queue small item"),
     ("ipc", "Pipe 1 MiB message"),
     ("ipc", "Pipe round trip (64 B), one CPU"),
+    ("ipc", "SharedMemory 32 MiB handoff"),
+    ("ipc", "SharedMemory attach, 1 MiB"),
+    ("ipc", "SharedMemory attach, 1 GiB"),
     ("pool", "Pool(2) create+map(2)+close+join"),
     ("pool", "map 20k items, default chunks"),
     ("pool", "map 2k items, chunksize 1"),

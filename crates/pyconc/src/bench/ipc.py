@@ -102,6 +102,22 @@ def queue_small(quick, rounds):
     return result
 
 
+def shm_attach(size, rounds):
+    # Attach by name and close, as ipc.rs's attach rows (3.11 registers an attached block
+    # with its resource tracker: part of its cost; unregistered once afterwards).
+    from multiprocessing import resource_tracker, shared_memory
+    block = shared_memory.SharedMemory(create=True, size=size)
+
+    def op(n):
+        for _ in range(n):
+            shared_memory.SharedMemory(block.name).close()
+
+    result = measure(op, 200, *rounds)
+    block.close()
+    block.unlink()
+    return result
+
+
 def main(quick):
     rounds = (3, 10, 0.6) if quick else (10, 51, 4.0)
     result = {
@@ -109,6 +125,10 @@ def main(quick):
         "queue_small": queue_small(quick, rounds),
         "pipe_1mib": messages(BIG, 8, rounds, True),
         "round_trip": round_trip(quick, rounds),
+        # The handoff row's CPython column: the same bytes through its Pipe.
+        "shm_handoff": messages(b"z" * ((32 if quick else 256) << 20), 1, rounds, True),
+        "shm_attach_1mib": shm_attach(1 << 20, rounds),
+        "shm_attach_1gib": shm_attach(1 << 30, rounds),
     }
     print(json.dumps(result))
 

@@ -7,6 +7,10 @@
 //! | Queue small items | `Queue::put(u64)` → child `get` | the raw pipe row's baseline | `Queue.put(int)` |
 //! | 1 MiB messages | `pipe(true)`: `send_bytes(1 MiB)` | `write_all` 1 MiB on a socket pair → child `read_exact` | `Pipe(True)`: `send_bytes(1 MiB)` |
 //! | round trip (both sides on CPU 0) | `send_bytes` 64 B, child echoes, `recv_bytes` | `write`/`read` on a socket pair | the same, pinned with `os.sched_setaffinity` |
+//! | SharedMemory 256 MiB handoff | `SharedMemory::create` + copy 256 MiB in + name to the child, which attaches and reads it all; `unlink` | `memfd_create` + `mmap` + copy, the fd to the child (`SCM_RIGHTS`), which maps and reads it all | `Pipe(True)`: `send_bytes` of the same 256 MiB, child `recv_bytes` |
+//! | SharedMemory attach, 1 MiB / 1 GiB | `SharedMemory::attach(name)` + drop | `shm_open` + `fstat` + `mmap` + `munmap` + `close` | `SharedMemory(name)` + `close()` |
+//!
+//! `--quick` hands off 32 MiB instead of 256 MiB.
 //!
 //! Each message batch ends with the child's one-byte acknowledgement, so a round
 //! measures delivery, not just buffering. Round trips run pinned to one CPU (see [`pin_first_cpu`]).
@@ -15,6 +19,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
+use multiprocessing::shared_memory::SharedMemory;
 use multiprocessing::{Connection, Process, Queue, pipe};
 
 use super::measure::{Operation, Report, Row, Settings, compare};
@@ -279,6 +284,198 @@ impl Operation for RawRoundTrip {
     }
 }
 
+/// The sum of a block's `u64` words: how the receiving side of a handoff reads all of it.
+fn checksum(words: &[u64]) -> u64 {
+    words.iter().fold(0u64, |sum, &w| sum.wrapping_add(w))
+}
+
+/// pyconc: a named block made, filled, handed over by name, attached and read by the
+/// child, then unlinked.
+struct PyconcHandoff {
+    names: Connection,
+    sums: Connection,
+    payload: Vec<u64>,
+    _child: Child,
+}
+
+impl PyconcHandoff {
+    fn new(bytes: usize) -> PyconcHandoff {
+        let (their_names, names) = pipe(false).expect("pipe");
+        let (sums, their_sums) = pipe(false).expect("pipe");
+        let child = Child::start(move || {
+            while let Ok(name) = their_names.recv::<String>() {
+                let block = SharedMemory::attach(&name).expect("attach");
+                // SAFETY: the parent wrote the block before sending its name and waits
+                // for this sum before touching it again.
+                let sum = checksum(&unsafe { block.as_slice::<u64>() }.expect("view"));
+                their_sums.send(&sum).expect("sum");
+            }
+        });
+        let payload = (0..(bytes / 8) as u64).collect();
+        PyconcHandoff { names, sums, payload, _child: child }
+    }
+}
+
+impl Operation for PyconcHandoff {
+    fn name(&self) -> &'static str {
+        "shared_memory::SharedMemory create+write+attach+read"
+    }
+    fn run(&self, iterations: u64) {
+        for _ in 0..iterations {
+            let block = SharedMemory::create(self.payload.len() * 8).expect("create");
+            {
+                // SAFETY: nobody else knows the block's name yet.
+                let mut view = unsafe { block.as_mut_slice::<u64>() }.expect("view");
+                view.copy_from_slice(&self.payload);
+            }
+            self.names.send(&block.name().to_owned()).expect("name");
+            let sum: u64 = self.sums.recv().expect("sum");
+            assert_eq!(sum, checksum(&self.payload));
+            block.unlink().expect("unlink");
+        }
+    }
+}
+
+/// Raw: a memfd mapped, filled, its fd sent over a socket pair (`SCM_RIGHTS`); the child
+/// maps and reads it all.
+struct RawHandoff {
+    socket: UnixStream,
+    payload: Vec<u64>,
+    _child: Child,
+}
+
+/// Maps `len` bytes of `fd` shared (the raw baseline's `mmap`).
+fn map(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> *mut u64 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a fresh shared mapping of an fd this process holds; checked below.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED, "mmap");
+    ptr.cast()
+}
+
+impl RawHandoff {
+    fn new(bytes: usize) -> RawHandoff {
+        use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+        use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+        let (socket, theirs) = UnixStream::pair().expect("socketpair");
+        let child = Child::start(move || {
+            let mut byte = [0u8; 1];
+            loop {
+                let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+                let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+                let Ok(msg) = recvmsg::<()>(
+                    theirs.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut space),
+                    MsgFlags::empty(),
+                ) else {
+                    return;
+                };
+                let Some(ControlMessageOwned::ScmRights(fds)) =
+                    msg.cmsgs().ok().and_then(|mut c| c.next())
+                else {
+                    return;
+                };
+                // SAFETY: the fd just received is ours alone.
+                let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+                let len = nix::sys::stat::fstat(&fd).expect("fstat").st_size as usize;
+                let ptr = map(fd.as_fd(), len);
+                // SAFETY: a mapping of `len` bytes that the parent finished writing.
+                let sum = checksum(unsafe { std::slice::from_raw_parts(ptr, len / 8) });
+                // SAFETY: the mapping made above, no longer used.
+                unsafe { libc::munmap(ptr.cast(), len) };
+                (&theirs).write_all(&sum.to_ne_bytes()).expect("sum");
+            }
+        });
+        let payload = (0..(bytes / 8) as u64).collect();
+        RawHandoff { socket, payload, _child: child }
+    }
+}
+
+impl Operation for RawHandoff {
+    fn name(&self) -> &'static str {
+        "raw memfd+mmap, fd over SCM_RIGHTS"
+    }
+    fn run(&self, iterations: u64) {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        use std::os::fd::{AsFd, AsRawFd};
+        let len = self.payload.len() * 8;
+        for _ in 0..iterations {
+            let fd = nix::sys::memfd::memfd_create(c"raw", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+                .expect("memfd");
+            nix::unistd::ftruncate(&fd, len as i64).expect("ftruncate");
+            let ptr = map(fd.as_fd(), len);
+            // SAFETY: a fresh mapping of `len` bytes that nobody else uses yet.
+            unsafe { std::slice::from_raw_parts_mut(ptr, len / 8) }.copy_from_slice(&self.payload);
+            let fds = [fd.as_raw_fd()];
+            let iov = [std::io::IoSlice::new(b"f")];
+            sendmsg::<()>(
+                self.socket.as_raw_fd(),
+                &iov,
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .expect("sendmsg");
+            let mut sum = [0u8; 8];
+            (&self.socket).read_exact(&mut sum).expect("sum");
+            assert_eq!(u64::from_ne_bytes(sum), checksum(&self.payload));
+            // SAFETY: the mapping made above, no longer used.
+            unsafe { libc::munmap(ptr.cast(), len) };
+        }
+    }
+}
+
+/// pyconc: attaching to an existing block by name, and closing it.
+struct PyconcAttach {
+    name: String,
+}
+
+impl Operation for PyconcAttach {
+    fn name(&self) -> &'static str {
+        "SharedMemory::attach + drop"
+    }
+    fn run(&self, iterations: u64) {
+        for _ in 0..iterations {
+            drop(std::hint::black_box(SharedMemory::attach(&self.name).expect("attach")));
+        }
+    }
+}
+
+/// Raw: `shm_open` + `fstat` + `mmap` + `munmap` + `close`.
+struct RawAttach {
+    name: std::ffi::CString,
+}
+
+impl Operation for RawAttach {
+    fn name(&self) -> &'static str {
+        "raw shm_open+fstat+mmap+munmap+close"
+    }
+    fn run(&self, iterations: u64) {
+        use std::os::fd::{AsFd, FromRawFd};
+        for _ in 0..iterations {
+            // SAFETY: a valid C string; the fd is checked and owned below.
+            let fd = unsafe { libc::shm_open(self.name.as_ptr(), libc::O_RDWR, 0o600) };
+            assert!(fd >= 0, "shm_open");
+            // SAFETY: the fd shm_open just returned.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let len = nix::sys::stat::fstat(&fd).expect("fstat").st_size as usize;
+            let ptr = map(fd.as_fd(), len);
+            // SAFETY: the mapping made above.
+            unsafe { libc::munmap(ptr.cast(), len) };
+        }
+    }
+}
+
 pub(crate) fn run(
     settings: &Settings,
     python: &Python,
@@ -317,6 +514,26 @@ pub(crate) fn run(
         let previous = pin_first_cpu();
         push("Pipe round trip (64 B), one CPU", "round_trip", 500, &ours, &raw);
         restore(&previous);
+    }
+    {
+        let (bytes, operation) = if settings.quick {
+            (32 << 20, "SharedMemory 32 MiB handoff")
+        } else {
+            (256 << 20, "SharedMemory 256 MiB handoff")
+        };
+        let (ours, raw) = (PyconcHandoff::new(bytes), RawHandoff::new(bytes));
+        push(operation, "shm_handoff", 1, &ours, &raw);
+    }
+    for (operation, key, bytes) in [
+        ("SharedMemory attach, 1 MiB", "shm_attach_1mib", 1usize << 20),
+        ("SharedMemory attach, 1 GiB", "shm_attach_1gib", 1 << 30),
+    ] {
+        // Never touched: the block takes no memory, whatever its size.
+        let block = SharedMemory::create(bytes)?;
+        let ours = PyconcAttach { name: block.name().to_owned() };
+        let raw = RawAttach { name: std::ffi::CString::new(format!("/{}", block.name()))? };
+        push(operation, key, 200, &ours, &raw);
+        block.unlink()?;
     }
     Ok(())
 }
