@@ -26,6 +26,9 @@
 //! | `AsyncResult`, `IMapIterator` | [`AsyncResult`], [`IMapIterator`] |
 //! | `multiprocessing.pool.ThreadPool` | [`ThreadPool`] (the `Pool` methods over threads; [`ThreadPool::builder`]) |
 //! | `multiprocessing.dummy` | [`dummy`] |
+//! | `multiprocessing.managers.SyncManager`, `Manager()` | [`managers::Manager`] |
+//! | `shared_memory.SharedMemory`, `ShareableList`, `managers.SharedMemoryManager` | [`shared_memory::SharedMemory`], [`shared_memory::ShareableList`], [`shared_memory::SharedMemoryManager`] |
+//! | `conn.send(obj)`/`conn.recv()` with a python3 peer (pickles) | [`Connection::send_pickle`], [`Connection::recv_pickle`] |
 //! | `Lock`, `RLock`, `Semaphore`, `BoundedSemaphore`, `Event`, `Condition`, `Barrier` | the same names: cross-process, robust locks |
 //!
 //! # Sharing objects with a child
@@ -82,6 +85,13 @@
 //!   its messages, not make this one read or write outside the mapping.
 //! - **Forked pool workers are confined.** A forked worker lets go of every other
 //!   worker's channel before it runs a task.
+//! - **Pickles carry plain data only.** [`Connection::recv_pickle`] refuses a pickle that
+//!   names a Python global or asks for a call or an object's construction before decoding
+//!   it, and one whose shared references would expand it more than 8-fold: a python3
+//!   peer cannot make this side run code or allocate without bound.
+//! - **Shared-memory names are checked** before the resource tracker acts on them (one
+//!   `/`, no other, no NUL, at most 255 bytes); a `ShareableList` read from a block is
+//!   validated (item count, offsets, formats, codes) before use.
 //! - **fds are close-on-exec** unless deliberately passed to a child, so programs run
 //!   with `std::process::Command` inherit none of them.
 //!

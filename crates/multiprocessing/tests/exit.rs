@@ -343,13 +343,16 @@ fn shared_memory_left_at_exit_is_unlinked_with_cpythons_warning() {
     }
 }
 
-/// test_shared_memory_cleaned_after_process_termination, with SIGKILL: the tracker
-/// unlinks what a killed program left.
+/// test_shared_memory_cleaned_after_process_termination, with SIGKILL sent to the whole
+/// program (its process group: the main process and every child): the tracker, in a
+/// session of its own, survives and unlinks what the program left.
 #[test]
 fn shared_memory_of_a_sigkilled_program_is_unlinked() {
+    use std::os::unix::process::CommandExt;
     for method in METHODS {
         let mut program = Command::new(example("mp_shared_memory"))
             .args([method, "wait"])
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -359,7 +362,8 @@ fn shared_memory_of_a_sigkilled_program_is_unlinked() {
             .take(2)
             .map(|l| l.unwrap().strip_prefix("segment ").unwrap().to_owned())
             .collect();
-        program.kill().unwrap();
+        // SAFETY: kill with a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(-(program.id() as i32), libc::SIGKILL) }, 0);
         let out = program.wait_with_output().unwrap();
         assert!(segments_gone(&names, Duration::from_secs(10)), "{method}: {names:?} leaked");
         assert!(text(&out.stderr).contains(LEAK_WARNING), "{method}: {}", text(&out.stderr));

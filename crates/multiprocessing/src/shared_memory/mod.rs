@@ -8,8 +8,12 @@
 //! CPython's byte layout, so a list made by either side is read and written by the other.
 //!
 //! Segments a program created and never unlinked are unlinked once the program is gone,
-//! by the [resource tracker](crate::resource_tracker) — after a normal exit (with CPython's
-//! warning about leaked objects) and after a `SIGKILL` too. Attaching never registers a
+//! by the resource tracker — after a normal exit (with CPython's warning about leaked
+//! objects) and after a `SIGKILL` too. The tracker is CPython's `resource_tracker`: a
+//! helper process started on first use and shared by every process of the program (forked
+//! children inherit its socket, spawn and forkserver children receive it), which unlinks
+//! what is still registered once the last of them is gone. It runs in a session of its
+//! own, so a signal to the program's process group does not take it down first. Attaching never registers a
 //! segment, so one program never unlinks what another still uses (CPython's gh-82300);
 //! [`Options::track`] opts out for created ones too (CPython 3.13's `track=False`).
 //!
