@@ -274,33 +274,24 @@ pub(crate) fn check_plain(pickle: &[u8]) -> Result<(), Error> {
                 let container = top(&stack)?;
                 nodes[container].children.extend(items);
             }
-            // PUT, BINPUT, LONG_BINPUT, MEMOIZE.
-            b'p' | b'q' | b'r' | 0x94 => {
+            // PUT, BINPUT, LONG_BINPUT, MEMOIZE; GET, BINGET, LONG_BINGET.
+            b'p' | b'q' | b'r' | 0x94 | b'g' | b'h' | b'j' => {
                 let id = match opcode {
-                    b'p' => {
+                    b'p' | b'g' => {
                         let start = at;
                         let n = line(&mut at)?;
                         parse_id(&pickle[start..start + n]).ok_or_else(malformed)?
                     }
-                    b'q' => le(take(&mut at, 1)?),
-                    b'r' => le(take(&mut at, 4)?),
+                    b'q' | b'h' => le(take(&mut at, 1)?),
+                    b'r' | b'j' => le(take(&mut at, 4)?),
                     _ => memo.len() as u64,
                 };
-                memo.insert(id, top(&stack)?);
-            }
-            // GET, BINGET, LONG_BINGET.
-            b'g' | b'h' | b'j' => {
-                let id = match opcode {
-                    b'g' => {
-                        let start = at;
-                        let n = line(&mut at)?;
-                        parse_id(&pickle[start..start + n]).ok_or_else(malformed)?
-                    }
-                    b'h' => le(take(&mut at, 1)?),
-                    _ => le(take(&mut at, 4)?),
-                };
-                let n = *memo.get(&id).ok_or_else(malformed)?;
-                stack.push(Slot::Node(n));
+                if matches!(opcode, b'g' | b'h' | b'j') {
+                    let n = *memo.get(&id).ok_or_else(malformed)?;
+                    stack.push(Slot::Node(n));
+                } else {
+                    memo.insert(id, top(&stack)?);
+                }
             }
             b'c' | 0x93 => {
                 return Err(Error::UnpicklingError(

@@ -5,14 +5,13 @@
 
 use std::io::Write;
 use std::net::TcpStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use multiprocessing::connection::{Address, Listener, client, wait};
 use multiprocessing::{Error, Process, StartMethod, pipe};
 
 use crate::each_start_method;
-use crate::support::{TempPath, serial};
+use crate::support::{TempPath, python_missing, serial};
 
 fn tcp() -> Address {
     Address::Tcp("127.0.0.1:0".parse().unwrap())
@@ -226,10 +225,6 @@ fn wait_returns_the_ready_objects() {
     assert_eq!(a.recv_bytes().unwrap(), b"y");
 }
 
-fn have_python() -> bool {
-    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 const PYTHON_CLIENT: &str = r#"
 import sys
 from multiprocessing.connection import Client
@@ -263,8 +258,7 @@ except Exception as e:
 /// listener: authenticated, over TCP and a Unix socket; and a wrong key fails both sides.
 #[test]
 fn a_python_client_talks_to_a_pyconc_listener() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let _serial = serial();
@@ -309,8 +303,7 @@ fn a_python_client_talks_to_a_pyconc_listener() {
 /// A pyconc client talks to a real `python3` listener, and a wrong key fails both sides.
 #[test]
 fn a_pyconc_client_talks_to_a_python_listener() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let _serial = serial();

@@ -10,9 +10,7 @@ use std::process::{Command, Stdio};
 use multiprocessing::Error;
 use multiprocessing::connection::{Address, Listener, PyHashable, PyValue, client};
 
-fn have_python() -> bool {
-    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
-}
+use crate::support::python_missing;
 
 /// What the python3 side sends first: every plain type.
 const SENT_BY_PYTHON: &str =
@@ -66,8 +64,7 @@ conn.send(eval(sys.argv[1]))
 /// in python3's `conn.recv()`: a pyconc listener and a python3 client.
 #[test]
 fn python_client_and_pyconc_listener_exchange_objects() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let listener =
@@ -88,8 +85,7 @@ fn python_client_and_pyconc_listener_exchange_objects() {
 /// The same with a pyconc client and a python3 listener; values decode into Rust types.
 #[test]
 fn pyconc_client_and_python_listener_exchange_objects() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let mut python = Command::new("python3")
@@ -129,8 +125,7 @@ conn.send("still plain")
 /// the `os.system` of a hostile peer never runs, and the connection goes on.
 #[test]
 fn pickles_that_would_run_code_are_refused() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let marker = std::env::temp_dir().join(format!("pyconc-pickle-evil-{}", std::process::id()));

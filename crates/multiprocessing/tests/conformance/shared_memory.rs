@@ -9,7 +9,7 @@ use multiprocessing::shared_memory::{Item, ShareableList, SharedMemory, SharedMe
 use multiprocessing::{Error, Queue, StartMethod};
 
 use crate::each_start_method;
-use crate::support::{call, serial};
+use crate::support::{call, python_missing, serial};
 
 fn new_shm_name(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id())
@@ -405,10 +405,6 @@ fn malformed_lists_give_errors_not_panics() {
     assert!(ShareableList::attach(sl.shm().name()).is_err());
 }
 
-fn have_python() -> bool {
-    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 /// Runs `script` in python3 with `args`; its stdout, trimmed. Python 3.11 registers a block
 /// it only attaches to with its own resource tracker (gh-82300); the scripts unregister
 /// such blocks, as CPython's own tests do.
@@ -442,8 +438,7 @@ shm.close()
 /// python3 made (the names are CPython's on both sides).
 #[test]
 fn python_and_pyconc_open_each_others_blocks() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let shm = SharedMemory::create(4096).unwrap();
@@ -489,8 +484,7 @@ sl.shm.close()
 /// the byte layout is CPython's.
 #[test]
 fn python_and_pyconc_share_shareable_lists() {
-    if !have_python() {
-        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    if python_missing() {
         return;
     }
     let sl = ShareableList::new(vec![

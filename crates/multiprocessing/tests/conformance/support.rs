@@ -164,3 +164,16 @@ macro_rules! each_start_method {
         )*
     };
 }
+
+/// Whether `python3` is missing here; says so on stderr, for the CPython
+/// interoperability tests, which then skip.
+pub(crate) fn python_missing() -> bool {
+    let runs = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs {
+        eprintln!("python3 is not installed: skipping the CPython interoperability test");
+    }
+    !runs
+}
