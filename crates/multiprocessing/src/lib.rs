@@ -79,7 +79,9 @@
 //!   (`PYCONC_MULTIPROCESSING_FORK`) and its payload on an inherited socket. [`init`]
 //!   ignores the marker in a set-user-ID or file-capability program (secure-execution
 //!   mode), and unless its fd is a Unix socket made by the parent process under the same
-//!   user; anything else runs `main` as a normal program.
+//!   user; anything else runs `main` as a normal program — except a marker for a
+//!   daemonic child whose parent is no longer the one it names, which exits at once (the
+//!   parent died before the child could arm its parent-death signal).
 //! - **Shared memory is read defensively.** Lengths and positions read from a ring or a
 //!   lock page are clamped before any copy; a process that shares the memory can garble
 //!   its messages, not make this one read or write outside the mapping.

@@ -74,7 +74,7 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
 }
 
 /// Every operation of every group, in the report's order.
-const OPERATIONS: [(&str, &str); 30] = [
+const OPERATIONS: [(&str, &str); 33] = [
     ("threads", "thread start+join"),
     ("threads", "current_thread()"),
     ("threads", "Timer start+cancel+join"),
@@ -84,6 +84,9 @@ const OPERATIONS: [(&str, &str); 30] = [
     ("processes", "fork start+join"),
     ("processes", "spawn start+join"),
     ("processes", "forkserver start+join"),
+    ("processes", "fork start+join, 1 GiB parent"),
+    ("processes", "forkserver start+join, 1 GiB parent"),
+    ("processes", "spawn start+join, 1 GiB parent"),
     ("ipc", "Pipe small message (64 B)"),
     ("ipc", "Queue small item"),
     ("ipc", "Pipe 1 MiB message"),

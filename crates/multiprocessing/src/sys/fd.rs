@@ -16,12 +16,6 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Lets `fd` survive `exec`. Async-signal-safe (for `pre_exec`).
-pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl(F_SETFD) on an fd number; an invalid fd gives EBADF.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
-}
-
 /// Marks `fd` close-on-exec.
 pub(crate) fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fcntl(F_SETFD) on an open fd.

@@ -35,6 +35,13 @@ def main(quick):
         "spawn_start_join": measure(start_join("spawn"), 1, *rounds),
         "forkserver_start_join": measure(start_join("forkserver"), 4, *rounds),
     }
+    # The same from a parent holding 1 GiB of touched memory (processes.rs's ballast).
+    ballast = bytearray(1 << 30)
+    ballast[::4096] = b"\x01" * (len(ballast) // 4096)
+    result["fork_1gib"] = measure(start_join("fork"), 2, *rounds)
+    result["forkserver_1gib"] = measure(start_join("forkserver"), 4, *rounds)
+    result["spawn_1gib"] = measure(start_join("spawn"), 1, *rounds)
+    del ballast
     print(json.dumps(result))
 
 

@@ -6,6 +6,7 @@
 //! | fork start+join | `Process::builder().start_method(Fork).target(\|\| {})` | `fork()`, `_exit(0)` in the child, `waitpid` | `get_context("fork").Process(target=empty)` |
 //! | spawn start+join | `...start_method(Spawn).call(empty, ())` | `Command::new("/proc/self/exe")` that exits at once, `wait` | `get_context("spawn")` |
 //! | forkserver start+join | `...start_method(ForkServer).call(empty, ())` | `fork()`+`waitpid` (what the server does) | `get_context("forkserver")` |
+//! | fork / forkserver / spawn start+join, 1 GiB parent | the same, from a parent holding 1 GiB of touched memory | `fork()`+`waitpid` from that parent: what copying its page tables costs | the same, from a CPython parent holding 1 GiB |
 
 use multiprocessing::{Process, StartMethod};
 
@@ -19,6 +20,16 @@ const GROUP: &str = "processes";
 pub(crate) const RAW_SPAWN_PROBE: &str = "PYCONC_BENCH_RAW_SPAWN";
 
 fn empty(_: ()) {}
+
+/// `bytes` of memory with every page written: resident, so that `fork` must copy its
+/// page tables.
+fn touched(bytes: usize) -> Vec<u8> {
+    let mut ballast = vec![0u8; bytes];
+    for page in ballast.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    ballast
+}
 
 struct PyconcStartJoin(StartMethod);
 impl Operation for PyconcStartJoin {
@@ -91,7 +102,7 @@ pub(crate) fn run(
         ("spawn start+join", "spawn_start_join", 4, &spawn, &RawSpawnOwnBinary),
         ("forkserver start+join", "forkserver_start_join", 20, &server, &RawForkWaitpid),
     ];
-    for (operation, key, batch, pyconc, raw) in rows {
+    let mut push = |operation, key, batch, pyconc: &dyn Operation, raw: &dyn Operation| {
         let (pyconc, raw) = compare(settings, batch, pyconc, raw);
         report.push(Row {
             group: GROUP,
@@ -100,6 +111,21 @@ pub(crate) fn run(
             raw,
             python: python_figures(&python_ops, key, "CPython multiprocessing"),
         });
+    };
+    for (operation, key, batch, pyconc, raw) in rows {
+        push(operation, key, batch, pyconc, raw);
     }
+    // Start-up that should not grow with the parent: fork copies the parent's page tables,
+    // spawn and forkserver should not.
+    let ballast = touched(1 << 30);
+    let big: [(&'static str, &'static str, u64, &dyn Operation); 3] = [
+        ("fork start+join, 1 GiB parent", "fork_1gib", 2, &fork),
+        ("forkserver start+join, 1 GiB parent", "forkserver_1gib", 8, &server),
+        ("spawn start+join, 1 GiB parent", "spawn_1gib", 2, &spawn),
+    ];
+    for (operation, key, batch, pyconc) in big {
+        push(operation, key, batch, pyconc, &RawForkWaitpid);
+    }
+    drop(std::hint::black_box(ballast));
     Ok(())
 }

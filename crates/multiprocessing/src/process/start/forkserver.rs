@@ -79,9 +79,8 @@ fn server() -> Result<Arc<Server>, Error> {
         let _ = sys::try_wait(server.pid);
     }
     let (ours, theirs) = UnixStream::pair()?;
-    let child = super::spawn::command("forkserver", theirs.as_raw_fd(), false).spawn()?;
+    let pid = super::spawn::spawn_self("forkserver", theirs.as_fd(), false)?;
     drop(theirs);
-    let pid = Pid(child.id() as i32);
     let pidfd = sys::pidfd_open(pid)?;
     let control_fd = ours.as_raw_fd();
     let server = Arc::new(Server { control: Mutex::new(ours), control_fd, pid, pidfd });

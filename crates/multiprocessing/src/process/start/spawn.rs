@@ -12,16 +12,18 @@
 //! The same variable with `forkserver:FD` makes `init()` become the fork server
 //! ([`forkserver`](super::forkserver)).
 //!
-//! Between `fork` and `exec` (std's `Command` with `pre_exec`) the child only clears
-//! close-on-exec on the socket and, for a daemonic child, arms the parent-death signal:
-//! async-signal-safe system calls.
+//! The child is started with `posix_spawn` (`clone(CLONE_VM | CLONE_VFORK)` in glibc),
+//! not `fork`: no page table of the parent is copied, so starting a child costs the same
+//! from a parent holding gigabytes. The socket reaches the child through the spawn's file
+//! actions (a `dup2` that clears close-on-exec); a daemonic child arms its parent-death
+//! signal itself, first thing in `init()` (the marker ends in `:daemon`), and then checks
+//! that its parent is still the process that made the socket.
 
-use std::ffi::OsString;
+use std::ffi::CString;
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{ChildSpec, Launched, Payload, Portable, Waiter};
@@ -59,7 +61,8 @@ pub(crate) fn bootstrapping() -> bool {
 /// Makes the [`ChildRole`] the marker names from its fd.
 type MakeRole = fn(OwnedFd) -> ChildRole;
 
-/// What the marker asks this process to be, and its fd — if the marker is genuine.
+/// What the marker asks this process to be, its fd, and whether it is daemonic — if the
+/// marker is genuine.
 ///
 /// The marker comes from the environment and names an inherited fd: both are whatever
 /// the process that ran this program chose. A forged one must not make `init()` read a
@@ -72,18 +75,30 @@ type MakeRole = fn(OwnedFd) -> ChildRole;
 /// These checks only look at the fd. Anything else — no marker, a malformed one, an fd
 /// that is closed, a pipe, another process's socket — and `main` runs as a normal program.
 fn marked_role() -> Option<(MakeRole, RawFd)> {
+    let (role, fd, _) = parse_marker()?;
+    sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid()).then_some((role, fd))
+}
+
+/// The marker's parts (`spawn:FD`, `forkserver:FD`, either with `:daemon:PARENT_PID` for a
+/// daemonic child), unchecked; nothing outside secure-execution mode.
+fn parse_marker() -> Option<(MakeRole, RawFd, Option<i32>)> {
     if sys::secure_execution() {
         return None;
     }
     let value = std::env::var_os(MARKER)?;
-    let (role, fd) = value.to_str()?.split_once(':')?;
-    let role: MakeRole = match role {
+    let mut parts = value.to_str()?.split(':');
+    let role: MakeRole = match parts.next()? {
         "spawn" => ChildRole::Spawn,
         "forkserver" => ChildRole::ForkServer,
         _ => return None,
     };
-    let fd: RawFd = fd.parse().ok().filter(|fd| *fd > 2)?;
-    sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid()).then_some((role, fd))
+    let fd: RawFd = parts.next()?.parse().ok().filter(|fd| *fd > 2)?;
+    let daemon = match parts.next() {
+        None => None,
+        Some("daemon") => Some(parts.next()?.parse().ok()?),
+        Some(_) => return None,
+    };
+    parts.next().is_none().then_some((role, fd, daemon))
 }
 
 /// Takes the role the marker gives, once per process: `Some` in a genuine child of spawn
@@ -91,6 +106,14 @@ fn marked_role() -> Option<(MakeRole, RawFd)> {
 pub(crate) fn take_child_role() -> Option<ChildRole> {
     if TAKEN.swap(true, Ordering::AcqRel) {
         return None;
+    }
+    // A daemonic child dies with its parent. Armed first; a parent that died before that
+    // is no longer this process's parent, and the child ends as the signal would have
+    // ended it (rather than run `main`).
+    if let Some((_, _, Some(parent))) = parse_marker() {
+        if sys::set_parent_death_signal(libc::SIGKILL).is_err() || sys::getppid().0 != parent {
+            sys::exit_now(1);
+        }
     }
     let (role, fd) = marked_role()?;
     // SAFETY: `marked_role` checked that `fd` is an open socket that our parent made and
@@ -140,29 +163,44 @@ pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -
     bootstrap::run(ending, move || target.run(fds))
 }
 
-/// The command that runs this program again with `role` (`spawn:FD` or `forkserver:FD`);
-/// `fd` is left open across `exec`, and a daemonic child gets the parent-death signal.
-pub(crate) fn command(role: &str, fd: RawFd, daemon: bool) -> Command {
-    let mut args = std::env::args_os();
-    let program = args.next().unwrap_or_else(|| OsString::from("pyconc-child"));
-    let mut command = Command::new("/proc/self/exe");
-    command.arg0(program).args(args).env(MARKER, format!("{role}:{fd}")).stdin(Stdio::null());
-    let parent = sys::getpid();
-    let hook = move || -> io::Result<()> {
-        sys::clear_cloexec(fd)?;
-        if daemon {
-            sys::set_parent_death_signal(libc::SIGKILL)?;
-            if sys::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-        }
-        Ok(())
+/// Runs this program again (`/proc/self/exe`, with this process's arguments) with
+/// `role` (`spawn` or `forkserver`): `socket` becomes an fd of the child, which the marker
+/// names. A daemonic child gets the parent-death signal (armed by its `init()`).
+pub(crate) fn spawn_self(role: &str, socket: BorrowedFd<'_>, daemon: bool) -> io::Result<Pid> {
+    // The number the socket gets in the child: a close-on-exec copy reserves it here,
+    // and the spawn's `dup2` replaces it there with an inheritable one.
+    let reserved = sys::dup_cloexec(socket.as_raw_fd())?;
+    let as_fd = reserved.as_raw_fd();
+    let marker = if daemon {
+        format!("{role}:{as_fd}:daemon:{}", sys::getpid().0)
+    } else {
+        format!("{role}:{as_fd}")
     };
-    // SAFETY: the hook runs in the child between fork and exec; it only makes the
-    // async-signal-safe system calls fcntl, prctl and getppid, and allocates nothing
-    // (`from_raw_os_error` builds an error without allocating).
-    unsafe { command.pre_exec(hook) };
-    command
+    let c_string = |bytes: Vec<u8>| {
+        CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+    };
+    let mut args = Vec::new();
+    for (i, arg) in std::env::args_os().enumerate() {
+        args.push(c_string(arg.into_vec())?);
+        if i == 0 && args[0].as_bytes().is_empty() {
+            args[0] = c"pyconc-child".to_owned();
+        }
+    }
+    if args.is_empty() {
+        args.push(c"pyconc-child".to_owned());
+    }
+    let mut env = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key != MARKER {
+            let mut entry = key.into_vec();
+            entry.push(b'=');
+            entry.extend(value.into_vec());
+            // An entry with a NUL cannot be passed on (std's `Command` refuses it too).
+            env.extend(c_string(entry).ok());
+        }
+    }
+    env.push(c_string(format!("{MARKER}={marker}").into_bytes())?);
+    sys::spawn_program(c"/proc/self/exe", &args, &env, socket.as_raw_fd(), as_fd)
 }
 
 /// Starts this program again as a child that runs `target`; `fds` travel with it.
@@ -174,9 +212,8 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
     // Serialize first: an argument that cannot be serialized starts nothing.
     let payload = super::encode_payload(spec, target)?;
     let (ours, theirs) = UnixStream::pair()?;
-    let child = command("spawn", theirs.as_raw_fd(), daemon).spawn()?;
+    let pid = spawn_self("spawn", theirs.as_fd(), daemon)?;
     drop(theirs);
-    let pid = Pid(child.id() as i32);
     let pidfd = match sys::pidfd_open(pid) {
         Ok(pidfd) => pidfd,
         Err(error) => {
