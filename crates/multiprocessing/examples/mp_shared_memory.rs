@@ -44,7 +44,7 @@ fn main() {
         smm.shutdown().unwrap();
         return;
     }
-    let mine = SharedMemory::create(4096).unwrap();
+    // The child creates its segment before this process has made any.
     let (theirs, reader) = multiprocessing::pipe(false).map(|(r, w)| (w, r)).unwrap();
     let child = Process::builder().start_method(method).call(create_in_child, theirs);
     child.start().unwrap();
@@ -56,6 +56,7 @@ fn main() {
     let mut text = [0u8; 14];
     childs.read_at(0, &mut text).unwrap();
     assert_eq!(&text, b"from the child");
+    let mine = SharedMemory::create(4096).unwrap();
     writeln!(out, "segment {}", mine.name()).unwrap();
     writeln!(out, "segment {name}").unwrap();
     out.flush().unwrap();

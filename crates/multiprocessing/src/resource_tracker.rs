@@ -2,10 +2,10 @@
 //! segments a program created and never unlinked are unlinked once the program is gone —
 //! after a normal exit and also after a `SIGKILL`.
 //!
-//! The tracker is a helper process started on first use. The program holds one end of a
-//! socket pair (close-on-exec); forked children inherit it, spawn and forkserver children
-//! receive it with their target (`process::start`), so the whole program — every process
-//! of it — talks to one tracker. Each creation sends `REGISTER:/name:shared_memory`, each
+//! The tracker is a helper process started on first use, or before the program's first
+//! child starts. The program holds one end of a socket pair (close-on-exec); forked
+//! children inherit it, spawn and forkserver children receive it with their target
+//! (`process::start`), so the whole program — every process of it — talks to one tracker. Each creation sends `REGISTER:/name:shared_memory`, each
 //! `unlink` sends `UNREGISTER:...` (CPython's messages). When every process of the program
 //! has ended, the kernel closes the last copy of that end, the tracker reads end-of-file,
 //! warns as CPython does (`resource_tracker: There appear to be N leaked shared_memory
@@ -37,6 +37,9 @@ pub(crate) const SHARED_MEMORY: &str = "shared_memory";
 /// The longest message: CPython's limit, within `PIPE_BUF`.
 const MAX_MESSAGE: usize = 512;
 
+/// How long a new tracker may take to report that it runs.
+const TRACKER_START: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The program's end of the tracker's socket, if a tracker was started (or inherited).
 /// A forked child keeps it: it talks to the same tracker.
 static TRACKER: ForkMutex<Option<OwnedFd>> = ForkMutex::new(None, 37, |_| {});
@@ -57,7 +60,8 @@ pub(crate) fn unregister_if_running(name: &str) -> Result<(), Error> {
 }
 
 /// Starts the tracker if none runs, so that processes started afterwards share it
-/// (CPython's `ensure_running`; bpo-36867: a `SharedMemoryManager`'s server must use its
+/// (CPython's `ensure_running`, which its spawn and forkserver launchers call; here every
+/// child start does, and bpo-36867: a `SharedMemoryManager`'s server must use its
 /// program's tracker).
 pub(crate) fn ensure_running() -> Result<(), Error> {
     let mut tracker = TRACKER.lock();
@@ -123,6 +127,16 @@ fn start() -> Result<OwnedFd, Error> {
             drop(theirs);
             // The intermediate process exits at once; the tracker is reparented.
             sys::wait(pid)?;
+            // The tracker says when it is in its own session: from then on a signal to
+            // the program's process group no longer reaches it.
+            let mut ready = [0u8; 1];
+            let answered = sys::poll_one(ours.as_fd(), libc::POLLIN, Some(TRACKER_START))? != 0
+                && sys::recv_packet(ours.as_raw_fd(), &mut ready)? == 1;
+            if !answered {
+                return Err(Error::OsError(std::io::Error::other(
+                    "the resource tracker did not start",
+                )));
+            }
             Ok(ours)
         }
     }
@@ -134,7 +148,7 @@ fn start() -> Result<OwnedFd, Error> {
 fn serve(socket: std::os::fd::RawFd) -> ! {
     const SOCKET: std::os::fd::RawFd = 3;
     sys::detach_helper();
-    if sys::keep_only(socket, SOCKET).is_err() {
+    if sys::keep_only(socket, SOCKET).is_err() || sys::send_packet_raw(SOCKET, b"R").is_err() {
         sys::exit_now(1);
     }
     let mut table = Table::new();

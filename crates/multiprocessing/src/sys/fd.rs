@@ -255,11 +255,14 @@ pub(crate) fn recv_packet(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Sends one packet (`SOCK_SEQPACKET`) without raising SIGPIPE when the peer is gone
 /// (`EPIPE` instead).
 pub(crate) fn send_packet(fd: BorrowedFd<'_>, bytes: &[u8]) -> io::Result<()> {
+    send_packet_raw(fd.as_raw_fd(), bytes)
+}
+
+/// [`send_packet`] on an fd number. Async-signal-safe.
+pub(crate) fn send_packet_raw(fd: RawFd, bytes: &[u8]) -> io::Result<()> {
     loop {
-        // SAFETY: sends `bytes`, a valid slice.
-        let n = unsafe {
-            libc::send(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL)
-        };
+        // SAFETY: sends `bytes`, a valid slice, on an fd number (EBADF if it is closed).
+        let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
         if n >= 0 {
             return Ok(());
         }

@@ -299,6 +299,11 @@ pub(crate) fn launch(
     let long_lived_thread_needed =
         spec.daemon && method != StartMethod::ForkServer && !sys::on_main_thread();
     let here = move || {
+        // The program's resource tracker runs before its first child starts, so that a
+        // child's shared-memory segments outlive the child (CPython ensures it for spawn
+        // and forkserver; here for fork too). Without one (out of fds, say) the child
+        // still starts, and would start a tracker of its own.
+        let _ = crate::resource_tracker::ensure_running();
         if method == StartMethod::Fork {
             return fork::launch(spec, target);
         }
