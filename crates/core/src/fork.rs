@@ -23,6 +23,7 @@
 //! | 30 | the fork-server connection | multiprocessing |
 //! | 35 | the resource sharer (`send_handle`'s fds) | multiprocessing |
 //! | 36 | the keys of known manager servers | multiprocessing |
+//! | 37 | the resource tracker's socket (kept by the child) | multiprocessing |
 //! | 40 | the queue feeders | multiprocessing |
 //! | 50 | the pool's closure registry | multiprocessing |
 //! | 60 | the registry of held `Lock`s | multiprocessing |
@@ -30,8 +31,8 @@
 //! | 100 | the thread registry | threading |
 //! | 1000 | the exit finalizers | this crate |
 //!
-//! A `ForkMutex` that the forking thread itself holds (std's `Command` forks while the
-//! fork-server slot is locked, say) is not taken again — that would deadlock — and is left
+//! A `ForkMutex` that the forking thread itself holds (the resource tracker forks while
+//! its slot is locked, say) is not taken again — that would deadlock — and is left
 //! as it is in the child, where the same thread goes on holding it.
 //!
 //! The child handlers run after `fork()` returned in the child and before the code after
