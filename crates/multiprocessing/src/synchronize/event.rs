@@ -19,6 +19,8 @@ use crate::Error;
 /// - CPython's is a `Condition` over a lock and a semaphore in shared memory; this one is
 ///   one futex word, which holds no lock: a process killed inside `set`, `clear` or `wait`
 ///   leaves nothing held that would wedge the others (CPython's can leave its lock taken).
+/// - A waiter watches the flag for up to 20 µs before it sleeps (on more than one CPU), as
+///   `threading::Event`'s does.
 /// - [`new`](Event::new) panics when the OS refuses shared memory, as CPython raises
 ///   `OSError`; [`try_new`](Event::try_new) returns the error instead.
 ///
