@@ -6,8 +6,8 @@
 //! unlink both after a SIGKILL); `clean` unlinks both first (no warning); `manager` makes
 //! them through a `SharedMemoryManager` and shuts it down (no warning: the server uses
 //! the program's tracker); `untracked` makes one segment with `track(false)` and exits
-//! (the tracker must leave it). Usage:
-//! `mp_shared_memory fork|spawn|forkserver exit|wait|clean|manager|untracked`.
+//! (the tracker must leave it); `many` leaves 300 segments (the tracker's table grows).
+//! Usage: `mp_shared_memory fork|spawn|forkserver exit|wait|clean|manager|untracked|many`.
 
 use std::io::Write;
 
@@ -27,6 +27,13 @@ fn main() {
     let method: StartMethod = args.next().unwrap_or_default().parse().unwrap();
     let mode = args.next().unwrap_or_default();
     let mut out = std::io::stdout();
+    if mode == "many" {
+        for _ in 0..300 {
+            let shm = SharedMemory::create(64).unwrap();
+            writeln!(out, "segment {}", shm.name()).unwrap();
+        }
+        return;
+    }
     if mode == "untracked" {
         let shm = SharedMemory::options().track(false).create(64).unwrap();
         writeln!(out, "segment {}", shm.name()).unwrap();

@@ -400,3 +400,22 @@ fn an_untracked_segment_outlives_its_program() {
     assert!(still_there, "the untracked segment was unlinked");
     assert_eq!(text(&out.stderr), "");
 }
+
+/// The tracker's table grows past its first mapping (64 names) without the allocator:
+/// 300 segments left at exit are all unlinked, with CPython's count in the warning.
+#[test]
+fn many_segments_left_at_exit_are_all_unlinked() {
+    let (out, _) = run_example("mp_shared_memory", &["fork", "many"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let names = segments(&text(&out.stdout));
+    assert_eq!(names.len(), 300);
+    assert!(segments_gone(&names, Duration::from_secs(10)), "segments leaked");
+    assert!(
+        text(&out.stderr).contains(
+            "resource_tracker: There appear to be 300 leaked shared_memory objects to clean up \
+             at shutdown"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
