@@ -111,12 +111,14 @@ fn send(command: &str, name: &str) -> Result<(), Error> {
 /// Starts a tracker; returns the program's end of its socket.
 fn start() -> Result<OwnedFd, Error> {
     let (ours, theirs) = sys::socketpair(libc::SOCK_SEQPACKET)?;
-    // SAFETY: the child only forks again and exits, and the grandchild runs `serve`,
-    // which makes async-signal-safe calls only (see its comment), so neither touches a
-    // lock another thread of this process may have held at the fork.
+    // SAFETY: in each child the library's fork handlers run first (they reset what the
+    // `ForkMutex`es guard, which this thread held across the fork; glibc keeps `malloc`
+    // usable), as in every fork child of this crate. After them the intermediate child
+    // only forks again and exits, and the grandchild runs `serve`, which makes
+    // async-signal-safe calls only (see its comment): neither touches a lock that another
+    // thread of this process may have held at the fork.
     match unsafe { sys::fork() }? {
         Fork::Child => {
-            // Async-signal-safe from here on: fork, _exit and `serve`.
             // SAFETY: as above; this intermediate process has one thread.
             if let Ok(Fork::Child) = unsafe { sys::fork() } {
                 serve(theirs.as_raw_fd());
