@@ -115,6 +115,7 @@ mod sys;
 mod error;
 mod reduction;
 mod codec;
+mod repr;
 mod heap;
 mod synchronize;
 pub mod connection;

@@ -10,7 +10,7 @@ use serde_bytes::Bytes;
 
 use super::protocol::{Failure, Op, Reply, Wait};
 use super::proxy::{boolean, copying, count, proxy_type, unexpected, unit};
-use super::repr::repr;
+use crate::repr::repr;
 use crate::{Error, codec};
 
 /// A value taken out of the server (a queue's item, a popped one).

@@ -30,7 +30,6 @@ mod client;
 mod containers;
 mod protocol;
 mod proxy;
-mod repr;
 mod server;
 mod sync;
 mod user;

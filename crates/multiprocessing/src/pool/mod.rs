@@ -188,8 +188,11 @@ pub trait Runs<T, R>: Workers {
 
 /// What both kinds of running pool do alike (unnameable outside this crate).
 mod engine {
+    use pyconc_core::logging;
+
     use super::{PoolStats, Status};
     use crate::Error;
+    use crate::error::POOL_RUNNING;
 
     /// Seals [`Workers`](super::Workers).
     pub trait Sealed {}
@@ -204,12 +207,42 @@ mod engine {
         fn stats(&self) -> PoolStats;
         /// RUN, CLOSE or TERMINATE.
         fn status(&self) -> Status;
-        /// `close()`.
-        fn close(&self);
-        /// `terminate()`.
-        fn terminate(&self);
-        /// `join()`.
-        fn join(&self) -> Result<(), Error>;
+        /// Whether this process made the pool (`Pool used from another process` if not:
+        /// a forked child may not run its parent's pool).
+        fn check_owner(&self) -> Result<(), Error>;
+        /// Stops taking work; what was submitted runs to the end (`close`'s effect).
+        fn stop_accepting(&self);
+        /// Stops the workers now, failing what has not run (`terminate`'s effect).
+        fn stop_now(&self);
+        /// Waits until the workers are gone (`join`'s effect, once the pool is not running).
+        fn wait_finished(&self);
+
+        /// `close()`, as CPython's: logged, and only by the process that made the pool.
+        fn close(&self) {
+            logging::debug(|| "closing pool".to_owned());
+            if self.check_owner().is_ok() {
+                self.stop_accepting();
+            }
+        }
+
+        /// `terminate()`, likewise.
+        fn terminate(&self) {
+            if self.check_owner().is_ok() {
+                logging::debug(|| "terminating pool".to_owned());
+                self.stop_now();
+            }
+        }
+
+        /// `join()`: CPython's `Pool is still running` before `close` or `terminate`.
+        fn join(&self) -> Result<(), Error> {
+            logging::debug(|| "joining pool".to_owned());
+            self.check_owner()?;
+            if self.status() == Status::Run {
+                return Err(Error::value(POOL_RUNNING));
+            }
+            self.wait_finished();
+            Ok(())
+        }
     }
 }
 

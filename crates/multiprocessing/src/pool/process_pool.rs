@@ -23,9 +23,7 @@ use super::{
     default_chunksize, engine, task, worker,
 };
 
-use crate::error::{
-    CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE,
-};
+use crate::error::{CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_SIZE};
 use crate::sys::{self, Pid};
 use pyconc_core::exit::Finalize;
 use pyconc_core::fork::WeakList;
@@ -469,31 +467,22 @@ impl engine::Engine for ProcessCore {
         lock(&self.shared.state).status
     }
 
-    fn close(&self) {
-        logging::debug(|| "closing pool".to_owned());
-        if self.shared.check_owner().is_ok() {
-            self.shared.set_status(Status::Close);
-        }
+    fn check_owner(&self) -> Result<(), Error> {
+        self.shared.check_owner()
     }
 
-    fn terminate(&self) {
-        if self.shared.check_owner().is_err() {
-            return;
-        }
-        logging::debug(|| "terminating pool".to_owned());
+    fn stop_accepting(&self) {
+        self.shared.set_status(Status::Close);
+    }
+
+    fn stop_now(&self) {
         self.shared.terminate(None);
         self.join_handler();
     }
 
-    fn join(&self) -> Result<(), Error> {
-        logging::debug(|| "joining pool".to_owned());
-        self.shared.check_owner()?;
-        if lock(&self.shared.state).status == Status::Run {
-            return Err(Error::value(POOL_RUNNING));
-        }
+    fn wait_finished(&self) {
         self.shared.wait_finished(None);
         self.join_handler();
-        Ok(())
     }
 }
 

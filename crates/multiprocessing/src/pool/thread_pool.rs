@@ -27,9 +27,7 @@ use super::{
     default_chunksize,
 };
 use crate::Error;
-use crate::error::{
-    MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_RUNNING, POOL_SIZE, POOL_TERMINATED,
-};
+use crate::error::{MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_SIZE, POOL_TERMINATED};
 use crate::sys::{self, Pid};
 
 /// A submission, as the workers see it.
@@ -421,38 +419,30 @@ impl engine::Engine for ThreadCore {
         lock(&self.crew.state).status
     }
 
-    fn close(&self) {
-        logging::debug(|| "closing pool".to_owned());
-        if self.crew.check_owner().is_ok() {
-            let mut state = lock(&self.crew.state);
-            if state.status == Status::Run {
-                state.status = Status::Close;
-            }
-            drop(state);
-            self.crew.work.notify_all();
-        }
+    fn check_owner(&self) -> Result<(), Error> {
+        self.crew.check_owner()
     }
 
-    fn terminate(&self) {
-        if self.crew.check_owner().is_ok() {
-            logging::debug(|| "terminating pool".to_owned());
-            self.crew.terminate(None);
+    fn stop_accepting(&self) {
+        let mut state = lock(&self.crew.state);
+        if state.status == Status::Run {
+            state.status = Status::Close;
         }
+        drop(state);
+        self.crew.work.notify_all();
     }
 
-    fn join(&self) -> Result<(), Error> {
-        logging::debug(|| "joining pool".to_owned());
-        self.crew.check_owner()?;
-        if lock(&self.crew.state).status == Status::Run {
-            return Err(Error::value(POOL_RUNNING));
-        }
+    fn stop_now(&self) {
+        self.crew.terminate(None);
+    }
+
+    fn wait_finished(&self) {
         self.crew.wait_workers(None);
         let threads = std::mem::take(&mut lock(&self.crew.state).threads);
         let me = threading::get_ident();
         for thread in threads.iter().filter(|thread| thread.ident() != Some(me)) {
             let _ = thread.join();
         }
-        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ use std::fmt;
 
 use super::{Options, SharedMemory};
 use crate::Error;
+use crate::repr::repr;
 
 /// One value of a [`ShareableList`]: the types CPython's can hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,55 +83,15 @@ impl From<()> for Item {
 impl fmt::Display for Item {
     /// Python's `repr`: `3`, `2.5`, `True`, `'text'`, `b'bytes'`, `None`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Item::Int(v) => write!(f, "{v}"),
-            Item::Float(v) => f.write_str(&float_repr(*v)),
-            Item::Bool(true) => f.write_str("True"),
-            Item::Bool(false) => f.write_str("False"),
-            Item::Str(s) => {
-                // Python quotes with ' unless the text has a ' and no ".
-                let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
-                let escaped = s.replace('\\', "\\\\");
-                let escaped = if quote == '\'' { escaped.replace('\'', "\\'") } else { escaped };
-                write!(f, "{quote}{escaped}{quote}")
-            }
-            Item::Bytes(b) => {
-                f.write_str("b'")?;
-                for &byte in b {
-                    match byte {
-                        b'\\' => f.write_str("\\\\")?,
-                        b'\'' => f.write_str("\\'")?,
-                        b'\n' => f.write_str("\\n")?,
-                        b'\r' => f.write_str("\\r")?,
-                        b'\t' => f.write_str("\\t")?,
-                        0x20..=0x7e => write!(f, "{}", byte as char)?,
-                        _ => write!(f, "\\x{byte:02x}")?,
-                    }
-                }
-                f.write_str("'")
-            }
-            Item::None => f.write_str("None"),
-        }
+        f.write_str(&match self {
+            Item::Int(v) => repr(v),
+            Item::Float(v) => repr(v),
+            Item::Bool(v) => repr(v),
+            Item::Str(s) => repr(s),
+            Item::Bytes(b) => repr(serde_bytes::Bytes::new(b)),
+            Item::None => repr(&()),
+        })
     }
-}
-
-/// Python's `repr` of a float: `2.5`, `1.0`, `inf`, `nan`, `1e+20`.
-fn float_repr(v: f64) -> String {
-    if v.is_nan() {
-        return "nan".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let exponent = if v == 0.0 { 0 } else { v.abs().log10().floor() as i32 };
-    if !(-4..16).contains(&exponent) {
-        let text = format!("{v:e}");
-        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        return format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    }
-    let text = format!("{v:?}");
-    if text.contains('.') { text } else { format!("{text}.0") }
 }
 
 /// Every field is aligned to this (CPython's `_alignment`).

@@ -79,9 +79,8 @@ impl SharedMemoryManager {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn with_builder(builder: ManagerBuilder) -> Result<SharedMemoryManager, Error> {
-        // The server unlinks segments this program registered: it must talk to the same
-        // tracker, so the tracker runs before the server starts (bpo-36867).
-        crate::resource_tracker::ensure_running()?;
+        // The server unlinks segments this program registered through the program's own
+        // tracker (bpo-36867): every child start, the server's too, makes sure it runs.
         let manager = builder.class("SharedMemoryManager").start()?;
         pyconc_core::logging::debug(|| {
             format!(

@@ -44,6 +44,14 @@ def trivial(x):
     return x + 1
 
 
+def map_sizes(quick):
+    # The map rows of the pool and threadpool groups: (rounds, big map's items, small
+    # map's items), as pool.rs and threadpool.rs size them.
+    if quick:
+        return (3, 5, 0.5), 20_000, 2_000
+    return (5, 31, 4.0), 200_000, 20_000
+
+
 def map_op(pool, items, chunksize):
     # `pool.map` of `trivial` over `range(items)`, n times: a pool or a ThreadPool.
     def op(n):

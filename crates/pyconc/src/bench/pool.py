@@ -33,12 +33,7 @@ def sequential_op(steps):
 
 
 def main(quick, spin_steps):
-    if quick:
-        rounds = (3, 5, 0.5)
-        big, small = 20_000, 2_000
-    else:
-        rounds = (5, 31, 4.0)
-        big, small = 200_000, 20_000
+    rounds, big, small = map_sizes(quick)
     ctx = mp.get_context("fork")
     result = {"create_map_close_join": measure(create_map_close_join, 4, *rounds)}
     with ctx.Pool(2) as pool:

@@ -6,12 +6,7 @@ from multiprocessing.pool import ThreadPool
 
 
 def main(quick):
-    if quick:
-        rounds = (3, 5, 0.5)
-        big, small = 20_000, 2_000
-    else:
-        rounds = (5, 31, 4.0)
-        big, small = 200_000, 20_000
+    rounds, big, small = map_sizes(quick)
     result = {}
     with ThreadPool(2) as pool:
         result["map_default_chunks"] = measure(map_op(pool, big, None), 1, *rounds)

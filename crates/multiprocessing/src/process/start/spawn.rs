@@ -76,7 +76,12 @@ type MakeRole = fn(OwnedFd) -> ChildRole;
 /// that is closed, a pipe, another process's socket — and `main` runs as a normal program.
 fn marked_role() -> Option<(MakeRole, RawFd)> {
     let (role, fd, _) = parse_marker()?;
-    sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid()).then_some((role, fd))
+    from_parent(fd).then_some((role, fd))
+}
+
+/// Whether `fd` is a Unix socket that this process's parent made, under this user.
+fn from_parent(fd: RawFd) -> bool {
+    sys::is_unix_socket_from(fd, sys::getppid(), sys::geteuid())
 }
 
 /// The marker's parts (`spawn:FD`, `forkserver:FD`, either with `:daemon:PARENT_PID` for a
@@ -110,13 +115,16 @@ pub(crate) fn take_child_role() -> Option<ChildRole> {
     // A daemonic child dies with its parent. Armed first; a parent that died before that
     // is no longer this process's parent, and the child ends as the signal would have
     // ended it (rather than run `main`).
-    if let Some((_, _, Some(parent))) = parse_marker() {
+    let (role, fd, daemon) = parse_marker()?;
+    if let Some(parent) = daemon {
         if sys::set_parent_death_signal(libc::SIGKILL).is_err() || sys::getppid().0 != parent {
             sys::exit_now(1);
         }
     }
-    let (role, fd) = marked_role()?;
-    // SAFETY: `marked_role` checked that `fd` is an open socket that our parent made and
+    if !from_parent(fd) {
+        return None;
+    }
+    // SAFETY: `from_parent` checked that `fd` is an open socket that our parent made and
     // left open for us across exec, for this purpose; nothing else in this process knows
     // its number, and `TAKEN` makes sure it is owned once.
     let fd = unsafe { sys::own_fd(fd) };

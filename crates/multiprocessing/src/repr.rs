@@ -1,5 +1,5 @@
-//! Python's `repr` of a serde value, for the texts of errors about keys: CPython's
-//! `KeyError: 'missing'` says which key, in Python's notation. Strings in quotes, `None`,
+//! Python's `repr` of a serde value, for texts that show values in Python's notation: a
+//! manager's `KeyError: 'missing'`, a `ShareableList`'s repr. Strings in quotes, `None`,
 //! `True`, tuples in parentheses, lists in brackets, maps in braces; a struct as its name
 //! with its fields (`Point(x=1, y=2)`, as a dataclass prints).
 
@@ -66,15 +66,27 @@ fn quote(text: &str, out: &mut String) {
     out.push(q);
 }
 
-/// Python's float repr: `1.0`, `0.5`, `inf`, `nan`.
+/// Python's float repr: `1.0`, `0.5`, `inf`, `nan`, `1e+20`, `1.5e-07`.
 fn float(value: f64, out: &mut String) {
     if value.is_nan() {
         out.push_str("nan");
-    } else if value.is_infinite() {
-        out.push_str(if value > 0.0 { "inf" } else { "-inf" });
-    } else {
-        let _ = write!(out, "{value:?}");
+        return;
     }
+    if value.is_infinite() {
+        out.push_str(if value > 0.0 { "inf" } else { "-inf" });
+        return;
+    }
+    // Python switches to exponent notation outside 1e-4 <= |x| < 1e16.
+    let exponent = if value == 0.0 { 0 } else { value.abs().log10().floor() as i32 };
+    if (-4..16).contains(&exponent) {
+        let _ = write!(out, "{value:?}");
+        return;
+    }
+    let text = format!("{value:e}");
+    let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let sign = if exp < 0 { '-' } else { '+' };
+    let _ = write!(out, "{mantissa}e{sign}{:02}", exp.abs());
 }
 
 /// A sequence being written: its closing text and whether an item was written.
@@ -134,16 +146,14 @@ impl<'a> ser::Serializer for &'a mut Repr {
         Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), Unrepresentable> {
-        let _ = write!(self.0, "{v}");
-        Ok(())
+        self.serialize_i128(v.into())
     }
     fn serialize_i128(self, v: i128) -> Result<(), Unrepresentable> {
         let _ = write!(self.0, "{v}");
         Ok(())
     }
     fn serialize_u64(self, v: u64) -> Result<(), Unrepresentable> {
-        let _ = write!(self.0, "{v}");
-        Ok(())
+        self.serialize_u128(v.into())
     }
     fn serialize_u128(self, v: u128) -> Result<(), Unrepresentable> {
         let _ = write!(self.0, "{v}");
@@ -189,6 +199,9 @@ impl<'a> ser::Serializer for &'a mut Repr {
             match b {
                 b'\\' => self.0.push_str("\\\\"),
                 b'\'' => self.0.push_str("\\'"),
+                b'\n' => self.0.push_str("\\n"),
+                b'\r' => self.0.push_str("\\r"),
+                b'\t' => self.0.push_str("\\t"),
                 0x20..=0x7e => self.0.push(b as char),
                 _ => {
                     let _ = write!(self.0, "\\x{b:02x}");
@@ -377,5 +390,9 @@ mod tests {
         assert_eq!(repr(&(1,)), "(1,)");
         assert_eq!(repr(&vec![1, 2]), "[1, 2]");
         assert_eq!(repr(&serde_bytes::Bytes::new(b"a\x00'")), "b'a\\x00\\''");
+        assert_eq!(repr(&serde_bytes::Bytes::new(b"a\n\t")), "b'a\\n\\t'");
+        assert_eq!(repr(&1e20f64), "1e+20");
+        assert_eq!(repr(&1.5e-7f64), "1.5e-07");
+        assert_eq!(repr(&f64::NEG_INFINITY), "-inf");
     }
 }
