@@ -220,8 +220,7 @@ impl Handler {
 
     /// Nothing queued and nothing held by a worker.
     fn idle(&self) -> bool {
-        self.workers.iter().all(|w| w.in_flight.is_empty())
-            && lock(&self.shared.state).queue.is_empty()
+        self.workers.iter().all(|w| w.in_flight.is_empty()) && !lock(&self.shared.state).has_work()
     }
 
     /// Sleeps until something happens, then handles it.
@@ -299,30 +298,42 @@ impl Handler {
         init_failed
     }
 
-    /// Handles one message of results.
+    /// Handles one message of results: the worker gets its next chunks first, so that it
+    /// works while this thread decodes these.
     fn results(&mut self, index: usize, mut frame: &[u8]) -> Option<RemotePanic> {
+        let mut done = Vec::new();
+        let mut init_failed = None;
         while !frame.is_empty() {
             let Ok((header, rest)) = postcard::take_from_bytes::<FromWorker>(frame) else {
-                return None; // not a worker's message; its chunks fail if it dies
+                break; // not a worker's message; its chunks fail if it dies
             };
             match header {
                 FromWorker::Done { job, nanos, len } => {
-                    let results = rest.get(..len as usize)?;
+                    let Some(results) = rest.get(..len as usize) else { break };
                     frame = &rest[len as usize..];
                     let worker = &mut self.workers[index];
                     if worker.in_flight.front().is_none_or(|(first, _)| *first != job) {
-                        return None;
+                        break;
                     }
-                    let (_, chunk) = worker.in_flight.pop_front()?;
-                    let stats = &self.shared.stats;
-                    stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
-                    chunk.sink.deliver(&chunk.slots, results, stats);
+                    let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
+                    let running = chunk.slots.len() as u64;
+                    self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
                     self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
+                    done.push((chunk, results));
                 }
-                FromWorker::InitFailed(panic) => return Some(panic),
+                FromWorker::InitFailed(panic) => {
+                    init_failed = Some(panic);
+                    break;
+                }
             }
         }
-        None
+        if !done.is_empty() {
+            self.hand_out();
+        }
+        for (chunk, results) in done {
+            chunk.sink.deliver(&chunk.slots, results, &self.shared.stats);
+        }
+        init_failed
     }
 
     /// Fails `chunk`'s items with `error`.
@@ -367,7 +378,7 @@ impl Handler {
                 state.queue.push_front(chunk);
             }
             let work_left =
-                !state.queue.is_empty() || self.workers.iter().any(|w| !w.in_flight.is_empty());
+                state.has_work() || self.workers.iter().any(|w| !w.in_flight.is_empty());
             state.broken.is_none()
                 && !pyconc_core::exit::is_exiting()
                 && match state.status {

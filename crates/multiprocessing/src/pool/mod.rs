@@ -160,15 +160,16 @@ pub trait Runs<T, R>: Workers {
         F: Fn(T) -> R + Send + Sync + 'static;
 
     /// Submits `items` in chunks of `chunksize` (`None`: CPython's default).
-    fn map<F>(
+    fn map<F, I>(
         core: &Self::Core,
         function: F,
-        items: Vec<T>,
+        items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> AsyncResult<Vec<R>>
     where
-        F: Fn(T) -> R + Send + Sync + 'static;
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: Iterator<Item = T>;
 
     /// The lazy iterator over `items` in chunks of `chunksize` (checked to be at least 1).
     ///
@@ -659,9 +660,8 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<T, R>,
     {
-        let items: Vec<T> = items.into_iter().collect();
         match chunksize.map_or(Ok(()), check_chunksize) {
-            Ok(()) => W::map(&self.core, function, items, chunksize, callbacks),
+            Ok(()) => W::map(&self.core, function, items.into_iter(), chunksize, callbacks),
             Err(error) => AsyncResult::failed(error),
         }
     }

@@ -223,8 +223,7 @@ impl MpiHandler {
     }
 
     fn idle(&self) -> bool {
-        self.ranks.iter().all(|r| r.in_flight.is_empty())
-            && lock(&self.shared.state).queue.is_empty()
+        self.ranks.iter().all(|r| r.in_flight.is_empty()) && !lock(&self.shared.state).has_work()
     }
 
     /// Gives queued chunks to ranks with room; returns the pool's status.

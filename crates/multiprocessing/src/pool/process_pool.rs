@@ -23,7 +23,9 @@ use super::{
     default_chunksize, engine, task, worker,
 };
 
-use crate::error::{CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_SIZE};
+use crate::error::{
+    CLOSURE_POOL_NEEDS_FORK, MAXTASKS, POOL_FOREIGN, POOL_NOT_RUNNING, POOL_SIZE, POOL_TERMINATED,
+};
 use crate::sys::{self, Pid};
 use pyconc_core::exit::Finalize;
 use pyconc_core::fork::WeakList;
@@ -124,6 +126,15 @@ pub(crate) struct State {
     pub(crate) queue: VecDeque<Chunk>,
     /// Why every task fails (an initializer panicked, no worker can be started).
     pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
+    /// Submissions still queueing chunks: a closed pool's handler waits for them.
+    pub(crate) feeding: usize,
+}
+
+impl State {
+    /// Chunks are queued, or on their way.
+    pub(crate) fn has_work(&self) -> bool {
+        !self.queue.is_empty() || self.feeding > 0
+    }
 }
 
 /// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
@@ -158,7 +169,12 @@ impl Shared {
         Ok(Arc::new(Shared {
             size,
             method,
-            state: Mutex::new(State { status: Status::Run, queue: VecDeque::new(), broken: None }),
+            state: Mutex::new(State {
+                status: Status::Run,
+                queue: VecDeque::new(),
+                broken: None,
+                feeding: 0,
+            }),
             wake: sys::eventfd()?,
             stats: Counters::default(),
             owner: sys::getpid(),
@@ -237,43 +253,73 @@ impl Shared {
     }
 }
 
-/// Serializes `items` in chunks of `chunksize` and queues them; `first` is the index of
-/// the first item within its submission. An item that cannot be serialized fails alone.
+/// How many bytes, or chunks, of serialized items a submission gathers before it queues
+/// them (its first chunk goes at once, so the workers start while the rest is
+/// serialized): one lock of the queue per batch, and batches small enough that the
+/// workers never wait long for the next one.
+const FEED_BYTES: usize = 32 * 1024;
+const FEED_CHUNKS: usize = 64;
+
+/// Serializes `items` in chunks of `chunksize` and queues them as it goes, so that the
+/// workers run the first chunks while the later ones are serialized; `first` is the index
+/// of the first item within its submission. An item that cannot be serialized fails alone.
+///
+/// As in CPython, whether the pool runs is checked once, at the start: a `close()` from
+/// another thread meanwhile lets the submission finish (the handler waits for it), a
+/// `terminate()` fails the chunks not queued yet.
 ///
 /// # Errors
 /// `Pool not running` after `close`/`terminate`; `POOL_FOREIGN` in a fork child.
 pub(crate) fn submit<T: Serialize>(
     shared: &Shared,
     task: &Task,
-    items: Vec<T>,
+    items: impl Iterator<Item = T>,
     first: usize,
     chunksize: usize,
     sink: &Arc<dyn Sink>,
-) -> Result<(), Error> {
-    shared.check_running()?;
-    let total = items.len();
-    shared.stats.submitted.fetch_add(total as u64, Ordering::Relaxed);
-    let mut chunks = Vec::with_capacity(total.div_ceil(chunksize.max(1)));
-    let mut items = items.into_iter().enumerate();
+) -> Result<usize, Error> {
+    shared.check_owner()?;
+    {
+        let mut state = lock(&shared.state);
+        if state.status != Status::Run {
+            return Err(Error::value(POOL_NOT_RUNNING));
+        }
+        state.feeding += 1;
+    }
+    let mut feed = Feed { shared, ready: Vec::new(), bytes: 0, queued_any: false, counted: 0 };
+    let chunksize = chunksize.max(1);
+    let mut items = items.enumerate();
+    // The size of the last chunk's items: the next one's likely size.
+    let mut expected = 0;
+    let mut count = 0;
     // An item that did not fit the chunk before it: the first of the next one.
     let mut carried = None;
     loop {
-        let mut encoded = Vec::new();
-        let mut slots = Vec::new();
-        let mut holes = false;
+        let mut encoded = Vec::with_capacity(expected + expected / 8);
+        // The chunk's places: `start..end`, unless an item failed (then listed).
+        let (mut start, mut end) = (None, 0);
+        let mut listed: Option<Vec<usize>> = None;
         let mut taken = 0;
-        while taken < chunksize.max(1) {
+        while taken < chunksize {
             let Some((index, item)) = carried.take().or_else(|| items.next()) else { break };
             taken += 1;
+            count = index + 1;
+            let place = first + index;
             let mark = encoded.len();
             let refusal = match task::append(&item, &mut encoded) {
                 Ok(()) if encoded.len() <= task::ENTRY_LIMIT => {
-                    slots.push(first + index);
+                    match &mut listed {
+                        Some(list) => list.push(place),
+                        None => {
+                            start.get_or_insert(place);
+                            end = place + 1;
+                        }
+                    }
                     continue;
                 }
                 // A chunk's items travel in one message: a chunk that would outgrow it
                 // ends before this item, which starts the next one.
-                Ok(()) if !slots.is_empty() => {
+                Ok(()) if start.is_some() || listed.as_ref().is_some_and(|l| !l.is_empty()) => {
                     encoded.truncate(mark);
                     carried = Some((index, item));
                     break;
@@ -287,51 +333,103 @@ pub(crate) fn submit<T: Serialize>(
                 Err(error) => format!("cannot serialize a task's argument: {error}"),
             };
             encoded.truncate(mark);
-            holes = true;
-            let slot = Slots::List(vec![first + index]);
+            if listed.is_none() {
+                listed = Some(start.map_or(Vec::new(), |start| (start..end).collect()));
+            }
+            let slot = Slots::List(vec![place]);
+            feed.count(count);
             sink.fail(&slot, &|| Error::PicklingError(refusal.clone()), &shared.stats);
         }
         if taken == 0 {
             break;
         }
-        if slots.is_empty() {
+        expected = encoded.len();
+        let slots = match (listed, start) {
+            (Some(list), _) => Slots::List(list),
+            (None, Some(start)) => Slots::Range(start..end),
+            (None, None) => continue,
+        };
+        if slots.len() == 0 {
             continue;
         }
-        let slots = match (holes, slots.first(), slots.last()) {
-            (false, Some(&a), Some(&b)) => Slots::Range(a..b + 1),
-            _ => Slots::List(slots),
+        let len = slots.len() as u32;
+        feed.count(count);
+        let chunk =
+            Chunk { task: task.clone(), count: len, items: encoded, slots, sink: Arc::clone(sink) };
+        feed.push(chunk);
+    }
+    drop(feed);
+    Ok(count)
+}
+
+/// The chunks of a submission on their way to the pool's queue (see [`submit`]); when
+/// it drops, the rest is queued and the submission no longer holds the handler back.
+struct Feed<'a> {
+    shared: &'a Shared,
+    ready: Vec<Chunk>,
+    bytes: usize,
+    queued_any: bool,
+    /// Items counted as submitted.
+    counted: usize,
+}
+
+impl Feed<'_> {
+    /// `total` items were taken so far: counted as submitted before any of them can be
+    /// counted as done or failed.
+    fn count(&mut self, total: usize) {
+        if total > self.counted {
+            self.shared.stats.submitted.fetch_add((total - self.counted) as u64, Ordering::Relaxed);
+            self.counted = total;
+        }
+    }
+
+    fn push(&mut self, chunk: Chunk) {
+        self.bytes += chunk.items.len();
+        self.ready.push(chunk);
+        if !self.queued_any || self.bytes >= FEED_BYTES || self.ready.len() >= FEED_CHUNKS {
+            self.queue(false);
+        }
+    }
+
+    /// Queues the chunks gathered so far (failing them if the pool can no longer run
+    /// them), and wakes the handler if it may be asleep; `last`: the submission ends.
+    fn queue(&mut self, last: bool) {
+        self.queued_any = true;
+        self.bytes = 0;
+        let (refused, wake) = {
+            let mut state = lock(&self.shared.state);
+            if last {
+                state.feeding -= 1;
+            }
+            let refused = match (&state.broken, state.status) {
+                (Some(broken), _) => Some(Arc::clone(broken)),
+                (None, Status::Terminate) => {
+                    Some(Arc::new(|| Error::runtime(POOL_TERMINATED)) as Arc<_>)
+                }
+                (None, _) => None,
+            };
+            // A queue that held chunks already has the handler's attention.
+            let wake = last || state.queue.is_empty();
+            if refused.is_none() {
+                state.queue.extend(self.ready.drain(..));
+            }
+            (refused, wake)
         };
-        chunks.push(Chunk {
-            task: task.clone(),
-            count: slots.len() as u32,
-            items: encoded,
-            slots,
-            sink: Arc::clone(sink),
-        });
-    }
-    let broken = {
-        let mut state = lock(&shared.state);
-        if state.status != Status::Run {
-            shared.stats.submitted.fetch_sub(total as u64, Ordering::Relaxed);
-            return Err(Error::value(POOL_NOT_RUNNING));
-        }
-        match &state.broken {
-            Some(broken) => Some(Arc::clone(broken)),
-            None => {
-                state.queue.extend(chunks.drain(..));
-                None
+        if let Some(error) = refused {
+            for chunk in self.ready.drain(..) {
+                chunk.sink.fail(&chunk.slots, &*error, &self.shared.stats);
             }
         }
-    };
-    match broken {
-        Some(error) => {
-            for chunk in &chunks {
-                chunk.sink.fail(&chunk.slots, &*error, &shared.stats);
-            }
+        if wake {
+            sys::eventfd_signal(self.shared.wake.as_fd());
         }
-        None => sys::eventfd_signal(shared.wake.as_fd()),
     }
-    Ok(())
+}
+
+impl Drop for Feed<'_> {
+    fn drop(&mut self) {
+        self.queue(true);
+    }
 }
 
 /// A running pool of worker processes.
@@ -356,7 +454,7 @@ impl ProcessCore {
     {
         let slot = Slot::new(callbacks);
         let sink: Arc<dyn Sink> = slot.clone();
-        if let Err(error) = submit(&self.shared, task, vec![argument], 0, 1, &sink) {
+        if let Err(error) = submit(&self.shared, task, std::iter::once(argument), 0, 1, &sink) {
             slot.set(Err(error));
         }
         AsyncResult::new(slot)
@@ -365,7 +463,7 @@ impl ProcessCore {
     fn start_map<T, R>(
         &self,
         task: &Task,
-        items: Vec<T>,
+        items: impl Iterator<Item = T>,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> Result<AsyncResult<Vec<R>>, Error>
@@ -374,13 +472,41 @@ impl ProcessCore {
         R: DeserializeOwned + Send + 'static,
     {
         self.shared.check_running()?;
-        let chunksize =
-            chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.shared.size));
-        let slot = Slot::new(callbacks);
-        let sink: Arc<dyn Sink> = MapSink::new(items.len(), Arc::clone(&slot));
-        if !items.is_empty() {
-            submit(&self.shared, task, items, 0, chunksize, &sink)?;
+        // The items are serialized straight from the iterator when it knows how many it
+        // holds (a range, a `Vec`): no copy of them all is made first. Else they are
+        // collected, as CPython's `map` makes a list of an iterable without a length.
+        match items.size_hint() {
+            (lower, Some(upper)) if lower == upper => {
+                self.stream_map(task, items, lower, chunksize, callbacks)
+            }
+            _ => {
+                let items: Vec<T> = items.collect();
+                let len = items.len();
+                self.stream_map(task, items.into_iter(), len, chunksize, callbacks)
+            }
         }
+    }
+
+    /// `start_map` of `items`, which says it holds `len` items (an iterator that holds
+    /// another number still has all of its items mapped).
+    fn stream_map<T, R>(
+        &self,
+        task: &Task,
+        items: impl Iterator<Item = T>,
+        len: usize,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error>
+    where
+        T: Serialize,
+        R: DeserializeOwned + Send + 'static,
+    {
+        let chunksize = chunksize.unwrap_or_else(|| default_chunksize(len, self.shared.size));
+        let slot = Slot::new(callbacks);
+        let sink = MapSink::new(len, Arc::clone(&slot));
+        let results: Arc<dyn Sink> = sink.clone();
+        let count = submit(&self.shared, task, items, 0, chunksize, &results)?;
+        sink.set_total(count);
         Ok(AsyncResult::new(slot))
     }
 
@@ -400,7 +526,7 @@ impl ProcessCore {
         let shared = Arc::clone(&self.shared);
         let submit = move |items: Vec<T>, first: usize, sink: &Arc<ImapSink<R>>| {
             let sink: Arc<dyn Sink> = sink.clone();
-            submit(&shared, &task, items, first, chunksize, &sink)
+            submit(&shared, &task, items.into_iter(), first, chunksize, &sink).map(|_| ())
         };
         Ok(IMapIterator::new(Box::new(submit), items, chunksize, ordered, self.shared.size))
     }
@@ -506,15 +632,16 @@ where
         }
     }
 
-    fn map<F>(
+    fn map<F, I>(
         core: &ProcessCore,
         function: F,
-        items: Vec<T>,
+        items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
+        I: Iterator<Item = T>,
     {
         core.task(function)
             .and_then(|task| core.start_map(&task, items, chunksize, callbacks))

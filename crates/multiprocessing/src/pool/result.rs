@@ -5,9 +5,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use pyconc_core::sync::lock;
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::Counters;
@@ -79,36 +83,55 @@ pub(crate) trait Sink: Send + Sync {
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters);
 }
 
-/// Decodes the results of one chunk, in order; bytes that do not decode fail the item
-/// and every later one.
+/// Decodes the results of one chunk, in order (their form is described in `task.rs`);
+/// bytes that do not decode fail the item and every later one.
 fn decode<R: DeserializeOwned>(
     slots: &Slots,
-    mut results: &[u8],
+    results: &[u8],
     stats: &Counters,
     mut each: impl FnMut(usize, Result<R, Error>),
 ) {
+    let (plain, results) = match results.split_first_chunk::<4>() {
+        Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
+        None => (0, &[][..]),
+    };
+    let mut results = postcard::Deserializer::from_bytes(results);
     let mut broken: Option<String> = None;
-    for slot in slots.iter() {
+    let (mut done, mut failed) = (0, 0);
+    let count = slots.len();
+    for (position, slot) in slots.iter().enumerate() {
         let outcome = match &broken {
             Some(message) => Err(Error::UnpicklingError(message.clone())),
-            None => match postcard::take_from_bytes::<Result<R, Failure>>(results) {
-                Ok((outcome, rest)) => {
-                    results = rest;
-                    outcome.map_err(|failure| match failure {
+            None => {
+                let decoded = if position < plain {
+                    R::deserialize(&mut results).map(Ok)
+                } else {
+                    Result::<R, Failure>::deserialize(&mut results)
+                };
+                match decoded {
+                    Ok(outcome) => outcome.map_err(|failure| match failure {
                         Failure::Panicked(panic) => Error::RemoteTraceback(panic),
                         Failure::Encoding(message) => Error::MaybeEncodingError(message),
                         Failure::Decoding(message) => Error::UnpicklingError(message),
-                    })
+                    }),
+                    Err(error) => {
+                        let message = format!("cannot deserialize a task's result: {error}");
+                        broken = Some(message.clone());
+                        Err(Error::UnpicklingError(message))
+                    }
                 }
-                Err(error) => {
-                    let message = format!("cannot deserialize a task's result: {error}");
-                    broken = Some(message.clone());
-                    Err(Error::UnpicklingError(message))
-                }
-            },
+            }
         };
-        let counter = if outcome.is_ok() { &stats.done } else { &stats.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+        if outcome.is_ok() {
+            done += 1;
+        } else {
+            failed += 1;
+        }
+        // Counted before the last outcome is given on, which may wake a waiter.
+        if position + 1 == count {
+            stats.done.fetch_add(done, Ordering::Relaxed);
+            stats.failed.fetch_add(failed, Ordering::Relaxed);
+        }
         each(slot, outcome);
     }
 }
@@ -515,10 +538,15 @@ impl<R> fmt::Debug for AsyncResult<R> {
 
 /// The parts of a `map` as they come back.
 struct MapState<R> {
-    values: Vec<Option<R>>,
-    /// The failure of the lowest-numbered failed item.
+    /// The results, each written in its place as its chunk comes back.
+    values: Placed<R>,
+    /// The failure of the lowest-numbered failed item; once an item failed, results are
+    /// no longer kept (the map returns the failure).
     error: Option<(usize, Error)>,
-    left: usize,
+    /// How many items have an outcome.
+    received: usize,
+    /// How many items the submission had, once it has queued them all.
+    total: Option<usize>,
 }
 
 /// Collects a `map`'s items and completes its [`Slot`] when the last one is in.
@@ -528,34 +556,35 @@ pub(crate) struct MapSink<R> {
 }
 
 impl<R> MapSink<R> {
+    /// The sink of a map of (probably) `len` items; it completes once
+    /// [`set_total`](MapSink::set_total) gave their number and all are in.
     pub(crate) fn new(len: usize, slot: Arc<Slot<Vec<R>>>) -> Arc<MapSink<R>> {
-        let mut values = Vec::with_capacity(len);
-        values.resize_with(len, || None);
-        if len == 0 {
-            slot.set(Ok(Vec::new()));
-        }
-        Arc::new(MapSink { state: Mutex::new(MapState { values, error: None, left: len }), slot })
+        let state =
+            MapState { values: Placed::with_capacity(len), error: None, received: 0, total: None };
+        Arc::new(MapSink { state: Mutex::new(state), slot })
     }
 
-    fn record(state: &mut MapState<R>, index: usize, outcome: Result<R, Error>) {
-        match outcome {
-            Ok(value) => state.values[index] = Some(value),
-            Err(error) => {
-                if state.error.as_ref().is_none_or(|(first, _)| index < *first) {
-                    state.error = Some((index, error));
-                }
-            }
+    /// The submission queued `total` items.
+    pub(crate) fn set_total(&self, total: usize) {
+        let mut state = lock(&self.state);
+        state.total = Some(total);
+        self.finish_if_done(state);
+    }
+
+    fn record_error(error: &mut Option<(usize, Error)>, index: usize, failure: Error) {
+        if error.as_ref().is_none_or(|(first, _)| index < *first) {
+            *error = Some((index, failure));
         }
-        state.left -= 1;
     }
 
     fn finish_if_done(&self, mut state: MutexGuard<'_, MapState<R>>) {
-        if state.left > 0 {
-            return;
-        }
+        let Some(total) = state.total.filter(|&total| total == state.received) else { return };
+        let values = std::mem::replace(&mut state.values, Placed::with_capacity(0));
         let result = match state.error.take() {
             Some((_, error)) => Err(error),
-            None => Ok(state.values.drain(..).flatten().collect()),
+            None => values.into_vec(total).ok_or_else(|| {
+                Error::UnpicklingError("a map's results did not cover its items".to_owned())
+            }),
         };
         drop(state);
         self.slot.set(result);
@@ -564,18 +593,192 @@ impl<R> MapSink<R> {
 
 impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
-        let mut state = lock(&self.state);
-        decode(slots, results, stats, |index, outcome| Self::record(&mut state, index, outcome));
-        self.finish_if_done(state);
+        let mut guard = lock(&self.state);
+        {
+            let state = &mut *guard;
+            state.received += slots.len();
+            let MapState { values, error, .. } = state;
+            // A list of places means an item of the chunk failed already: nothing to keep.
+            let places = match slots {
+                Slots::Range(range) if error.is_none() => values.writer(range.clone()),
+                _ => None,
+            };
+            // (The writer records the places written when it drops, at the end of its arm.)
+            match places {
+                Some(mut places) => {
+                    decode(slots, results, stats, |index, outcome| match outcome {
+                        Ok(value) => places.push(value),
+                        Err(failure) => Self::record_error(error, index, failure),
+                    });
+                }
+                None => {
+                    if let (Slots::Range(range), None) = (slots, &error) {
+                        // Places already written: a chunk delivered twice (never expected).
+                        let failure =
+                            Error::UnpicklingError("a chunk's results arrived twice".to_owned());
+                        Self::record_error(error, range.start, failure);
+                    }
+                    decode(slots, results, stats, |index, outcome: Result<R, Error>| {
+                        if let Err(failure) = outcome {
+                            Self::record_error(error, index, failure);
+                        }
+                    });
+                }
+            }
+        }
+        if guard.error.is_some() {
+            // The results are not returned: free them now.
+            guard.values = Placed::with_capacity(0);
+        }
+        self.finish_if_done(guard);
     }
 
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
         stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
         let mut state = lock(&self.state);
-        for index in slots.iter() {
-            Self::record(&mut state, index, Err(error()));
+        state.received += slots.len();
+        if let Some(first) = slots.iter().min() {
+            Self::record_error(&mut state.error, first, error());
+            state.values = Placed::with_capacity(0);
         }
         self.finish_if_done(state);
+    }
+}
+
+/// Values written in place into the buffer of the `Vec` they end up in, a run of places
+/// at a time, in any order; each place at most once (checked), so the buffer is handed
+/// on only when every place was written.
+///
+/// Written by hand, with `unsafe`: a map's chunks come back in any order, and writing
+/// each result straight into its place spares a second buffer and a copy of them all
+/// (std's `Vec` fills only from the front; no crate offers a checked sparse fill).
+struct Placed<R> {
+    /// A `Vec<R>`'s buffer, with room for `capacity` values.
+    buffer: NonNull<R>,
+    capacity: usize,
+    /// The runs of places written, `start → end`; they never overlap.
+    written: BTreeMap<usize, usize>,
+    _owns: PhantomData<R>,
+}
+
+// SAFETY: `Placed` owns the values in its buffer, as a `Vec<R>` does.
+unsafe impl<R: Send> Send for Placed<R> {}
+
+impl<R> Placed<R> {
+    fn with_capacity(capacity: usize) -> Placed<R> {
+        let mut buffer = ManuallyDrop::new(Vec::<R>::with_capacity(capacity));
+        Placed {
+            // A `Vec`'s pointer is never null (dangling, aligned when it has no room).
+            buffer: NonNull::new(buffer.as_mut_ptr()).unwrap_or(NonNull::dangling()),
+            capacity: buffer.capacity(),
+            written: BTreeMap::new(),
+            _owns: PhantomData,
+        }
+    }
+
+    /// A writer for the places of `range`, or `None` if one of them was written before.
+    fn writer(&mut self, range: Range<usize>) -> Option<Writer<'_, R>> {
+        let before = self.written.range(..range.end).next_back();
+        if before.is_some_and(|(_, &end)| end > range.start) {
+            return None;
+        }
+        if range.end > self.capacity {
+            self.grow(range.end);
+        }
+        Some(Writer { next: range.start, end: range.end, start: range.start, placed: self })
+    }
+
+    /// Moves the values to a buffer with room for at least `needed`.
+    fn grow(&mut self, needed: usize) {
+        let mut larger = Placed::<R>::with_capacity(needed.max(self.capacity.saturating_mul(2)));
+        for (&start, &end) in &self.written {
+            // SAFETY: the places `start..end` of the old buffer hold values (recorded
+            // when written) and are below `end ≤ capacity` of the new one; the buffers
+            // are distinct allocations. The values move: the old runs are forgotten.
+            unsafe {
+                let from = self.buffer.as_ptr().add(start);
+                std::ptr::copy_nonoverlapping(from, larger.buffer.as_ptr().add(start), end - start);
+            }
+        }
+        larger.written = std::mem::take(&mut self.written);
+        *self = larger;
+    }
+
+    /// The `Vec` of the values, if places `0..len` were all written; else `None` (and
+    /// the values are dropped).
+    fn into_vec(mut self, len: usize) -> Option<Vec<R>> {
+        let covered =
+            self.written.iter().try_fold(0, |next, (&start, &end)| (start == next).then_some(end));
+        if covered != Some(len) {
+            return None;
+        }
+        self.written.clear();
+        let placed = ManuallyDrop::new(self);
+        // SAFETY: places `0..len` hold values (the runs written cover exactly them), in a
+        // `Vec<R>`'s buffer of this capacity, handed on once (`self` is not dropped).
+        Some(unsafe { Vec::from_raw_parts(placed.buffer.as_ptr(), len, placed.capacity) })
+    }
+}
+
+impl<R> Drop for Placed<R> {
+    fn drop(&mut self) {
+        for (&start, &end) in &self.written {
+            // SAFETY: the places of each run written hold values, dropped once, here.
+            unsafe {
+                let run = std::ptr::slice_from_raw_parts_mut(
+                    self.buffer.as_ptr().add(start),
+                    end - start,
+                );
+                run.drop_in_place();
+            }
+        }
+        // SAFETY: a `Vec<R>`'s buffer of this capacity, its values dropped above; freed
+        // once, here.
+        drop(unsafe { Vec::from_raw_parts(self.buffer.as_ptr(), 0, self.capacity) });
+    }
+}
+
+/// Writes values into consecutive places of a [`Placed`] buffer; the places written
+/// are recorded when it drops.
+struct Writer<'a, R> {
+    placed: &'a mut Placed<R>,
+    start: usize,
+    next: usize,
+    end: usize,
+}
+
+impl<R> Writer<'_, R> {
+    /// Writes `value` into the next place (a value beyond the writer's places is
+    /// dropped).
+    fn push(&mut self, value: R) {
+        if self.next < self.end {
+            // SAFETY: `next < end ≤ capacity` (`writer` grew the buffer to `end`), and
+            // no run written before overlaps `start..end` (checked by `writer`); each
+            // place is written once as `next` moves on.
+            unsafe { self.placed.buffer.as_ptr().add(self.next).write(value) };
+            self.next += 1;
+        }
+    }
+}
+
+impl<R> Drop for Writer<'_, R> {
+    fn drop(&mut self) {
+        if self.next == self.start {
+            return;
+        }
+        // Joined with the runs it touches, so that results coming back in order (one
+        // item per chunk at `chunksize` 1) keep a single run.
+        let written = &mut self.placed.written;
+        let (mut start, mut end) = (self.start, self.next);
+        if let Some((&before, _)) =
+            written.range(..start).next_back().filter(|(_, end)| **end == start)
+        {
+            start = before;
+        }
+        if let Some(after_end) = written.remove(&end) {
+            end = after_end;
+        }
+        written.insert(start, end);
     }
 }
 
@@ -838,5 +1041,93 @@ impl<T, R, I> fmt::Debug for IMapIterator<T, R, I> {
             .field("submitted", &self.submitted)
             .field("yielded", &self.yielded)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A value that counts its drops.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn write(placed: &mut Placed<u32>, range: Range<usize>) -> bool {
+        let Some(mut writer) = placed.writer(range.clone()) else { return false };
+        for index in range {
+            writer.push(index as u32 * 10);
+        }
+        true
+    }
+
+    #[test]
+    fn runs_written_in_any_order_make_the_whole_vec() {
+        let mut placed = Placed::with_capacity(10);
+        assert!(write(&mut placed, 4..7));
+        assert!(write(&mut placed, 0..2));
+        assert!(write(&mut placed, 7..10));
+        assert!(write(&mut placed, 2..4));
+        assert_eq!(placed.written.len(), 1, "touching runs are joined: {:?}", placed.written);
+        assert_eq!(placed.into_vec(10).unwrap(), (0..10).map(|i| i * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_place_is_written_once() {
+        let mut placed = Placed::with_capacity(10);
+        assert!(write(&mut placed, 3..6));
+        for overlapping in [0..4, 5..8, 3..6, 4..5, 2..9] {
+            assert!(!write(&mut placed, overlapping.clone()), "{overlapping:?}");
+        }
+        assert!(write(&mut placed, 0..3));
+        assert!(write(&mut placed, 6..7));
+    }
+
+    #[test]
+    fn a_buffer_with_a_hole_or_too_short_is_not_handed_on() {
+        let mut placed = Placed::with_capacity(6);
+        assert!(write(&mut placed, 0..2));
+        assert!(write(&mut placed, 3..6));
+        assert!(placed.into_vec(6).is_none());
+        let mut placed = Placed::with_capacity(6);
+        assert!(write(&mut placed, 0..6));
+        assert!(placed.into_vec(7).is_none());
+    }
+
+    #[test]
+    fn writing_past_the_capacity_grows_the_buffer_and_keeps_the_values() {
+        let mut placed = Placed::with_capacity(2);
+        assert!(write(&mut placed, 5..9));
+        assert!(write(&mut placed, 0..5));
+        assert!(write(&mut placed, 9..40));
+        assert_eq!(placed.into_vec(40).unwrap(), (0..40).map(|i| i * 10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn values_not_handed_on_are_dropped_once() {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut placed = Placed::with_capacity(4);
+        {
+            let mut writer = placed.writer(1..3).unwrap();
+            writer.push(Counted(Arc::clone(&drops)));
+            writer.push(Counted(Arc::clone(&drops)));
+            // Beyond the writer's places: dropped at once.
+            writer.push(Counted(Arc::clone(&drops)));
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+        {
+            let mut writer = placed.writer(3..10).unwrap();
+            writer.push(Counted(Arc::clone(&drops)));
+        }
+        assert!(placed.into_vec(4).is_none());
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+        let mut placed = Placed::with_capacity(2);
+        placed.writer(0..2).unwrap().push(Counted(Arc::clone(&drops)));
+        drop(placed);
+        assert_eq!(drops.load(Ordering::SeqCst), 5);
     }
 }

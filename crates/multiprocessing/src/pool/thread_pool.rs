@@ -485,19 +485,23 @@ where
         AsyncResult::new(slot)
     }
 
-    fn map<F>(
+    fn map<F, I>(
         core: &ThreadCore,
         function: F,
-        items: Vec<T>,
+        items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
+        I: Iterator<Item = T>,
     {
         if let Err(error) = core.crew.check_running() {
             return AsyncResult::failed(error);
         }
+        // The workers take the items from their `Vec`, whose buffer then holds the
+        // results (see `Gather::new`).
+        let items: Vec<T> = items.collect();
         let (count, slot) = (items.len(), Slot::new(callbacks));
         if count > 0 {
             let chunksize = chunksize.unwrap_or_else(|| default_chunksize(count, core.crew.size));

@@ -5,7 +5,7 @@
 //! reader, readiness through `poll`/`wait` and through the fd — and to what they do not:
 //! several writer (and, one-way, reader) processes at once, and processes killed while
 //! they use the pipe. Each test runs on both kinds of pipe unless it says otherwise. The
-//! sizes cross the ring's 64 KiB capacity, where a frame stops moving whole and moves in
+//! sizes cross the ring's 256 KiB capacity, where a frame stops moving whole and moves in
 //! pieces.
 
 use std::os::fd::BorrowedFd;
@@ -18,7 +18,7 @@ use multiprocessing::{Connection, Error, Process, StartMethod, pipe};
 use crate::each_start_method;
 use crate::support::{self, call};
 
-const RING: usize = 64 * 1024;
+const RING: usize = 256 * 1024;
 
 /// Message sizes around every boundary: empty, the 4-byte header, a frame exactly the
 /// ring's size and one byte over it, several ring-fulls.
@@ -37,7 +37,7 @@ const SIZES: [usize; 16] = [
     RING - 3,
     RING,
     RING + 1,
-    200_000,
+    3 * RING + 17,
     1 << 20,
 ];
 

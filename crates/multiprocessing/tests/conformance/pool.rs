@@ -462,7 +462,7 @@ fn channels_here(_: u32) -> (usize, usize) {
             let (from, to) = range.split_once('-').unwrap_or(("0", "0"));
             let size = usize::from_str_radix(to, 16).unwrap_or(0)
                 - usize::from_str_radix(from, 16).unwrap_or(0);
-            size == 4096 + 64 * 1024
+            size == 4096 + 256 * 1024
         })
         .count();
     let sockets = std::fs::read_dir("/proc/self/fd")
@@ -684,6 +684,65 @@ fn closures(method: StartMethod) {
     pool.join().unwrap();
 }
 
+/// Counts `0..end` while its `size_hint` claims exactly `claims` items.
+struct Lying {
+    next: i64,
+    end: i64,
+    claims: usize,
+}
+
+impl Iterator for Lying {
+    type Item = i64;
+    fn next(&mut self) -> Option<i64> {
+        (self.next < self.end).then(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.claims, Some(self.claims))
+    }
+}
+
+/// Beyond CPython: `map` serializes the items straight from an iterator that says how
+/// many it holds, collecting only one that does not (CPython's `list(iterable)`). An
+/// iterator whose exact size is wrong still has every item mapped, in order.
+fn map_from_any_iterator(method: StartMethod) {
+    let pool = pool(method, 2);
+    let expected: Vec<i64> = (0..1000).map(sqr).collect();
+    let unknown_size = (0..2000).filter(|x| x % 2 == 0).map(|x| x / 2);
+    assert_eq!(pool.map(sqr, unknown_size).unwrap(), expected);
+    for claims in [0, 3, 999, 1001, 5000] {
+        let lying = Lying { next: 0, end: 1000, claims };
+        assert_eq!(pool.map(sqr, lying).unwrap(), expected, "claims {claims}");
+        let lying = Lying { next: 0, end: 1000, claims };
+        assert_eq!(pool.map_chunked(sqr, lying, 7).unwrap(), expected, "claims {claims}");
+    }
+    let none = Lying { next: 0, end: 0, claims: 10 };
+    assert_eq!(pool.map(sqr, none).unwrap(), Vec::<i64>::new());
+}
+
+/// A chunk's results travel plain until an item fails, then one `Result` each: items
+/// before, at and after the failure (and the failure of a later chunk) come back right.
+fn failure_in_the_middle_of_a_chunk(method: StartMethod) {
+    let pool = pool(method, 2);
+    let results: Vec<_> = pool
+        .imap_chunked(fail_on_three, 0..8, 8)
+        .unwrap()
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect();
+    for (x, result) in results.iter().enumerate() {
+        match x {
+            3 => assert!(result.as_ref().unwrap_err().contains("bad 3"), "{result:?}"),
+            _ => assert_eq!(result.as_ref().unwrap(), &(x as i64)),
+        }
+    }
+    let err = pool.map_chunked(fail_on_three, 0..100, 8).unwrap_err();
+    assert!(err.to_string().contains("bad 3"), "{err}");
+    let later: Vec<i64> = (4..100).collect();
+    assert_eq!(pool.map_chunked(fail_on_three, later.clone(), 8).unwrap(), later);
+}
+
 each_start_method! {
     test_closures => closures;
     test_apply => apply;
@@ -709,6 +768,8 @@ each_start_method! {
     test_worker_dies_in_imap => worker_dies_in_imap;
     test_worker_killed_during_apply_async => worker_killed_during_apply_async;
     test_stats => stats;
+    test_map_from_any_iterator => map_from_any_iterator;
+    test_failure_in_the_middle_of_a_chunk => failure_in_the_middle_of_a_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
 
