@@ -11,6 +11,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, PanicHookInfo, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -154,16 +155,42 @@ fn drop_payload(payload: Box<dyn Any + Send>) {
 /// `body` is treated as unwind-safe: the caller reports the panic and drops (or marks
 /// broken) what `body` touched, as a thread's end or a task's failure does.
 pub fn catch_panic<T>(body: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+    capture().catch(body)
+}
+
+/// Catches the panics of many calls in a row (a pool worker's items): the hook is
+/// installed and told to record once, for the life of the `Capture`, and each
+/// [`catch`](Capture::catch) costs one `catch_unwind`. Belongs to the thread that made it.
+#[derive(Debug)]
+pub struct Capture {
+    was_capturing: bool,
+    /// The capture flag is this thread's.
+    _thread: PhantomData<*const ()>,
+}
+
+/// Starts capturing this thread's panics (see [`Capture`]).
+pub fn capture() -> Capture {
     install_hook();
     let was_capturing = CAPTURING.try_with(|c| c.replace(true)).unwrap_or(false);
-    let outcome = catch_unwind(AssertUnwindSafe(body));
-    let _ = CAPTURING.try_with(|c| c.set(was_capturing));
-    outcome.map_err(|payload| {
-        let recorded = take_recorded();
-        let message = payload_message(&*payload);
-        drop_payload(payload);
-        CaughtPanic { message, location: recorded.location, backtrace: recorded.backtrace }
-    })
+    Capture { was_capturing, _thread: PhantomData }
+}
+
+impl Capture {
+    /// [`catch_panic`] under this capture.
+    pub fn catch<T>(&self, body: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+        catch_unwind(AssertUnwindSafe(body)).map_err(|payload| {
+            let recorded = take_recorded();
+            let message = payload_message(&*payload);
+            drop_payload(payload);
+            CaughtPanic { message, location: recorded.location, backtrace: recorded.backtrace }
+        })
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = CAPTURING.try_with(|c| c.set(self.was_capturing));
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +205,23 @@ mod tests {
         assert!(location.file.ends_with("panic.rs"));
         assert!(caught.describe().starts_with(&format!("panicked at {location}:\nboom 7\n")));
         assert_eq!(catch_panic(|| 5).unwrap(), 5);
+    }
+
+    #[test]
+    fn one_capture_catches_many_panics_and_then_lets_them_print_again() {
+        let before = CAPTURING.with(Cell::get);
+        {
+            let capture = capture();
+            for round in 0..3 {
+                let caught = capture.catch(|| panic!("round {round}")).unwrap_err();
+                assert_eq!(caught.message, format!("round {round}"));
+                assert!(caught.location.is_some(), "the hook recorded round {round}");
+                assert_eq!(capture.catch(|| round).unwrap(), round);
+            }
+            // A nested capture leaves the outer one on when it ends.
+            drop(super::capture());
+            assert!(CAPTURING.with(Cell::get));
+        }
+        assert_eq!(CAPTURING.with(Cell::get), before);
     }
 }

@@ -105,7 +105,10 @@ pub(crate) struct Handler {
     chunk_nanos: Option<f64>,
     /// Where the next round of hand-outs starts, so no worker is always first.
     turn: usize,
+    /// The buffer for messages from workers.
     frame: Vec<u8>,
+    /// The buffers for messages to workers, one each.
+    outgoing: Vec<Vec<u8>>,
 }
 
 impl Handler {
@@ -124,6 +127,7 @@ impl Handler {
             chunk_nanos: None,
             turn: 0,
             frame: Vec::new(),
+            outgoing: Vec::new(),
         }
     }
 
@@ -154,7 +158,8 @@ impl Handler {
     /// pool's status.
     fn hand_out(&mut self) -> Status {
         let window = self.window();
-        let mut frames: Vec<Vec<u8>> = vec![Vec::new(); self.workers.len()];
+        let mut frames = std::mem::take(&mut self.outgoing);
+        frames.resize_with(self.workers.len(), Vec::new);
         let (status, waiting) = {
             let mut state = lock(&self.shared.state);
             if state.status != Status::Terminate {
@@ -195,12 +200,14 @@ impl Handler {
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
             self.retire_older_than(needs);
         }
-        for (worker, frame) in self.workers.iter_mut().zip(frames) {
-            if !frame.is_empty() && worker.conn.send_bytes(&frame).is_err() {
+        for (worker, frame) in self.workers.iter_mut().zip(frames.iter_mut()) {
+            if !frame.is_empty() && worker.conn.send_bytes(frame).is_err() {
                 // It is dying; its sentinel will say so.
                 worker.gone = true;
             }
+            frame.clear();
         }
+        self.outgoing = frames;
         status
     }
 
@@ -327,7 +334,10 @@ impl Handler {
                 }
             }
         }
-        if !done.is_empty() {
+        // Before decoding, refill the worker if it runs low (the loop in `run` hands out
+        // the rest once this wake-up is handled).
+        let window = self.window();
+        if !done.is_empty() && self.workers[index].in_flight.len() < window.div_ceil(2) {
             self.hand_out();
         }
         for (chunk, results) in done {

@@ -148,9 +148,10 @@ fn serve(world: &SimpleCommunicator) {
     let name = format!("MPIPoolWorker-{}", world.rank());
     crate::current_process().set_name(name.clone());
     let root = world.process_at_rank(0);
+    let mut answer = Vec::new();
     loop {
         let (frame, _) = root.receive_vec::<u8>();
-        let go_on = task::run_frame(&frame, &name, |answer| {
+        let go_on = task::run_frame(&frame, &name, &mut answer, |answer| {
             root.send(answer);
             true
         });

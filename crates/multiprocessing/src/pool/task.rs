@@ -15,6 +15,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use pyconc_core::panic::Capture;
+
 use super::closure;
 use crate::error::RESULT_TOO_LARGE;
 use crate::process::start;
@@ -59,7 +61,16 @@ pub(crate) use crate::error::RemotePanic;
 /// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (`pyconc_core`'s
 /// capture: the panic is not printed).
 pub(crate) fn catch_task<T>(worker: &str, work: impl FnOnce() -> T) -> Result<T, RemotePanic> {
-    pyconc_core::panic::catch_panic(work).map_err(|caught| {
+    catch_task_in(&pyconc_core::panic::capture(), worker, work)
+}
+
+/// [`catch_task`] under a capture made once for many tasks.
+fn catch_task_in<T>(
+    capture: &Capture,
+    worker: &str,
+    work: impl FnOnce() -> T,
+) -> Result<T, RemotePanic> {
+    capture.catch(work).map_err(|caught| {
         let (file, line, column) = match caught.location {
             Some(place) => (Some(place.file), place.line, place.column),
             None => (None, 0, 0),
@@ -296,6 +307,7 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
 ) {
     let mut results = Results::start(out);
     let mut items = postcard::Deserializer::from_bytes(items);
+    let capture = pyconc_core::panic::capture();
     for index in 0..count {
         let item = match T::deserialize(&mut items) {
             Ok(item) => item,
@@ -306,7 +318,7 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
                 return;
             }
         };
-        match catch_task(worker, || function(item)) {
+        match catch_task_in(&capture, worker, || function(item)) {
             Ok(result) => results.put(index, &result),
             Err(panic) => results.fail(index, &Failure::Panicked(panic)),
         }
@@ -345,14 +357,24 @@ pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
     frame.extend_from_slice(&chunk.items);
 }
 
+/// The most bytes a [`FromWorker::Done`] header takes (three varints and a tag): a
+/// chunk's results are written after this much room, and the header just before them.
+const DONE_ROOM: usize = 32;
+
 /// Runs every chunk of one frame from the pool, in order, handing each chunk's answer (a
 /// [`FromWorker::Done`] entry and its results) to `send` as soon as it is ready. Returns
 /// `false` when the worker should exit: the pool said stop, the frame is not a pool's,
-/// or `send` returned `false`.
-pub(crate) fn run_frame(frame: &[u8], worker: &str, mut send: impl FnMut(&[u8]) -> bool) -> bool {
+/// or `send` returned `false`. `answer` is the worker's buffer for answers, kept from
+/// frame to frame.
+pub(crate) fn run_frame(
+    frame: &[u8],
+    worker: &str,
+    answer: &mut Vec<u8>,
+    mut send: impl FnMut(&[u8]) -> bool,
+) -> bool {
     let mut rest = frame;
-    let mut results = Vec::new();
-    let mut answer = Vec::new();
+    // Each chunk's time runs from the end of the one before (one clock read a chunk).
+    let mut started = std::time::Instant::now();
     while !rest.is_empty() {
         let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else {
             return false;
@@ -365,17 +387,21 @@ pub(crate) fn run_frame(frame: &[u8], worker: &str, mut send: impl FnMut(&[u8]) 
         // SAFETY: the pool took `entry` from a `ChunkEntry` (`entry_of`/`entry_of_closure`)
         // in a process running this executable (see `function_at`).
         let entry: ChunkEntry = unsafe { start::function_at::<ChunkEntry>(entry) };
-        let started = std::time::Instant::now();
-        results.clear();
-        entry(function, count, items, &mut results, worker);
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let len = u32::try_from(results.len()).unwrap_or(u32::MAX);
         answer.clear();
-        if append(&FromWorker::Done { job, nanos, len }, &mut answer).is_err() {
+        answer.resize(DONE_ROOM, 0);
+        entry(function, count, items, answer, worker);
+        let now = std::time::Instant::now();
+        let nanos = u64::try_from((now - started).as_nanos()).unwrap_or(u64::MAX);
+        started = now;
+        let len = u32::try_from(answer.len() - DONE_ROOM).unwrap_or(u32::MAX);
+        let mut room = [0u8; DONE_ROOM];
+        let Ok(header) = postcard::to_slice(&FromWorker::Done { job, nanos, len }, &mut room)
+        else {
             return false;
-        }
-        answer.extend_from_slice(&results);
-        if !send(&answer) {
+        };
+        let at = DONE_ROOM - header.len();
+        answer[at..DONE_ROOM].copy_from_slice(header);
+        if !send(&answer[at..]) {
             return false;
         }
     }

@@ -36,13 +36,13 @@ where
             return;
         }
     }
-    let mut frame = Vec::new();
+    let (mut frame, mut answer) = (Vec::new(), Vec::new());
     let mut completed = 0;
     loop {
         if conn.recv_bytes_into(&mut frame).is_err() {
             return; // the pool is gone
         }
-        let go_on = task::run_frame(&frame, &name, |answer| {
+        let go_on = task::run_frame(&frame, &name, &mut answer, |answer| {
             // Sent at once, never held back: when this worker dies, every result it
             // finished has reached the pool, so the pool knows which chunk was running.
             completed += 1;
