@@ -107,8 +107,8 @@ pub(crate) struct Handler {
     turn: usize,
     /// The buffer for messages from workers.
     frame: Vec<u8>,
-    /// The buffers for messages to workers, one each.
-    outgoing: Vec<Vec<u8>>,
+    /// The buffer for messages of several chunks to a worker.
+    outgoing: Vec<u8>,
 }
 
 impl Handler {
@@ -158,8 +158,8 @@ impl Handler {
     /// pool's status.
     fn hand_out(&mut self) -> Status {
         let window = self.window();
-        let mut frames = std::mem::take(&mut self.outgoing);
-        frames.resize_with(self.workers.len(), Vec::new);
+        // Per worker: the chunks it was given in this round, and their bytes.
+        let mut given = vec![(0usize, 0usize); self.workers.len()];
         let (status, waiting) = {
             let mut state = lock(&self.shared.state);
             if state.status != Status::Terminate {
@@ -175,15 +175,15 @@ impl Handler {
                             continue;
                         }
                         // One message stays within the workers' frame limit.
-                        if !frames[i].is_empty()
-                            && frames[i].len() + next.items.len() > task::ENTRY_LIMIT
-                        {
+                        let (chunks, bytes) = &mut given[i];
+                        if *chunks > 0 && *bytes + next.items.len() > task::ENTRY_LIMIT {
                             continue;
                         }
                         let Some(chunk) = state.queue.pop_front() else { break };
                         let job = self.next_job;
                         self.next_job += 1;
-                        task::append_run(job, &chunk, &mut frames[i]);
+                        *chunks += 1;
+                        *bytes += chunk.items.len();
                         self.shared
                             .stats
                             .running
@@ -200,14 +200,30 @@ impl Handler {
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
             self.retire_older_than(needs);
         }
-        for (worker, frame) in self.workers.iter_mut().zip(frames.iter_mut()) {
-            if !frame.is_empty() && worker.conn.send_bytes(frame).is_err() {
+        let frame = &mut self.outgoing;
+        for (worker, &(chunks, _)) in self.workers.iter_mut().zip(&given) {
+            // The chunks given in this round are the last ones it holds.
+            let first = worker.in_flight.len().saturating_sub(chunks);
+            let sent = match worker.in_flight.back_mut() {
+                None => continue,
+                _ if chunks == 0 => continue,
+                // Alone: straight from the chunk's buffer.
+                Some((job, chunk)) if chunks == 1 => {
+                    worker.conn.send_bytes(task::run_alone(*job, chunk))
+                }
+                Some(_) => {
+                    frame.clear();
+                    for (job, chunk) in worker.in_flight.range(first..) {
+                        task::append_run(*job, chunk, frame);
+                    }
+                    worker.conn.send_bytes(frame)
+                }
+            };
+            if sent.is_err() {
                 // It is dying; its sentinel will say so.
                 worker.gone = true;
             }
-            frame.clear();
         }
-        self.outgoing = frames;
         status
     }
 

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use super::engine::Engine as _;
 use super::handler::{Handler, Worker};
 use super::result::{
-    AsyncResult, Callbacks, IMapIterator, ImapSink, MapSink, Sink, Slot, Slots, lock,
+    Assist, AsyncResult, Callbacks, IMapIterator, ImapSink, MapSink, Sink, Slot, Slots, lock,
 };
 use super::worker::WorkerArgs;
 use super::{
@@ -114,9 +114,17 @@ impl Task {
 pub(crate) struct Chunk {
     pub(crate) task: Task,
     pub(crate) count: u32,
+    /// [`task::RUN_ROOM`] bytes of room for a header, then the serialized items.
     pub(crate) items: Vec<u8>,
     pub(crate) slots: Slots,
     pub(crate) sink: Arc<dyn Sink>,
+}
+
+impl Chunk {
+    /// The size of the serialized items.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.items.len() - task::RUN_ROOM
+    }
 }
 
 /// A pool's state that user threads and the handler share.
@@ -154,7 +162,7 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Wakes the handler: new work, close, terminate.
     pub(crate) wake: OwnedFd,
-    pub(crate) stats: Counters,
+    pub(crate) stats: Arc<Counters>,
     /// The process that made the pool (a fork child's copy must not use it).
     owner: Pid,
     /// The current workers, for `terminate` from a user thread.
@@ -176,7 +184,7 @@ impl Shared {
                 feeding: 0,
             }),
             wake: sys::eventfd()?,
-            stats: Counters::default(),
+            stats: Arc::default(),
             owner: sys::getpid(),
             workers: Mutex::new(Vec::new()),
             finished: Mutex::new(false),
@@ -295,19 +303,36 @@ pub(crate) fn submit<T: Serialize>(
     // An item that did not fit the chunk before it: the first of the next one.
     let mut carried = None;
     loop {
-        let mut encoded = Vec::with_capacity(expected + expected / 8);
+        let mut encoded = Vec::with_capacity(task::RUN_ROOM + expected + expected / 8);
+        encoded.resize(task::RUN_ROOM, 0);
         // The chunk's places: `start..end`, unless an item failed (then listed).
         let (mut start, mut end) = (None, 0);
         let mut listed: Option<Vec<usize>> = None;
         let mut taken = 0;
         while taken < chunksize {
-            let Some((index, item)) = carried.take().or_else(|| items.next()) else { break };
+            let (index, item) = match carried.take() {
+                Some(carried) => carried,
+                None => match items.next() {
+                    Some(next) => next,
+                    None => break,
+                },
+            };
             taken += 1;
-            count = index + 1;
             let place = first + index;
             let mark = encoded.len();
-            let refusal = match task::append(&item, &mut encoded) {
-                Ok(()) if encoded.len() <= task::ENTRY_LIMIT => {
+            let appended = task::append(&item, &mut encoded);
+            // The common case first: the item joins the chunk's run of places.
+            let fits = encoded.len() - task::RUN_ROOM <= task::ENTRY_LIMIT;
+            if appended.is_ok() && fits && listed.is_none() {
+                if start.is_none() {
+                    start = Some(place);
+                }
+                end = place + 1;
+                continue;
+            }
+            count = index + 1;
+            let refusal = match appended {
+                Ok(()) if fits => {
                     match &mut listed {
                         Some(list) => list.push(place),
                         None => {
@@ -343,7 +368,8 @@ pub(crate) fn submit<T: Serialize>(
         if taken == 0 {
             break;
         }
-        expected = encoded.len();
+        count = count.max(end.saturating_sub(first));
+        expected = encoded.len() - task::RUN_ROOM;
         let slots = match (listed, start) {
             (Some(list), _) => Slots::List(list),
             (None, Some(start)) => Slots::Range(start..end),
@@ -502,8 +528,16 @@ impl ProcessCore {
         R: DeserializeOwned + Send + 'static,
     {
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(len, self.shared.size));
+        let callbacks_absent = callbacks.is_empty();
         let slot = Slot::new(callbacks);
-        let sink = MapSink::new(len, Arc::clone(&slot));
+        let assisted = callbacks_absent;
+        let sink = MapSink::new(len, Arc::clone(&slot), Arc::clone(&self.shared.stats));
+        if assisted {
+            // A thread that waits for the list decodes results meanwhile (callbacks, when
+            // given, run in the handler thread, as CPython's: no help then).
+            let helper: Arc<dyn Assist> = sink.clone();
+            slot.set_helper(Arc::downgrade(&helper));
+        }
         let results: Arc<dyn Sink> = sink.clone();
         let count = submit(&self.shared, task, items, 0, chunksize, &results)?;
         sink.set_total(count);

@@ -12,7 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -157,6 +157,11 @@ impl<R> Default for Callbacks<R> {
 }
 
 impl<R> Callbacks<R> {
+    /// Whether no callback was given.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.on_success.is_none() && self.on_error.is_none()
+    }
+
     /// No callbacks.
     ///
     /// # Examples
@@ -251,6 +256,17 @@ pub(crate) struct Slot<R> {
     callbacks: Mutex<Option<Callbacks<R>>>,
     /// The task awaiting the [`AsyncResult`] as a `Future`, woken when the result is set.
     waker: Mutex<Option<Waker>>,
+    /// What a thread that waits for the result can do meanwhile (weak: the helper holds
+    /// the slot).
+    helper: Mutex<Option<Weak<dyn Assist>>>,
+}
+
+/// Work towards a result that a thread waiting for it can do itself: a `map`'s results
+/// decoded by the thread that waits for the list, which is otherwise idle, instead of by
+/// the pool's handler thread, which also moves every other message.
+pub(crate) trait Assist: Send + Sync {
+    /// Does the work handed over, until the result is set.
+    fn assist(&self);
 }
 
 impl<R> Slot<R> {
@@ -260,7 +276,17 @@ impl<R> Slot<R> {
             ready: Condvar::new(),
             callbacks: Mutex::new(Some(callbacks)),
             waker: Mutex::new(None),
+            helper: Mutex::new(None),
         })
+    }
+
+    /// A thread that waits for the result calls `helper` first.
+    pub(crate) fn set_helper(&self, helper: Weak<dyn Assist>) {
+        *lock(&self.helper) = Some(helper);
+    }
+
+    fn is_set(&self) -> bool {
+        !matches!(*lock(&self.state), SlotState::Pending)
     }
 
     /// Stores the result (once; later calls are ignored), after the callbacks ran.
@@ -334,6 +360,12 @@ impl<R> AsyncResult<R> {
     }
 
     fn wait_deadline(&self, deadline: Option<Instant>) -> MutexGuard<'_, SlotState<R>> {
+        if deadline.is_none() {
+            let helper = lock(&self.slot.helper).as_ref().and_then(Weak::upgrade);
+            if let Some(helper) = helper {
+                helper.assist();
+            }
+        }
         let state = lock(&self.slot.state);
         wait_until(&self.slot.ready, state, deadline, |s| !matches!(s, SlotState::Pending))
     }
@@ -553,15 +585,45 @@ struct MapState<R> {
 pub(crate) struct MapSink<R> {
     state: Mutex<MapState<R>>,
     slot: Arc<Slot<Vec<R>>>,
+    /// Results handed over undecoded to the threads waiting for the list.
+    handoff: Mutex<Handoff>,
+    /// Results were handed over, or the list is complete.
+    handed: Condvar,
+    /// The pool's counters, for the results a waiting thread decodes.
+    stats: Arc<Counters>,
+}
+
+/// The smallest results (in bytes) of one chunk that the handler hands over to a waiting
+/// thread rather than decoding them itself.
+const HANDOFF_MIN: usize = 16 * 1024;
+
+/// Results on their way from the handler to a waiting thread that decodes them.
+#[derive(Default)]
+struct Handoff {
+    /// Threads in [`Assist::assist`]: while there are any, results are handed over.
+    assistants: usize,
+    /// Of those, the ones waiting for results.
+    sleeping: usize,
+    pending: Vec<(Slots, Vec<u8>)>,
 }
 
 impl<R> MapSink<R> {
     /// The sink of a map of (probably) `len` items; it completes once
     /// [`set_total`](MapSink::set_total) gave their number and all are in.
-    pub(crate) fn new(len: usize, slot: Arc<Slot<Vec<R>>>) -> Arc<MapSink<R>> {
+    pub(crate) fn new(
+        len: usize,
+        slot: Arc<Slot<Vec<R>>>,
+        stats: Arc<Counters>,
+    ) -> Arc<MapSink<R>> {
         let state =
             MapState { values: Placed::with_capacity(len), error: None, received: 0, total: None };
-        Arc::new(MapSink { state: Mutex::new(state), slot })
+        Arc::new(MapSink {
+            state: Mutex::new(state),
+            slot,
+            handoff: Mutex::new(Handoff::default()),
+            handed: Condvar::new(),
+            stats,
+        })
     }
 
     /// The submission queued `total` items.
@@ -588,11 +650,68 @@ impl<R> MapSink<R> {
         };
         drop(state);
         self.slot.set(result);
+        // Under the handoff's lock: an assisting thread checks the slot under it.
+        drop(lock(&self.handoff));
+        self.handed.notify_all();
+    }
+}
+
+impl<R: DeserializeOwned + Send> Assist for MapSink<R> {
+    fn assist(&self) {
+        let mut handoff = lock(&self.handoff);
+        handoff.assistants += 1;
+        loop {
+            if !handoff.pending.is_empty() {
+                let batch = std::mem::take(&mut handoff.pending);
+                drop(handoff);
+                for (slots, results) in &batch {
+                    self.decode(slots, results, &self.stats);
+                }
+                handoff = lock(&self.handoff);
+            } else if self.slot.is_set() {
+                break;
+            } else {
+                handoff.sleeping += 1;
+                handoff = pyconc_core::sync::wait(&self.handed, handoff);
+                handoff.sleeping -= 1;
+            }
+        }
+        handoff.assistants -= 1;
     }
 }
 
 impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
+        let mut handoff = lock(&self.handoff);
+        // Small results are decoded at once: handing them over would cost more.
+        if handoff.assistants > 0 && results.len() >= HANDOFF_MIN {
+            handoff.pending.push((slots.clone(), results.to_vec()));
+            let sleeping = handoff.sleeping > 0;
+            drop(handoff);
+            if sleeping {
+                self.handed.notify_one();
+            }
+        } else {
+            drop(handoff);
+            self.decode(slots, results, stats);
+        }
+    }
+
+    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
+        stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
+        let mut state = lock(&self.state);
+        state.received += slots.len();
+        if let Some(first) = slots.iter().min() {
+            Self::record_error(&mut state.error, first, error());
+            state.values = Placed::with_capacity(0);
+        }
+        self.finish_if_done(state);
+    }
+}
+
+impl<R: DeserializeOwned + Send> MapSink<R> {
+    /// Decodes one chunk's results into their places.
+    fn decode(&self, slots: &Slots, results: &[u8], stats: &Counters) {
         let mut guard = lock(&self.state);
         {
             let state = &mut *guard;
@@ -631,17 +750,6 @@ impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
             guard.values = Placed::with_capacity(0);
         }
         self.finish_if_done(guard);
-    }
-
-    fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
-        stats.failed.fetch_add(slots.len() as u64, Ordering::Relaxed);
-        let mut state = lock(&self.state);
-        state.received += slots.len();
-        if let Some(first) = slots.iter().min() {
-            Self::record_error(&mut state.error, first, error());
-            state.values = Placed::with_capacity(0);
-        }
-        self.finish_if_done(state);
     }
 }
 
@@ -685,7 +793,8 @@ impl<R> Placed<R> {
         if range.end > self.capacity {
             self.grow(range.end);
         }
-        Some(Writer { next: range.start, end: range.end, start: range.start, placed: self })
+        let buffer = self.buffer;
+        Some(Writer { buffer, next: range.start, end: range.end, start: range.start, placed: self })
     }
 
     /// Moves the values to a buffer with room for at least `needed`.
@@ -742,6 +851,8 @@ impl<R> Drop for Placed<R> {
 /// are recorded when it drops.
 struct Writer<'a, R> {
     placed: &'a mut Placed<R>,
+    /// The placed buffer (copied here, so that a hot loop keeps it in a register).
+    buffer: NonNull<R>,
     start: usize,
     next: usize,
     end: usize,
@@ -755,7 +866,7 @@ impl<R> Writer<'_, R> {
             // SAFETY: `next < end ≤ capacity` (`writer` grew the buffer to `end`), and
             // no run written before overlaps `start..end` (checked by `writer`); each
             // place is written once as `next` moves on.
-            unsafe { self.placed.buffer.as_ptr().add(self.next).write(value) };
+            unsafe { self.buffer.as_ptr().add(self.next).write(value) };
             self.next += 1;
         }
     }

@@ -343,18 +343,38 @@ pub(crate) fn stop_frame() -> Vec<u8> {
     frame
 }
 
-/// Appends a [`ToWorker::Run`] entry for `chunk` (numbered `job`) to `frame`.
-pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
-    let header = ToWorker::Run {
+/// The room before a chunk's serialized items for its [`ToWorker::Run`] header (a tag and
+/// five varints take at most 41 bytes): a chunk sent alone goes to its worker straight
+/// from its own buffer, its header written just before its items ([`run_alone`]).
+pub(crate) const RUN_ROOM: usize = 48;
+
+/// The header that runs `chunk` as job `job`.
+fn run_header(job: u64, chunk: &super::Chunk) -> ToWorker {
+    ToWorker::Run {
         job,
         entry: chunk.task.entry,
         function: chunk.task.function,
         count: chunk.count,
-        len: chunk.items.len() as u32,
-    };
+        len: chunk.payload_len() as u32,
+    }
+}
+
+/// Appends a [`ToWorker::Run`] entry for `chunk` (numbered `job`) to `frame`.
+pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
     // A header of plain integers always serializes.
-    let _ = append(&header, frame);
-    frame.extend_from_slice(&chunk.items);
+    let _ = append(&run_header(job, chunk), frame);
+    frame.extend_from_slice(&chunk.items[RUN_ROOM..]);
+}
+
+/// The message that runs `chunk` (numbered `job`) alone: its header is written into the
+/// room before its items, so the items are not copied into a frame first.
+pub(crate) fn run_alone(job: u64, chunk: &mut super::Chunk) -> &[u8] {
+    let mut room = [0u8; RUN_ROOM];
+    // A header of plain integers always fits its room (checked: else it goes empty).
+    let len = postcard::to_slice(&run_header(job, chunk), &mut room).map_or(0, |h| h.len());
+    let at = RUN_ROOM - len;
+    chunk.items[at..RUN_ROOM].copy_from_slice(&room[..len]);
+    &chunk.items[at..]
 }
 
 /// The most bytes a [`FromWorker::Done`] header takes (three varints and a tag): a

@@ -743,6 +743,66 @@ fn failure_in_the_middle_of_a_chunk(method: StartMethod) {
     assert_eq!(pool.map_chunked(fail_on_three, later.clone(), 8).unwrap(), later);
 }
 
+/// Beyond CPython: a thread waiting for a `map`'s list decodes the results of large
+/// chunks itself, which the handler hands over (it is otherwise idle). The lists come out
+/// whole and in order, with one waiter or several, and a failure is still the first
+/// failed item's, after every chunk.
+fn waiting_threads_decode_large_results(method: StartMethod) {
+    let pool = Arc::new(pool(method, 2));
+    let expected: Vec<i64> = (0..40_000).map(sqr).collect();
+    // Chunks of 10 000 results of 3 to 5 bytes each: handed over.
+    assert_eq!(pool.map_chunked(sqr, 0..40_000, 10_000).unwrap(), expected);
+    let result = Arc::new(pool.map_async(sqr, 0..40_000));
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let result = Arc::clone(&result);
+            std::thread::spawn(move || result.wait())
+        })
+        .collect();
+    result.wait();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    let result = Arc::into_inner(result).unwrap();
+    assert_eq!(result.get().unwrap(), expected);
+    let err = pool.map_chunked(fail_on_three, 0..40_000, 10_000).unwrap_err();
+    assert!(err.to_string().contains("bad 3"), "{err}");
+    // With callbacks, the handler thread decodes and runs them, as CPython's does.
+    let ran_in = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&ran_in);
+    let callbacks = Callbacks::new().on_success(move |_: &Vec<i64>| {
+        *record.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+    });
+    let main = std::thread::current().name().map(str::to_owned);
+    assert_eq!(
+        pool.map_async_with(sqr, 0..40_000, Some(10_000), callbacks).get().unwrap(),
+        expected
+    );
+    let ran_in = ran_in.lock().unwrap().clone();
+    assert!(ran_in.is_some() && ran_in != main, "callback ran in {ran_in:?}");
+}
+
+/// A thread decoding a map's results as it waits still returns when the pool is
+/// terminated from another thread.
+fn terminate_while_a_waiting_thread_decodes(method: StartMethod) {
+    let pool = Arc::new(pool(method, 2));
+    // Three chunks of quick items, then one whose last item sleeps a long time.
+    let items = (0..40_000).map(|i| (i, if i == 39_999 { 60_000 } else { 0 }));
+    let terminator = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            pool.terminate();
+        })
+    };
+    let started = Instant::now();
+    let err = pool.map_chunked(sqr_slowly, items, 10_000).unwrap_err();
+    assert_eq!(err.to_string(), "the pool was terminated before this task finished");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    terminator.join().unwrap();
+    pool.join().unwrap();
+}
+
 each_start_method! {
     test_closures => closures;
     test_apply => apply;
@@ -768,6 +828,8 @@ each_start_method! {
     test_worker_dies_in_imap => worker_dies_in_imap;
     test_worker_killed_during_apply_async => worker_killed_during_apply_async;
     test_stats => stats;
+    test_waiting_threads_decode_large_results => waiting_threads_decode_large_results;
+    test_terminate_while_a_waiting_thread_decodes => terminate_while_a_waiting_thread_decodes;
     test_map_from_any_iterator => map_from_any_iterator;
     test_failure_in_the_middle_of_a_chunk => failure_in_the_middle_of_a_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
