@@ -106,6 +106,20 @@ pub(crate) fn compare(
     pyconc: &dyn Operation,
     raw: &dyn Operation,
 ) -> (Figures, Figures) {
+    compare_settled(settings, batch, pyconc, raw, Duration::ZERO)
+}
+
+/// [`compare`], pausing `settle` (untimed) before each round of each backend, so that
+/// neither starts while the other's threads still run: a thread pool's idle workers spin
+/// for a while after their work (rayon's do), and on a small machine they would take CPU
+/// time from the backend measured next.
+pub(crate) fn compare_settled(
+    settings: &Settings,
+    batch: u64,
+    pyconc: &dyn Operation,
+    raw: &dyn Operation,
+    settle: Duration,
+) -> (Figures, Figures) {
     let backends = [pyconc, raw];
     for backend in backends {
         backend.run(batch.div_ceil(4).max(1)); // warm-up
@@ -120,6 +134,9 @@ pub(crate) fn compare(
         // Alternate which backend goes first, so neither always runs on a warmer machine.
         let order = if rounds % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
+            if !settle.is_zero() {
+                std::thread::sleep(settle);
+            }
             let cpu_before = cpu_time();
             let began = Instant::now();
             backends[i].run(batch);

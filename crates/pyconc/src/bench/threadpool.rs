@@ -13,12 +13,16 @@ use std::hint::black_box;
 use multiprocessing::ThreadPool;
 use rayon::prelude::*;
 
-use super::measure::{Operation, Report, Row, Settings, compare};
+use super::measure::{Operation, Report, Row, Settings, compare_settled};
 use super::pool::{PyconcMap, trivial};
 use super::python::{Python, python_figures};
 
 const SCRIPT: &str = include_str!("threadpool.py");
 const GROUP: &str = "threadpool";
+
+/// The pause before each round (see `compare_settled`): rayon's idle workers spin and
+/// yield for a while before they sleep.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct Rayon<'a> {
     pool: &'a rayon::ThreadPool,
@@ -86,7 +90,7 @@ pub(crate) fn run(
         let name = "multiprocessing::ThreadPool (2 threads)";
         let ours = PyconcMap { pool: &pool, items, chunksize, name };
         let rayon = Rayon { pool: &threads, items, single_items: chunksize.is_some() };
-        let (pyconc, raw) = compare(settings, 1, &ours, &rayon);
+        let (pyconc, raw) = compare_settled(settings, 1, &ours, &rayon, SETTLE);
         report.push(Row {
             group: GROUP,
             operation,
