@@ -100,6 +100,11 @@ const SPIN_FOR_NEXT: Duration = Duration::from_micros(1);
 /// reader for the rest of a frame larger than the ring — where the other side is at work
 /// and a sleep and a wake-up per ring-full would cost more than the wait.
 const SPIN_MID_TRANSFER: Duration = Duration::from_micros(20);
+/// The most bytes a side copies of a frame larger than the ring before it publishes them
+/// (the writer) or frees their room (the reader): the other side works on the piece
+/// before while this one copies the next, so neither waits for a whole ring-full — a
+/// wait long enough to outlast the spin, and then a sleep and a wake-up per ring-full.
+const PIECE: usize = 32 * 1024;
 /// `sched_yield`s after the spin, before sleeping.
 const YIELDS: u32 = 2;
 
@@ -419,7 +424,7 @@ impl Ring {
         let mut rest = data;
         while !rest.is_empty() {
             let free = self.wait_space(fd, end, 1, &mut pump)?;
-            let n = rest.len().min(free as usize);
+            let n = rest.len().min(free as usize).min(PIECE);
             self.copy_in(end, &rest[..n]);
             end += n as u64;
             rest = &rest[n..];
@@ -602,7 +607,7 @@ impl Ring {
             if self.wait_for(fd, at, 1, None, true)? != Readiness::Ready {
                 return Err(truncated());
             }
-            let n = (self.available() as usize).min(length - buf.len()).min(CAPACITY);
+            let n = (self.available() as usize).min(length - buf.len()).min(PIECE);
             self.copy_out(at, n, buf);
             at += n as u64;
             self.consume_to(at);
