@@ -528,9 +528,8 @@ impl ProcessCore {
         R: DeserializeOwned + Send + 'static,
     {
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(len, self.shared.size));
-        let callbacks_absent = callbacks.is_empty();
+        let assisted = callbacks.is_empty();
         let slot = Slot::new(callbacks);
-        let assisted = callbacks_absent;
         let sink = MapSink::new(len, Arc::clone(&slot), Arc::clone(&self.shared.stats));
         if assisted {
             // A thread that waits for the list decodes results meanwhile (callbacks, when
