@@ -11,7 +11,10 @@
 //! Throughput: a worker holds up to a *window* of chunks, so it never waits for the
 //! handler between two small tasks. The window follows how long chunks take (about
 //! [`WINDOW_WORK`] of work in hand, at least one chunk, at most [`MAX_WINDOW`]), so long
-//! tasks are handed out one at a time and spread evenly over the workers.
+//! tasks are handed out one at a time and spread evenly over the workers. A worker whose
+//! results arrive gets its next chunks before they are decoded, and a `map`'s large
+//! results go undecoded to a thread that waits for the list, when one does (`result.rs`'s
+//! `Assist`): the handler keeps moving messages meanwhile.
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
