@@ -615,8 +615,11 @@ impl<R> MapSink<R> {
         slot: Arc<Slot<Vec<R>>>,
         stats: Arc<Counters>,
     ) -> Arc<MapSink<R>> {
+        // Room for the items the iterator said it holds, up to 256 MiB: an iterator whose
+        // size hint is wrong (even `usize::MAX`) costs a regrowth, not an abort.
+        let room = len.min((256 << 20) / std::mem::size_of::<R>().max(1));
         let state =
-            MapState { values: Placed::with_capacity(len), error: None, received: 0, total: None };
+            MapState { values: Placed::with_capacity(room), error: None, received: 0, total: None };
         Arc::new(MapSink {
             state: Mutex::new(state),
             slot,

@@ -720,6 +720,11 @@ fn map_from_any_iterator(method: StartMethod) {
     }
     let none = Lying { next: 0, end: 0, claims: 10 };
     assert_eq!(pool.map(sqr, none).unwrap(), Vec::<i64>::new());
+    // A size no memory could hold: no allocation of that size is attempted.
+    let huge = Lying { next: 0, end: 1000, claims: usize::MAX };
+    assert_eq!(pool.map_chunked(sqr, huge, 100).unwrap(), expected);
+    let huge = Lying { next: 0, end: 1000, claims: usize::MAX };
+    assert_eq!(pool.map(sqr, huge).unwrap(), expected);
 }
 
 /// A chunk's results travel plain until an item fails, then one `Result` each: items
