@@ -163,6 +163,8 @@ impl Handler {
         let window = self.window();
         // Per worker: the chunks it was given in this round, and their bytes.
         let mut given = vec![(0usize, 0usize); self.workers.len()];
+        // The items handed out (counted once, after the round).
+        let mut running = 0;
         let (status, waiting) = {
             let mut state = lock(&self.shared.state);
             if state.status != Status::Terminate {
@@ -187,10 +189,7 @@ impl Handler {
                         self.next_job += 1;
                         *chunks += 1;
                         *bytes += chunk.items.len();
-                        self.shared
-                            .stats
-                            .running
-                            .fetch_add(chunk.slots.len() as u64, Ordering::Relaxed);
+                        running += chunk.slots.len() as u64;
                         worker.given += 1;
                         worker.in_flight.push_back((job, chunk));
                         progress = true;
@@ -200,6 +199,7 @@ impl Handler {
             }
             (state.status, state.queue.front().map(|chunk| chunk.task.needs))
         };
+        self.shared.stats.running.fetch_add(running, Ordering::Relaxed);
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
             self.retire_older_than(needs);
         }
@@ -328,6 +328,8 @@ impl Handler {
     /// works while this thread decodes these.
     fn results(&mut self, index: usize, mut frame: &[u8]) -> Option<RemotePanic> {
         let mut done = Vec::new();
+        // The items of the chunks answered (counted once, before they are delivered).
+        let mut finished = 0;
         let mut init_failed = None;
         while !frame.is_empty() {
             let Ok((header, rest)) = postcard::take_from_bytes::<FromWorker>(frame) else {
@@ -342,8 +344,7 @@ impl Handler {
                         break;
                     }
                     let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
-                    let running = chunk.slots.len() as u64;
-                    self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
+                    finished += chunk.slots.len() as u64;
                     self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
                     done.push((chunk, results));
                 }
@@ -353,6 +354,7 @@ impl Handler {
                 }
             }
         }
+        self.shared.stats.running.fetch_sub(finished, Ordering::Relaxed);
         // Before decoding, refill the worker if it runs low (the loop in `run` hands out
         // the rest once this wake-up is handled).
         let window = self.window();

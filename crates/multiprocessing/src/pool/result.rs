@@ -685,19 +685,20 @@ impl<R: DeserializeOwned + Send> Assist for MapSink<R> {
 
 impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
-        let mut handoff = lock(&self.handoff);
         // Small results are decoded at once: handing them over would cost more.
-        if handoff.assistants > 0 && results.len() >= HANDOFF_MIN {
-            handoff.pending.push((slots.clone(), results.to_vec()));
-            let sleeping = handoff.sleeping > 0;
-            drop(handoff);
-            if sleeping {
-                self.handed.notify_one();
+        if results.len() >= HANDOFF_MIN {
+            let mut handoff = lock(&self.handoff);
+            if handoff.assistants > 0 {
+                handoff.pending.push((slots.clone(), results.to_vec()));
+                let sleeping = handoff.sleeping > 0;
+                drop(handoff);
+                if sleeping {
+                    self.handed.notify_one();
+                }
+                return;
             }
-        } else {
-            drop(handoff);
-            self.decode(slots, results, stats);
         }
+        self.decode(slots, results, stats);
     }
 
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters) {
@@ -767,7 +768,11 @@ struct Placed<R> {
     /// A `Vec<R>`'s buffer, with room for `capacity` values.
     buffer: NonNull<R>,
     capacity: usize,
-    /// The runs of places written, `start → end`; they never overlap.
+    /// The run written last, `start..end`, kept out of `written` while the next writes
+    /// extend it (results coming back in order, one item per chunk at `chunksize` 1).
+    tail: Option<(usize, usize)>,
+    /// The other runs of places written, `start → end`. No two runs (these and `tail`)
+    /// overlap.
     written: BTreeMap<usize, usize>,
     _owns: PhantomData<R>,
 }
@@ -782,6 +787,7 @@ impl<R> Placed<R> {
             // A `Vec`'s pointer is never null (dangling, aligned when it has no room).
             buffer: NonNull::new(buffer.as_mut_ptr()).unwrap_or(NonNull::dangling()),
             capacity: buffer.capacity(),
+            tail: None,
             written: BTreeMap::new(),
             _owns: PhantomData,
         }
@@ -789,6 +795,9 @@ impl<R> Placed<R> {
 
     /// A writer for the places of `range`, or `None` if one of them was written before.
     fn writer(&mut self, range: Range<usize>) -> Option<Writer<'_, R>> {
+        if self.tail.is_some_and(|(start, end)| start < range.end && range.start < end) {
+            return None;
+        }
         let before = self.written.range(..range.end).next_back();
         if before.is_some_and(|(_, &end)| end > range.start) {
             return None;
@@ -800,8 +809,35 @@ impl<R> Placed<R> {
         Some(Writer { buffer, next: range.start, end: range.end, start: range.start, placed: self })
     }
 
+    /// Records the run `start..end`, just written.
+    fn record(&mut self, start: usize, end: usize) {
+        match self.tail {
+            Some((tail, tail_end)) if tail_end == start => self.tail = Some((tail, end)),
+            _ => {
+                self.settle();
+                self.tail = Some((start, end));
+            }
+        }
+    }
+
+    /// Moves the tail run into `written`, joined with the runs it touches.
+    fn settle(&mut self) {
+        let Some((mut start, mut end)) = self.tail.take() else { return };
+        let written = &mut self.written;
+        if let Some((&before, _)) =
+            written.range(..start).next_back().filter(|(_, before_end)| **before_end == start)
+        {
+            start = before;
+        }
+        if let Some(after_end) = written.remove(&end) {
+            end = after_end;
+        }
+        written.insert(start, end);
+    }
+
     /// Moves the values to a buffer with room for at least `needed`.
     fn grow(&mut self, needed: usize) {
+        self.settle();
         let mut larger = Placed::<R>::with_capacity(needed.max(self.capacity.saturating_mul(2)));
         for (&start, &end) in &self.written {
             // SAFETY: the places `start..end` of the old buffer hold values (recorded
@@ -819,6 +855,7 @@ impl<R> Placed<R> {
     /// The `Vec` of the values, if places `0..len` were all written; else `None` (and
     /// the values are dropped).
     fn into_vec(mut self, len: usize) -> Option<Vec<R>> {
+        self.settle();
         let covered =
             self.written.iter().try_fold(0, |next, (&start, &end)| (start == next).then_some(end));
         if covered != Some(len) {
@@ -834,6 +871,7 @@ impl<R> Placed<R> {
 
 impl<R> Drop for Placed<R> {
     fn drop(&mut self) {
+        self.settle();
         for (&start, &end) in &self.written {
             // SAFETY: the places of each run written hold values, dropped once, here.
             unsafe {
@@ -877,22 +915,9 @@ impl<R> Writer<'_, R> {
 
 impl<R> Drop for Writer<'_, R> {
     fn drop(&mut self) {
-        if self.next == self.start {
-            return;
+        if self.next > self.start {
+            self.placed.record(self.start, self.next);
         }
-        // Joined with the runs it touches, so that results coming back in order (one
-        // item per chunk at `chunksize` 1) keep a single run.
-        let written = &mut self.placed.written;
-        let (mut start, mut end) = (self.start, self.next);
-        if let Some((&before, _)) =
-            written.range(..start).next_back().filter(|(_, end)| **end == start)
-        {
-            start = before;
-        }
-        if let Some(after_end) = written.remove(&end) {
-            end = after_end;
-        }
-        written.insert(start, end);
     }
 }
 
@@ -1186,6 +1211,7 @@ mod tests {
         assert!(write(&mut placed, 0..2));
         assert!(write(&mut placed, 7..10));
         assert!(write(&mut placed, 2..4));
+        placed.settle();
         assert_eq!(placed.written.len(), 1, "touching runs are joined: {:?}", placed.written);
         assert_eq!(placed.into_vec(10).unwrap(), (0..10).map(|i| i * 10).collect::<Vec<_>>());
     }
