@@ -296,7 +296,9 @@ pub(crate) fn submit<T: Serialize>(
     }
     let mut feed = Feed { shared, ready: Vec::new(), bytes: 0, queued_any: false, counted: 0 };
     let chunksize = chunksize.max(1);
-    let mut items = items.enumerate();
+    // Peekable: the sink learns the total before the last chunk is queued.
+    let mut items = items.enumerate().peekable();
+    let mut told = false;
     // The size of the last chunk's items: the next one's likely size.
     let mut expected = 0;
     let mut count = 0;
@@ -369,6 +371,10 @@ pub(crate) fn submit<T: Serialize>(
             break;
         }
         count = count.max(end.saturating_sub(first));
+        if carried.is_none() && items.peek().is_none() {
+            told = true;
+            sink.total(count);
+        }
         expected = encoded.len() - task::RUN_ROOM;
         let slots = match (listed, start) {
             (Some(list), _) => Slots::List(list),
@@ -383,6 +389,9 @@ pub(crate) fn submit<T: Serialize>(
         let chunk =
             Chunk { task: task.clone(), count: len, items: encoded, slots, sink: Arc::clone(sink) };
         feed.push(chunk);
+    }
+    if !told {
+        sink.total(count);
     }
     drop(feed);
     Ok(count)
@@ -537,9 +546,8 @@ impl ProcessCore {
             let helper: Arc<dyn Assist> = sink.clone();
             slot.set_helper(Arc::downgrade(&helper));
         }
-        let results: Arc<dyn Sink> = sink.clone();
-        let count = submit(&self.shared, task, items, 0, chunksize, &results)?;
-        sink.set_total(count);
+        let results: Arc<dyn Sink> = sink;
+        submit(&self.shared, task, items, 0, chunksize, &results)?;
         Ok(AsyncResult::new(slot))
     }
 

@@ -81,6 +81,10 @@ pub(crate) trait Sink: Send + Sync {
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters);
     /// The items at `slots` failed without results (counted in `stats` first).
     fn fail(&self, slots: &Slots, error: &dyn Fn() -> Error, stats: &Counters);
+    /// The submission holds `total` items: said before its last chunk is queued, so
+    /// that the result is completed by the handler thread (where callbacks run, as in
+    /// CPython), unless there are no items at all.
+    fn total(&self, _total: usize) {}
 }
 
 /// Decodes the results of one chunk, in order (their form is described in `task.rs`);
@@ -609,7 +613,7 @@ struct Handoff {
 
 impl<R> MapSink<R> {
     /// The sink of a map of (probably) `len` items; it completes once
-    /// [`set_total`](MapSink::set_total) gave their number and all are in.
+    /// [`Sink::total`] gave their number and all are in.
     pub(crate) fn new(
         len: usize,
         slot: Arc<Slot<Vec<R>>>,
@@ -627,13 +631,6 @@ impl<R> MapSink<R> {
             handed: Condvar::new(),
             stats,
         })
-    }
-
-    /// The submission queued `total` items.
-    pub(crate) fn set_total(&self, total: usize) {
-        let mut state = lock(&self.state);
-        state.total = Some(total);
-        self.finish_if_done(state);
     }
 
     fn record_error(error: &mut Option<(usize, Error)>, index: usize, failure: Error) {
@@ -684,6 +681,12 @@ impl<R: DeserializeOwned + Send> Assist for MapSink<R> {
 }
 
 impl<R: DeserializeOwned + Send> Sink for MapSink<R> {
+    fn total(&self, total: usize) {
+        let mut state = lock(&self.state);
+        state.total = Some(total);
+        self.finish_if_done(state);
+    }
+
     fn deliver(&self, slots: &Slots, results: &[u8], stats: &Counters) {
         // Small results are decoded at once: handing them over would cost more.
         if results.len() >= HANDOFF_MIN {

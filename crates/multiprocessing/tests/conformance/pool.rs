@@ -808,6 +808,50 @@ fn terminate_while_a_waiting_thread_decodes(method: StartMethod) {
     pool.join().unwrap();
 }
 
+/// `0..end`, saying so exactly, but slow to say it has no more.
+struct SlowToEnd {
+    next: i64,
+    end: i64,
+}
+
+impl Iterator for SlowToEnd {
+    type Item = i64;
+    fn next(&mut self) -> Option<i64> {
+        if self.next == self.end {
+            std::thread::sleep(Duration::from_millis(300));
+            return None;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.end - self.next) as usize;
+        (left, Some(left))
+    }
+}
+
+/// CPython runs a map's callbacks in the pool's result handler thread, never in the
+/// thread that submitted the map — even when the workers are done before the submission
+/// returns (the pool learns the number of items before it queues the last chunk). Here
+/// the iterator takes its time to say it has no more items, while the first is mapped.
+fn callbacks_run_in_the_handler_thread(method: StartMethod) {
+    let pool = pool(method, 2);
+    let main = std::thread::current().name().map(str::to_owned);
+    for (round, items) in [1i64, 2, 5].into_iter().enumerate() {
+        let ran_in = Arc::new(Mutex::new(None));
+        let record = Arc::clone(&ran_in);
+        let callbacks = Callbacks::new().on_success(move |_: &Vec<i64>| {
+            *record.lock().unwrap() = Some(std::thread::current().name().map(str::to_owned));
+        });
+        let slow_to_end = SlowToEnd { next: 0, end: items };
+        let expected: Vec<i64> = (0..items).map(sqr).collect();
+        let result = pool.map_async_with(sqr, slow_to_end, Some(1), callbacks);
+        assert_eq!(result.get().unwrap(), expected);
+        let ran_in = ran_in.lock().unwrap().clone().expect("the callback ran");
+        assert_ne!(ran_in, main, "round {round}: the callback ran in the submitting thread");
+    }
+}
+
 each_start_method! {
     test_closures => closures;
     test_apply => apply;
@@ -833,6 +877,7 @@ each_start_method! {
     test_worker_dies_in_imap => worker_dies_in_imap;
     test_worker_killed_during_apply_async => worker_killed_during_apply_async;
     test_stats => stats;
+    test_callbacks_run_in_the_handler_thread => callbacks_run_in_the_handler_thread;
     test_waiting_threads_decode_large_results => waiting_threads_decode_large_results;
     test_terminate_while_a_waiting_thread_decodes => terminate_while_a_waiting_thread_decodes;
     test_map_from_any_iterator => map_from_any_iterator;
