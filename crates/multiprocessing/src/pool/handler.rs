@@ -206,15 +206,18 @@ impl Handler {
         let frame = &mut self.outgoing;
         for (worker, &(chunks, _)) in self.workers.iter_mut().zip(&given) {
             // The chunks given in this round are the last ones it holds.
+            if chunks == 0 {
+                continue;
+            }
             let first = worker.in_flight.len().saturating_sub(chunks);
-            let sent = match worker.in_flight.back_mut() {
-                None => continue,
-                _ if chunks == 0 => continue,
-                // Alone: straight from the chunk's buffer.
-                Some((job, chunk)) if chunks == 1 => {
-                    worker.conn.send_bytes(task::run_alone(*job, chunk))
-                }
-                Some(_) => {
+            // Alone: straight from the chunk's buffer.
+            let alone = match worker.in_flight.back_mut() {
+                Some((job, chunk)) if chunks == 1 => task::run_alone(*job, chunk),
+                _ => None,
+            };
+            let sent = match alone {
+                Some(message) => worker.conn.send_bytes(message),
+                None => {
                     frame.clear();
                     for (job, chunk) in worker.in_flight.range(first..) {
                         task::append_run(*job, chunk, frame);

@@ -301,6 +301,7 @@ pub(crate) fn submit<T: Serialize>(
     let mut told = false;
     // The size of the last chunk's items: the next one's likely size.
     let mut expected = 0;
+    // How many items were taken from the iterator.
     let mut count = 0;
     // An item that did not fit the chunk before it: the first of the next one.
     let mut carried = None;
@@ -315,7 +316,10 @@ pub(crate) fn submit<T: Serialize>(
             let (index, item) = match carried.take() {
                 Some(carried) => carried,
                 None => match items.next() {
-                    Some(next) => next,
+                    Some(next) => {
+                        count = next.0 + 1;
+                        next
+                    }
                     None => break,
                 },
             };
@@ -332,16 +336,10 @@ pub(crate) fn submit<T: Serialize>(
                 end = place + 1;
                 continue;
             }
-            count = index + 1;
             let refusal = match appended {
+                // (Here `listed` is a list: an item before failed.)
                 Ok(()) if fits => {
-                    match &mut listed {
-                        Some(list) => list.push(place),
-                        None => {
-                            start.get_or_insert(place);
-                            end = place + 1;
-                        }
-                    }
+                    listed.get_or_insert_with(Vec::new).push(place);
                     continue;
                 }
                 // A chunk's items travel in one message: a chunk that would outgrow it
@@ -370,7 +368,6 @@ pub(crate) fn submit<T: Serialize>(
         if taken == 0 {
             break;
         }
-        count = count.max(end.saturating_sub(first));
         if carried.is_none() && items.peek().is_none() {
             told = true;
             sink.total(count);

@@ -367,19 +367,28 @@ pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
 }
 
 /// The message that runs `chunk` (numbered `job`) alone: its header is written into the
-/// room before its items, so the items are not copied into a frame first.
-pub(crate) fn run_alone(job: u64, chunk: &mut super::Chunk) -> &[u8] {
-    let mut room = [0u8; RUN_ROOM];
-    // A header of plain integers always fits its room (checked: else it goes empty).
-    let len = postcard::to_slice(&run_header(job, chunk), &mut room).map_or(0, |h| h.len());
-    let at = RUN_ROOM - len;
-    chunk.items[at..RUN_ROOM].copy_from_slice(&room[..len]);
-    &chunk.items[at..]
+/// room before its items, so the items are not copied into a frame first. `None` if the
+/// header did not fit (it always does: the caller then builds a frame).
+pub(crate) fn run_alone(job: u64, chunk: &mut super::Chunk) -> Option<&[u8]> {
+    let at = header_before(&run_header(job, chunk), &mut chunk.items, RUN_ROOM)?;
+    Some(&chunk.items[at..])
 }
 
 /// The most bytes a [`FromWorker::Done`] header takes (three varints and a tag): a
 /// chunk's results are written after this much room, and the header just before them.
 const DONE_ROOM: usize = 32;
+
+/// Writes `header` at the end of the first `room` bytes of `buffer` (left free for it),
+/// just before the payload that follows, so that header and payload go out as one
+/// message without a copy of the payload. Returns where the message starts; `None` if
+/// the header does not fit the room.
+fn header_before<H: Serialize>(header: &H, buffer: &mut [u8], room: usize) -> Option<usize> {
+    let mut encoded = [0u8; RUN_ROOM];
+    let len = postcard::to_slice(header, encoded.get_mut(..room)?).ok()?.len();
+    let at = room - len;
+    buffer.get_mut(at..room)?.copy_from_slice(&encoded[..len]);
+    Some(at)
+}
 
 /// Runs every chunk of one frame from the pool, in order, handing each chunk's answer (a
 /// [`FromWorker::Done`] entry and its results) to `send` as soon as it is ready. Returns
@@ -414,13 +423,10 @@ pub(crate) fn run_frame(
         let nanos = u64::try_from((now - started).as_nanos()).unwrap_or(u64::MAX);
         started = now;
         let len = u32::try_from(answer.len() - DONE_ROOM).unwrap_or(u32::MAX);
-        let mut room = [0u8; DONE_ROOM];
-        let Ok(header) = postcard::to_slice(&FromWorker::Done { job, nanos, len }, &mut room)
+        let Some(at) = header_before(&FromWorker::Done { job, nanos, len }, answer, DONE_ROOM)
         else {
             return false;
         };
-        let at = DONE_ROOM - header.len();
-        answer[at..DONE_ROOM].copy_from_slice(header);
         if !send(&answer[at..]) {
             return false;
         }
