@@ -11,6 +11,7 @@ use std::sync::Arc;
 use pyconc_core::exit::AtExit;
 use pyconc_core::fork::{ForkMutex, ForkMutexGuard};
 
+use crate::StartMethod;
 use crate::process::start::{ChildSpec, Waiter};
 use crate::process::{Inner, Role};
 use crate::sys::{self, Pid};
@@ -100,7 +101,9 @@ pub(crate) fn next_identity() -> Vec<u32> {
 
 /// Makes the bookkeeping describe a new child: CPython's `_bootstrap` resetting
 /// `_children`, `_process_counter`, `_current_process` and `_parent_process`.
-pub(crate) fn become_child(spec: &ChildSpec) {
+/// Takes the spec by value: its strings move into the bookkeeping, not copied (a forked
+/// child writes as few pages as it can — each one it writes is a copy-on-write fault).
+pub(crate) fn become_child(spec: ChildSpec) {
     pyconc_core::logging::set_process_name_source(current_name);
     pyconc_core::logging::apply_config(spec.logging);
     let mut state = state();
@@ -108,26 +111,34 @@ pub(crate) fn become_child(spec: &ChildSpec) {
     state.reset_in_child();
     state.current = Some(Inner::new_self(
         "Process",
-        spec.name.clone(),
+        spec.name,
         spec.daemon,
-        spec.identity.clone(),
+        spec.identity,
         Role::Current,
         sys::getpid(),
         None,
     ));
     let parent_pid = Pid(spec.parent_pid);
-    let sentinel = sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd);
+    // A fork or spawn child is its parent's child: its parent's pidfd can be opened
+    // safely later, when `parent_process()` first needs it (`sys::parent_pidfd` checks
+    // that the pid still names the parent). A fork-server child's parent is the server,
+    // so the pid of the process that asked for it is taken now, while that one waits.
+    let lazy = spec.method != StartMethod::ForkServer;
+    let sentinel = if lazy { None } else { sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd) };
     let parent = Inner::new_self(
         "_ParentProcess",
-        spec.parent_name.clone(),
+        spec.parent_name,
         false,
         Vec::new(),
         Role::Parent,
         parent_pid,
         sentinel,
     );
+    if lazy {
+        parent.defer_waiter();
+    }
     // The key the parent started this process with.
-    *pyconc_core::sync::lock(&parent.authkey) = spec.authkey.clone();
+    *pyconc_core::sync::lock(&parent.authkey) = spec.authkey;
     state.parent = Some(parent);
 }
 

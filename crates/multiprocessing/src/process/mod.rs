@@ -150,9 +150,31 @@ pub(crate) enum Status {
     Started {
         pid: Pid,
         waiter: Option<Arc<Waiter>>,
+        /// `parent_process()` of a fork or spawn child opens the parent's pidfd when it is
+        /// first needed (most children never ask): until then `waiter` is `None` and this
+        /// is `true`.
+        waiter_pending: bool,
         exit: Option<ExitStatus>,
     },
     Closed,
+}
+
+impl Status {
+    /// The started process's waiter. A parent's pidfd is opened on first use; a parent
+    /// that had ended by then gets a sentinel that is readable already, as CPython's
+    /// parent sentinel (a pipe) is once the parent has ended.
+    fn waiter(&mut self) -> Option<&Arc<Waiter>> {
+        let Status::Started { pid, waiter, waiter_pending, .. } = self else {
+            return None;
+        };
+        if std::mem::take(waiter_pending) {
+            *waiter = match sys::parent_pidfd(*pid) {
+                Some(fd) => Some(Arc::new(Waiter::Pidfd(fd))),
+                None => sys::pipe().ok().map(|(read, _write)| Arc::new(Waiter::Ended(read))),
+            };
+        }
+        waiter.as_ref()
+    }
 }
 
 impl Inner {
@@ -175,9 +197,21 @@ impl Inner {
             authkey: Mutex::new(Vec::new()),
             owner: sys::getpid(),
             target: Mutex::new(None),
-            status: Mutex::new(Status::Started { pid, waiter: waiter.map(Arc::new), exit: None }),
+            status: Mutex::new(Status::Started {
+                pid,
+                waiter: waiter.map(Arc::new),
+                waiter_pending: false,
+                exit: None,
+            }),
             handles: AtomicUsize::new(0),
         })
+    }
+
+    /// Makes the waiter of a process without one (a parent) be opened on first use.
+    pub(crate) fn defer_waiter(&self) {
+        if let Status::Started { waiter: None, waiter_pending, .. } = &mut *lock(&self.status) {
+            *waiter_pending = true;
+        }
     }
 
     pub(crate) fn name(&self) -> String {
@@ -197,16 +231,13 @@ impl Inner {
 
     /// The sentinel of a started child, to wait on without holding the lock.
     pub(crate) fn waiter(&self) -> Option<Arc<Waiter>> {
-        match &*lock(&self.status) {
-            Status::Started { waiter, .. } => waiter.clone(),
-            _ => None,
-        }
+        lock(&self.status).waiter().cloned()
     }
 
     /// CPython's `Popen.poll()`: the exit status if the child has ended (reaping it).
     pub(crate) fn poll_exit(&self) -> Result<Option<ExitStatus>, Error> {
         let mut status = lock(&self.status);
-        let Status::Started { pid, waiter, exit } = &mut *status else {
+        let Status::Started { pid, waiter, exit, .. } = &mut *status else {
             return Ok(None);
         };
         if exit.is_none() && self.role == Role::Child {
@@ -218,9 +249,11 @@ impl Inner {
     }
 
     /// Waits until the child ends or `deadline` passes; `Ok(true)` when it has ended.
+    /// The sentinel is polled first and the child reaped after: a join of a running child
+    /// costs a `poll` and one `waitpid`.
     fn wait(&self, deadline: Option<Instant>) -> Result<bool, Error> {
         loop {
-            if self.poll_exit()?.is_some() {
+            if matches!(*lock(&self.status), Status::Started { exit: Some(_), .. }) {
                 return Ok(true);
             }
             if matches!(*lock(&self.status), Status::Starting) {
@@ -237,12 +270,13 @@ impl Inner {
                 };
             };
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if sys::wait_readable(waiter.sentinel(), left)?
+                && (self.role == Role::Parent || self.poll_exit()?.is_some())
+            {
+                return Ok(true);
+            }
             if left == Some(Duration::ZERO) {
                 return Ok(false);
-            }
-            let ready = sys::wait_readable(waiter.sentinel(), left)?;
-            if ready && self.role == Role::Parent {
-                return Ok(true);
             }
         }
     }
@@ -422,6 +456,7 @@ impl Process {
         *lock(&inner.status) = Status::Started {
             pid: launched.pid,
             waiter: Some(Arc::new(launched.waiter)),
+            waiter_pending: false,
             exit: None,
         };
         children::add(Arc::clone(inner));
@@ -838,7 +873,7 @@ impl Process {
             Status::Closed => Err(Error::value(CLOSED)),
             Status::Initial | Status::Starting => Err(Error::value(NOT_STARTED)),
             Status::Started { exit: Some(_), .. } => Ok(()),
-            Status::Started { pid, waiter, exit } => {
+            Status::Started { pid, waiter, exit, .. } => {
                 if let Some(waiter) = waiter {
                     *exit = waiter.try_status(*pid)?;
                 }
@@ -906,12 +941,13 @@ impl Process {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn sentinel(&self) -> Result<RawFd, Error> {
-        match &*lock(&self.inner().status) {
-            Status::Closed => Err(Error::value(CLOSED)),
-            Status::Started { waiter: Some(waiter), .. } => {
-                Ok(waiter.sentinel().as_fd().as_raw_fd())
-            }
-            _ => Err(Error::value(NOT_STARTED)),
+        let mut status = lock(&self.inner().status);
+        if matches!(*status, Status::Closed) {
+            return Err(Error::value(CLOSED));
+        }
+        match status.waiter() {
+            Some(waiter) => Ok(waiter.sentinel().as_fd().as_raw_fd()),
+            None => Err(Error::value(NOT_STARTED)),
         }
     }
 }

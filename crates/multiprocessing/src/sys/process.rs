@@ -2,7 +2,7 @@
 //! time, for the robust locks' liveness checks).
 
 use std::io::{self};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 #[allow(unused_imports, reason = "each area uses some of them")]
 use super::*;
@@ -42,8 +42,8 @@ impl ExitStatus {
 /// The cached pid (0: not read yet in this process).
 static PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-/// `/proc/self/stat`, kept open for [`thread_count`]: the fd, or -1.
-static STAT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+/// `/proc/self/task`, kept open for [`thread_count`]: the fd, or -1.
+static TASK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// Forgets this module's per-process caches in every forked child, whoever forks (one of
 /// `pyconc_core::fork`'s hooks). The caches are atomics, never locks, so no fork can
@@ -56,11 +56,11 @@ impl pyconc_core::fork::AtFork for ForgetCaches {
     fn child(&'static self) {
         use std::sync::atomic::Ordering;
         PID.store(0, Ordering::Relaxed);
-        let stat = STAT_FD.swap(-1, Ordering::Relaxed);
-        if stat >= 0 {
-            // SAFETY: the child's copy of the parent's `/proc/PID/stat` fd, owned by this
+        let task = TASK_FD.swap(-1, Ordering::Relaxed);
+        if task >= 0 {
+            // SAFETY: the child's copy of the parent's `/proc/PID/task` fd, owned by this
             // module alone; the child runs one thread.
-            unsafe { libc::close(stat) };
+            unsafe { libc::close(task) };
         }
     }
 }
@@ -144,6 +144,15 @@ pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// A pidfd of this process's parent `parent`, or `None` if `parent` no longer is the
+/// parent (it ended: the process was handed to a reaper) or cannot be opened. The pid is
+/// checked after the open: while it is still the parent's pid, the parent (or its zombie)
+/// holds it, so the pidfd cannot name a process that reused it.
+pub(crate) fn parent_pidfd(parent: Pid) -> Option<OwnedFd> {
+    let fd = pidfd_open(parent).ok()?;
+    (getppid() == parent).then_some(fd)
+}
+
 /// `waitpid(pid, WNOHANG)`: the status if the child has ended (and reaps it), else `None`.
 pub(crate) fn try_wait(pid: Pid) -> io::Result<Option<ExitStatus>> {
     let mut status = 0;
@@ -192,10 +201,15 @@ pub(crate) fn set_parent_death_signal(signal: i32) -> io::Result<()> {
 }
 
 /// Points fd 0 at `/dev/null`, as CPython's child bootstrap replaces `sys.stdin`.
+/// Three system calls and no allocation (every child runs this first).
 pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
-    let null = std::fs::File::open("/dev/null")?;
-    // SAFETY: both fds are open; dup2 replaces fd 0 atomically.
-    check(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
+    // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
+    let null =
+        check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: `null` was just opened and is ours alone; dup2 replaces fd 0 atomically.
+    let _owned = unsafe { OwnedFd::from_raw_fd(null) };
+    // SAFETY: both fds are open.
+    check(unsafe { libc::dup2(null, 0) }).map(drop)
 }
 
 /// Whether the process runs in secure-execution mode (`getauxval(AT_SECURE)`: a set-user-ID
@@ -212,22 +226,28 @@ pub(crate) fn geteuid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// How many threads this process runs (`/proc/self/stat`, field 20), as CPython 3.12
-/// counts them for its fork warning. The file stays open (per process: `/proc/self` names
-/// the process that opened it, and the fork handler closes a child's copy), so a check
-/// costs one `pread`. No lock: a child forked while another thread checks finds it free.
+/// How many threads this process runs, as CPython 3.12 counts them for its fork warning:
+/// procfs gives `/proc/self/task` a link count of 2 plus the number of threads (the
+/// thread count of `/proc/self/stat`, without formatting the 50 other fields). The
+/// directory stays open (per process: `/proc/self` names the process that opened it, and
+/// the fork handler closes a child's copy), so a check costs one `fstat`. No lock: a child
+/// forked while another thread checks finds it free. 1 when it cannot tell.
 pub(crate) fn thread_count() -> usize {
     use std::sync::atomic::Ordering;
     register_fork_handler();
-    let mut fd = STAT_FD.load(Ordering::Acquire);
+    let mut fd = TASK_FD.load(Ordering::Acquire);
     if fd < 0 {
         // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
-        let opened =
-            unsafe { libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let opened = unsafe {
+            libc::open(
+                c"/proc/self/task".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
         if opened < 0 {
             return 1;
         }
-        fd = match STAT_FD.compare_exchange(-1, opened, Ordering::AcqRel, Ordering::Acquire) {
+        fd = match TASK_FD.compare_exchange(-1, opened, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => opened,
             Err(theirs) => {
                 // SAFETY: `opened` is ours alone; another thread installed its own fd.
@@ -236,13 +256,14 @@ pub(crate) fn thread_count() -> usize {
             }
         };
     }
-    let mut buf = [0u8; 1024];
-    // SAFETY: reads at most `buf.len()` bytes into `buf`; the fd stays open (only the
-    // fork handler closes it, in a child with no other thread).
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-    let Ok(n) = usize::try_from(n) else { return 1 };
-    let stat = String::from_utf8_lossy(&buf[..n]);
-    stat_fields(&stat).and_then(|mut fields| fields.nth(17)?.parse().ok()).unwrap_or(1)
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is a valid out-pointer; the fd stays open (only the fork handler
+    // closes it, in a child with no other thread).
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_nlink < 3 {
+        return 1;
+    }
+    usize::try_from(stat.st_nlink - 2).unwrap_or(1)
 }
 
 /// Holds SIGINT back (`true`: blocked, so a Ctrl-C in a terminal reaches the program and

@@ -69,6 +69,7 @@ each_start_method! {
     child_waits_for_its_non_daemon_threads => child_waits_for_its_non_daemon_threads;
     children_of_children_are_named_with_both_numbers => children_of_children_are_named_with_both_numbers;
     grandchild_sees_its_parent_die => grandchild_sees_its_parent_die;
+    parent_asked_about_only_after_it_ended_is_not_alive => parent_asked_about_only_after_it_ended_is_not_alive;
     daemonic_child_cannot_start_children => daemonic_child_cannot_start_children;
     join_from_many_threads => join_from_many_threads;
     dropped_handle_child_is_reaped => dropped_handle_child_is_reaped;
@@ -368,6 +369,59 @@ fn grandchild_sees_its_parent_die(method: StartMethod) {
     p.terminate().unwrap();
     p.join().unwrap();
     assert_eq!(out.wait_lines(2), "started true\nparent ended true alive false\n");
+}
+
+fn grandchild_asks_about_its_parent_late(path: String) {
+    let method = multiprocessing::get_start_method();
+    let grandchild = Process::builder().start_method(method).call(
+        |path: String| {
+            append(&path, "started");
+            // Nothing asks about the parent until the test has joined it.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !std::fs::read_to_string(&path).unwrap_or_default().contains("joined")
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let parent = parent_process().unwrap();
+            let sentinel = parent.sentinel().map(|fd| {
+                // SAFETY: the process object owns the fd and outlives this use.
+                readable(unsafe { BorrowedFd::borrow_raw(fd) }, 0)
+            });
+            append(
+                &path,
+                &format!(
+                    "alive {} ended {} sentinel readable {:?}",
+                    parent.is_alive(),
+                    parent.join_timeout(Duration::ZERO).unwrap(),
+                    sentinel
+                ),
+            );
+        },
+        path,
+    );
+    grandchild.start().unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// Beyond CPython's tests: a fork or spawn child opens its parent's pidfd only when
+/// `parent_process()` first needs it; a parent that ended before that is not alive, and
+/// its sentinel is readable, as if it had been taken at the start.
+fn parent_asked_about_only_after_it_ended_is_not_alive(method: StartMethod) {
+    let out = TempPath::new("late-parent");
+    let p = Process::builder()
+        .start_method(method)
+        .daemon(false)
+        .call(grandchild_asks_about_its_parent_late, out.arg());
+    p.start().unwrap();
+    assert_eq!(out.wait_lines(1), "started\n");
+    p.terminate().unwrap();
+    p.join().unwrap();
+    append(&out.arg(), "joined");
+    assert_eq!(
+        out.wait_lines(3),
+        "started\njoined\nalive false ended true sentinel readable Ok(true)\n"
+    );
 }
 
 fn try_start_child(path: String) {

@@ -79,7 +79,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
                     sys::exit_now(1);
                 }
             }
-            children::become_child(&spec);
+            children::become_child(spec);
             drop(stderr);
             drop(stdout);
             WARNED.store(false, Ordering::Relaxed);

@@ -251,13 +251,16 @@ pub(crate) enum Waiter {
     Pidfd(OwnedFd),
     /// The fork server's status socket: it sends the raw wait status when the child ends.
     Server(UnixStream),
+    /// A sentinel that is readable already: the read end of a pipe whose write end is
+    /// closed, for a parent found ended when `parent_process()` first asked about it.
+    Ended(OwnedFd),
 }
 
 impl Waiter {
     /// The fd that becomes readable when the child ends.
     pub(crate) fn sentinel(&self) -> BorrowedFd<'_> {
         match self {
-            Waiter::Pidfd(fd) => fd.as_fd(),
+            Waiter::Pidfd(fd) | Waiter::Ended(fd) => fd.as_fd(),
             Waiter::Server(socket) => socket.as_fd(),
         }
     }
@@ -266,6 +269,8 @@ impl Waiter {
     pub(crate) fn try_status(&self, pid: Pid) -> io::Result<Option<ExitStatus>> {
         match self {
             Waiter::Pidfd(_) => sys::try_wait(pid),
+            // Only a parent's sentinel is made ended, and a parent is never reaped.
+            Waiter::Ended(_) => Ok(None),
             Waiter::Server(socket) => {
                 let mut raw = [0u8; 4];
                 match (&*socket).read(&mut raw) {

@@ -167,7 +167,7 @@ pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -
         }
     }
     set_start_method_force(spec.method);
-    children::become_child(&spec);
+    children::become_child(spec);
     bootstrap::run(ending, move || target.run(fds))
 }
 
