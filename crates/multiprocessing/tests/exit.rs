@@ -133,6 +133,75 @@ fn daemonic_children_started_from_an_ended_thread_die_with_the_parent_only() {
     }
 }
 
+/// The parent of `pid` (`/proc/PID/stat`, field 4), if it runs.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The running processes whose parent is `pid`.
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| parent_of(p) == Some(pid) && !ended(p))
+        .collect()
+}
+
+/// Beyond CPython: the fork server keeps a child forked ahead of the next request; when
+/// the parent is SIGKILLed, the server and that spare end too (only the non-daemonic
+/// child the program started keeps running).
+#[test]
+fn the_fork_server_and_its_spare_child_end_when_the_parent_is_sigkilled() {
+    let mut parent = Command::new(example("mp_parent_killed"))
+        .arg("forkserver")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+    let mut pid_of = |label: &str| -> i32 {
+        let line = lines.next().unwrap().unwrap();
+        line.strip_prefix(label).unwrap().trim().parse().unwrap()
+    };
+    let daemon = pid_of("daemon");
+    let worker = pid_of("worker");
+    let server = parent_of(worker).expect("the worker runs");
+    // The spare is forked right after the last start: give it the time to appear.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut spares = Vec::new();
+    while spares.is_empty() && Instant::now() < deadline {
+        spares = children_of(server).into_iter().filter(|&p| p != daemon && p != worker).collect();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let server_ended = wait_ended(server, Duration::from_secs(5));
+    let spares_ended = spares.iter().all(|&p| wait_ended(p, Duration::from_secs(5)));
+    let worker_alive = !ended(worker);
+    // SAFETY: plain kills of what the test started (and what it may have left).
+    unsafe {
+        libc::kill(worker, libc::SIGKILL);
+        libc::kill(daemon, libc::SIGKILL);
+        for &p in &spares {
+            libc::kill(p, libc::SIGKILL);
+        }
+    }
+    assert_eq!(spares.len(), 1, "the server keeps one spare child");
+    assert!(server_ended, "the fork server outlived its SIGKILLed parent");
+    assert!(spares_ended, "the spare outlived its server");
+    assert!(worker_alive, "the non-daemonic child keeps running");
+}
+
+/// Beyond CPython: a spare the fork server forked ahead is replaced when it is killed
+/// before use; the next start succeeds (and no zombie is left behind: the server reaps
+/// the spare when its pidfd says it ended).
+#[test]
+fn a_killed_spare_of_the_fork_server_is_replaced() {
+    let (out, _) = run_example("mp_forkserver_spare", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first exitcode Some(3)\nspares 1\nsecond exitcode Some(4)\n");
+}
+
 #[test]
 fn without_init_spawn_and_forkserver_refuse_and_main_runs_once() {
     let (out, _) = run_example("mp_no_init", &[]);
