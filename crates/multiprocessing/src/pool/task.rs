@@ -96,12 +96,19 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline(always)]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        // Varints and short strings come byte by byte; a loop of pushes (each with its
-        // capacity check) stays a loop, where a copy would become a `memcpy` call.
+        // Varints and short strings come a few bytes at a time: one capacity check,
+        // then a loop of byte stores (a copy would become a `memcpy` call, and pushes
+        // keep the length in memory, stored once per byte).
         if bytes.len() <= 16 {
-            for &byte in bytes {
-                self.0.push(byte);
+            let len = self.0.len();
+            self.0.reserve(bytes.len());
+            let spare = self.0.spare_capacity_mut();
+            for (slot, &byte) in spare.iter_mut().zip(bytes) {
+                slot.write(byte);
             }
+            // SAFETY: `reserve` made room for `bytes.len()` more bytes, and the loop above
+            // initialized each of them (`zip` stops at the shorter side, which is `bytes`).
+            unsafe { self.0.set_len(len + bytes.len()) };
         } else {
             self.0.extend_from_slice(bytes);
         }
