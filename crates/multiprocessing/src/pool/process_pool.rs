@@ -296,15 +296,18 @@ pub(crate) fn submit<T: Serialize>(
     }
     let mut feed = Feed { shared, ready: Vec::new(), bytes: 0, queued_any: false, counted: 0 };
     let chunksize = chunksize.max(1);
-    // Peekable: the sink learns the total before the last chunk is queued.
-    let mut items = items.enumerate().peekable();
+    let mut items = items;
     let mut told = false;
     // The size of the last chunk's items: the next one's likely size.
     let mut expected = 0;
     // How many items were taken from the iterator.
     let mut count = 0;
-    // An item that did not fit the chunk before it: the first of the next one.
-    let mut carried = None;
+    // An item taken but not in a chunk yet: the one looked at past a full chunk (so that
+    // the sink learns the total before the last chunk is queued), or one that did not
+    // fit the chunk before it, or failed in the fast loop below (it is serialized again
+    // on the general path, which tells why).
+    let mut carried: Option<(usize, T)> = None;
+    let limit = task::RUN_ROOM + task::ENTRY_LIMIT;
     loop {
         let mut encoded = Vec::with_capacity(task::RUN_ROOM + expected + expected / 8);
         encoded.resize(task::RUN_ROOM, 0);
@@ -316,9 +319,9 @@ pub(crate) fn submit<T: Serialize>(
             let (index, item) = match carried.take() {
                 Some(carried) => carried,
                 None => match items.next() {
-                    Some(next) => {
-                        count = next.0 + 1;
-                        next
+                    Some(item) => {
+                        count += 1;
+                        (count - 1, item)
                     }
                     None => break,
                 },
@@ -328,12 +331,25 @@ pub(crate) fn submit<T: Serialize>(
             let mark = encoded.len();
             let appended = task::append(&item, &mut encoded);
             // The common case first: the item joins the chunk's run of places.
-            let fits = encoded.len() - task::RUN_ROOM <= task::ENTRY_LIMIT;
+            let fits = encoded.len() <= limit;
             if appended.is_ok() && fits && listed.is_none() {
                 if start.is_none() {
                     start = Some(place);
                 }
                 end = place + 1;
+                // ... and the items after it, in a loop of their own, straight from the
+                // iterator, while they serialize and fit (their places follow on).
+                while taken < chunksize {
+                    let Some(item) = items.next() else { break };
+                    count += 1;
+                    if task::append_within(&item, &mut encoded, limit) {
+                        taken += 1;
+                        end += 1;
+                    } else {
+                        carried = Some((count - 1, item));
+                        break;
+                    }
+                }
                 continue;
             }
             let refusal = match appended {
@@ -368,9 +384,17 @@ pub(crate) fn submit<T: Serialize>(
         if taken == 0 {
             break;
         }
-        if carried.is_none() && items.peek().is_none() {
-            told = true;
-            sink.total(count);
+        if carried.is_none() {
+            match items.next() {
+                Some(item) => {
+                    count += 1;
+                    carried = Some((count - 1, item));
+                }
+                None => {
+                    told = true;
+                    sink.total(count);
+                }
+            }
         }
         expected = encoded.len() - task::RUN_ROOM;
         let slots = match (listed, start) {
@@ -382,7 +406,8 @@ pub(crate) fn submit<T: Serialize>(
             continue;
         }
         let len = slots.len() as u32;
-        feed.count(count);
+        // (An item carried to the next chunk is not submitted yet.)
+        feed.count(count - usize::from(carried.is_some()));
         let chunk =
             Chunk { task: task.clone(), count: len, items: encoded, slots, sink: Arc::clone(sink) };
         feed.push(chunk);

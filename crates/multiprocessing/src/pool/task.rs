@@ -120,6 +120,27 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
     }
 }
 
+/// Appends `value` to `out` if it serializes and `out` stays within `limit` bytes; else
+/// leaves `out` (and the thread's refusal) as they were and says `false` — the caller's
+/// slow path serializes it again with [`append`], which tells why.
+#[inline(always)]
+pub(crate) fn append_within<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> bool {
+    let mark = out.len();
+    let serialized = value.serialize(&mut postcard::Serializer { output: Append(&mut *out) });
+    if serialized.is_ok() && out.len() <= limit {
+        return true;
+    }
+    out.truncate(mark);
+    if serialized.is_err() {
+        let _ = crate::reduction::take_refusal();
+    }
+    false
+}
+
 /// Appends `value` to `out`; on a serde error `out` is left as it was.
 #[inline]
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {

@@ -95,6 +95,23 @@ fn takes_unserializable(_: Unserializable) -> i64 {
     1
 }
 
+/// An item whose value 3 cannot be serialized.
+#[derive(Deserialize)]
+struct NotThree(i64);
+
+impl Serialize for NotThree {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three cannot travel"));
+        }
+        serializer.serialize_newtype_struct("NotThree", &self.0)
+    }
+}
+
+fn value_of(item: NotThree) -> i64 {
+    item.0
+}
+
 fn record_initializer(path: String) {
     crate::support::append(&path, "init");
 }
@@ -748,6 +765,28 @@ fn failure_in_the_middle_of_a_chunk(method: StartMethod) {
     assert_eq!(pool.map_chunked(fail_on_three, later.clone(), 8).unwrap(), later);
 }
 
+/// `_test_multiprocessing`'s test_map_unplicklable, per item: an item that cannot be
+/// serialized in the middle of a chunk fails alone, the items before and after it in the
+/// same chunk run, and `map` reports its PicklingError.
+fn an_item_that_cannot_be_serialized_fails_alone_in_its_chunk(method: StartMethod) {
+    let pool = pool(method, 2);
+    let results: Vec<_> = pool.imap_chunked(value_of, (0..8).map(NotThree), 8).unwrap().collect();
+    for (x, result) in results.iter().enumerate() {
+        match x {
+            3 => {
+                let err = result.as_ref().unwrap_err();
+                assert!(matches!(err, Error::PicklingError(_)), "{err:?}");
+                assert!(err.to_string().starts_with("cannot serialize a task's argument"), "{err}");
+            }
+            _ => assert_eq!(result.as_ref().unwrap(), &(x as i64)),
+        }
+    }
+    let err = pool.map_chunked(value_of, (0..100).map(NotThree), 8).unwrap_err();
+    assert!(err.to_string().starts_with("cannot serialize a task's argument"), "{err}");
+    let others: Vec<i64> = (4..100).collect();
+    assert_eq!(pool.map(value_of, others.iter().map(|&x| NotThree(x))).unwrap(), others);
+}
+
 /// Beyond CPython: a thread waiting for a `map`'s list decodes the results of large
 /// chunks itself, which the handler hands over (it is otherwise idle). The lists come out
 /// whole and in order, with one waiter or several, and a failure is still the first
@@ -882,6 +921,7 @@ each_start_method! {
     test_terminate_while_a_waiting_thread_decodes => terminate_while_a_waiting_thread_decodes;
     test_map_from_any_iterator => map_from_any_iterator;
     test_failure_in_the_middle_of_a_chunk => failure_in_the_middle_of_a_chunk;
+    test_an_item_that_cannot_be_serialized_fails_alone_in_its_chunk => an_item_that_cannot_be_serialized_fails_alone_in_its_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
 
