@@ -2,7 +2,7 @@
 //! time, for the robust locks' liveness checks).
 
 use std::io::{self};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 #[allow(unused_imports, reason = "each area uses some of them")]
 use super::*;
@@ -314,8 +314,40 @@ fn parse_stat(stat: &str) -> Option<(u64, bool)> {
     Some((start, ended))
 }
 
-fn own_start(path: &str) -> u64 {
-    std::fs::read_to_string(path).ok().and_then(|stat| parse_stat(&stat)).map_or(0, |(s, _)| s)
+/// Reads into a buffer on the stack (an open, one or two reads, a close — every pool
+/// worker and ring user reads it once): `std::fs::read_to_string` would `statx` the file
+/// and read it in growing pieces, procfs files having no size.
+fn own_start(path: &std::ffi::CStr) -> u64 {
+    // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    // SAFETY: the fd was just opened and is ours alone; it closes when this drops.
+    let file = unsafe { OwnedFd::from_raw_fd(fd) };
+    // A stat line is a few hundred bytes (the command name is at most 64).
+    let mut buf = [0u8; 1024];
+    let mut len = 0;
+    while len < buf.len() {
+        // SAFETY: reads into the unfilled rest of `buf`, from an fd this function owns.
+        let n = unsafe {
+            libc::read(file.as_raw_fd(), buf[len..].as_mut_ptr().cast(), buf.len() - len)
+        };
+        match usize::try_from(n) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return 0,
+        }
+    }
+    if len == buf.len() {
+        // Longer than any stat line should be: read it whole, the slow way.
+        let path = path.to_string_lossy().into_owned();
+        let stat = std::fs::read_to_string(path).unwrap_or_default();
+        return parse_stat(&stat).map_or(0, |(s, _)| s);
+    }
+    // (A command name is bytes, not always UTF-8; the fields after it are ASCII.)
+    parse_stat(&String::from_utf8_lossy(&buf[..len])).map_or(0, |(s, _)| s)
 }
 
 /// This process's [`Identity`]. The start time is read once per process (a forked child
@@ -334,7 +366,7 @@ pub(crate) fn process_identity() -> Identity {
     if cached >> START_BITS == pid as u64 {
         return unpack(cached);
     }
-    let start = own_start("/proc/self/stat");
+    let start = own_start(c"/proc/self/stat");
     let start = if start >> START_BITS == 0 { start } else { 0 };
     let packed = (pid as u64) << START_BITS | start;
     // The first thread of this process to publish wins; the others use its value.
@@ -360,7 +392,7 @@ pub(crate) fn thread_identity() -> Identity {
     }
     // A kernel thread id is a positive `pid_t`: it fits.
     let tid = pyconc_core::sys::gettid() as u32;
-    let start = own_start("/proc/thread-self/stat");
+    let start = own_start(c"/proc/thread-self/stat");
     ME.with(|me| me.set((pid, tid, start)));
     Identity { id: tid, start }
 }
