@@ -57,6 +57,21 @@ pub(crate) fn wait_any_readable(
     wait_any_readable_raw(&raw, timeout)
 }
 
+/// Waits until one of `fds` has one of its own `events` (`POLLIN`, `POLLRDHUP`; the
+/// end of the other side and errors always count) or `timeout` passes; the indices of
+/// the ready ones.
+pub(crate) fn wait_any_of(
+    fds: &[(BorrowedFd<'_>, libc::c_short)],
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let mut pollfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 })
+        .collect();
+    poll_fds(&mut pollfds, timeout)?;
+    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+}
+
 /// [`wait_any_readable`] for raw fds (a caller that knows they stay open meanwhile).
 pub(crate) fn wait_any_readable_raw(
     fds: &[RawFd],

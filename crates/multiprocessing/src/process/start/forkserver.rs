@@ -9,16 +9,18 @@
 //! To start a child, the parent makes a socket pair per child and sends one end to the
 //! server over the control socket (`SCM_RIGHTS`, with a one-byte message); then it
 //! writes the child's [`Payload`] frame into its own end, with the fds of the objects in
-//! the target's arguments attached. The server hands that socket to a child it forked
-//! ahead (the *spare*, waiting on a socket of its own), or forks one on demand if it has
-//! none; the child reads its payload from the passed socket and runs it; the server
-//! writes the child's pid into that socket, and — when the child's pidfd says it ended —
-//! its raw wait status. The parent's end of the pair is the sentinel: readable once the
-//! status came. After handing a spare out, the server forks the next one, while the
-//! child runs: a start waits for two messages, not for a `fork`. (CPython forks on each
+//! the target's arguments attached. The request is taken by a child the server forked
+//! ahead of it (the *spare*, which waits on the control socket): it writes its pid into
+//! the passed socket, hands that socket to the server over a socket of its own, reads its
+//! payload and runs it. Without a spare (a fork failed), the server takes the request,
+//! forks on demand and writes the pid itself. When the child's pidfd says it ended, the
+//! server writes its raw wait status into the passed socket and closes it. The parent's
+//! end of the pair is the sentinel: readable once the status came. A start waits for one
+//! message to the spare and its answer — no `fork`, and no wake-up of the server: the
+//! server forks the next spare while the child runs. (CPython's server forks on each
 //! request.) A spare holds nothing of the parent's: it is a copy of the server, and it
-//! ends when the server does (its socket's end of stream); one killed before use is
-//! reaped and replaced.
+//! ends when the parent does (the control socket's end of stream); one killed before use
+//! is reaped and replaced.
 //!
 //! Daemonic children get the parent-death signal from the server; the server exits when
 //! the parent dies, so they die with the parent.
@@ -127,38 +129,50 @@ struct Child {
     status: UnixStream,
 }
 
-/// A child the server forked ahead of the next request: it waits on `socket` for the
-/// socket of its request, so that starting a child costs the parent a message to the
-/// server and its answer, not a `fork` (which then happens while the child runs).
+/// A child the server forked ahead of the next request. It takes the request itself —
+/// it waits on the control socket — answers the parent with its pid, and then hands the
+/// request's socket to the server over `socket` (the server reports its end there):
+/// starting a child costs the parent one message to the spare and the spare's answer,
+/// and the server forks the next spare while the child runs.
 struct Spare {
     pid: Pid,
     pidfd: OwnedFd,
     socket: UnixStream,
 }
 
-/// Forks a spare; `None` if that fails (the next request then forks on demand).
+/// Forks a spare; `None` if that fails (the server then takes requests itself and forks
+/// on demand).
 fn fork_spare(control: &UnixStream, children: &mut Vec<Child>) -> Option<Spare> {
     let (ours, theirs) = UnixStream::pair().ok()?;
     // SAFETY: the server is single-threaded, so the child may run any code.
     match unsafe { sys::fork() } {
         Ok(Fork::Child) => {
-            // What the server holds belongs to it: the control socket (so that the
-            // server alone sees the parent end), the other children's sockets and pidfds.
+            // The other children's sockets and pidfds are the server's.
+            children.clear();
+            drop(ours);
+            let mut byte = [0u8; 1];
+            let request = sys::recv_with_fds(control.as_fd(), &mut byte, 1);
+            // Then the control socket is the server's alone.
             // SAFETY: this child never returns into the frames that own `control` (it
             // ends in `run_child` or `exit_now`, which run no destructors), so its fd is
             // closed once, here, and not used again.
             unsafe { libc::close(control.as_raw_fd()) };
-            children.clear();
-            drop(ours);
-            let mut byte = [0u8; 1];
-            match sys::recv_with_fds(theirs.as_fd(), &mut byte, 1) {
+            let status = match request {
                 Ok((1, mut fds)) => match fds.pop() {
-                    Some(status) => run_child(UnixStream::from(status)),
+                    Some(fd) => UnixStream::from(fd),
                     None => sys::exit_now(1),
                 },
-                // The server ended (end of stream) or failed: nothing will be asked.
+                // The parent is gone (end of stream): nothing will be asked.
                 _ => sys::exit_now(0),
+            };
+            // The parent first (it waits for this), then the server.
+            let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
+            if sys::send_with_fds(theirs.as_fd(), b"T", &[status.as_raw_fd()]).is_err() {
+                // The server is gone: so is whoever would report this child's end.
+                sys::exit_now(1);
             }
+            drop(theirs);
+            run_child(status)
         }
         Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
             Ok(pidfd) => Some(Spare { pid, pidfd, socket: ours }),
@@ -189,31 +203,54 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
     let mut children: Vec<Child> = Vec::new();
     let mut spare = fork_spare(&control, &mut children);
     loop {
-        let mut fds = vec![control.as_fd()];
-        fds.extend(children.iter().map(|c| c.pidfd.as_fd()));
-        let spare_index = spare.as_ref().map(|s| {
-            fds.push(s.pidfd.as_fd());
-            fds.len() - 1
+        // While a spare waits, it takes the requests: the server watches the control
+        // socket only for its end.
+        let control_events = if spare.is_some() { libc::POLLRDHUP } else { libc::POLLIN };
+        let mut fds = vec![(control.as_fd(), control_events)];
+        fds.extend(children.iter().map(|c| (c.pidfd.as_fd(), libc::POLLIN)));
+        let spare_at = spare.as_ref().map(|s| {
+            fds.push((s.socket.as_fd(), libc::POLLIN));
+            fds.push((s.pidfd.as_fd(), libc::POLLIN));
+            fds.len() - 2
         });
-        let ready = sys::wait_any_readable(&fds, None).unwrap_or_default();
+        let ready = sys::wait_any_of(&fds, None).unwrap_or_default();
         drop(fds);
-        if spare_index.is_some_and(|i| ready.contains(&i)) {
-            // The spare ended before it was asked for (killed): reap it; the next
-            // request forks again.
-            if let Some(dead) = spare.take() {
-                let _ = sys::wait(dead.pid);
-            }
-        }
         let mut ended: Vec<usize> =
-            ready.iter().filter(|&&i| i > 0 && Some(i) != spare_index).map(|i| i - 1).collect();
+            ready.iter().filter(|&&i| i > 0 && i <= children.len()).map(|i| i - 1).collect();
         ended.sort_unstable_by(|a, b| b.cmp(a));
         for index in ended {
-            let child = children.swap_remove(index);
-            let raw = wait_status(child.pid);
-            let _ = (&child.status).write_all(&raw.to_ne_bytes());
+            let Child { pid, pidfd, status } = children.swap_remove(index);
+            let raw = wait_status(pid);
+            let _ = (&status).write_all(&raw.to_ne_bytes());
+            // The end of the stream right after the status: the parent waits for both.
+            drop(status);
+            drop(pidfd);
+        }
+        if spare_at.is_some_and(|at| ready.contains(&at) || ready.contains(&(at + 1))) {
+            // The spare took a request (it sends its socket), or ended.
+            if let Some(taken) = spare.take() {
+                let mut byte = [0u8; 1];
+                match sys::recv_with_fds(taken.socket.as_fd(), &mut byte, 1) {
+                    Ok((1, mut fds)) if !fds.is_empty() => {
+                        let status = UnixStream::from(fds.swap_remove(0));
+                        children.push(Child { pid: taken.pid, pidfd: taken.pidfd, status });
+                    }
+                    // It ended without taking a request (killed): reap it.
+                    _ => {
+                        let _ = sys::wait(taken.pid);
+                    }
+                }
+            }
+            spare = fork_spare(&control, &mut children);
         }
         if !ready.contains(&0) {
             continue;
+        }
+        if spare_at.is_some() {
+            // The control socket was watched for its end only: the parent is gone, and
+            // so is the server (the spare sees the same end). Daemonic children die
+            // with it.
+            sys::exit_now(0);
         }
         let mut byte = [0u8; 1];
         let (n, mut fds) = match sys::recv_with_fds(control.as_fd(), &mut byte, 1) {
@@ -221,23 +258,11 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             Err(_) => sys::exit_now(0),
         };
         if n == 0 {
-            // The parent is gone: so is the server (and the spare, which sees the end of
-            // its socket). Daemonic children die with it.
+            // The parent is gone: so is the server (and the spare, which sees the same
+            // end). Daemonic children die with it.
             sys::exit_now(0);
         }
         let Some(status) = fds.pop().map(UnixStream::from) else { continue };
-        if let Some(ready) = spare.take() {
-            if sys::send_with_fds(ready.socket.as_fd(), b"F", &[status.as_raw_fd()]).is_ok() {
-                let _ = (&status).write_all(&ready.pid.0.to_ne_bytes());
-                children.push(Child { pid: ready.pid, pidfd: ready.pidfd, status });
-                drop(ready.socket);
-                spare = fork_spare(&control, &mut children);
-                continue;
-            }
-            // The spare is gone: reap it and fork on demand.
-            drop(ready.socket);
-            let _ = sys::wait(ready.pid);
-        }
         // SAFETY: the server is single-threaded, so the child may run any code.
         match unsafe { sys::fork() } {
             Ok(Fork::Child) => {
