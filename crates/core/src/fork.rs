@@ -16,7 +16,8 @@
 //!
 //! | order | lock | crate |
 //! |---|---|---|
-//! | 0 | lock-free per-process caches (helper-thread count, cached pid, `/proc` stat fd) | both |
+//! | 0 | lock-free per-process caches (helper-thread count, cached pid, `/proc` task fd) | both |
+//! | 5 | a child's parent pidfd, opened before a fork if it was not yet | multiprocessing |
 //! | 10 | the process table (children, current and parent process) | multiprocessing |
 //! | 15 | the process's authkey | multiprocessing |
 //! | 20 | the launcher thread's queue | multiprocessing |

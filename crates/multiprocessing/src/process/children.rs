@@ -136,10 +136,35 @@ pub(crate) fn become_child(spec: ChildSpec) {
     );
     if lazy {
         parent.defer_waiter();
+        *pyconc_core::sync::lock(&UNOPENED_PARENT) = Some(Arc::clone(&parent));
+        OPEN_PARENT_BEFORE_FORK.ensure(5, &OpenParentBeforeFork);
     }
     // The key the parent started this process with.
     *pyconc_core::sync::lock(&parent.authkey) = spec.authkey;
     state.parent = Some(parent);
+}
+
+/// The parent whose pidfd this child has not opened yet (see [`become_child`]).
+static UNOPENED_PARENT: std::sync::Mutex<Option<Arc<Inner>>> = std::sync::Mutex::new(None);
+
+static OPEN_PARENT_BEFORE_FORK: pyconc_core::fork::Registration =
+    pyconc_core::fork::Registration::new();
+
+/// Before any fork of this process — the library's or a raw `fork()` — the parent's
+/// pidfd is opened if it was not yet: only here can the pid be checked against
+/// `getppid`, and a descendant forked without `Process` keeps this process's parent as
+/// its `parent_process()`, with its sentinel, as in CPython.
+struct OpenParentBeforeFork;
+
+impl pyconc_core::fork::AtFork for OpenParentBeforeFork {
+    fn prepare(&'static self) {
+        let parent = pyconc_core::sync::lock(&UNOPENED_PARENT).take();
+        if let Some(parent) = parent {
+            let _ = parent.waiter();
+        }
+    }
+    fn parent(&'static self) {}
+    fn child(&'static self) {}
 }
 
 /// Records a started child.

@@ -70,6 +70,7 @@ each_start_method! {
     children_of_children_are_named_with_both_numbers => children_of_children_are_named_with_both_numbers;
     grandchild_sees_its_parent_die => grandchild_sees_its_parent_die;
     parent_asked_about_only_after_it_ended_is_not_alive => parent_asked_about_only_after_it_ended_is_not_alive;
+    a_raw_fork_in_a_child_keeps_its_parent_process => a_raw_fork_in_a_child_keeps_its_parent_process;
     daemonic_child_cannot_start_children => daemonic_child_cannot_start_children;
     join_from_many_threads => join_from_many_threads;
     dropped_handle_child_is_reaped => dropped_handle_child_is_reaped;
@@ -422,6 +423,34 @@ fn parent_asked_about_only_after_it_ended_is_not_alive(method: StartMethod) {
         out.wait_lines(3),
         "started\njoined\nalive false ended true sentinel readable Ok(true)\n"
     );
+}
+
+fn raw_fork_reports_parent(path: String) {
+    // SAFETY: this child runs one thread; the grandchild reports through a file and ends
+    // with `_exit`.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let parent = parent_process().unwrap();
+        let report = format!("parent {} alive {}", parent.pid().unwrap(), parent.is_alive());
+        append(&path, &report);
+        // SAFETY: ends the grandchild without running the child's exit handlers.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the grandchild just forked; `status` is a valid out-pointer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+}
+
+/// CPython: `parent_process()` in a process forked with `os.fork()` by a child is that
+/// child's parent (the object is inherited). Here too, although the child opens its
+/// parent's pidfd only when it is needed: it is opened before any fork.
+fn a_raw_fork_in_a_child_keeps_its_parent_process(method: StartMethod) {
+    let out = TempPath::new("raw-fork-parent");
+    let p = call(method, raw_fork_reports_parent, out.arg());
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(out.read(), format!("parent {} alive true\n", std::process::id()));
 }
 
 fn try_start_child(path: String) {

@@ -226,6 +226,12 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             drop(status);
             drop(pidfd);
         }
+        if spare_at.is_some() && ready.contains(&0) {
+            // The control socket was watched for its end only: the parent is gone, and
+            // so is the server (the spare sees the same end). Daemonic children die
+            // with it.
+            sys::exit_now(0);
+        }
         if spare_at.is_some_and(|at| ready.contains(&at) || ready.contains(&(at + 1))) {
             // The spare took a request (it sends its socket), or ended.
             if let Some(taken) = spare.take() {
@@ -243,14 +249,8 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             }
             spare = fork_spare(&control, &mut children);
         }
-        if !ready.contains(&0) {
+        if spare_at.is_some() || !ready.contains(&0) {
             continue;
-        }
-        if spare_at.is_some() {
-            // The control socket was watched for its end only: the parent is gone, and
-            // so is the server (the spare sees the same end). Daemonic children die
-            // with it.
-            sys::exit_now(0);
         }
         let mut byte = [0u8; 1];
         let (n, mut fds) = match sys::recv_with_fds(control.as_fd(), &mut byte, 1) {
