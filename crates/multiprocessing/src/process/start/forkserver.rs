@@ -10,8 +10,8 @@
 //! server over the control socket (`SCM_RIGHTS`, with a one-byte message); then it
 //! writes the child's [`Payload`] frame into its own end, with the fds of the objects in
 //! the target's arguments attached. The request is taken by a child the server forked
-//! ahead of it (the *spare*, which waits on the control socket): it writes its pid into
-//! the passed socket, hands that socket to the server over a socket of its own, reads its
+//! ahead of it (the *spare*, which waits on the control socket): it hands the passed
+//! socket to the server over a socket of its own, writes its pid into it, reads its
 //! payload and runs it. Without a spare (a fork failed), the server takes the request,
 //! forks on demand and writes the pid itself. When the child's pidfd says it ended, the
 //! server writes its raw wait status into the passed socket and closes it. The parent's
@@ -130,8 +130,8 @@ struct Child {
 }
 
 /// A child the server forked ahead of the next request. It takes the request itself —
-/// it waits on the control socket — answers the parent with its pid, and then hands the
-/// request's socket to the server over `socket` (the server reports its end there):
+/// it waits on the control socket — hands the request's socket to the server over
+/// `socket` (the server reports its end there), and answers the parent with its pid:
 /// starting a child costs the parent one message to the spare and the spare's answer,
 /// and the server forks the next spare while the child runs.
 struct Spare {
@@ -165,13 +165,14 @@ fn fork_spare(control: &UnixStream, children: &mut Vec<Child>) -> Option<Spare> 
                 // The parent is gone (end of stream): nothing will be asked.
                 _ => sys::exit_now(0),
             };
-            // The parent first (it waits for this), then the server.
-            let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
+            // The server first, then the parent: once the parent knows the pid it may
+            // signal this process, whose end the server must then be able to report.
             if sys::send_with_fds(theirs.as_fd(), b"T", &[status.as_raw_fd()]).is_err() {
                 // The server is gone: so is whoever would report this child's end.
                 sys::exit_now(1);
             }
             drop(theirs);
+            let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
             run_child(status)
         }
         Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
