@@ -140,6 +140,34 @@ fn decode<R: DeserializeOwned>(
     }
 }
 
+/// The common case of [`decode`], in a loop of its own: a chunk whose `count` results all
+/// travel plain, each given to `each` in order. `None` when some do not (an item failed:
+/// [`decode`] does it all then); `Some(Err((position, message)))` when the result at
+/// `position` does not decode (those before it were given; it and those after it fail).
+fn decode_plain<R: DeserializeOwned>(
+    results: &[u8],
+    count: usize,
+    mut each: impl FnMut(R),
+) -> Option<Result<(), (usize, String)>> {
+    let (plain, results) = results.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*plain) as usize != count {
+        return None;
+    }
+    let mut results = postcard::Deserializer::from_bytes(results);
+    for position in 0..count {
+        match R::deserialize(&mut results) {
+            Ok(value) => each(value),
+            Err(error) => {
+                return Some(Err((
+                    position,
+                    format!("cannot deserialize a task's result: {error}"),
+                )));
+            }
+        }
+    }
+    Some(Ok(()))
+}
+
 /// What runs when a result is ready, in the pool's handler thread, before waiters wake.
 ///
 /// Python: `apply_async(..., callback=, error_callback=)`. A callback that panics is
@@ -732,10 +760,23 @@ impl<R: DeserializeOwned + Send> MapSink<R> {
             // (The writer records the places written when it drops, at the end of its arm.)
             match places {
                 Some(mut places) => {
-                    decode(slots, results, stats, |index, outcome| match outcome {
-                        Ok(value) => places.push(value),
-                        Err(failure) => Self::record_error(error, index, failure),
-                    });
+                    let first = places.start;
+                    let count = slots.len();
+                    match decode_plain(results, count, |value| places.push(value)) {
+                        Some(Ok(())) => {
+                            stats.done.fetch_add(count as u64, Ordering::Relaxed);
+                        }
+                        Some(Err((position, message))) => {
+                            stats.done.fetch_add(position as u64, Ordering::Relaxed);
+                            stats.failed.fetch_add((count - position) as u64, Ordering::Relaxed);
+                            let failure = Error::UnpicklingError(message);
+                            Self::record_error(error, first + position, failure);
+                        }
+                        None => decode(slots, results, stats, |index, outcome| match outcome {
+                            Ok(value) => places.push(value),
+                            Err(failure) => Self::record_error(error, index, failure),
+                        }),
+                    }
                 }
                 None => {
                     if let (Slots::Range(range), None) = (slots, &error) {

@@ -112,6 +112,23 @@ fn value_of(item: NotThree) -> i64 {
     item.0
 }
 
+/// A result whose value 5 cannot be decoded where it arrives.
+#[derive(Debug, Serialize)]
+struct LandsButFive(i64);
+
+impl<'de> Deserialize<'de> for LandsButFive {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match i64::deserialize(deserializer)? {
+            5 => Err(serde::de::Error::custom("five cannot land")),
+            value => Ok(LandsButFive(value)),
+        }
+    }
+}
+
+fn lands_but_five(x: i64) -> LandsButFive {
+    LandsButFive(x)
+}
+
 fn record_initializer(path: String) {
     crate::support::append(&path, "init");
 }
@@ -787,6 +804,34 @@ fn an_item_that_cannot_be_serialized_fails_alone_in_its_chunk(method: StartMetho
     assert_eq!(pool.map(value_of, others.iter().map(|&x| NotThree(x))).unwrap(), others);
 }
 
+/// A result that does not decode fails its item and the rest of its chunk (the bytes
+/// after it cannot be trusted) with an UnpicklingError; the other chunks, and the pool,
+/// go on. `map` reports the failure; its counters count every item once.
+fn a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk(method: StartMethod) {
+    let pool = pool(method, 2);
+    let results: Vec<_> = pool.imap_chunked(lands_but_five, 0..20, 10).unwrap().collect();
+    for (x, result) in results.iter().enumerate() {
+        match x {
+            5..=9 => {
+                let err = result.as_ref().unwrap_err();
+                assert!(matches!(err, Error::UnpicklingError(_)), "{x}: {err:?}");
+                assert!(err.to_string().starts_with("cannot deserialize a task's result"));
+            }
+            _ => assert_eq!(result.as_ref().unwrap().0, x as i64),
+        }
+    }
+    let before = pool.stats();
+    let err = pool.map_chunked(lands_but_five, 0..20, 10).unwrap_err();
+    assert!(matches!(err, Error::UnpicklingError(_)), "{err:?}");
+    assert!(err.to_string().starts_with("cannot deserialize a task's result"), "{err}");
+    let after = pool.stats();
+    assert_eq!(after.done - before.done, 15, "{before:?} {after:?}");
+    assert_eq!(after.failed - before.failed, 5, "{before:?} {after:?}");
+    let later: Vec<i64> =
+        pool.map(lands_but_five, 6..100).unwrap().into_iter().map(|r| r.0).collect();
+    assert_eq!(later, (6..100).collect::<Vec<i64>>());
+}
+
 /// Beyond CPython: a thread waiting for a `map`'s list decodes the results of large
 /// chunks itself, which the handler hands over (it is otherwise idle). The lists come out
 /// whole and in order, with one waiter or several, and a failure is still the first
@@ -922,6 +967,7 @@ each_start_method! {
     test_map_from_any_iterator => map_from_any_iterator;
     test_failure_in_the_middle_of_a_chunk => failure_in_the_middle_of_a_chunk;
     test_an_item_that_cannot_be_serialized_fails_alone_in_its_chunk => an_item_that_cannot_be_serialized_fails_alone_in_its_chunk;
+    test_a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk => a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
 }
 
