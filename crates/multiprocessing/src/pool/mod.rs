@@ -34,6 +34,7 @@
 
 mod batch;
 pub(crate) mod closure;
+mod encoder;
 mod handler;
 #[cfg(feature = "mpi")]
 pub(crate) mod mpi;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use pyconc_core::panic::Capture;
 
 use super::closure;
+use super::encoder::Encoder;
 use crate::error::RESULT_TOO_LARGE;
 use crate::process::start;
 
@@ -79,47 +80,6 @@ fn catch_task_in<T>(
     })
 }
 
-/// A postcard output that appends to a `Vec` it borrows. Written here because postcard's
-/// `to_extend` takes the collection by value (it would lose the buffer on an error) and
-/// copies each varint with a `memcpy` call, which is most of the cost of a small item: a
-/// byte loop is a third faster for a `u64`.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        // Varints and short strings come a few bytes at a time: one capacity check,
-        // then a loop of byte stores (a copy would become a `memcpy` call, and pushes
-        // keep the length in memory, stored once per byte).
-        if bytes.len() <= 16 {
-            let len = self.0.len();
-            self.0.reserve(bytes.len());
-            let spare = self.0.spare_capacity_mut();
-            for (slot, &byte) in spare.iter_mut().zip(bytes) {
-                slot.write(byte);
-            }
-            // SAFETY: `reserve` made room for `bytes.len()` more bytes, and the loop above
-            // initialized each of them (`zip` stops at the shorter side, which is `bytes`).
-            unsafe { self.0.set_len(len + bytes.len()) };
-        } else {
-            self.0.extend_from_slice(bytes);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
 /// Appends `value` to `out` if it serializes and `out` stays within `limit` bytes; else
 /// leaves `out` (and the thread's refusal) as they were and says `false` — the caller's
 /// slow path serializes it again with [`append`], which tells why.
@@ -130,7 +90,7 @@ pub(crate) fn append_within<T: Serialize + ?Sized>(
     limit: usize,
 ) -> bool {
     let mark = out.len();
-    let serialized = value.serialize(&mut postcard::Serializer { output: Append(&mut *out) });
+    let serialized = value.serialize(&mut Encoder::new(&mut *out));
     if serialized.is_ok() && out.len() <= limit {
         return true;
     }
@@ -145,7 +105,7 @@ pub(crate) fn append_within<T: Serialize + ?Sized>(
 #[inline]
 pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
     let mark = out.len();
-    let outcome = value.serialize(&mut postcard::Serializer { output: Append(&mut *out) });
+    let outcome = value.serialize(&mut Encoder::new(&mut *out));
     match outcome {
         Ok(()) => Ok(()),
         Err(error) => {
