@@ -309,7 +309,9 @@ pub(crate) fn submit<T: Serialize>(
     let mut carried: Option<(usize, T)> = None;
     let limit = task::RUN_ROOM + task::ENTRY_LIMIT;
     loop {
-        let mut encoded = Vec::with_capacity(task::RUN_ROOM + expected + expected / 8);
+        // (With room for one more varint than expected: the encoder reserves a varint's
+        // most before it writes one, and a chunk of one small item must not regrow.)
+        let mut encoded = Vec::with_capacity(task::RUN_ROOM + expected + expected / 8 + 16);
         encoded.resize(task::RUN_ROOM, 0);
         // The chunk's places: `start..end`, unless an item failed (then listed).
         let (mut start, mut end) = (None, 0);
