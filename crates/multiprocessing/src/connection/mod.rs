@@ -551,7 +551,7 @@ impl Connection {
         let max = self.max_frame.load(Ordering::Relaxed);
         if let Some(ring) = self.message_ring() {
             // (A message larger than the ring is waited for once it has begun.)
-            return match ring.recv(self.fd.as_fd(), buf, max, Some(Instant::now()))? {
+            return match ring.recv(self.fd.as_fd(), buf, max, Some(ring::already_past()))? {
                 ring::Received::Message(length) => Ok(Some(length)),
                 ring::Received::TooLong(length) => Err(self.refuse_frame(length, max)),
                 ring::Received::TimedOut => Ok(None),

@@ -48,8 +48,8 @@
 use std::cell::Cell;
 use std::io;
 use std::os::fd::BorrowedFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::truncated;
@@ -196,6 +196,14 @@ fn spin_until(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
         }
     }
     false
+}
+
+/// A deadline already past, for a try (no wait). Read from the clock once per process,
+/// not at each try: the pool's handler tries its workers' rings for every message, and a
+/// clock read costs tens of nanoseconds on a virtual machine.
+pub(super) fn already_past() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 fn left_until(deadline: Option<Instant>) -> Option<Duration> {
@@ -446,7 +454,7 @@ impl Ring {
         if frame > CAP {
             return Ok(false);
         }
-        let Some(_held) = self.lock(WRITE_LOCK, WRITE_PARTIAL, Some(Instant::now()))? else {
+        let Some(_held) = self.lock(WRITE_LOCK, WRITE_PARTIAL, Some(already_past()))? else {
             return Ok(false);
         };
         let start = self.wstate().load(Ordering::Relaxed) >> 1;
@@ -490,7 +498,8 @@ impl Ring {
     ) -> Result<Readiness, Error> {
         let enough = |state: u64| (state >> 1).wrapping_sub(at) >= need;
         let owed = self.word(OWED);
-        let mut spun = deadline.is_some_and(|d| d <= Instant::now());
+        // (Whether the deadline is past is asked only once the bytes are not there.)
+        let mut spun = false;
         loop {
             let state = self.wstate().load(Ordering::SeqCst);
             if enough(state) {
@@ -502,7 +511,8 @@ impl Ring {
             if !spun {
                 spun = true;
                 let budget = if mid_frame { SPIN_MID_TRANSFER } else { SPIN_FOR_NEXT };
-                if spin_until(budget, || enough(self.wstate().load(Ordering::Acquire))) {
+                let past = deadline.is_some_and(|d| d <= Instant::now());
+                if !past && spin_until(budget, || enough(self.wstate().load(Ordering::Acquire))) {
                     continue;
                 }
             }
@@ -665,11 +675,11 @@ impl Ring {
         if !settle && self.available() == 0 {
             return Ok(None);
         }
-        let Some(_held) = self.lock(READ_LOCK, READ_PARTIAL, Some(Instant::now()))? else {
+        let Some(_held) = self.lock(READ_LOCK, READ_PARTIAL, Some(already_past()))? else {
             return Ok(None); // another reader is at it
         };
         let start = self.read_pos().load(Ordering::Relaxed);
-        match self.wait_for(fd, start, 1, Some(Instant::now()), false)? {
+        match self.wait_for(fd, start, 1, Some(already_past()), false)? {
             Readiness::TimedOut => Ok(None),
             Readiness::Eof => Ok(Some(false)),
             Readiness::Ready => {
