@@ -14,6 +14,13 @@ fn exit_with(code: i32) {
     std::process::exit(code)
 }
 
+/// Sleeps a moment (so that its parent, the server, can be read while it runs), then
+/// exits with `code`.
+fn exit_later_with(code: i32) {
+    std::thread::sleep(Duration::from_millis(300));
+    std::process::exit(code)
+}
+
 /// The running processes whose parent is `pid` (`/proc/PID/stat`, field 4).
 fn children_of(pid: u32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -31,13 +38,18 @@ fn children_of(pid: u32) -> Vec<i32> {
 
 fn main() -> Result<(), multiprocessing::Error> {
     multiprocessing::init();
-    let first = Process::builder().start_method(StartMethod::ForkServer).call(exit_with, 3);
+    let first = Process::builder().start_method(StartMethod::ForkServer).call(exit_later_with, 3);
     first.start()?;
     let server = std::fs::read_to_string(format!("/proc/{}/stat", first.pid().unwrap_or(0)))
         .ok()
         .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<u32>().ok())
         .unwrap_or(0);
     first.join()?;
+    if server <= 1 || server == std::process::id() {
+        // Not the server (the child ended before it was read): kill nothing.
+        println!("first exitcode {:?}\nno server found", first.exitcode());
+        return Ok(());
+    }
     println!("first exitcode {:?}", first.exitcode());
     // The spare is forked right after the first start.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -166,6 +166,7 @@ fn the_fork_server_and_its_spare_child_end_when_the_parent_is_sigkilled() {
     let daemon = pid_of("daemon");
     let worker = pid_of("worker");
     let server = parent_of(worker).expect("the worker runs");
+    assert!(server > 1 && server != parent.id() as i32, "the worker's parent is the server");
     // The spare is forked right after the last start: give it the time to appear.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut spares = Vec::new();
