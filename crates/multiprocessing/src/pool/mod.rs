@@ -28,7 +28,8 @@
 //! Internals: `process_pool.rs` (the process pool's state, submission and builder),
 //! `handler.rs` (the thread that feeds worker processes and collects results),
 //! `closure.rs` (closures for forked workers), `worker.rs` (the worker process),
-//! `task.rs` (the wire format), `thread_pool.rs` (the thread pool), `batch.rs` (a
+//! `task.rs` (the wire format), `encoder.rs` (postcard's format for items and results,
+//! written in place), `thread_pool.rs` (the thread pool), `batch.rs` (a
 //! thread pool's items and `map` results, handed out and written in place), `result.rs`
 //! (`AsyncResult`, `IMapIterator`).
 
