@@ -90,7 +90,9 @@ fn wait_ended(pid: i32, within: Duration) -> bool {
     ended(pid)
 }
 
-fn parent_killed(method: &str, extra: &[&str]) {
+/// Runs `mp_parent_killed` with `method` and `extra`; returns it with the pids of the
+/// daemonic and the non-daemonic child it started.
+fn start_parent_killed(method: &str, extra: &[&str]) -> (std::process::Child, i32, i32) {
     let mut parent = Command::new(example("mp_parent_killed"))
         .arg(method)
         .args(extra)
@@ -104,6 +106,11 @@ fn parent_killed(method: &str, extra: &[&str]) {
     };
     let daemon = pid_of("daemon");
     let worker = pid_of("worker");
+    (parent, daemon, worker)
+}
+
+fn parent_killed(method: &str, extra: &[&str]) {
+    let (mut parent, daemon, worker) = start_parent_killed(method, extra);
     std::thread::sleep(Duration::from_millis(100));
     assert!(!ended(daemon) && !ended(worker), "{method}: both children run");
     parent.kill().unwrap();
@@ -153,18 +160,7 @@ fn children_of(pid: i32) -> Vec<i32> {
 /// child the program started keeps running).
 #[test]
 fn the_fork_server_and_its_spare_child_end_when_the_parent_is_sigkilled() {
-    let mut parent = Command::new(example("mp_parent_killed"))
-        .arg("forkserver")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
-    let mut pid_of = |label: &str| -> i32 {
-        let line = lines.next().unwrap().unwrap();
-        line.strip_prefix(label).unwrap().trim().parse().unwrap()
-    };
-    let daemon = pid_of("daemon");
-    let worker = pid_of("worker");
+    let (mut parent, daemon, worker) = start_parent_killed("forkserver", &[]);
     let server = parent_of(worker).expect("the worker runs");
     assert!(server > 1 && server != parent.id() as i32, "the worker's parent is the server");
     // The spare is forked right after the last start: give it the time to appear.
