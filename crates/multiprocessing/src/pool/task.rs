@@ -81,8 +81,9 @@ fn catch_task_in<T>(
 }
 
 /// Appends `value` to `out` if it serializes and `out` stays within `limit` bytes; else
-/// leaves `out` (and the thread's refusal) as they were and says `false` — the caller's
-/// slow path serializes it again with [`append`], which tells why.
+/// leaves `out` as it was, drops the refusal the value may have recorded, and says
+/// `false` — the caller's slow path serializes it again with [`append`], which tells
+/// why.
 #[inline(always)]
 pub(crate) fn append_within<T: Serialize + ?Sized>(
     value: &T,
