@@ -16,6 +16,7 @@
 //!    whose own exit handlers run, as CPython's `sys.exit`).
 
 use std::io::Write;
+use std::os::unix::net::UnixStream;
 
 use pyconc_core::logging;
 
@@ -23,10 +24,15 @@ use crate::Error;
 use crate::sys;
 
 /// How a child process ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Ending {
-    /// `_exit(code)`: fork and forkserver children.
+    /// `_exit(code)`: fork children.
     Immediate,
+    /// `_exit(code)`, after writing the wait status of that exit into the socket its
+    /// parent waits on (fork-server children): the parent learns the end at once, not
+    /// after the server noticed it. The server still reaps the child and writes the
+    /// status it got; the parent keeps the first to come.
+    Reported(UnixStream),
     /// `std::process::exit(code)`: spawn children.
     Normal,
 }
@@ -59,6 +65,11 @@ pub(crate) fn run(ending: Ending, body: impl FnOnce() -> Result<(), Error>) -> !
     let _ = std::io::stderr().flush();
     match ending {
         Ending::Immediate => sys::exit_now(code),
+        Ending::Reported(socket) => {
+            // The raw wait status of `_exit(code)`, as the server reports it.
+            let _ = (&socket).write_all(&(code << 8).to_ne_bytes());
+            sys::exit_now(code)
+        }
         Ending::Normal => std::process::exit(code),
     }
 }

@@ -12,10 +12,14 @@
 //! the target's arguments attached. The request is taken by a child the server forked
 //! ahead of it (the *spare*, which waits on the control socket): it hands the passed
 //! socket to the server over a socket of its own, writes its pid into it, reads its
-//! payload and runs it. Without a spare (a fork failed), the server takes the request,
-//! forks on demand and writes the pid itself. When the child's pidfd says it ended, the
-//! server writes its raw wait status into the passed socket and closes it. The parent's
-//! end of the pair is the sentinel: readable once the status came. A start waits for one
+//! payload and runs it. Without a spare (a fork failed), the server takes the request
+//! and forks on demand; the child writes its pid the same way. A child that ends by
+//! returning or exiting writes the raw wait status of its `_exit` into the passed socket
+//! just before it; when the child's pidfd says it ended, the server reaps it, writes the
+//! status it got (the only one for a child killed by a signal) and closes the socket.
+//! The parent keeps the first status to come — without waiting for the server, which may
+//! be busy forking the next spare. The parent's end of the pair is the sentinel: readable
+//! once a status came. A start waits for one
 //! message to the spare and its answer — no `fork`, and no wake-up of the server: the
 //! server forks the next spare while the child runs. (CPython's server forks on each
 //! request.) A spare holds nothing of the parent's: it is a copy of the server, and it
@@ -269,18 +273,18 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             Ok(Fork::Child) => {
                 drop(control);
                 drop(children);
+                // The child answers with its pid itself, before anything it may write
+                // later (its exit status).
+                let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
                 run_child(status)
             }
             Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
-                Ok(pidfd) => {
-                    let _ = (&status).write_all(&pid.0.to_ne_bytes());
-                    children.push(Child { pid, pidfd, status });
-                }
-                Err(error) => {
+                Ok(pidfd) => children.push(Child { pid, pidfd, status }),
+                Err(_) => {
+                    // Untracked, it could not be reported: it goes, and the parent sees
+                    // the end of the stream without a status (an error of its `join`).
                     let _ = sys::kill(pid, libc::SIGKILL);
                     let _ = sys::wait(pid);
-                    let errno = error.raw_os_error().unwrap_or(libc::EIO);
-                    let _ = (&status).write_all(&(-errno).to_ne_bytes());
                 }
             },
             Err(error) => {
@@ -298,7 +302,7 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
 fn run_child(status: UnixStream) -> ! {
     sys::hold_interrupts(false);
     let server = sys::getppid();
-    let (payload, fds) = match super::spawn::read_payload(OwnedFd::from(status)) {
+    let (payload, fds) = match super::spawn::read_payload(&status) {
         Ok(received) => received,
         Err(error) => {
             eprintln!("multiprocessing: a forkserver child could not read its target: {error}");
@@ -311,5 +315,5 @@ fn run_child(status: UnixStream) -> ! {
             sys::exit_now(1);
         }
     }
-    super::spawn::run_payload(payload, fds, Ending::Immediate)
+    super::spawn::run_payload(payload, fds, Ending::Reported(status))
 }

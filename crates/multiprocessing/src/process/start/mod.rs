@@ -13,11 +13,10 @@ pub(crate) mod fork;
 pub(crate) mod forkserver;
 pub(crate) mod spawn;
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -272,18 +271,18 @@ impl Waiter {
             // Only a parent's sentinel is made ended, and a parent is never reaped.
             Waiter::Ended(_) => Ok(None),
             Waiter::Server(socket) => {
+                // The first status to come: the child's own, written just before its
+                // `_exit`, or the server's, after it reaped the child. Peeked, not read:
+                // it stays in the socket, so the sentinel stays readable from now on.
                 let mut raw = [0u8; 4];
-                match (&*socket).read(&mut raw) {
-                    Ok(4) => {
-                        // The server closes its end right after the status; wait for that
-                        // end-of-stream, so the sentinel stays readable from now on.
-                        let _ = sys::wait_readable(socket.as_fd(), Some(Duration::from_secs(1)));
-                        Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw))))
-                    }
-                    Ok(_) => Err(io::Error::new(
+                match sys::peek(socket.as_fd(), &mut raw) {
+                    Ok(4) => Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))),
+                    Ok(0) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the fork server ended without reporting the child's exit status",
                     )),
+                    // Part of it: the rest is on its way.
+                    Ok(_) => Ok(None),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                     Err(e) => Err(e),
                 }

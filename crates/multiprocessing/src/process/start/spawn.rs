@@ -142,7 +142,7 @@ pub(crate) fn run_child_role(role: ChildRole) -> ! {
 }
 
 fn run_spawned(socket: OwnedFd) -> ! {
-    match read_payload(socket) {
+    match read_payload(&UnixStream::from(socket)) {
         Ok((payload, fds)) => run_payload(payload, fds, Ending::Normal),
         Err(error) => {
             eprintln!("multiprocessing: a spawned child could not read its target: {error}");
@@ -153,8 +153,8 @@ fn run_spawned(socket: OwnedFd) -> ! {
 
 /// Reads the one frame a spawn or forkserver child receives, with the fds of the objects
 /// in its arguments, and decodes it.
-pub(crate) fn read_payload(from: OwnedFd) -> Result<(Payload, Vec<OwnedFd>), Error> {
-    let (bytes, fds) = codec::recv_frame_with_fds(&UnixStream::from(from), MAX_FRAME)?;
+pub(crate) fn read_payload(from: &UnixStream) -> Result<(Payload, Vec<OwnedFd>), Error> {
+    let (bytes, fds) = codec::recv_frame_with_fds(from, MAX_FRAME)?;
     Ok((codec::decode(&bytes)?, fds))
 }
 
