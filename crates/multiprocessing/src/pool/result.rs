@@ -95,10 +95,7 @@ fn decode<R: DeserializeOwned>(
     stats: &Counters,
     mut each: impl FnMut(usize, Result<R, Error>),
 ) {
-    let (plain, results) = match results.split_first_chunk::<4>() {
-        Some((count, rest)) => (u32::from_le_bytes(*count) as usize, rest),
-        None => (0, &[][..]),
-    };
+    let (plain, results) = split_plain(results).unwrap_or((0, &[]));
     let mut results = postcard::Deserializer::from_bytes(results);
     let mut broken: Option<String> = None;
     let (mut done, mut failed) = (0, 0);
@@ -119,7 +116,7 @@ fn decode<R: DeserializeOwned>(
                         Failure::Decoding(message) => Error::UnpicklingError(message),
                     }),
                     Err(error) => {
-                        let message = format!("cannot deserialize a task's result: {error}");
+                        let message = undecodable(error);
                         broken = Some(message.clone());
                         Err(Error::UnpicklingError(message))
                     }
@@ -149,23 +146,29 @@ fn decode_plain<R: DeserializeOwned>(
     count: usize,
     mut each: impl FnMut(R),
 ) -> Option<Result<(), (usize, String)>> {
-    let (plain, results) = results.split_first_chunk::<4>()?;
-    if u32::from_le_bytes(*plain) as usize != count {
+    let (plain, results) = split_plain(results)?;
+    if plain != count {
         return None;
     }
     let mut results = postcard::Deserializer::from_bytes(results);
     for position in 0..count {
         match R::deserialize(&mut results) {
             Ok(value) => each(value),
-            Err(error) => {
-                return Some(Err((
-                    position,
-                    format!("cannot deserialize a task's result: {error}"),
-                )));
-            }
+            Err(error) => return Some(Err((position, undecodable(error)))),
         }
     }
     Some(Ok(()))
+}
+
+/// A chunk's results: how many travel plain (the 4-byte count first), and the rest.
+fn split_plain(results: &[u8]) -> Option<(usize, &[u8])> {
+    let (count, rest) = results.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*count) as usize, rest))
+}
+
+/// The message of a result that does not decode.
+fn undecodable(error: postcard::Error) -> String {
+    format!("cannot deserialize a task's result: {error}")
 }
 
 /// What runs when a result is ready, in the pool's handler thread, before waiters wake.

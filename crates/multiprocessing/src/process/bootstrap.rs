@@ -67,7 +67,8 @@ pub(crate) fn run(ending: Ending, body: impl FnOnce() -> Result<(), Error>) -> !
         Ending::Immediate => sys::exit_now(code),
         Ending::Reported(socket) => {
             // The raw wait status of `_exit(code)`, as the server reports it.
-            let _ = (&socket).write_all(&(code << 8).to_ne_bytes());
+            let raw = sys::ExitStatus::Exited(code).to_raw();
+            let _ = (&socket).write_all(&raw.to_ne_bytes());
             sys::exit_now(code)
         }
         Ending::Normal => std::process::exit(code),

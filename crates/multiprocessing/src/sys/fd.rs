@@ -64,10 +64,17 @@ pub(crate) fn wait_any_of(
     fds: &[(BorrowedFd<'_>, libc::c_short)],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<usize>> {
-    let mut pollfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|(fd, events)| libc::pollfd { fd: fd.as_raw_fd(), events: *events, revents: 0 })
-        .collect();
+    ready_indices(fds.iter().map(|(fd, events)| (fd.as_raw_fd(), *events)), timeout)
+}
+
+/// `poll` of `(fd, events)` pairs until one is ready or `timeout` passes; the indices of
+/// the ready ones.
+fn ready_indices(
+    fds: impl Iterator<Item = (RawFd, libc::c_short)>,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<usize>> {
+    let mut pollfds: Vec<libc::pollfd> =
+        fds.map(|(fd, events)| libc::pollfd { fd, events, revents: 0 }).collect();
     poll_fds(&mut pollfds, timeout)?;
     Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
 }
@@ -77,10 +84,7 @@ pub(crate) fn wait_any_readable_raw(
     fds: &[RawFd],
     timeout: Option<Duration>,
 ) -> io::Result<Vec<usize>> {
-    let mut pollfds: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-    poll_fds(&mut pollfds, timeout)?;
-    Ok(pollfds.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect())
+    ready_indices(fds.iter().map(|&fd| (fd, libc::POLLIN)), timeout)
 }
 
 /// `poll(2)` on `pollfds` until one is ready or `timeout` passes (`None`: no limit),
@@ -139,9 +143,18 @@ pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
 /// `O_CLOEXEC`; `dup2` would clear the flag and leak the fd into every program exec'd
 /// later).
 pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
-    let null = std::fs::File::open("/dev/null")?;
+    let null = open_dev_null()?;
     // SAFETY: dup3 onto an fd number this process owns; the old file is closed atomically.
     check(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
+}
+
+/// `/dev/null`, open for reading, close-on-exec: one system call and no allocation (a
+/// forked child runs it first thing).
+pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
+    // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
+    let fd = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: the fd was just opened and is ours alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Sets `O_NONBLOCK` on the file description of `fd` (shared with every process that has

@@ -29,6 +29,15 @@ impl ExitStatus {
         }
     }
 
+    /// The raw `wait` status of this ending (what [`from_raw`](ExitStatus::from_raw)
+    /// decodes).
+    pub(crate) fn to_raw(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => (code & 0xff) << 8,
+            ExitStatus::Signaled(signal) => signal & 0x7f,
+        }
+    }
+
     /// Decodes a raw `wait` status.
     pub(crate) fn from_raw(status: i32) -> ExitStatus {
         if libc::WIFSIGNALED(status) {
@@ -203,13 +212,9 @@ pub(crate) fn set_parent_death_signal(signal: i32) -> io::Result<()> {
 /// Points fd 0 at `/dev/null`, as CPython's child bootstrap replaces `sys.stdin`.
 /// Three system calls and no allocation (every child runs this first).
 pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
-    // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
-    let null =
-        check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-    // SAFETY: `null` was just opened and is ours alone; dup2 replaces fd 0 atomically.
-    let _owned = unsafe { OwnedFd::from_raw_fd(null) };
-    // SAFETY: both fds are open.
-    check(unsafe { libc::dup2(null, 0) }).map(drop)
+    let null = open_dev_null()?;
+    // SAFETY: both fds are open; dup2 replaces fd 0 atomically.
+    check(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
 }
 
 /// Whether the process runs in secure-execution mode (`getauxval(AT_SECURE)`: a set-user-ID

@@ -176,7 +176,6 @@ fn fork_spare(control: &UnixStream, children: &mut Vec<Child>) -> Option<Spare> 
                 sys::exit_now(1);
             }
             drop(theirs);
-            let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
             run_child(status)
         }
         Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
@@ -191,13 +190,9 @@ fn fork_spare(control: &UnixStream, children: &mut Vec<Child>) -> Option<Spare> 
     }
 }
 
-/// The raw wait status the server reports for a child it reaped.
+/// The raw wait status the server reports for a child it reaped (255 if `wait` failed).
 fn wait_status(pid: Pid) -> i32 {
-    match sys::wait(pid) {
-        Ok(sys::ExitStatus::Exited(code)) => code << 8,
-        Ok(sys::ExitStatus::Signaled(signal)) => signal,
-        Err(_) => 255 << 8,
-    }
+    sys::wait(pid).unwrap_or(sys::ExitStatus::Exited(255)).to_raw()
 }
 
 /// The fork server's main loop; never returns. Exits when the parent closes the control
@@ -227,7 +222,7 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             let Child { pid, pidfd, status } = children.swap_remove(index);
             let raw = wait_status(pid);
             let _ = (&status).write_all(&raw.to_ne_bytes());
-            // The end of the stream right after the status: the parent waits for both.
+            // The end of the stream right after the status.
             drop(status);
             drop(pidfd);
         }
@@ -273,9 +268,6 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
             Ok(Fork::Child) => {
                 drop(control);
                 drop(children);
-                // The child answers with its pid itself, before anything it may write
-                // later (its exit status).
-                let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
                 run_child(status)
             }
             Ok(Fork::Parent(pid)) => match sys::pidfd_open(pid) {
@@ -298,8 +290,11 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
     }
 }
 
-/// In a child of the server: read the payload, then run it.
+/// In a child of the server (a spare that took a request, or one forked on demand):
+/// answer the parent with the pid — before anything else it writes there, its exit
+/// status — read the payload, then run it.
 fn run_child(status: UnixStream) -> ! {
+    let _ = (&status).write_all(&sys::getpid().0.to_ne_bytes());
     sys::hold_interrupts(false);
     let server = sys::getppid();
     let (payload, fds) = match super::spawn::read_payload(&status) {
