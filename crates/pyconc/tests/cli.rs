@@ -112,7 +112,8 @@ const OPERATIONS: [(&str, &str); 33] = [
 
 /// `pyconc bench --quick --json F --svg G`, as CI runs it: both files parse and hold every
 /// operation; every row has figures for pyconc, raw Rust and (when `python3` runs, except
-/// where CPython runs different work) CPython; the scaling chart covers 1..2×CPUs workers.
+/// where CPython runs different work) CPython; the pool's lifetime has its libc floor; the
+/// scaling chart covers 1..2×CPUs workers.
 #[test]
 fn bench_quick_writes_json_and_svg_with_every_operation() {
     let dir = std::env::temp_dir().join(format!("pyconc-cli-bench-{}", std::process::id()));
@@ -162,6 +163,13 @@ fn bench_quick_writes_json_and_svg_with_every_operation() {
         assert!(table.contains(row["operation"].as_str().unwrap()), "{table}");
     }
     assert!(rows[5]["pyconc"]["peak_rss_kib"].as_u64().unwrap() > 0);
+    // The pool's lifetime has its floor, measured in the same rounds, on a line of its own.
+    let floors = report["floors"].as_array().unwrap();
+    assert_eq!(floors.len(), 1, "{floors:?}");
+    assert_eq!(floors[0]["operation"], "Pool(2) create+map(2)+close+join");
+    assert!(floors[0]["floor"]["wall_ns"]["median"].as_f64().unwrap() > 0.0);
+    assert!(table.contains("  floor, libc alone: "), "{table}");
+    assert!(table.contains("floor of Pool(2) create+map(2)+close+join: "), "{table}");
     assert!(!have_python() || table.contains("its own Pool(2) speedup"), "{table}");
     let points = report["scaling"]["points"].as_array().unwrap();
     let cpus = machine["cores"].as_u64().unwrap();

@@ -120,20 +120,32 @@ pub(crate) fn compare_settled(
     raw: &dyn Operation,
     settle: Duration,
 ) -> (Figures, Figures) {
-    let backends = [pyconc, raw];
+    let [pyconc, raw] = compare_all(settings, batch, [pyconc, raw], settle);
+    (pyconc, raw)
+}
+
+/// Measures every backend in rounds of `batch` operations, each round running all of
+/// them one after another, in an order that turns by one from round to round (so none
+/// always runs first, on a warmer or colder machine).
+pub(crate) fn compare_all<const N: usize>(
+    settings: &Settings,
+    batch: u64,
+    backends: [&dyn Operation; N],
+    settle: Duration,
+) -> [Figures; N] {
     for backend in backends {
         backend.run(batch.div_ceil(4).max(1)); // warm-up
     }
-    let mut wall = [Vec::new(), Vec::new()];
-    let mut cpu = [Vec::new(), Vec::new()];
+    let mut wall: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
+    let mut cpu: [Vec<f64>; N] = std::array::from_fn(|_| Vec::new());
     let start = Instant::now();
     let mut rounds = 0;
     while rounds < settings.min_rounds
         || (rounds < settings.max_rounds && start.elapsed() < settings.budget)
     {
-        // Alternate which backend goes first, so neither always runs on a warmer machine.
-        let order = if rounds % 2 == 0 { [0, 1] } else { [1, 0] };
-        for i in order {
+        // Two backends: alternately first. More: each starts the round in turn.
+        for k in 0..N {
+            let i = if N == 2 && rounds % 2 == 1 { N - 1 - k } else { (rounds + k) % N };
             if !settle.is_zero() {
                 std::thread::sleep(settle);
             }
@@ -147,15 +159,23 @@ pub(crate) fn compare_settled(
         }
         rounds += 1;
     }
-    let [wall_p, wall_r] = wall;
-    let [cpu_p, cpu_r] = cpu;
-    let figures = |backend: &dyn Operation, wall: Vec<f64>, cpu: Vec<f64>| Figures {
-        backend: backend.name().to_owned(),
-        wall_ns: Stats::of(wall),
-        cpu_ns: Some(Stats::of(cpu).median),
+    std::array::from_fn(|i| Figures {
+        backend: backends[i].name().to_owned(),
+        wall_ns: Stats::of(std::mem::take(&mut wall[i])),
+        cpu_ns: Some(Stats::of(std::mem::take(&mut cpu[i])).median),
         peak_rss_kib: None,
-    };
-    (figures(pyconc, wall_p, cpu_p), figures(raw, wall_r, cpu_r))
+    })
+}
+
+/// A floor under a row: the least that the operation can cost when written with libc
+/// alone, measured in the same rounds as the row's pyconc and raw figures.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Floor {
+    /// The row's operation.
+    pub(crate) operation: &'static str,
+    pub(crate) floor: Figures,
+    /// What the floor does that the row's raw baseline does not.
+    pub(crate) why: &'static str,
 }
 
 /// Everything measured in one `pyconc bench` run.
@@ -163,6 +183,8 @@ pub(crate) fn compare_settled(
 pub(crate) struct Report {
     machine: Machine,
     rows: Vec<Row>,
+    /// Floors under some rows.
+    floors: Vec<Floor>,
     /// The CPU-bound speedup of threads and processes on 1..N workers.
     scaling: Option<Scaling>,
     /// The groups that were run, in order.
@@ -203,6 +225,7 @@ impl Report {
                 python: python.version().unwrap_or_else(|e| format!("absent: {e}")),
             },
             rows: Vec::new(),
+            floors: Vec::new(),
             scaling: None,
             groups: Vec::new(),
         }
@@ -210,6 +233,11 @@ impl Report {
 
     pub(crate) fn push(&mut self, row: Row) {
         self.rows.push(row);
+    }
+
+    /// Adds a floor under the row of `floor.operation` (pushed before or after it).
+    pub(crate) fn push_floor(&mut self, floor: Floor) {
+        self.floors.push(floor);
     }
 
     pub(crate) fn rows(&self) -> &[Row] {
@@ -279,6 +307,16 @@ impl Report {
                     format_ns(r)
                 );
             }
+            for floor in self.floors.iter().filter(|f| f.operation == row.operation) {
+                let _ = writeln!(
+                    out,
+                    "  floor, libc alone: {} = {} raw Rust; pyconc = {} the floor ({})",
+                    format_value(&floor.floor),
+                    ratio(primary(&floor.floor), primary(&row.raw)),
+                    ratio(primary(&row.pyconc), primary(&floor.floor)),
+                    floor.floor.backend
+                );
+            }
             if let (Some(p), Some(r)) = (row.pyconc.peak_rss_kib, row.raw.peak_rss_kib) {
                 let py = match &row.python {
                     Ok(f) => f.peak_rss_kib.map(format_kib).unwrap_or_default(),
@@ -310,6 +348,9 @@ impl Report {
             out,
             "py/raw: pyconc time / raw Rust time (lower is better); CPy/py: CPython time / pyconc time (higher: pyconc faster)"
         );
+        for floor in &self.floors {
+            let _ = writeln!(out, "floor of {}: {}", floor.operation, floor.why);
+        }
         if let Some(scaling) = &self.scaling {
             scaling_table(&mut out, scaling);
         }
@@ -389,4 +430,54 @@ pub(crate) fn format_ns(ns: f64) -> String {
 
 fn format_kib(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 * 1024.0 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Records the order in which backends run.
+    struct Recorder<'a> {
+        id: usize,
+        runs: &'a Mutex<Vec<usize>>,
+    }
+
+    impl Operation for Recorder<'_> {
+        fn name(&self) -> &'static str {
+            ["first", "second", "third"][self.id]
+        }
+        fn run(&self, _iterations: u64) {
+            self.runs.lock().unwrap().push(self.id);
+        }
+    }
+
+    fn rounds(count: usize) -> Settings {
+        Settings {
+            min_rounds: count,
+            max_rounds: count,
+            budget: Duration::ZERO,
+            process_repeats: 1,
+            quick: true,
+        }
+    }
+
+    #[test]
+    fn every_backend_runs_each_round_and_each_starts_a_round_in_turn() {
+        let runs = Mutex::new(Vec::new());
+        let [a, b, c] = [0, 1, 2].map(|id| Recorder { id, runs: &runs });
+        let figures = compare_all(&rounds(3), 1, [&a, &b, &c], Duration::ZERO);
+        assert_eq!(figures.map(|f| f.backend), ["first", "second", "third"]);
+        // The warm-up, then three rounds.
+        assert_eq!(*runs.lock().unwrap(), [0, 1, 2, 0, 1, 2, 1, 2, 0, 2, 0, 1]);
+    }
+
+    #[test]
+    fn two_backends_take_turns_going_first() {
+        let runs = Mutex::new(Vec::new());
+        let [a, b] = [0, 1].map(|id| Recorder { id, runs: &runs });
+        let (pyconc, raw) = compare(&rounds(4), 1, &a, &b);
+        assert_eq!((pyconc.backend.as_str(), raw.backend.as_str()), ("first", "second"));
+        assert_eq!(*runs.lock().unwrap(), [0, 1, 0, 1, 1, 0, 0, 1, 1, 0]);
+    }
 }

@@ -7,15 +7,22 @@
 //! | map 20k items, chunksize 1 | `pool.map_chunked(trivial, 0..20_000, 1)` | 2 threads pulling items from a shared channel | `pool.map(trivial, range(20_000), 1)` |
 //! | CPU-bound: 4 equal tasks | `pool.map_chunked(spin, [n; 4], 1)` on `Pool(2)` | the 4 tasks one after another (speedup = raw / pyconc) | its own speedup on the same loop (fewer steps) |
 //!
+//! The first row has a floor measured in the same rounds: the same pool written with libc
+//! alone (two forked workers that wait for a task on a pipe, answer it on another, and
+//! exit at the end of their task pipe). The raw baseline runs each child's work as it
+//! forks; any pool's workers exist before their tasks, so the floor is what a pool costs
+//! at the least.
+//!
 //! `--quick` uses 20k and 2k items and shorter tasks.
 
 use std::hint::black_box;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use multiprocessing::{Pool, PoolOf, Runs, StartMethod, Workers};
 
-use super::measure::{Operation, Report, Row, Settings, compare};
+use super::measure::{Floor, Operation, Report, Row, Settings, compare, compare_all};
 use super::python::{Python, python_figures};
 use super::scaling::spin;
 
@@ -88,6 +95,75 @@ impl Operation for RawForkPipes {
                     libc::waitpid(pid, &mut status, 0);
                 }
                 black_box(value);
+            }
+        }
+    }
+}
+
+/// The floor of a pool's lifetime: a pool of two workers with libc alone. Each waits for
+/// a task on its pipe, answers on another, and exits when its task pipe ends.
+struct RawPool;
+impl Operation for RawPool {
+    fn name(&self) -> &'static str {
+        "2 x fork, workers wait for a task on a pipe, answer, exit at its end"
+    }
+    fn run(&self, iterations: u64) {
+        for _ in 0..iterations {
+            // (pid, task write end, result read end) of each worker.
+            let mut workers = Vec::new();
+            for _ in 0..2 {
+                let (mut tasks, mut results) = ([0; 2], [0; 2]);
+                // SAFETY: valid two-int arrays for pipe(2) to fill.
+                unsafe {
+                    assert_eq!(libc::pipe(tasks.as_mut_ptr()), 0, "pipe");
+                    assert_eq!(libc::pipe(results.as_mut_ptr()), 0, "pipe");
+                }
+                // SAFETY: the child only reads and writes pipes and calls `_exit`, all
+                // async-signal-safe.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    let mut task = [0u8; 8];
+                    // SAFETY: async-signal-safe calls on fds this child owns, into and
+                    // from live 8-byte buffers, then `_exit`.
+                    unsafe {
+                        libc::close(tasks[1]);
+                        while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
+                            let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
+                            libc::write(results[1], value.as_ptr().cast(), value.len());
+                        }
+                        libc::_exit(0);
+                    }
+                }
+                assert!(pid > 0, "fork failed");
+                // SAFETY: the child's ends are not used again in the parent.
+                unsafe {
+                    libc::close(tasks[0]);
+                    libc::close(results[1]);
+                }
+                workers.push((pid, tasks[1], results[0]));
+            }
+            for (i, &(_, task, _)) in (0u64..).zip(&workers) {
+                let value = i.to_ne_bytes();
+                // SAFETY: writes a live 8-byte buffer to a pipe this process owns.
+                unsafe { libc::write(task, value.as_ptr().cast(), value.len()) };
+            }
+            for &(_, _, result) in &workers {
+                let mut value = [0u8; 8];
+                // SAFETY: reads into a live 8-byte buffer from a pipe this process owns.
+                unsafe { libc::read(result, value.as_mut_ptr().cast(), value.len()) };
+                black_box(value);
+            }
+            for &(_, task, result) in &workers {
+                // SAFETY: closes this process's ends once; the end of the task pipe
+                // tells the worker to exit.
+                unsafe {
+                    libc::close(task);
+                    libc::close(result);
+                }
+            }
+            for (pid, _, _) in workers {
+                // SAFETY: reaps a child this process created.
+                unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
             }
         }
     }
@@ -220,10 +296,19 @@ pub(crate) fn run(
     };
     let quick = if settings.quick { "1" } else { "0" };
     let python_ops = python.run_script_file("pool.py", SCRIPT, &[quick, &python_steps.to_string()]);
-    let (pyconc, raw) = compare(settings, 4, &PyconcCreateMapJoin, &RawForkPipes);
+    const LIFETIME: &str = "Pool(2) create+map(2)+close+join";
+    let [pyconc, raw, floor] =
+        compare_all(settings, 4, [&PyconcCreateMapJoin, &RawForkPipes, &RawPool], Duration::ZERO);
+    report.push_floor(Floor {
+        operation: LIFETIME,
+        floor,
+        why: "two forked workers that wait for a task, answer it and exit when told, written \
+              with libc; the raw baseline runs each child's work as it forks, and any pool's \
+              workers exist before their tasks",
+    });
     report.push(Row {
         group: GROUP,
-        operation: "Pool(2) create+map(2)+close+join",
+        operation: LIFETIME,
         pyconc,
         raw,
         python: python_figures(
