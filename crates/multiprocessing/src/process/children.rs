@@ -107,8 +107,11 @@ pub(crate) fn become_child(spec: ChildSpec) {
     pyconc_core::logging::set_process_name_source(current_name);
     pyconc_core::logging::apply_config(spec.logging);
     let mut state = state();
-    super::authkey::set_current(spec.authkey.clone());
+    super::authkey::set_current(&spec.authkey);
     state.reset_in_child();
+    // The parent's own record (no fd in it) is let go of without a drop, which would
+    // write its heap page: a copy-on-write fault for memory this child never uses.
+    std::mem::forget(state.current.take());
     state.current = Some(Inner::new_self(
         "Process",
         spec.name,
@@ -137,7 +140,7 @@ pub(crate) fn become_child(spec: ChildSpec) {
     if lazy {
         parent.defer_waiter();
         *pyconc_core::sync::lock(&UNOPENED_PARENT) = Some(Arc::clone(&parent));
-        OPEN_PARENT_BEFORE_FORK.ensure(5, &OpenParentBeforeFork);
+        register_parent_hook();
     }
     // The key the parent started this process with.
     *pyconc_core::sync::lock(&parent.authkey) = spec.authkey;
@@ -149,6 +152,13 @@ static UNOPENED_PARENT: std::sync::Mutex<Option<Arc<Inner>>> = std::sync::Mutex:
 
 static OPEN_PARENT_BEFORE_FORK: pyconc_core::fork::Registration =
     pyconc_core::fork::Registration::new();
+
+/// Registers [`OpenParentBeforeFork`] in a parent about to fork a `Process` (it does
+/// nothing there): a forked child then finds it registered, and its `become_child` writes
+/// no page of the hook list (each page it writes is a copy-on-write fault).
+pub(crate) fn register_parent_hook() {
+    OPEN_PARENT_BEFORE_FORK.ensure(5, &OpenParentBeforeFork);
+}
 
 /// Before any fork of this process — the library's or a raw `fork()` — the parent's
 /// pidfd is opened if it was not yet: only here can the pid be checked against

@@ -716,7 +716,7 @@ impl Process {
     pub fn set_authkey(&self, key: &[u8]) {
         let inner = self.inner();
         match inner.role {
-            Role::Current => authkey::set_current(key.to_vec()),
+            Role::Current => authkey::set_current(key),
             _ => *lock(&inner.authkey) = key.to_vec(),
         }
     }

@@ -53,9 +53,11 @@ static THREAD_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// `threading.stack_size()`: 0 means the platform default.
 static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
 
+/// Done on the registry's first use: a registry in use means threads to join at exit
+/// (and a main thread to mark ended).
+static SHUTDOWN: Once = Once::new();
+
 fn registry() -> ForkMutexGuard<Registry> {
-    // A registry in use means threads to join at exit (and a main thread to mark ended).
-    static SHUTDOWN: Once = Once::new();
     SHUTDOWN.call_once(|| exit::register_shutdown(at_exit));
     REGISTRY.lock()
 }
@@ -308,6 +310,11 @@ pub fn shutdown() {
 }
 
 fn join_non_daemon_threads(caller: u64) {
+    if !SHUTDOWN.is_completed() {
+        // Never used: no thread was started through it. (Not touched either: a forked
+        // child that exits writes no page it does not need, each a copy-on-write fault.)
+        return;
+    }
     // Threads that called `std::process::exit` while this one was exiting: std parks them
     // forever, so waiting for them would hang the process.
     let mut abandoned: Vec<Thread> = Vec::new();

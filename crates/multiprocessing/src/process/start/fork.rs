@@ -43,6 +43,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
     // The child's panics and its bootstrap must find the panic hook installed: taking
     // the hook lock there could wait forever for a thread of the parent that held it.
     pyconc_core::panic::install_hook();
+    children::register_parent_hook();
     let parent = sys::getpid();
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.flush();
