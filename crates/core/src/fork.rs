@@ -95,6 +95,16 @@ struct Forking {
 
 thread_local! {
     static FORKING: RefCell<Option<Forking>> = const { RefCell::new(None) };
+    /// The list of hooks a fork took, emptied and kept for this thread's next fork: a
+    /// list freed after the fork would write heap pages in both processes, each a
+    /// copy-on-write fault (`malloc`'s bookkeeping and the list's own page).
+    static TAKEN: RefCell<Vec<&'static dyn AtFork>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Gives back the list of hooks a fork took, emptied, for the next fork (see `TAKEN`).
+fn keep_for_next_fork(mut taken: Vec<&'static dyn AtFork>) {
+    taken.clear();
+    let _ = TAKEN.try_with(|slot| *slot.borrow_mut() = taken);
 }
 
 fn registry() -> MutexGuard<'static, Registry> {
@@ -177,7 +187,8 @@ pub fn install() {
 extern "C" fn prepare() {
     let serial = FORK_SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
     let me = sys::pthread_self();
-    let mut taken = Vec::new();
+    let mut taken =
+        TAKEN.try_with(|slot| std::mem::take(&mut *slot.borrow_mut())).unwrap_or_default();
     let mut passed: Option<Key> = None;
     let registry = loop {
         let mut registry = registry();
@@ -215,6 +226,7 @@ extern "C" fn parent() {
         for hook in taken.iter().rev() {
             hook.parent();
         }
+        keep_for_next_fork(taken);
     }
 }
 
@@ -225,6 +237,7 @@ extern "C" fn child() {
         for hook in taken.iter().rev() {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.child()));
         }
+        keep_for_next_fork(taken);
     }
 }
 
@@ -424,6 +437,19 @@ mod tests {
                 u32::from_ne_bytes(value)
             }
         }
+    }
+
+    #[test]
+    fn the_list_of_hooks_taken_is_kept_empty_for_the_next_fork() {
+        *COUNTER.lock() = 3;
+        assert_eq!(fork_and_report(|| *COUNTER.lock()), 1003);
+        let (len, capacity) = TAKEN.with(|taken| (taken.borrow().len(), taken.borrow().capacity()));
+        assert_eq!(len, 0, "emptied after the fork");
+        assert!(capacity > 0, "kept, not freed");
+        // (Other tests may register hooks meanwhile and grow it: only its keeping is
+        // checked, not its address.)
+        assert_eq!(fork_and_report(|| *COUNTER.lock()), 1003);
+        assert!(TAKEN.with(|taken| taken.borrow().capacity()) >= capacity);
     }
 
     #[test]
