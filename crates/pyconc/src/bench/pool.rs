@@ -124,9 +124,15 @@ impl Operation for RawPool {
                 if pid == 0 {
                     let mut task = [0u8; 8];
                     // SAFETY: async-signal-safe calls on fds this child owns, into and
-                    // from live 8-byte buffers, then `_exit`.
+                    // from live 8-byte buffers, then `_exit`. It lets go of the pool's
+                    // ends of the workers forked before it (as pyconc's workers do), or
+                    // their task pipes would end only when this one exits.
                     unsafe {
                         libc::close(tasks[1]);
+                        for &(_, task, result) in &workers {
+                            libc::close(task);
+                            libc::close(result);
+                        }
                         while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
                             let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
                             libc::write(results[1], value.as_ptr().cast(), value.len());
