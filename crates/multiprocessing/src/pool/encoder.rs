@@ -54,6 +54,18 @@ impl<'a> Encoder<'a> {
         self.out.push(value as u8);
     }
 
+    /// The start of a sequence or map: its length, which postcard needs up front.
+    fn counted(&mut self, len: Option<usize>) -> Result<&mut Self> {
+        self.varint(len.ok_or(postcard::Error::SerializeSeqLengthUnknown)? as u64);
+        Ok(self)
+    }
+
+    /// The start of a tuple or struct variant: its index.
+    fn variant(&mut self, index: u32) -> Result<&mut Self> {
+        self.varint(u64::from(index));
+        Ok(self)
+    }
+
     /// A length-prefixed run of bytes (`str`, `bytes`).
     #[inline(always)]
     fn prefixed(&mut self, bytes: &[u8]) {
@@ -227,8 +239,7 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
 
     fn serialize_seq(self, len: Option<usize>) -> Result<Self> {
-        self.varint(len.ok_or(postcard::Error::SerializeSeqLengthUnknown)? as u64);
-        Ok(self)
+        self.counted(len)
     }
 
     #[inline]
@@ -247,13 +258,11 @@ impl ser::Serializer for &mut Encoder<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self> {
-        self.varint(u64::from(index));
-        Ok(self)
+        self.variant(index)
     }
 
     fn serialize_map(self, len: Option<usize>) -> Result<Self> {
-        self.varint(len.ok_or(postcard::Error::SerializeSeqLengthUnknown)? as u64);
-        Ok(self)
+        self.counted(len)
     }
 
     #[inline]
@@ -268,8 +277,7 @@ impl ser::Serializer for &mut Encoder<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self> {
-        self.varint(u64::from(index));
-        Ok(self)
+        self.variant(index)
     }
 
     fn collect_str<T: ?Sized + std::fmt::Display>(self, value: &T) -> Result<()> {

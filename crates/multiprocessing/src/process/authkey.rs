@@ -27,12 +27,7 @@ pub(crate) fn set_current(key: &[u8]) {
     let mut current = KEY.lock();
     // The same key is left as it is: a forked child, which has its parent's key already,
     // then writes no heap page (each one it writes is a copy-on-write fault).
-    // (Byte by byte: 32 bytes, and no `memcmp`, whose code page a forked child would
-    // fault in.)
-    let same = current.as_deref().is_some_and(|current| {
-        current.len() == key.len() && current.iter().zip(key).all(|(a, b)| a == b)
-    });
-    if !same {
+    if current.as_deref() != Some(key) {
         *current = Some(key.to_vec());
     }
 }

@@ -168,7 +168,7 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// Runs a `read`/`write`-like call until it is not interrupted: the byte count, or
 /// `Ok(None)` when it would block.
-fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
+pub(super) fn nonblocking(mut call: impl FnMut() -> isize) -> io::Result<Option<usize>> {
     loop {
         let n = call();
         if n >= 0 {

@@ -104,28 +104,16 @@ pub(crate) fn socketpair(kind: libc::c_int) -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Reads what is there of `buf` from a stream socket without taking it out and without
-/// waiting (`MSG_PEEK | MSG_DONTWAIT`): `Ok(0)` at the end of the stream, `WouldBlock`
+/// waiting (`MSG_PEEK | MSG_DONTWAIT`): `Ok(Some(0))` at the end of the stream, `Ok(None)`
 /// when nothing has come.
-pub(crate) fn peek(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: receives into `buf`, at most its length; the flags never block nor
-        // consume.
-        let n = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        match usize::try_from(n) {
-            Ok(n) => return Ok(n),
-            Err(_) => {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            }
-        }
-    }
+pub(crate) fn peek(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: receives into `buf`, at most its length; the flags never block nor consume.
+    nonblocking(|| unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    })
 }

@@ -275,16 +275,14 @@ impl Waiter {
                 // `_exit`, or the server's, after it reaped the child. Peeked, not read:
                 // it stays in the socket, so the sentinel stays readable from now on.
                 let mut raw = [0u8; 4];
-                match sys::peek(socket.as_fd(), &mut raw) {
-                    Ok(4) => Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))),
-                    Ok(0) => Err(io::Error::new(
+                match sys::peek(socket.as_fd(), &mut raw)? {
+                    Some(4) => Ok(Some(ExitStatus::from_raw(i32::from_ne_bytes(raw)))),
+                    Some(0) => Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the fork server ended without reporting the child's exit status",
                     )),
-                    // Part of it: the rest is on its way.
-                    Ok(_) => Ok(None),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                    Err(e) => Err(e),
+                    // Nothing yet, or part of it: the rest is on its way.
+                    _ => Ok(None),
                 }
             }
         }
