@@ -5,9 +5,9 @@
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 
 use crate::fork::{self, AtFork};
+use crate::os_thread::{self, JoinHandle};
 
 /// Helper threads running now.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -21,25 +21,24 @@ impl Drop for Counted {
     }
 }
 
-/// Starts a helper thread named `name` running `body`.
+/// Starts a helper thread named `name` running `body` (an [`os_thread`], so that a
+/// forked child can start it whatever its parent's other threads were doing).
 ///
 /// # Errors
-/// The error of `std::thread::Builder::spawn` (the thread could not be created).
+/// The C library's refusal (the thread could not be created).
 pub fn spawn<T: Send + 'static>(
     name: &str,
     body: impl FnOnce() -> T + Send + 'static,
 ) -> io::Result<JoinHandle<T>> {
     register_fork_hook();
     RUNNING.fetch_add(1, Ordering::Relaxed);
-    std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let _counted = Counted;
-            body()
-        })
-        .inspect_err(|_| {
-            RUNNING.fetch_sub(1, Ordering::Relaxed);
-        })
+    os_thread::spawn(Some(name), None, move || {
+        let _counted = Counted;
+        body()
+    })
+    .inspect_err(|_| {
+        RUNNING.fetch_sub(1, Ordering::Relaxed);
+    })
 }
 
 /// The number of helper threads running.

@@ -122,7 +122,7 @@ pub fn get_native_id() -> u64 {
 }
 
 /// Sets the stack size of threads started later and returns the previous setting
-/// (0 = the platform default); `None` only asks.
+/// (0 = the default, 2 MiB as for std's threads); `None` only asks.
 ///
 /// Python: `threading.stack_size([size])`. `Some(0)` goes back to the default. A
 /// [`Builder::stack_size`] overrides it for one thread.

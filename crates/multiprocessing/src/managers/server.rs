@@ -56,9 +56,12 @@ pub(crate) fn main(args: ServerArgs) {
         // refused; the server goes on.
         let Ok(conn) = listener.accept() else { continue };
         let store = Arc::clone(&store);
-        let spawned = std::thread::Builder::new()
-            .name("pyconc-manager-serve".into())
-            .spawn(move || serve(&store, conn));
+        // Not a `std::thread`: this server may be a forked child (see
+        // `pyconc_core::os_thread`).
+        let spawned =
+            pyconc_core::os_thread::spawn(Some("pyconc-manager-serve"), None, move || {
+                serve(&store, conn)
+            });
         if spawned.is_err() {
             // No thread for this client: it sees its connection close.
             continue;

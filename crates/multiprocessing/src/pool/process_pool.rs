@@ -1,12 +1,12 @@
 //! The process pool: its shared state, how work is submitted to it, and its builder.
 
+use pyconc_core::os_thread::JoinHandle;
 use std::any::TypeId;
 use std::collections::VecDeque;
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;

@@ -304,9 +304,14 @@ impl Process {
     /// and of other libraries are not. A child that takes one of them may hang — the same
     /// hazard as CPython's, which warns about it (`DeprecationWarning: This process is
     /// multi-threaded, use of fork() may lead to deadlocks in the child`, printed here
-    /// too). To avoid it: start processes before starting threads, keep the child's work
-    /// to data it owns, or use [`StartMethod::Spawn`]/[`StartMethod::ForkServer`] with
-    /// [`Process::call`], whose child starts from a clean program.
+    /// too). One of them is std's own: `std::thread` takes a process-wide lock whenever
+    /// one of its threads starts or ends, so a child forked while another thread of the
+    /// parent was starting or ending a std thread cannot start a std thread. Start
+    /// threads in a forked child with [`threading::Thread`], which does not take that lock
+    /// (nor do the library's own threads). To avoid the hazard: start processes before
+    /// starting threads, keep the child's work to data it owns, or use
+    /// [`StartMethod::Spawn`]/[`StartMethod::ForkServer`] with [`Process::call`], whose
+    /// child starts from a clean program.
     ///
     /// # Examples
     ///

@@ -22,6 +22,7 @@ fn tcp() -> Address {
 // _TestContainers.test_list
 #[test]
 fn a_list_behaves_as_pythons() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let a = manager.list::<i64>().unwrap();
     a.extend(0..10).unwrap();
@@ -52,6 +53,7 @@ fn a_list_behaves_as_pythons() {
 // _TestContainers.test_dict, test_dict_iter
 #[test]
 fn a_dict_keeps_insertion_order_and_says_which_key_is_missing() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let d = manager.dict::<String, i64>().unwrap();
     let keys = ["z", "a", "m"];
@@ -79,6 +81,7 @@ fn a_dict_keeps_insertion_order_and_says_which_key_is_missing() {
 // _TestContainers.test_namespace
 #[test]
 fn a_namespace_holds_attributes_of_any_type() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let n = manager.namespace().unwrap();
     n.set("name", &"Bob").unwrap();
@@ -96,6 +99,7 @@ fn a_namespace_holds_attributes_of_any_type() {
 // _TestContainers.test_list_proxy_in_list, test_dict_proxy_nested
 #[test]
 fn proxies_stored_in_containers_keep_their_objects() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let outer = manager.list::<ListProxy<i64>>().unwrap();
     for _ in 0..3 {
@@ -250,6 +254,7 @@ fn a_remote_manager_is_reached_over_tcp_with_its_key() {
 // TestManagerRestart: a manager at the address of one shut down starts again.
 #[test]
 fn a_manager_restarts_at_the_same_address() {
+    let _serial = serial();
     let address = Address::Abstract(format!("pyconc-restart-{}", std::process::id()).into_bytes());
     let first = Manager::builder().address(address.clone()).start().unwrap();
     let d = first.dict::<u8, u8>().unwrap();
@@ -303,6 +308,7 @@ fn a_killed_server_fails_calls_instead_of_hanging() {
 // One client's blocking call stalls no other; many threads at once.
 #[test]
 fn many_clients_at_once_and_a_blocking_call_stalls_no_other() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let queue = manager.queue::<u8>(0).unwrap();
     let blocked = {
@@ -336,6 +342,7 @@ fn many_clients_at_once_and_a_blocking_call_stalls_no_other() {
 // A malformed request gets an error; the server goes on.
 #[test]
 fn a_malformed_request_is_answered_with_an_error() {
+    let _serial = serial();
     let manager = Manager::builder().address(tcp()).authkey(b"k").start().unwrap();
     let conn = client(manager.address(), Some(b"k")).unwrap();
     conn.send_bytes(&[0]).unwrap(); // Hello::Stay: go on over this connection
@@ -354,6 +361,7 @@ fn a_malformed_request_is_answered_with_an_error() {
 // _TestEvent, _TestCondition, _TestBarrier.
 #[test]
 fn the_sync_proxies_behave_as_threadings() {
+    let _serial = serial();
     let manager = Manager::new().unwrap();
     let lock = manager.lock().unwrap();
     assert!(lock.try_acquire().unwrap());
@@ -487,6 +495,7 @@ each_start_method! {
 // server was not started with cannot be made there.
 #[test]
 fn only_registered_types_and_exposed_methods_run() {
+    let _serial = serial();
     use multiprocessing::managers::SharedType;
     let manager = Manager::builder().register::<FooBarProxy, u32>(FooBar::new).start().unwrap();
     let foobar: FooBarProxy = manager.create(0u32).unwrap();

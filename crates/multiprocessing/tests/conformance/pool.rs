@@ -994,6 +994,7 @@ fn beside_a_ticker<F: std::future::Future<Output = ()>>(body: impl FnOnce(Arc<At
 /// while a slow result is on its way, and results and failures arrive through `.await`.
 #[test]
 fn async_results_are_awaited_without_blocking_the_executor() {
+    let _serial = crate::support::serial();
     let pool = Pool::new(Some(2)).unwrap();
     beside_a_ticker(|ticks| async move {
         let slow = pool.apply_async(sqr_slowly, (7, 300));
@@ -1012,6 +1013,7 @@ fn async_results_are_awaited_without_blocking_the_executor() {
 /// runtime while another task keeps running.
 #[test]
 fn imap_results_stream_without_blocking_the_executor() {
+    let _serial = crate::support::serial();
     use futures_util::StreamExt;
     let pool = Pool::new(Some(2)).unwrap();
     beside_a_ticker(|ticks| async move {

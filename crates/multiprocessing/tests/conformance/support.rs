@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 
 static FORK: Mutex<()> = Mutex::new(());
 
-/// Held by every process test: one test forks at a time; on drop, checks for zombies.
+/// Held by every test that starts a process (a `Process`, a `Pool`'s workers, a
+/// `Manager`'s server): one test forks at a time, and no other test's children are about
+/// when this one's are counted. On drop, checks that no zombie child is left.
 pub(crate) struct Serial {
     _guard: MutexGuard<'static, ()>,
 }
@@ -25,12 +27,37 @@ impl Drop for Serial {
         if std::thread::panicking() {
             return;
         }
+        // One snapshot both decides and is reported: a second one could find a zombie
+        // that a test running beside this one made a moment ago (and reaps soon).
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !zombies().is_empty() && Instant::now() < deadline {
+        let mut left = zombies();
+        while !left.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
+            left = zombies();
         }
-        assert_eq!(zombies(), Vec::<i32>::new(), "zombie children left behind");
+        assert!(left.is_empty(), "zombie children left behind: {}", describe_zombies(&left));
     }
+}
+
+/// Each zombie's pid and the name it was forked under (a forked child keeps the name of
+/// the thread that forked it, here a test's name, until it runs another program), and
+/// for how long it has existed: who left it behind.
+pub(crate) fn describe_zombies(pids: &[i32]) -> String {
+    let ticks = 100.0; // USER_HZ: /proc's clock ticks per second on Linux.
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next().and_then(|s| s.parse().ok()))
+        .unwrap_or(0.0);
+    let one = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let name = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(n, _)| n);
+        let start = stat.rsplit_once(')').and_then(|(_, rest)| {
+            rest.split_whitespace().nth(19).and_then(|s| s.parse::<f64>().ok())
+        });
+        let age = start.map(|s| format!("{:.1} s", uptime - s / ticks)).unwrap_or_default();
+        format!("{pid} ({:?}, started {age} ago)", name.unwrap_or("?"))
+    };
+    pids.iter().map(|&pid| one(pid)).collect::<Vec<_>>().join(", ")
 }
 
 /// The pids of this process's children that have ended but were not reaped.

@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     target: Mutex<Option<Target>>,
     stack_size: Option<usize>,
     /// The OS thread, until a joiner reaps it (dropping it detaches the thread).
-    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+    handle: Mutex<Option<pyconc_core::os_thread::JoinHandle<()>>>,
     /// Set by the one joiner that reaps the OS thread.
     reaped: AtomicBool,
 }
@@ -289,19 +289,15 @@ impl Thread {
         pyconc_core::panic::install_hook();
         registry::add(self);
 
-        let mut builder = std::thread::Builder::new();
-        if let Some(size) = self.inner.stack_size.or_else(registry::default_stack_size) {
-            builder = builder.stack_size(size);
-        }
+        let stack_size = self.inner.stack_size.or_else(registry::default_stack_size);
         let this = self.clone();
         // The target stays in `inner.target` until the new thread takes it, so that it is
-        // still there for another `start()` if the OS refuses to create the thread.
-        match builder.spawn(move || bootstrap(this)) {
+        // still there for another `start()` if the OS refuses to create the thread. An
+        // `os_thread`, not a `std::thread`: a forked child can start it whatever the
+        // parent's other threads were doing at the fork (see `pyconc_core::os_thread`).
+        match pyconc_core::os_thread::spawn(None, stack_size, move || bootstrap(this)) {
             Ok(handle) => {
-                use std::os::unix::thread::JoinHandleExt;
-                #[allow(clippy::unnecessary_cast, reason = "pthread_t is not u64 on every target")]
-                let ident = handle.as_pthread_t() as u64;
-                self.inner.ident.store(ident, Ordering::Release);
+                self.inner.ident.store(handle.as_pthread_t(), Ordering::Release);
                 *lock(&self.inner.handle) = Some(handle);
                 Ok(())
             }
@@ -530,7 +526,7 @@ impl Thread {
         // The OS keeps a thread's name too (set at start); a thread renaming itself renames
         // it there as well. Another thread's is left: its pthread_t may be gone by now.
         if self.ident_raw() == sys::pthread_self() && self.is_alive() {
-            sys::set_os_thread_name(&name);
+            sys::set_thread_name(&name);
         }
         *lock(&self.inner.name) = name;
     }
@@ -706,7 +702,7 @@ impl Thread {
 /// The first and last thing a started thread does.
 fn bootstrap(this: Thread) {
     this.set_ids(sys::pthread_self(), sys::gettid());
-    sys::set_os_thread_name(&this.name());
+    sys::set_thread_name(&this.name());
     // First thread-local with a destructor in this thread, so destroyed last: its drop marks
     // the thread ended after every other thread-local destructor has run.
     registry::set_current(&this);
@@ -823,7 +819,7 @@ impl Builder {
     }
 
     /// The new thread's stack size in bytes; by default the process-wide
-    /// [`stack_size`](crate::stack_size) setting, else Rust's default.
+    /// [`stack_size`](crate::stack_size) setting, else 2 MiB (std's default for its threads).
     ///
     /// # Examples
     ///

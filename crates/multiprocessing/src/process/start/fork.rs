@@ -23,7 +23,10 @@
 //! child runs the user's closure (or `fn`), and that code may take any lock of the
 //! process — a `Mutex` of the user's, the allocator's, a library's — that another thread
 //! of the parent held at the moment of the fork: it then waits forever. CPython has the
-//! same hazard (and 3.12 warns about it, as [`warn_if_multithreaded`] does); the
+//! same hazard (and 3.12 warns about it, as [`warn_if_multithreaded`] does). std has such
+//! a lock too, taken whenever a std thread starts or ends: the library's threads do not
+//! go through it (`pyconc_core::os_thread`), but a `std::thread::spawn` in the child
+//! waits forever if another parent thread held it at the fork. The
 //! `# Fork safety` section of [`Process::new`](crate::Process::new) tells users how to
 //! avoid it. No memory-safety rule is broken: a lock held forever is a hang, not undefined
 //! behaviour, and glibc's `fork` keeps `malloc` usable in the child.
