@@ -14,9 +14,10 @@
 //! other threads were doing, as CPython's threads do after `fork()`.
 //!
 //! What std's threads have and these do not: std's stack-overflow message (an overflow
-//! still ends the process, by `SIGSEGV`) and the test harness's capture of `println!`
-//! output. Thread-locals, `std::thread::current()`, parking and panics work as in any
-//! thread.
+//! still ends the process, by `SIGSEGV`), a name in `std::thread::current().name()` (it
+//! is `None`; the OS name is set, as `/proc/thread-self/comm` shows) and the test
+//! harness's capture of `println!` output. Thread-locals, `std::thread::current()`,
+//! parking and panics work as in any thread.
 //!
 //! # Examples
 //!

@@ -859,10 +859,13 @@ fn waiting_threads_decode_large_results(method: StartMethod) {
     // With callbacks, the handler thread decodes and runs them, as CPython's does.
     let ran_in = Arc::new(Mutex::new(None));
     let record = Arc::clone(&ran_in);
+    // The OS name of the thread (the library's threads are not std's, whose
+    // `thread::current().name()` would be `None` there).
+    let thread_name = || std::fs::read_to_string("/proc/thread-self/comm").ok();
     let callbacks = Callbacks::new().on_success(move |_: &Vec<i64>| {
-        *record.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+        *record.lock().unwrap() = thread_name();
     });
-    let main = std::thread::current().name().map(str::to_owned);
+    let main = thread_name();
     assert_eq!(
         pool.map_async_with(sqr, 0..40_000, Some(10_000), callbacks).get().unwrap(),
         expected
@@ -920,12 +923,12 @@ impl Iterator for SlowToEnd {
 /// the iterator takes its time to say it has no more items, while the first is mapped.
 fn callbacks_run_in_the_handler_thread(method: StartMethod) {
     let pool = pool(method, 2);
-    let main = std::thread::current().name().map(str::to_owned);
+    let main = std::thread::current().id();
     for (round, items) in [1i64, 2, 5].into_iter().enumerate() {
         let ran_in = Arc::new(Mutex::new(None));
         let record = Arc::clone(&ran_in);
         let callbacks = Callbacks::new().on_success(move |_: &Vec<i64>| {
-            *record.lock().unwrap() = Some(std::thread::current().name().map(str::to_owned));
+            *record.lock().unwrap() = Some(std::thread::current().id());
         });
         let slow_to_end = SlowToEnd { next: 0, end: items };
         let expected: Vec<i64> = (0..items).map(sqr).collect();

@@ -159,7 +159,26 @@ pub(crate) fn describe_process(pid: i32) -> String {
             at("stack")
         );
     }
-    out
+    out + &user_stacks(pid)
+}
+
+/// The user-space stacks of every thread of `pid`, from `gdb` if this machine has it
+/// (where a hung child waits, which its kernel stack does not tell); else nothing.
+fn user_stacks(pid: i32) -> String {
+    let gdb = std::process::Command::new("timeout")
+        .args(["30", "gdb", "-p", &pid.to_string(), "-batch", "-ex", "thread apply all bt 40"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    match gdb {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let frames: Vec<&str> =
+                text.lines().filter(|l| l.starts_with('#') || l.starts_with("Thread ")).collect();
+            format!("user-space stacks (gdb):\n{}\n", frames.join("\n"))
+        }
+        _ => String::new(),
+    }
 }
 
 /// Defines `mod NAME { fn fork(); fn spawn(); fn forkserver(); }` tests calling `body(method)`.
