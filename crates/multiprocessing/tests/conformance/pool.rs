@@ -934,7 +934,7 @@ fn callbacks_run_in_the_handler_thread(method: StartMethod) {
         let expected: Vec<i64> = (0..items).map(sqr).collect();
         let result = pool.map_async_with(sqr, slow_to_end, Some(1), callbacks);
         assert_eq!(result.get().unwrap(), expected);
-        let ran_in = ran_in.lock().unwrap().clone().expect("the callback ran");
+        let ran_in = (*ran_in.lock().unwrap()).expect("the callback ran");
         assert_ne!(ran_in, main, "round {round}: the callback ran in the submitting thread");
     }
 }
