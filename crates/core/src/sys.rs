@@ -57,7 +57,7 @@ const OS_NAME_MAX: usize = 15;
 
 /// `name` cut to what the kernel keeps: at most 15 bytes, at a character boundary, and
 /// without NULs (which would end it early).
-pub fn os_thread_name(name: &str) -> CString {
+fn os_thread_name(name: &str) -> CString {
     let mut end = name.len().min(OS_NAME_MAX);
     while !name.is_char_boundary(end) {
         end -= 1;
