@@ -66,8 +66,9 @@ fn os_thread_name(name: &str) -> CString {
     CString::new(bytes).unwrap_or_default()
 }
 
-/// Names the calling thread for the OS (`top -H`, `ps -L`, `gdb`, `perf`): `name` cut
-/// by [`os_thread_name`]. Best effort: a refusal changes nothing else.
+/// Names the calling thread for the OS (`top -H`, `ps -L`, `gdb`, `perf`): `name` cut to
+/// what the kernel keeps (15 bytes, at a character boundary, without NULs). Best effort:
+/// a refusal changes nothing else.
 pub fn set_thread_name(name: &str) {
     let name = os_thread_name(name);
     // SAFETY: names the calling thread (its own pthread_t) with a NUL-terminated string of
