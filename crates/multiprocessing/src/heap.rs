@@ -34,7 +34,9 @@ impl SharedMemory {
     pub(crate) fn new(len: usize) -> Result<SharedMemory, Error> {
         let len = len.max(1).next_multiple_of(4096);
         let fd = sys::memfd(len)?;
-        SharedMemory::map(fd)
+        // Its size is the one just set: no `fstat` (as `map` needs for a received fd).
+        let ptr = sys::map_shared(fd.as_fd(), len)?;
+        Ok(SharedMemory { ptr, len, fd })
     }
 
     /// Maps the whole file behind `fd` (its size as `fstat` gives it); an empty file is

@@ -233,22 +233,23 @@ fn os_error(message: &'static str) -> Error {
 /// [`Error::OsError`] when the OS has no fds left.
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     // Both ends map the same memory (clones of each ring).
+    // The fds are made non-blocking as they are created (no `fcntl` for each end).
     if duplex {
-        let (a, b) = sys::socketpair(libc::SOCK_STREAM)?;
+        let (a, b) = sys::socketpair(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
         let (a_to_b, b_to_a) = match (Ring::new(), Ring::new()) {
             (Ok(a_to_b), Ok(b_to_a)) => (Some(a_to_b), Some(b_to_a)),
             _ => (None, None),
         };
         Ok((
-            Connection::with_rings(a, true, true, a_to_b.clone(), b_to_a.clone())?,
-            Connection::with_rings(b, true, true, b_to_a, a_to_b)?,
+            Connection::assemble(a, true, true, a_to_b.clone(), b_to_a.clone()),
+            Connection::assemble(b, true, true, b_to_a, a_to_b),
         ))
     } else {
-        let (r, w) = sys::pipe()?;
+        let (r, w) = sys::pipe_with(libc::O_NONBLOCK)?;
         let ring = Ring::new().ok();
         Ok((
-            Connection::with_rings(r, true, false, None, ring.clone())?,
-            Connection::with_rings(w, false, true, ring, None)?,
+            Connection::assemble(r, true, false, None, ring.clone()),
+            Connection::assemble(w, false, true, ring, None),
         ))
     }
 }
@@ -266,7 +267,18 @@ impl Connection {
         incoming: Option<Ring>,
     ) -> Result<Connection, Error> {
         sys::set_nonblocking(fd.as_fd())?;
-        Ok(Connection {
+        Ok(Connection::assemble(fd, readable, writable, outgoing, incoming))
+    }
+
+    /// A connection over `fd`, which must be non-blocking already.
+    fn assemble(
+        fd: OwnedFd,
+        readable: bool,
+        writable: bool,
+        outgoing: Option<Ring>,
+        incoming: Option<Ring>,
+    ) -> Connection {
+        Connection {
             fd,
             readable,
             writable,
@@ -276,7 +288,7 @@ impl Connection {
             send_lock: Mutex::new(()),
             received: Mutex::new(Received::default()),
             transport: Transport::new(outgoing.filter(|_| writable), incoming.filter(|_| readable)),
-        })
+        }
     }
 
     /// Lets a reader of this end busy-wait up to `spin` for the next message before it
