@@ -139,10 +139,9 @@ impl Channel {
 
     /// A channel whose frames go through `ring`, or through the pipe when `None`.
     pub(super) fn with_ring(maxsize: usize, ring: Option<Ring>) -> Result<Channel, Error> {
-        let (reader, writer) = sys::pipe()?;
+        // Both ends non-blocking from the start (one call, not an `fcntl` pair for each).
+        let (reader, writer) = sys::pipe_with(libc::O_NONBLOCK)?;
         sys::set_pipe_size(writer.as_fd(), PIPE_SIZE);
-        sys::set_nonblocking(reader.as_fd())?;
-        sys::set_nonblocking(writer.as_fd())?;
         let slots = match maxsize {
             0 => None,
             n => Some(BoundedSemaphore::try_new(n)?),
