@@ -35,8 +35,7 @@ impl SharedMemory {
         let len = len.max(1).next_multiple_of(4096);
         let fd = sys::memfd(len)?;
         // Its size is the one just set: no `fstat` (as `map` needs for a received fd).
-        let ptr = sys::map_shared(fd.as_fd(), len)?;
-        Ok(SharedMemory { ptr, len, fd })
+        SharedMemory::map_len(fd, len)
     }
 
     /// Maps the whole file behind `fd` (its size as `fstat` gives it); an empty file is
@@ -46,6 +45,11 @@ impl SharedMemory {
         if len == 0 {
             return Err(Error::UnpicklingError(EMPTY_SHARED_MEMORY.into()));
         }
+        SharedMemory::map_len(fd, len)
+    }
+
+    /// Maps the first `len` bytes of `fd`, which holds at least that many.
+    fn map_len(fd: OwnedFd, len: usize) -> Result<SharedMemory, Error> {
         let ptr = sys::map_shared(fd.as_fd(), len)?;
         Ok(SharedMemory { ptr, len, fd })
     }

@@ -39,6 +39,15 @@ impl Drop for Serial {
     }
 }
 
+/// `/proc/PID/stat` (`path`) read and split: the command name (between the parentheses,
+/// which may hold spaces) and the fields after it, the state first.
+fn read_stat(path: impl AsRef<std::path::Path>) -> Option<(String, Vec<String>)> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(').map_or("", |(_, name)| name).to_owned();
+    Some((name, rest.split_whitespace().map(str::to_owned).collect()))
+}
+
 /// Each zombie's pid and the name it was forked under (a forked child keeps the name of
 /// the thread that forked it, here a test's name, until it runs another program), and
 /// for how long it has existed: who left it behind.
@@ -49,13 +58,12 @@ pub(crate) fn describe_zombies(pids: &[i32]) -> String {
         .and_then(|u| u.split_whitespace().next().and_then(|s| s.parse().ok()))
         .unwrap_or(0.0);
     let one = |pid: i32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let name = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')')).map(|(n, _)| n);
-        let start = stat.rsplit_once(')').and_then(|(_, rest)| {
-            rest.split_whitespace().nth(19).and_then(|s| s.parse::<f64>().ok())
-        });
+        let stat = read_stat(format!("/proc/{pid}/stat"));
+        // `starttime` is field 22 of the line, the 20th after the name.
+        let start = stat.as_ref().and_then(|(_, fields)| fields.get(19)?.parse::<f64>().ok());
         let age = start.map(|s| format!("{:.1} s", uptime - s / ticks)).unwrap_or_default();
-        format!("{pid} ({:?}, started {age} ago)", name.unwrap_or("?"))
+        let name = stat.map_or_else(|| "?".to_owned(), |(name, _)| name);
+        format!("{pid} ({name:?}, started {age} ago)")
     };
     pids.iter().map(|&pid| one(pid)).collect::<Vec<_>>().join(", ")
 }
@@ -65,9 +73,7 @@ pub(crate) fn zombies() -> Vec<i32> {
     let me = std::process::id().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let Some((_, fields)) = read_stat(entry.path().join("stat")) else { continue };
         if fields.len() > 1 && fields[0] == "Z" && fields[1] == me {
             found.extend(entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
         }
@@ -130,11 +136,9 @@ pub(crate) fn append(path: &str, line: &str) {
 
 /// Whether process `pid` is gone (or a zombie: it has ended, whoever reaps it).
 pub(crate) fn process_ended(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => {
-            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        }
+    match read_stat(format!("/proc/{pid}/stat")) {
+        None => true,
+        Some((_, fields)) => fields.first().is_some_and(|state| state == "Z"),
     }
 }
 
