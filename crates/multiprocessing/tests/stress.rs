@@ -170,9 +170,9 @@ fn pool_survives_workers_dying_again_and_again() {
 }
 
 /// A message of a one-way-pipe stress run: writer `id`'s `seq`th, its bytes derived from
-/// both, mostly small, one in 16 larger than the pipe's 256 KiB ring (moved in pieces).
+/// both, mostly small, one in 16 larger than the pipe's 1 MiB ring (moved in pieces).
 fn stress_message(id: u32, seq: u32) -> Vec<u8> {
-    let size = if seq % 16 == 7 { 300_000 } else { (seq as usize * 977) % 4000 };
+    let size = if seq % 16 == 7 { 1_100_000 } else { (seq as usize * 977) % 4000 };
     let mut bytes: Vec<u8> = (0..size + 8).map(|k| (k as u32 ^ seq ^ id) as u8).collect();
     bytes[..4].copy_from_slice(&id.to_le_bytes());
     bytes[4..8].copy_from_slice(&seq.to_le_bytes());

@@ -5,7 +5,7 @@
 //! reader, readiness through `poll`/`wait` and through the fd — and to what they do not:
 //! several writer (and, one-way, reader) processes at once, and processes killed while
 //! they use the pipe. Each test runs on both kinds of pipe unless it says otherwise. The
-//! sizes cross the ring's 256 KiB capacity, where a frame stops moving whole and moves in
+//! sizes cross the ring's 1 MiB capacity, where a frame stops moving whole and moves in
 //! pieces.
 
 use std::os::fd::BorrowedFd;
@@ -18,7 +18,8 @@ use multiprocessing::{Connection, Error, Process, StartMethod, pipe};
 use crate::each_start_method;
 use crate::support::{self, call};
 
-const RING: usize = 256 * 1024;
+/// The ring's capacity (`CAPACITY` in `connection/ring.rs`).
+const RING: usize = 1024 * 1024;
 
 /// Message sizes around every boundary: empty, the 4-byte header, a frame exactly the
 /// ring's size and one byte over it, several ring-fulls.
@@ -280,7 +281,8 @@ fn sending_with_no_reader_left_is_a_broken_pipe_on(duplex: bool) {
     assert_eq!(reader.recv::<u32>().unwrap(), 1);
     drop(reader);
     let began = Instant::now();
-    let error = (0..10_000).find_map(|_| writer.send_bytes(&[0; 64]).err()).expect("an error");
+    // (Enough 64-byte messages to fill the ring four times over.)
+    let error = (0..RING / 16).find_map(|_| writer.send_bytes(&[0; 64]).err()).expect("an error");
     assert!(
         matches!(&error, Error::OsError(e) if e.raw_os_error() == Some(libc::EPIPE)),
         "{error:?}"

@@ -496,7 +496,7 @@ fn channels_here(_: u32) -> (usize, usize) {
             let (from, to) = range.split_once('-').unwrap_or(("0", "0"));
             let size = usize::from_str_radix(to, 16).unwrap_or(0)
                 - usize::from_str_radix(from, 16).unwrap_or(0);
-            size == 4096 + 256 * 1024
+            size == 4096 + 1024 * 1024 // the control page and the data (`connection/ring.rs`)
         })
         .count();
     let sockets = std::fs::read_dir("/proc/self/fd")
