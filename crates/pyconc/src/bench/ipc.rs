@@ -18,13 +18,11 @@
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use multiprocessing::shared_memory::SharedMemory;
 use multiprocessing::{Connection, Process, Queue, pipe};
 
-use super::measure::{Floor, Operation, Report, Row, Settings, compare, compare_all};
+use super::measure::{Operation, Report, Row, Settings, compare};
 use super::python::{Python, python_figures};
 
 const SCRIPT: &str = include_str!("ipc.py");
@@ -178,145 +176,6 @@ impl Operation for RawMessages {
         }
         let mut ack = [0u8; 1];
         (&self.ack).read_exact(&mut ack).expect("ack");
-    }
-}
-
-/// The size of [`SharedCopy`]'s ring and of the pieces it moves: those of a pyconc pipe's
-/// ring and of the pieces a frame larger than it moves in.
-const COPY_RING: usize = 1 << 20;
-const COPY_PIECE: usize = 32 << 10;
-/// Where the ring starts in [`SharedCopy`]'s mapping (the two counters come first, each
-/// on its own cache line).
-const COPY_HEADER: usize = 4096;
-
-/// The floor under the 1 MiB row: the same batches moved with nothing but the two copies
-/// any pipe makes — into memory both processes share, and out of it into the reader's
-/// buffer — through a ring of the size pyconc's has, in pieces of the size pyconc's are,
-/// each side spinning on the other's counter (no system call while a batch moves). A
-/// socket pair copies as much (into the kernel's buffers and out); what it and pyconc
-/// spend beyond this floor is their overhead, and the floor itself is the cost of moving
-/// the bytes from one CPU's caches to the other's.
-struct SharedCopy {
-    /// An anonymous shared mapping: the counters, then the ring.
-    mapping: *mut u8,
-    /// Count in, acknowledgement out, as [`RawMessages`] does.
-    control: UnixStream,
-    _child: Child,
-}
-
-/// Spins until `ready`, yielding the CPU now and then (in case the other side waits for
-/// it on the same CPU).
-fn spin_until(mut ready: impl FnMut() -> bool) {
-    let mut spins = 0u32;
-    while !ready() {
-        spins += 1;
-        if spins % 1024 == 0 {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// The counters of a [`SharedCopy`] mapping: bytes written into the ring so far, and bytes
-/// read out of it.
-fn copy_counters(mapping: *mut u8) -> (&'static AtomicU64, &'static AtomicU64) {
-    // SAFETY: the mapping is page-aligned, at least `COPY_HEADER` bytes long, and zeroed
-    // at creation (a valid `AtomicU64`); offsets 0 and 64 are aligned for it. Both
-    // processes keep the mapping for as long as they use it (the parent unmaps it when
-    // the `SharedCopy` drops, after its child is killed; the child never unmaps it).
-    unsafe { (&*mapping.cast::<AtomicU64>(), &*mapping.add(64).cast::<AtomicU64>()) }
-}
-
-impl SharedCopy {
-    fn new() -> SharedCopy {
-        let len = COPY_HEADER + COPY_RING;
-        // SAFETY: a new anonymous shared mapping; no existing memory is touched.
-        let mapping = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(mapping, libc::MAP_FAILED, "mmap");
-        let mapping = mapping.cast::<u8>();
-        let (control, mut theirs) = UnixStream::pair().expect("socketpair");
-        let address = mapping as usize;
-        let child = Child::start(move || {
-            let mapping = address as *mut u8;
-            let (written, read) = copy_counters(mapping);
-            let mut buf = vec![0u8; BIG];
-            let mut count = [0u8; 8];
-            let mut at = 0u64;
-            while theirs.read_exact(&mut count).is_ok() {
-                for _ in 0..u64::from_ne_bytes(count) {
-                    for piece in buf.chunks_mut(COPY_PIECE) {
-                        let end = at + piece.len() as u64;
-                        spin_until(|| written.load(Ordering::Acquire) >= end);
-                        let from = COPY_HEADER + (at as usize % COPY_RING);
-                        // SAFETY: `from..from + piece.len()` lies in the ring (pieces
-                        // divide it), and the writer published these bytes (`written`
-                        // reached `end`, acquired) and leaves them until `read` passes.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                mapping.add(from),
-                                piece.as_mut_ptr(),
-                                piece.len(),
-                            );
-                        }
-                        at = end;
-                        read.store(at, Ordering::Release);
-                    }
-                    std::hint::black_box(&mut buf);
-                }
-                theirs.write_all(b"k").expect("ack");
-            }
-        });
-        SharedCopy { mapping, control, _child: child }
-    }
-}
-
-impl Operation for SharedCopy {
-    fn name(&self) -> &'static str {
-        "1 MiB through a shared 1 MiB ring in 32 KiB pieces, spinning"
-    }
-    fn run(&self, iterations: u64) {
-        let message = vec![b'x'; BIG];
-        let (written, read) = copy_counters(self.mapping);
-        (&self.control).write_all(&iterations.to_ne_bytes()).expect("count");
-        let mut at = written.load(Ordering::Relaxed);
-        for _ in 0..iterations {
-            for piece in message.chunks(COPY_PIECE) {
-                let end = at + piece.len() as u64;
-                spin_until(|| end - read.load(Ordering::Acquire) <= COPY_RING as u64);
-                let to = COPY_HEADER + (at as usize % COPY_RING);
-                // SAFETY: `to..to + piece.len()` lies in the ring, and the reader is done
-                // with these bytes (`read` is within one ring of `end`, acquired).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        piece.as_ptr(),
-                        self.mapping.add(to),
-                        piece.len(),
-                    );
-                }
-                at = end;
-                written.store(at, Ordering::Release);
-            }
-        }
-        let mut ack = [0u8; 1];
-        (&self.control).read_exact(&mut ack).expect("ack");
-    }
-}
-
-impl Drop for SharedCopy {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, of this length; the counters borrowed from
-        // it are not used past `run`.
-        unsafe { libc::munmap(self.mapping.cast(), COPY_HEADER + COPY_RING) };
     }
 }
 
@@ -624,12 +483,11 @@ pub(crate) fn run(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let quick = if settings.quick { "1" } else { "0" };
     let python_ops = python.run_script_file("ipc.py", SCRIPT, &[quick]);
-    let push = |report: &mut Report,
-                operation: &'static str,
-                key: &str,
-                batch: u64,
-                ours: &dyn Operation,
-                raw: &dyn Operation| {
+    let mut push = |operation: &'static str,
+                    key: &str,
+                    batch: u64,
+                    ours: &dyn Operation,
+                    raw: &dyn Operation| {
         let (pyconc, raw) = compare(settings, batch, ours, raw);
         report.push(Row {
             group: GROUP,
@@ -641,37 +499,20 @@ pub(crate) fn run(
     };
     {
         let (ours, raw) = (PyconcMessages::new(SMALL), RawMessages::new(SMALL));
-        push(report, "Pipe small message (64 B)", "pipe_small", 2000, &ours, &raw);
+        push("Pipe small message (64 B)", "pipe_small", 2000, &ours, &raw);
     }
     {
         let (ours, raw) = (PyconcQueue::new(), RawMessages::new(SMALL));
-        push(report, "Queue small item", "queue_small", 2000, &ours, &raw);
+        push("Queue small item", "queue_small", 2000, &ours, &raw);
     }
     {
-        const OPERATION: &str = "Pipe 1 MiB message";
-        let (ours, raw, floor) =
-            (PyconcMessages::new(BIG), RawMessages::new(BIG), SharedCopy::new());
-        let [pyconc, raw, floor] = compare_all(settings, 8, [&ours, &raw, &floor], Duration::ZERO);
-        report.push_floor(Floor {
-            operation: OPERATION,
-            floor,
-            why: "the two copies every pipe makes (into memory both processes share, out of it \
-                  into the reader's buffer) through a ring and pieces of pyconc's sizes, each \
-                  side spinning on the other's counter: what moving the bytes between the \
-                  two CPUs costs",
-        });
-        report.push(Row {
-            group: GROUP,
-            operation: OPERATION,
-            pyconc,
-            raw,
-            python: python_figures(&python_ops, "pipe_1mib", "CPython multiprocessing"),
-        });
+        let (ours, raw) = (PyconcMessages::new(BIG), RawMessages::new(BIG));
+        push("Pipe 1 MiB message", "pipe_1mib", 8, &ours, &raw);
     }
     {
         let (ours, raw) = (PyconcRoundTrip::new(), RawRoundTrip::new());
         let previous = pin_first_cpu();
-        push(report, "Pipe round trip (64 B), one CPU", "round_trip", 500, &ours, &raw);
+        push("Pipe round trip (64 B), one CPU", "round_trip", 500, &ours, &raw);
         restore(&previous);
     }
     {
@@ -681,7 +522,7 @@ pub(crate) fn run(
             (256 << 20, "SharedMemory 256 MiB handoff")
         };
         let (ours, raw) = (PyconcHandoff::new(bytes), RawHandoff::new(bytes));
-        push(report, operation, "shm_handoff", 1, &ours, &raw);
+        push(operation, "shm_handoff", 1, &ours, &raw);
     }
     for (operation, key, bytes) in [
         ("SharedMemory attach, 1 MiB", "shm_attach_1mib", 1usize << 20),
@@ -691,7 +532,7 @@ pub(crate) fn run(
         let block = SharedMemory::create(bytes)?;
         let ours = PyconcAttach { name: block.name().to_owned() };
         let raw = RawAttach { name: std::ffi::CString::new(format!("/{}", block.name()))? };
-        push(report, operation, key, 200, &ours, &raw);
+        push(operation, key, 200, &ours, &raw);
         block.unlink()?;
     }
     Ok(())
