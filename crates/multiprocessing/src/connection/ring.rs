@@ -229,10 +229,11 @@ const STREAM_FROM: usize = 32 * 1024;
 /// them from memory rather than asking the writer's CPU for every line. How much that
 /// costs depends on where the machine runs the two CPUs: on the virtual machine of
 /// `docs/BENCHMARKS.md` a program streaming 1 MiB messages through a 1 MiB ring took
-/// 39–47 µs a MiB with plain copies and 59–66 µs with these while a cache line crossed
-/// between the CPUs in 80–90 ns, but 250 µs against 53 µs while it took 370 ns (the host
+/// 39–65 µs a MiB with plain copies and 59–66 µs with these while a cache line crossed
+/// between the CPUs in 80–90 ns, but 252 µs against 53 µs while it took 370 ns (the host
 /// moves the two virtual CPUs about); `pyconc bench ipc`'s 1 MiB row went from
-/// 0.30–0.58× a socket pair to 0.35–0.45×, the same hour. Hand-written: no crate offers a
+/// 0.30–0.63× a socket pair (six runs) to 0.33–0.59× (twenty-two, twenty of them at or
+/// under 0.47×), the same hour. Hand-written: no crate offers a
 /// non-temporal `memcpy`, and the standard library's goes through the cache.
 ///
 /// # Safety
