@@ -62,17 +62,15 @@ use crate::{Error, sys};
 /// The ring's data capacity. A message larger than the ring moves in pieces, each side
 /// waiting for the other, so it holds a pool's chunks of results whole (a `map` of
 /// 200 000 integers sends ~75 KB at a time: 1.4× faster than through a 64 KiB ring). It
-/// is 1 MiB rather than the 256 KiB of before (about a socket's 208 KiB send buffer)
-/// because of how bytes move between CPUs: a writer up to a MiB ahead of its reader has
-/// let its lines out of its own cache by the time the reader gets to them, where a
-/// 256 KiB ring stays in both CPUs' caches and the reader fetches every line from the
-/// writer's. With plain copies a stream of 1 MiB messages moved 2.4–3.5× faster on the
-/// machine of `docs/BENCHMARKS.md` (32–52 µs a MiB against 105–123 µs); with the streamed
-/// copies of [`copy_to_ring`], less: `pyconc bench ipc`'s 1 MiB row took 0.39–0.47× a
-/// socket pair against 0.40–0.48× (four runs each, alternately), and a test program
-/// 53 µs a MiB against 70 µs where the two CPUs share no cache. The price: each ring maps
-/// 1 MiB of shared memory, whose pages are touched (and then kept) as messages pass
-/// through it.
+/// is 1 MiB rather than about a socket's 208 KiB send buffer because of how bytes move
+/// between CPUs: a writer up to a MiB ahead of its reader has let its lines leave its own
+/// cache by the time the reader gets to them, where a 256 KiB ring stays in both CPUs'
+/// caches and the reader fetches every line from the writer's (1 MiB messages with plain
+/// copies: 32–52 µs a MiB against 105–123 µs). With the streamed copies of
+/// [`copy_to_ring`] it still helps where the two CPUs share no cache (53 µs against 70);
+/// `docs/BENCHMARKS.md` ("Pipe 1 MiB, and where the machine runs its two CPUs") has the
+/// measurements. The price: each ring maps 1 MiB of shared memory, whose pages are
+/// touched (and then kept) as messages pass through it.
 const CAPACITY: usize = 1024 * 1024;
 const CAP: u64 = CAPACITY as u64;
 /// The control page before the data.
@@ -226,15 +224,13 @@ const STREAM_FROM: usize = 32 * 1024;
 /// Copies `len` bytes from `src` to `dst` in the ring. A large copy (from
 /// [`STREAM_FROM`] bytes) is written with non-temporal stores on x86-64: the bytes go to
 /// memory instead of staying in the writer's cache, so the reader, on another CPU, reads
-/// them from memory rather than asking the writer's CPU for every line. How much that
-/// costs depends on where the machine runs the two CPUs: on the virtual machine of
-/// `docs/BENCHMARKS.md` a program streaming 1 MiB messages through a 1 MiB ring took
-/// 39–65 µs a MiB with plain copies and 59–66 µs with these while a cache line crossed
-/// between the CPUs in 80–90 ns, but 252 µs against 53 µs while it took 370 ns (the host
-/// moves the two virtual CPUs about); `pyconc bench ipc`'s 1 MiB row went from
-/// 0.30–0.63× a socket pair (six runs) to 0.33–0.59× (twenty-two, twenty of them at or
-/// under 0.47×), the same hour. Hand-written: no crate offers a
-/// non-temporal `memcpy`, and the standard library's goes through the cache.
+/// them from memory rather than asking the writer's CPU for every line. What that saves
+/// depends on where the machine runs the two CPUs: a stream of 1 MiB messages through a
+/// 1 MiB ring took 59–66 µs a MiB with these against 39–65 µs with plain copies while a
+/// cache line crossed between the CPUs in 80–90 ns, but 53 µs against 252 µs while it
+/// took 370 ns (the host of `docs/BENCHMARKS.md` moves its two virtual CPUs about).
+/// Hand-written: no crate offers a non-temporal `memcpy`, and the standard library's goes
+/// through the cache.
 ///
 /// # Safety
 /// `src..src + len` is readable, `dst..dst + len` writable, and they do not overlap.
