@@ -595,6 +595,80 @@ impl Connection {
         }
     }
 
+    /// Receives every whole message that has arrived, without waiting: appends each
+    /// one's bytes to `buf` and the offset in `buf` where it ends to `ends`; returns how
+    /// many there were. For the pool's handler, which takes its workers' results many at
+    /// a time: one lock of the buffer, and no call, per batch rather than per message. An
+    /// error (the end of the stream, a refused frame) comes once the messages before it
+    /// are taken: with none taken, or at the next call.
+    pub(crate) fn try_recv_all_into(
+        &self,
+        buf: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<usize, Error> {
+        self.check_readable()?;
+        let max = self.max_frame.load(Ordering::Relaxed);
+        if let Some(ring) = self.message_ring() {
+            // (A one-way pipe's ring is read a whole frame at a time.)
+            let (mut message, mut count) = (Vec::new(), 0);
+            loop {
+                match ring.recv(self.fd.as_fd(), &mut message, max, Some(ring::already_past())) {
+                    Ok(ring::Received::Message(_)) => {
+                        buf.extend_from_slice(&message);
+                        ends.push(buf.len());
+                        count += 1;
+                    }
+                    Ok(ring::Received::TimedOut) => return Ok(count),
+                    // What stops the batch after messages stops the next call as well (a
+                    // frame over the limit stays in the ring until then).
+                    Ok(ring::Received::TooLong(_)) | Err(_) if count > 0 => return Ok(count),
+                    Ok(ring::Received::TooLong(length)) => {
+                        return Err(self.refuse_frame(length, max));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        }
+        let mut received = lock(&self.received);
+        let mut count = 0;
+        loop {
+            let pending = received.pending();
+            let mut taken = 0;
+            // A frame over the limit, after the messages taken before it.
+            let mut refused = None;
+            while let Some(header) = pending.get(taken..taken + 4) {
+                let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                let length = length as usize;
+                if length > max {
+                    refused = Some(length);
+                    break;
+                }
+                let Some(message) = pending.get(taken + 4..taken + 4 + length) else { break };
+                buf.extend_from_slice(message);
+                ends.push(buf.len());
+                count += 1;
+                taken += 4 + length;
+            }
+            received.consume(taken);
+            if let Some(length) = refused {
+                drop(received);
+                // Refused now if it comes first, else at the next call.
+                return if count > 0 { Ok(count) } else { Err(self.refuse_frame(length, max)) };
+            }
+            // Only a call that found nothing takes the wake-up out of the fd (`fill`'s
+            // `settle`), once: a streaming worker then need not write one per batch.
+            match received.fill(self.fd.as_fd(), self.transport.incoming(), count == 0) {
+                Ok(None) => return Ok(count),
+                Ok(Some(true)) => {}
+                // The end, or a failure, after messages: they come first.
+                Ok(Some(false)) | Err(_) if count > 0 => return Ok(count),
+                Ok(Some(false)) if received.pending().is_empty() => return Err(Error::EOFError),
+                Ok(Some(false)) => return Err(truncated()),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Whether the messages this end receives come through shared memory.
     pub(crate) fn has_ring(&self) -> bool {
         self.transport.incoming().is_some()
@@ -1064,5 +1138,95 @@ mod tests {
         a.send_bytes(&vec![1; 4 << 20]).unwrap();
         assert_eq!(a.recv_bytes().unwrap(), vec![2; 4 << 20]);
         assert_eq!(other.join().unwrap(), vec![1; 4 << 20]);
+    }
+
+    /// The ends a test of the pool's batch read takes: a duplex and a one-way pipe, each
+    /// with rings and without (the handler's connections are duplex with rings).
+    fn every_kind_of_pipe() -> Vec<(&'static str, Connection, Connection)> {
+        let (a, b) = pipe(true).unwrap();
+        let (r, w) = pipe(false).unwrap();
+        let (bare_a, bare_b) = bare_pipe(true);
+        let (bare_r, bare_w) = bare_pipe(false);
+        vec![
+            ("duplex", a, b),
+            ("one-way", r, w),
+            ("bare duplex", bare_a, bare_b),
+            ("bare one-way", bare_r, bare_w),
+        ]
+    }
+
+    /// Waits until `reader` has all `count` messages, taking them in as few batches as
+    /// they arrive in; the messages and each batch's size.
+    fn take_all(reader: &Connection, count: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+        let (mut buf, mut ends, mut messages, mut batches) =
+            (Vec::new(), Vec::new(), vec![], vec![]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while messages.len() < count && Instant::now() < deadline {
+            buf.clear();
+            ends.clear();
+            let got = reader.try_recv_all_into(&mut buf, &mut ends).unwrap();
+            assert_eq!(got, ends.len());
+            let mut start = 0;
+            for &end in &ends {
+                messages.push(buf[start..end].to_vec());
+                start = end;
+            }
+            assert_eq!(start, buf.len(), "the messages fill the buffer exactly");
+            if got > 0 {
+                batches.push(got);
+            }
+        }
+        (messages, batches)
+    }
+
+    #[test]
+    fn a_batch_read_takes_every_message_that_arrived_in_order_with_its_end() {
+        for (kind, reader, writer) in every_kind_of_pipe() {
+            let (mut buf, mut ends) = (Vec::new(), Vec::new());
+            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends).unwrap(), 0, "{kind}");
+            let sent: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+            for message in &sent {
+                writer.send_bytes(message).unwrap();
+            }
+            let (received, batches) = take_all(&reader, sent.len());
+            assert_eq!(received, sent, "{kind}");
+            // Everything was sent before the first read: one batch, unless a ring's
+            // wake-up arrived late.
+            assert!(batches.len() <= 2, "{kind}: {batches:?}");
+            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends).unwrap(), 0, "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_batch_read_gives_the_messages_before_the_end_and_then_the_end() {
+        for (kind, reader, writer) in every_kind_of_pipe() {
+            writer.send_bytes(b"one").unwrap();
+            writer.send_bytes(b"two").unwrap();
+            drop(writer);
+            let (received, _) = take_all(&reader, 2);
+            assert_eq!(received, [b"one".to_vec(), b"two".to_vec()], "{kind}");
+            let (mut buf, mut ends) = (Vec::new(), Vec::new());
+            let end = reader.try_recv_all_into(&mut buf, &mut ends);
+            assert!(matches!(end, Err(Error::EOFError)), "{kind}: {end:?}");
+            assert!(ends.is_empty(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn a_batch_read_gives_the_messages_before_an_oversized_frame_and_then_refuses_it() {
+        for (kind, reader, writer) in every_kind_of_pipe() {
+            reader.set_max_frame(16);
+            writer.send_bytes(b"small").unwrap();
+            writer.send_bytes(&[7; 17]).unwrap();
+            let (received, _) = take_all(&reader, 1);
+            assert_eq!(received, [b"small".to_vec()], "{kind}");
+            let (mut buf, mut ends) = (Vec::new(), Vec::new());
+            let refused = reader.try_recv_all_into(&mut buf, &mut ends);
+            let message = match &refused {
+                Err(Error::OsError(error)) => error.to_string(),
+                other => panic!("{kind}: {other:?}"),
+            };
+            assert!(message.starts_with("bad message length: 17 bytes"), "{kind}: {message}");
+        }
     }
 }

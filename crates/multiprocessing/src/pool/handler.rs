@@ -108,8 +108,12 @@ pub(crate) struct Handler {
     chunk_nanos: Option<f64>,
     /// Where the next round of hand-outs starts, so no worker is always first.
     turn: usize,
-    /// The buffer for messages from workers.
+    /// The buffer for messages from workers, and where each ends in it.
     frame: Vec<u8>,
+    ends: Vec<usize>,
+    /// The buffer for the chunks answered in a batch of messages, with where their
+    /// results are in `frame` (empty between batches).
+    done: Vec<(Chunk, std::ops::Range<usize>)>,
     /// The buffer for messages of several chunks to a worker.
     outgoing: Vec<u8>,
 }
@@ -130,6 +134,8 @@ impl Handler {
             chunk_nanos: None,
             turn: 0,
             frame: Vec::new(),
+            ends: Vec::new(),
+            done: Vec::new(),
             outgoing: Vec::new(),
         }
     }
@@ -307,53 +313,65 @@ impl Handler {
     /// Reads and delivers every whole result message a worker has sent; returns the
     /// panic of its initializer if it reported one.
     fn read_results(&mut self, index: usize) -> Option<RemotePanic> {
-        let mut frame = std::mem::take(&mut self.frame);
+        let (mut frames, mut ends) =
+            (std::mem::take(&mut self.frame), std::mem::take(&mut self.ends));
         let mut init_failed = None;
         loop {
-            match self.workers[index].conn.try_recv_bytes_into(&mut frame) {
-                Ok(Some(_)) => {
-                    if let Some(panic) = self.results(index, &frame) {
+            frames.clear();
+            ends.clear();
+            match self.workers[index].conn.try_recv_all_into(&mut frames, &mut ends) {
+                Ok(0) => break,
+                Ok(_) => {
+                    if let Some(panic) = self.results(index, &frames, &ends) {
                         init_failed = Some(panic);
                     }
                 }
-                Ok(None) => break,
                 Err(_) => {
                     self.workers[index].gone = true;
                     break;
                 }
             }
         }
-        self.frame = frame;
+        (self.frame, self.ends) = (frames, ends);
         init_failed
     }
 
-    /// Handles one message of results: the worker gets its next chunks first, so that it
-    /// works while this thread decodes these.
-    fn results(&mut self, index: usize, mut frame: &[u8]) -> Option<RemotePanic> {
-        let mut done = Vec::new();
+    /// Handles messages of results (`frames`, each ending at its offset in `ends`): the
+    /// worker gets its next chunks first, so that it works while this thread decodes
+    /// these.
+    fn results(&mut self, index: usize, frames: &[u8], ends: &[usize]) -> Option<RemotePanic> {
+        // The chunks answered, with where their results are in `frames`.
+        let mut done = std::mem::take(&mut self.done);
         // The items of the chunks answered (counted once, before they are delivered).
         let mut finished = 0;
         let mut init_failed = None;
-        while !frame.is_empty() {
-            let Ok((header, rest)) = postcard::take_from_bytes::<FromWorker>(frame) else {
-                break; // not a worker's message; its chunks fail if it dies
-            };
-            match header {
-                FromWorker::Done { job, nanos, len } => {
-                    let Some(results) = rest.get(..len as usize) else { break };
-                    frame = &rest[len as usize..];
-                    let worker = &mut self.workers[index];
-                    if worker.in_flight.front().is_none_or(|(first, _)| *first != job) {
+        let mut start = 0;
+        for &end in ends {
+            let mut frame = &frames[start..end];
+            start = end;
+            while !frame.is_empty() {
+                let Ok((header, rest)) = postcard::take_from_bytes::<FromWorker>(frame) else {
+                    break; // not a worker's message; its chunks fail if it dies
+                };
+                match header {
+                    FromWorker::Done { job, nanos, len } => {
+                        let Some(after) = rest.get(len as usize..) else { break };
+                        // Where the results are in `frames` (`rest` ends where the message does).
+                        let results = end - rest.len()..end - after.len();
+                        frame = after;
+                        let worker = &mut self.workers[index];
+                        if worker.in_flight.front().is_none_or(|(first, _)| *first != job) {
+                            break;
+                        }
+                        let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
+                        finished += chunk.slots.len() as u64;
+                        self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
+                        done.push((chunk, results));
+                    }
+                    FromWorker::InitFailed(panic) => {
+                        init_failed = Some(panic);
                         break;
                     }
-                    let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
-                    finished += chunk.slots.len() as u64;
-                    self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
-                    done.push((chunk, results));
-                }
-                FromWorker::InitFailed(panic) => {
-                    init_failed = Some(panic);
-                    break;
                 }
             }
         }
@@ -364,9 +382,10 @@ impl Handler {
         if !done.is_empty() && self.workers[index].in_flight.len() < window.div_ceil(2) {
             self.hand_out();
         }
-        for (chunk, results) in done {
-            chunk.sink.deliver(&chunk.slots, results, &self.shared.stats);
+        for (chunk, results) in done.drain(..) {
+            chunk.sink.deliver(&chunk.slots, &frames[results], &self.shared.stats);
         }
+        self.done = done;
         init_failed
     }
 
