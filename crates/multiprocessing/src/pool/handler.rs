@@ -499,12 +499,18 @@ impl Handler {
         for worker in &self.workers {
             let _ = worker.conn.send_bytes(&stop);
         }
-        for worker in std::mem::take(&mut self.workers) {
-            if !matches!(worker.process.join_timeout(STOP_GRACE), Ok(true)) {
-                let _ = worker.process.terminate();
-                reap(&worker.process);
+        // The pool's ends of their channels go while the workers exit, rather than after
+        // (their system calls — a socket closed, rings unmapped — overlap the exits): a
+        // worker reads the stop from its ring whether or not the pool's end is still
+        // open, and nothing comes back from a worker of an idle pool.
+        let processes: Vec<Process> =
+            std::mem::take(&mut self.workers).into_iter().map(|worker| worker.process).collect();
+        for process in processes {
+            if !matches!(process.join_timeout(STOP_GRACE), Ok(true)) {
+                let _ = process.terminate();
+                reap(&process);
             }
-            self.shared.forget_worker(&worker.process);
+            self.shared.forget_worker(&process);
         }
     }
 }
