@@ -598,7 +598,7 @@ impl Connection {
     /// Receives every whole message that has arrived, without waiting: appends each
     /// one's bytes to `buf` and the offset in `buf` where it ends to `ends`; returns how
     /// many there were. For the pool's handler, which takes its workers' results many at
-    /// a time: one lock of the buffer, and no call, per batch rather than per message. An
+    /// a time: one call and one lock of the buffer per batch rather than per message. An
     /// error (the end of the stream, a refused frame) comes once the messages before it
     /// are taken: with none taken, or at the next call.
     pub(crate) fn try_recv_all_into(
