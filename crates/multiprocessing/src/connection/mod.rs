@@ -556,43 +556,10 @@ impl Connection {
     }
 
     /// Receives one message into `buf` if all of it has arrived, without waiting:
-    /// `Ok(None)` when it has not (yet). For a thread that polls many connections (the
-    /// pool's handler).
+    /// `Ok(None)` when it has not (yet). For a thread that polls many connections.
     pub(crate) fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<Option<usize>, Error> {
-        self.check_readable()?;
-        let max = self.max_frame.load(Ordering::Relaxed);
-        if let Some(ring) = self.message_ring() {
-            // (A message larger than the ring is waited for once it has begun.)
-            return match ring.recv(self.fd.as_fd(), buf, max, Some(ring::already_past()))? {
-                ring::Received::Message(length) => Ok(Some(length)),
-                ring::Received::TooLong(length) => Err(self.refuse_frame(length, max)),
-                ring::Received::TimedOut => Ok(None),
-            };
-        }
-        let mut received = lock(&self.received);
-        loop {
-            let pending = received.pending();
-            if let Some(header) = pending.get(..4) {
-                let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-                let length = length as usize;
-                if length > max {
-                    drop(received);
-                    return Err(self.refuse_frame(length, max));
-                }
-                if let Some(message) = pending.get(4..4 + length) {
-                    buf.clear();
-                    buf.extend_from_slice(message);
-                    received.consume(4 + length);
-                    return Ok(Some(length));
-                }
-            }
-            match received.fill(self.fd.as_fd(), self.transport.incoming(), true)? {
-                None => return Ok(None),
-                Some(true) => {}
-                Some(false) if received.pending().is_empty() => return Err(Error::EOFError),
-                Some(false) => return Err(truncated()),
-            }
-        }
+        buf.clear();
+        Ok((self.try_recv_whole(buf, 1, |_| {})? > 0).then_some(buf.len()))
     }
 
     /// Receives every whole message that has arrived, without waiting: appends each
@@ -606,37 +573,57 @@ impl Connection {
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
     ) -> Result<usize, Error> {
+        self.try_recv_whole(buf, usize::MAX, |end| ends.push(end))
+    }
+
+    /// Appends up to `most` whole messages that have arrived to `buf`, without waiting,
+    /// telling `ended` where each ends in `buf`; how many there were. What stops it after
+    /// some messages (the end of the stream, a frame over the limit, a failure) stops
+    /// the next call as well, which reports it.
+    fn try_recv_whole(
+        &self,
+        buf: &mut Vec<u8>,
+        most: usize,
+        mut ended: impl FnMut(usize),
+    ) -> Result<usize, Error> {
         self.check_readable()?;
         let max = self.max_frame.load(Ordering::Relaxed);
+        let mut count = 0;
         if let Some(ring) = self.message_ring() {
-            // (A one-way pipe's ring is read a whole frame at a time.)
-            let (mut message, mut count) = (Vec::new(), 0);
-            loop {
-                match ring.recv(self.fd.as_fd(), &mut message, max, Some(ring::already_past())) {
+            // A one-way pipe's ring gives a whole frame at a time, into a buffer of its
+            // own: the first straight into `buf` when that is empty, the others through
+            // `message`. (A message larger than the ring is waited for once it has begun.)
+            let mut message = Vec::new();
+            while count < most {
+                let direct = buf.is_empty();
+                let into = if direct { &mut *buf } else { &mut message };
+                match ring.recv(self.fd.as_fd(), into, max, Some(ring::already_past())) {
                     Ok(ring::Received::Message(_)) => {
-                        buf.extend_from_slice(&message);
-                        ends.push(buf.len());
+                        if !direct {
+                            buf.extend_from_slice(&message);
+                        }
+                        ended(buf.len());
                         count += 1;
                     }
-                    Ok(ring::Received::TimedOut) => return Ok(count),
-                    // What stops the batch after messages stops the next call as well (a
-                    // frame over the limit stays in the ring until then).
-                    Ok(ring::Received::TooLong(_)) | Err(_) if count > 0 => return Ok(count),
+                    Ok(ring::Received::TimedOut) => break,
+                    // (A frame over the limit stays in the ring until the next call.)
+                    Ok(ring::Received::TooLong(_)) | Err(_) if count > 0 => break,
                     Ok(ring::Received::TooLong(length)) => {
                         return Err(self.refuse_frame(length, max));
                     }
                     Err(error) => return Err(error),
                 }
             }
+            return Ok(count);
         }
         let mut received = lock(&self.received);
-        let mut count = 0;
         loop {
             let pending = received.pending();
             let mut taken = 0;
             // A frame over the limit, after the messages taken before it.
             let mut refused = None;
-            while let Some(header) = pending.get(taken..taken + 4) {
+            while count < most {
+                let Some(header) = pending.get(taken..taken + 4) else { break };
                 let length = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
                 let length = length as usize;
                 if length > max {
@@ -645,7 +632,7 @@ impl Connection {
                 }
                 let Some(message) = pending.get(taken + 4..taken + 4 + length) else { break };
                 buf.extend_from_slice(message);
-                ends.push(buf.len());
+                ended(buf.len());
                 count += 1;
                 taken += 4 + length;
             }
@@ -654,6 +641,9 @@ impl Connection {
                 drop(received);
                 // Refused now if it comes first, else at the next call.
                 return if count > 0 { Ok(count) } else { Err(self.refuse_frame(length, max)) };
+            }
+            if count == most {
+                return Ok(count);
             }
             // Only a call that found nothing takes the wake-up out of the fd (`fill`'s
             // `settle`), once: a streaming worker then need not write one per batch.

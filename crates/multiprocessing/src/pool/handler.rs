@@ -108,11 +108,12 @@ pub(crate) struct Handler {
     chunk_nanos: Option<f64>,
     /// Where the next round of hand-outs starts, so no worker is always first.
     turn: usize,
-    /// The buffer for messages from workers, and where each ends in it.
-    frame: Vec<u8>,
+    /// The buffer for a batch of messages from a worker.
+    frames: Vec<u8>,
+    /// Where each message of the batch ends in `frames`.
     ends: Vec<usize>,
-    /// The buffer for the chunks answered in a batch of messages, with where their
-    /// results are in `frame` (empty between batches).
+    /// The buffer for the chunks answered in a batch, with where their results are in
+    /// `frames` (empty between batches).
     done: Vec<(Chunk, std::ops::Range<usize>)>,
     /// The buffer for messages of several chunks to a worker.
     outgoing: Vec<u8>,
@@ -133,7 +134,7 @@ impl Handler {
             next_job: 0,
             chunk_nanos: None,
             turn: 0,
-            frame: Vec::new(),
+            frames: Vec::new(),
             ends: Vec::new(),
             done: Vec::new(),
             outgoing: Vec::new(),
@@ -314,7 +315,7 @@ impl Handler {
     /// panic of its initializer if it reported one.
     fn read_results(&mut self, index: usize) -> Option<RemotePanic> {
         let (mut frames, mut ends) =
-            (std::mem::take(&mut self.frame), std::mem::take(&mut self.ends));
+            (std::mem::take(&mut self.frames), std::mem::take(&mut self.ends));
         let mut init_failed = None;
         loop {
             frames.clear();
@@ -332,7 +333,7 @@ impl Handler {
                 }
             }
         }
-        (self.frame, self.ends) = (frames, ends);
+        (self.frames, self.ends) = (frames, ends);
         init_failed
     }
 
