@@ -559,7 +559,7 @@ impl Connection {
     /// `Ok(None)` when it has not (yet). For a thread that polls many connections.
     pub(crate) fn try_recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<Option<usize>, Error> {
         buf.clear();
-        Ok((self.try_recv_whole(buf, 1, |_| {})? > 0).then_some(buf.len()))
+        Ok((self.try_recv_whole(buf, 1, true, |_| {})? > 0).then_some(buf.len()))
     }
 
     /// Receives every whole message that has arrived, without waiting: appends each
@@ -568,22 +568,33 @@ impl Connection {
     /// a time: one call and one lock of the buffer per batch rather than per message. An
     /// error (the end of the stream, a refused frame) comes once the messages before it
     /// are taken: with none taken, or at the next call.
+    ///
+    /// `settle`: a call that finds nothing also takes the ring's wake-up out of the fd,
+    /// so that a `poll` of the fd sleeps until more comes — for a reader about to sleep.
+    /// Without it the wake-up stays (and the fd readable): the writer makes no system
+    /// call for its next messages — for a reader that looks again before it sleeps. The
+    /// end of the stream is found only by a settling call (or once the fd says so).
     pub(crate) fn try_recv_all_into(
         &self,
         buf: &mut Vec<u8>,
         ends: &mut Vec<usize>,
+        settle: bool,
     ) -> Result<usize, Error> {
-        self.try_recv_whole(buf, usize::MAX, |end| ends.push(end))
+        self.try_recv_whole(buf, usize::MAX, settle, |end| ends.push(end))
     }
 
     /// Appends up to `most` whole messages that have arrived to `buf`, without waiting,
     /// telling `ended` where each ends in `buf`; how many there were. What stops it after
     /// some messages (the end of the stream, a frame over the limit, a failure) stops
-    /// the next call as well, which reports it.
+    /// the next call as well, which reports it. `settle`: as for [`try_recv_all_into`]
+    /// (a one-way pipe's ring always settles).
+    ///
+    /// [`try_recv_all_into`]: Connection::try_recv_all_into
     fn try_recv_whole(
         &self,
         buf: &mut Vec<u8>,
         most: usize,
+        settle: bool,
         mut ended: impl FnMut(usize),
     ) -> Result<usize, Error> {
         self.check_readable()?;
@@ -645,9 +656,11 @@ impl Connection {
             if count == most {
                 return Ok(count);
             }
-            // Only a call that found nothing takes the wake-up out of the fd (`fill`'s
-            // `settle`), once: a streaming worker then need not write one per batch.
-            match received.fill(self.fd.as_fd(), self.transport.incoming(), count == 0) {
+            // Only a settling call that found nothing takes the wake-up out of the fd
+            // (`fill`'s `settle`), once: a streaming worker then need not write one per
+            // batch.
+            let settle = settle && count == 0;
+            match received.fill(self.fd.as_fd(), self.transport.incoming(), settle) {
                 Ok(None) => return Ok(count),
                 Ok(Some(true)) => {}
                 // The end, or a failure, after messages: they come first.
@@ -1154,7 +1167,7 @@ mod tests {
         while messages.len() < count && Instant::now() < deadline {
             buf.clear();
             ends.clear();
-            let got = reader.try_recv_all_into(&mut buf, &mut ends).unwrap();
+            let got = reader.try_recv_all_into(&mut buf, &mut ends, true).unwrap();
             assert_eq!(got, ends.len());
             let mut start = 0;
             for &end in &ends {
@@ -1173,7 +1186,7 @@ mod tests {
     fn a_batch_read_takes_every_message_that_arrived_in_order_with_its_end() {
         for (kind, reader, writer) in every_kind_of_pipe() {
             let (mut buf, mut ends) = (Vec::new(), Vec::new());
-            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends).unwrap(), 0, "{kind}");
+            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, true).unwrap(), 0, "{kind}");
             let sent: Vec<Vec<u8>> = (0..50u8).map(|i| vec![i; usize::from(i) * 7]).collect();
             for message in &sent {
                 writer.send_bytes(message).unwrap();
@@ -1183,7 +1196,7 @@ mod tests {
             // Everything was sent before the first read: one batch, unless a ring's
             // wake-up arrived late.
             assert!(batches.len() <= 2, "{kind}: {batches:?}");
-            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends).unwrap(), 0, "{kind}");
+            assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, true).unwrap(), 0, "{kind}");
         }
     }
 
@@ -1196,9 +1209,65 @@ mod tests {
             let (received, _) = take_all(&reader, 2);
             assert_eq!(received, [b"one".to_vec(), b"two".to_vec()], "{kind}");
             let (mut buf, mut ends) = (Vec::new(), Vec::new());
-            let end = reader.try_recv_all_into(&mut buf, &mut ends);
+            let end = reader.try_recv_all_into(&mut buf, &mut ends, true);
             assert!(matches!(end, Err(Error::EOFError)), "{kind}: {end:?}");
             assert!(ends.is_empty(), "{kind}");
+        }
+    }
+
+    /// Whether `conn`'s fd is readable now (what the pool's handler sleeps on).
+    fn fd_readable(conn: &Connection) -> bool {
+        sys::poll_one(conn.fd.as_fd(), libc::POLLIN, Some(Duration::ZERO)).unwrap() != 0
+    }
+
+    /// The handler's pattern on its workers' connections (duplex, with rings): batch
+    /// reads that do not settle leave the wake-up in the fd, so the writer makes no
+    /// system call for its next messages; a settling read that finds nothing quiets the
+    /// fd, and the next message makes it readable again — a sleeper never misses one.
+    #[test]
+    fn a_batch_read_leaves_the_wake_up_unless_told_to_settle_and_a_settled_fd_wakes_for_the_next_message()
+     {
+        let (reader, writer) = pipe(true).unwrap();
+        assert!(reader.has_ring());
+        let (mut buf, mut ends) = (Vec::new(), Vec::new());
+        writer.send_bytes(b"one").unwrap();
+        assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, false).unwrap(), 1);
+        assert_eq!(buf, b"one");
+        buf.clear();
+        ends.clear();
+        assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, false).unwrap(), 0);
+        assert!(fd_readable(&reader), "not settled: the wake-up stays");
+        writer.send_bytes(b"two").unwrap();
+        assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, false).unwrap(), 1);
+        assert_eq!(buf, b"two");
+        buf.clear();
+        ends.clear();
+        assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, true).unwrap(), 0);
+        assert!(!fd_readable(&reader), "settled: the fd is quiet");
+        writer.send_bytes(b"three").unwrap();
+        assert!(fd_readable(&reader), "the next message wakes a sleeper");
+        assert_eq!(reader.try_recv_all_into(&mut buf, &mut ends, false).unwrap(), 1);
+        assert_eq!(buf, b"three");
+    }
+
+    /// A batch read that does not settle may miss the end of the stream (it makes no
+    /// system call); the fd says it, and a settling read reports it.
+    #[test]
+    fn the_end_of_the_stream_is_reported_by_a_settling_batch_read() {
+        for (kind, reader, writer) in every_kind_of_pipe() {
+            if !reader.writable {
+                continue; // the handler reads duplex ends; a one-way ring always settles
+            }
+            let (mut buf, mut ends) = (Vec::new(), Vec::new());
+            writer.send_bytes(b"last").unwrap();
+            drop(writer);
+            let (received, _) = take_all(&reader, 1);
+            assert_eq!(received, [b"last".to_vec()], "{kind}");
+            let quiet = reader.try_recv_all_into(&mut buf, &mut ends, false);
+            assert!(matches!(quiet, Ok(0) | Err(Error::EOFError)), "{kind}: {quiet:?}");
+            assert!(fd_readable(&reader), "{kind}: the end makes the fd readable");
+            let end = reader.try_recv_all_into(&mut buf, &mut ends, true);
+            assert!(matches!(end, Err(Error::EOFError)), "{kind}: {end:?}");
         }
     }
 
@@ -1211,7 +1280,7 @@ mod tests {
             let (received, _) = take_all(&reader, 1);
             assert_eq!(received, [b"small".to_vec()], "{kind}");
             let (mut buf, mut ends) = (Vec::new(), Vec::new());
-            let refused = reader.try_recv_all_into(&mut buf, &mut ends);
+            let refused = reader.try_recv_all_into(&mut buf, &mut ends, true);
             let message = match &refused {
                 Err(Error::OsError(error)) => error.to_string(),
                 other => panic!("{kind}: {other:?}"),

@@ -31,10 +31,17 @@ use crate::{Connection, Error, Process};
 
 /// How much work (in nanoseconds) a worker should hold.
 const WINDOW_WORK: f64 = 200_000.0;
-/// The most chunks a worker holds.
-const MAX_WINDOW: usize = 64;
+/// The most chunks a worker holds. Tiny tasks need many in hand: every refill is a
+/// round trip through this thread, and with 64 (as before) a worker ran through its
+/// window in a few microseconds, so the two sides woke each other all the time
+/// (`docs/BENCHMARKS.md` has the measurements).
+const MAX_WINDOW: usize = 1024;
 /// How long a worker asked to stop (or terminated) may take before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How many times in a row the handler may find results waiting and take them without
+/// `poll` — which also looks at the wake-up eventfd and the workers' sentinels — before
+/// it polls anyway (without sleeping, as the fds of those results are readable).
+const MAX_UNPOLLED: u32 = 16;
 
 /// How many chunks a worker should hold, given the average time of a chunk (`None`:
 /// nothing measured yet, so one).
@@ -45,13 +52,17 @@ pub(crate) fn window_for(chunk_nanos: Option<f64>) -> usize {
     }
 }
 
-/// The running average of chunk times, after a chunk that took `nanos`.
-pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> f64 {
+/// The running average of chunk times, after a chunk that took `nanos` (0: a chunk
+/// whose time the worker did not read, which leaves it as it was).
+pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> Option<f64> {
+    if nanos == 0 {
+        return average;
+    }
     let nanos = nanos as f64;
-    match average {
+    Some(match average {
         None => nanos,
         Some(average) => average * 0.75 + nanos * 0.25,
-    }
+    })
 }
 
 /// A worker as the handler sees it.
@@ -64,6 +75,9 @@ pub(crate) struct Worker {
     given: usize,
     /// Its connection ended: it is dying.
     gone: bool,
+    /// Its connection's wake-up was taken out of the fd, by a read that found nothing:
+    /// the fd stays quiet until the worker sends more (see `Handler::wait_and_handle`).
+    settled: bool,
     /// It runs the closures numbered below this (`closure.rs`).
     generation: u64,
     /// It was asked to exit, to make way for a worker that knows a newer closure.
@@ -83,6 +97,7 @@ impl Worker {
             in_flight: VecDeque::new(),
             given: 0,
             gone: false,
+            settled: false,
             generation,
             retiring: false,
         })
@@ -117,6 +132,8 @@ pub(crate) struct Handler {
     done: Vec<(Chunk, std::ops::Range<usize>)>,
     /// The buffer for messages of several chunks to a worker.
     outgoing: Vec<u8>,
+    /// How many times in a row results were taken without `poll` (`MAX_UNPOLLED`).
+    unpolled: u32,
 }
 
 impl Handler {
@@ -138,6 +155,7 @@ impl Handler {
             ends: Vec::new(),
             done: Vec::new(),
             outgoing: Vec::new(),
+            unpolled: 0,
         }
     }
 
@@ -164,8 +182,8 @@ impl Handler {
         window_for(self.chunk_nanos)
     }
 
-    /// Gives queued chunks to workers with room, one per worker per round; returns the
-    /// pool's status.
+    /// Gives queued chunks to workers with room — in rounds, each worker taking its
+    /// share of what is queued as one run of chunks — and returns the pool's status.
     fn hand_out(&mut self) -> Status {
         let window = self.window();
         // Per worker: the chunks it was given in this round, and their bytes.
@@ -179,27 +197,32 @@ impl Handler {
                 let mut progress = true;
                 while progress && !state.queue.is_empty() {
                     progress = false;
+                    // Each worker's share of the queue, taken in one run: its results
+                    // then fill one run of places.
+                    let share = state.queue.len().div_ceil(count);
                     for k in 0..count {
                         let i = (self.turn + k) % count;
                         let worker = &mut self.workers[i];
-                        let Some(next) = state.queue.front() else { break };
-                        if !worker.can_take(next, window, self.maxtasks) {
-                            continue;
+                        for _ in 0..share {
+                            let Some(next) = state.queue.front() else { break };
+                            if !worker.can_take(next, window, self.maxtasks) {
+                                break;
+                            }
+                            // One message stays within the workers' frame limit.
+                            let (chunks, bytes) = &mut given[i];
+                            if *chunks > 0 && *bytes + next.items.len() > task::ENTRY_LIMIT {
+                                break;
+                            }
+                            let Some(chunk) = state.queue.pop_front() else { break };
+                            let job = self.next_job;
+                            self.next_job += 1;
+                            *chunks += 1;
+                            *bytes += chunk.items.len();
+                            running += chunk.slots.len() as u64;
+                            worker.given += 1;
+                            worker.in_flight.push_back((job, chunk));
+                            progress = true;
                         }
-                        // One message stays within the workers' frame limit.
-                        let (chunks, bytes) = &mut given[i];
-                        if *chunks > 0 && *bytes + next.items.len() > task::ENTRY_LIMIT {
-                            continue;
-                        }
-                        let Some(chunk) = state.queue.pop_front() else { break };
-                        let job = self.next_job;
-                        self.next_job += 1;
-                        *chunks += 1;
-                        *bytes += chunk.items.len();
-                        running += chunk.slots.len() as u64;
-                        worker.given += 1;
-                        worker.in_flight.push_back((job, chunk));
-                        progress = true;
                     }
                 }
                 self.turn = self.turn.wrapping_add(1);
@@ -260,7 +283,21 @@ impl Handler {
     }
 
     /// Sleeps until something happens, then handles it.
+    ///
+    /// Results that came while this thread was busy are taken first, without a system
+    /// call: their connections keep their wake-ups (see `ring.rs`), so a worker that
+    /// keeps sending makes no system call either. Only when nothing came does it take
+    /// the wake-ups out of the fds, and then sleeps in `poll`; a worker's next message
+    /// writes one and wakes it. (Before, every batch read took the wake-up out — a read
+    /// here and a write in the worker per batch, sleeping or not.)
     fn wait_and_handle(&mut self) {
+        if self.unpolled < MAX_UNPOLLED {
+            self.unpolled += 1;
+            if self.take_arrived(false) || self.take_arrived(true) {
+                return;
+            }
+        }
+        self.unpolled = 0;
         let waiters: Vec<_> = self.workers.iter().map(|w| w.process.waiter()).collect();
         let mut fds = vec![self.shared.wake.as_fd()];
         // (worker, is its sentinel) for each fd after the first.
@@ -293,15 +330,13 @@ impl Handler {
             let (worker, sentinel) = owners[index - 1];
             if sentinel {
                 died.push(worker);
-            } else if let Some(panic) = self.read_results(worker) {
+            } else if let (_, Some(panic)) = self.read_results(worker, false) {
                 init_failed = Some(panic);
             }
         }
         drop(waiters);
         if let Some(panic) = init_failed {
-            // CPython starts worker after worker forever; here the pool is broken and
-            // every task, now and later, fails with the panic.
-            self.break_pool(Arc::new(move || Error::RemoteTraceback(panic.clone())));
+            self.init_failed(panic);
             return;
         }
         // Highest index first, so the others keep their places while removed.
@@ -311,18 +346,52 @@ impl Handler {
         }
     }
 
-    /// Reads and delivers every whole result message a worker has sent; returns the
-    /// panic of its initializer if it reported one.
-    fn read_results(&mut self, index: usize) -> Option<RemotePanic> {
+    /// A worker's initializer panicked. CPython starts worker after worker forever; here
+    /// the pool is broken and every task, now and later, fails with the panic.
+    fn init_failed(&mut self, panic: RemotePanic) {
+        self.break_pool(Arc::new(move || Error::RemoteTraceback(panic.clone())));
+    }
+
+    /// Takes the results that have arrived from every worker, without sleeping; whether
+    /// there were any. `settle`: each connection that had nothing more is left quiet
+    /// (its wake-up out of the fd), ready for `poll` — one not settled since it last
+    /// had results and nothing now is passed over when not settling.
+    fn take_arrived(&mut self, settle: bool) -> bool {
+        let mut took = false;
+        for index in 0..self.workers.len() {
+            let worker = &self.workers[index];
+            let look = if settle { !worker.settled } else { worker.conn.has_buffered() };
+            if worker.gone || !look {
+                continue;
+            }
+            let (count, init_failed) = self.read_results(index, settle);
+            took |= count > 0;
+            if let Some(panic) = init_failed {
+                self.init_failed(panic);
+                return true;
+            }
+        }
+        took
+    }
+
+    /// Reads and delivers every whole result message a worker has sent (`settle`: as
+    /// [`Connection::try_recv_all_into`]'s); returns how many there were, and the panic
+    /// of its initializer if it reported one.
+    fn read_results(&mut self, index: usize, settle: bool) -> (usize, Option<RemotePanic>) {
         let (mut frames, mut ends) =
             (std::mem::take(&mut self.frames), std::mem::take(&mut self.ends));
         let mut init_failed = None;
+        let mut count = 0;
         loop {
             frames.clear();
             ends.clear();
-            match self.workers[index].conn.try_recv_all_into(&mut frames, &mut ends) {
-                Ok(0) => break,
-                Ok(_) => {
+            match self.workers[index].conn.try_recv_all_into(&mut frames, &mut ends, settle) {
+                Ok(0) => {
+                    self.workers[index].settled = settle;
+                    break;
+                }
+                Ok(got) => {
+                    count += got;
                     if let Some(panic) = self.results(index, &frames, &ends) {
                         init_failed = Some(panic);
                     }
@@ -334,7 +403,7 @@ impl Handler {
             }
         }
         (self.frames, self.ends) = (frames, ends);
-        init_failed
+        (count, init_failed)
     }
 
     /// Handles messages of results (`frames`, each ending at its offset in `ends`): the
@@ -366,7 +435,7 @@ impl Handler {
                         }
                         let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
                         finished += chunk.slots.len() as u64;
-                        self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
+                        self.chunk_nanos = average_with(self.chunk_nanos, nanos);
                         done.push((chunk, results));
                     }
                     FromWorker::InitFailed(panic) => {
@@ -398,8 +467,8 @@ impl Handler {
     /// A worker's sentinel fired: collect its last results, fail the chunk it was
     /// running, requeue the ones behind it, and replace it.
     fn worker_died(&mut self, index: usize) {
-        if let Some(panic) = self.read_results(index) {
-            self.break_pool(Arc::new(move || Error::RemoteTraceback(panic.clone())));
+        if let (_, Some(panic)) = self.read_results(index, true) {
+            self.init_failed(panic);
             return;
         }
         let mut worker = self.workers.remove(index);
@@ -531,5 +600,29 @@ fn reap(process: &Process) {
     if !matches!(process.join_timeout(STOP_GRACE), Ok(true)) {
         let _ = process.kill();
         let _ = process.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_WINDOW, WINDOW_WORK, average_with, window_for};
+
+    #[test]
+    fn a_chunk_without_a_time_leaves_the_average_as_it_was() {
+        assert_eq!(average_with(None, 0), None);
+        assert_eq!(average_with(Some(100.0), 0), Some(100.0));
+        assert_eq!(average_with(None, 80), Some(80.0));
+        assert_eq!(average_with(Some(100.0), 20), Some(80.0));
+    }
+
+    /// A worker holds about `WINDOW_WORK` of work: one chunk before anything is
+    /// measured or when chunks are long, up to `MAX_WINDOW` when they are tiny.
+    #[test]
+    fn a_window_holds_about_the_window_work_within_its_bounds() {
+        assert_eq!(window_for(None), 1);
+        assert_eq!(window_for(Some(WINDOW_WORK * 10.0)), 1);
+        assert_eq!(window_for(Some(WINDOW_WORK / 10.0)), 10);
+        assert_eq!(window_for(Some(1.0)), MAX_WINDOW);
+        assert_eq!(window_for(Some(0.0)), MAX_WINDOW);
     }
 }

@@ -285,7 +285,7 @@ impl MpiHandler {
                 let stats = &self.shared.stats;
                 stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
                 chunk.sink.deliver(&chunk.slots, results, stats);
-                self.chunk_nanos = Some(average_with(self.chunk_nanos, nanos));
+                self.chunk_nanos = average_with(self.chunk_nanos, nanos);
             }
         }
         any

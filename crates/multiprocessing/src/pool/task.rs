@@ -41,7 +41,10 @@ pub(crate) enum ToWorker {
 /// The header of one entry from a worker to the pool.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum FromWorker {
-    /// A chunk is done: `len` bytes of results follow; `nanos` is how long it took.
+    /// A chunk is done: `len` bytes of results follow. `nanos`: how long each chunk took
+    /// on average since the last that carried a time, or 0 — a worker reads its clock
+    /// only every [`CLOCK_EVERY`] chunks of a frame and after its last, as a read costs
+    /// about as much as running a tiny task.
     Done { job: u64, nanos: u64, len: u32 },
     /// The initializer panicked; the worker exits.
     InitFailed(RemotePanic),
@@ -324,6 +327,10 @@ pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result
     catch_task(worker, || function(args))
 }
 
+/// How many chunks of a frame a worker runs between two reads of the clock (the
+/// handler sizes its windows from the times; see [`FromWorker::Done`]).
+const CLOCK_EVERY: u32 = 16;
+
 /// A frame that tells a worker to exit once the chunks sent before are done.
 pub(crate) fn stop_frame() -> Vec<u8> {
     let mut frame = Vec::new();
@@ -391,8 +398,10 @@ pub(crate) fn run_frame(
     mut send: impl FnMut(&[u8]) -> bool,
 ) -> bool {
     let mut rest = frame;
-    // Each chunk's time runs from the end of the one before (one clock read a chunk).
-    let mut started = std::time::Instant::now();
+    // The chunks' time is read every `CLOCK_EVERY` chunks and after the frame's last:
+    // the chunks since the last read share it.
+    let mut mark = std::time::Instant::now();
+    let mut unmeasured = 0u32;
     while !rest.is_empty() {
         let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else {
             return false;
@@ -408,9 +417,16 @@ pub(crate) fn run_frame(
         answer.clear();
         answer.resize(DONE_ROOM, 0);
         entry(function, count, items, answer, worker);
-        let now = std::time::Instant::now();
-        let nanos = u64::try_from((now - started).as_nanos()).unwrap_or(u64::MAX);
-        started = now;
+        unmeasured += 1;
+        let nanos = if unmeasured >= CLOCK_EVERY || rest.is_empty() {
+            let now = std::time::Instant::now();
+            let each = (now - mark).as_nanos() / u128::from(unmeasured);
+            mark = now;
+            unmeasured = 0;
+            u64::try_from(each).unwrap_or(u64::MAX).max(1)
+        } else {
+            0
+        };
         let len = u32::try_from(answer.len() - DONE_ROOM).unwrap_or(u32::MAX);
         let Some(at) = header_before(&FromWorker::Done { job, nanos, len }, answer, DONE_ROOM)
         else {
@@ -421,4 +437,60 @@ pub(crate) fn run_frame(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CLOCK_EVERY, FromWorker, ToWorker, append, entry_of, run_frame};
+    use crate::process::start;
+
+    fn double(x: u64) -> u64 {
+        x * 2
+    }
+
+    /// A frame of `chunks` one-item chunks of `double`, numbered from 0.
+    fn frame_of(chunks: u64) -> Vec<u8> {
+        let mut frame = Vec::new();
+        for job in 0..chunks {
+            let mut items = Vec::new();
+            append(&job, &mut items).unwrap();
+            let run = ToWorker::Run {
+                job,
+                entry: entry_of::<u64, u64>(),
+                function: start::offset(double as fn(u64) -> u64 as usize),
+                count: 1,
+                len: items.len() as u32,
+            };
+            append(&run, &mut frame).unwrap();
+            frame.extend_from_slice(&items);
+        }
+        frame
+    }
+
+    /// A worker answers every chunk of a frame, in order, as soon as it is done; it
+    /// reads its clock only every `CLOCK_EVERY` chunks and after the frame's last, and
+    /// the chunks in between say 0 ("not measured"), which the handler's average skips.
+    #[test]
+    fn a_worker_answers_each_chunk_and_times_every_sixteenth_and_the_last() {
+        let chunks = u64::from(CLOCK_EVERY) * 2 + 5;
+        let mut answer = Vec::new();
+        let mut answers = Vec::new();
+        let went_on = run_frame(&frame_of(chunks), "worker", &mut answer, |message| {
+            let (header, results) = postcard::take_from_bytes::<FromWorker>(message).unwrap();
+            let FromWorker::Done { job, nanos, len } = header else { panic!("{header:?}") };
+            assert_eq!(len as usize, results.len());
+            // A count of plain results (all of them), then the one result.
+            assert_eq!(results[..4], 1u32.to_le_bytes());
+            let value: u64 = postcard::from_bytes(&results[4..]).unwrap();
+            answers.push((job, nanos, value));
+            true
+        });
+        assert!(went_on);
+        assert_eq!(answers.len() as u64, chunks);
+        for (position, &(job, nanos, value)) in (1u64..).zip(&answers) {
+            assert_eq!((job, value), (position - 1, (position - 1) * 2));
+            let timed = position % u64::from(CLOCK_EVERY) == 0 || position == chunks;
+            assert_eq!(nanos > 0, timed, "chunk {position}: {nanos} ns");
+        }
+    }
 }
