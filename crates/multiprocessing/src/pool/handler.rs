@@ -210,14 +210,14 @@ impl Handler {
                             }
                             // One message stays within the workers' frame limit.
                             let (chunks, bytes) = &mut given[i];
-                            if *chunks > 0 && *bytes + next.items.len() > task::ENTRY_LIMIT {
+                            if *chunks > 0 && *bytes + next.frame_len() > task::ENTRY_LIMIT {
                                 break;
                             }
                             let Some(chunk) = state.queue.pop_front() else { break };
                             let job = self.next_job;
                             self.next_job += 1;
                             *chunks += 1;
-                            *bytes += chunk.items.len();
+                            *bytes += chunk.frame_len();
                             running += chunk.slots.len() as u64;
                             worker.given += 1;
                             worker.in_flight.push_back((job, chunk));

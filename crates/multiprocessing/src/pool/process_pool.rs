@@ -4,6 +4,7 @@ use pyconc_core::os_thread::JoinHandle;
 use std::any::TypeId;
 use std::collections::VecDeque;
 use std::fmt;
+use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -114,18 +115,44 @@ impl Task {
 pub(crate) struct Chunk {
     pub(crate) task: Task,
     pub(crate) count: u32,
-    /// [`task::RUN_ROOM`] bytes of room for a header, then the serialized items.
-    pub(crate) items: Vec<u8>,
+    pub(crate) items: Items,
     pub(crate) slots: Slots,
     pub(crate) sink: Arc<dyn Sink>,
 }
 
 impl Chunk {
-    /// The size of the serialized items.
-    pub(crate) fn payload_len(&self) -> usize {
-        self.items.len() - task::RUN_ROOM
+    /// The most bytes it takes in a frame to a worker: its items, and room for its
+    /// header.
+    pub(crate) fn frame_len(&self) -> usize {
+        task::RUN_ROOM + self.items.payload().len()
     }
 }
+
+/// A chunk's serialized items.
+pub(crate) enum Items {
+    /// A buffer of the chunk's own: [`task::RUN_ROOM`] bytes of room for a header, then
+    /// the items — a large chunk, which goes to its worker straight from here.
+    Own(Vec<u8>),
+    /// Bytes of a buffer shared by the small chunks that a submission queued together:
+    /// one allocation for them all rather than one each (allocated by the submitting
+    /// thread and freed by the handler, a buffer per chunk cost more than the rest of a
+    /// chunksize-1 task's way through the parent).
+    Shared(Arc<Vec<u8>>, Range<u32>),
+}
+
+impl Items {
+    /// The serialized items.
+    pub(crate) fn payload(&self) -> &[u8] {
+        match self {
+            Items::Own(buffer) => &buffer[task::RUN_ROOM..],
+            Items::Shared(buffer, range) => &buffer[range.start as usize..range.end as usize],
+        }
+    }
+}
+
+/// The largest items (in bytes) of a chunk that shares its submission's buffer; a
+/// larger chunk has a buffer of its own, and goes out without a copy.
+const SHARED_ITEMS_MAX: usize = 4096;
 
 /// A pool's state that user threads and the handler share.
 pub(crate) struct State {
@@ -294,7 +321,17 @@ pub(crate) fn submit<T: Serialize>(
         }
         state.feeding += 1;
     }
-    let mut feed = Feed { shared, ready: Vec::new(), bytes: 0, queued_any: false, counted: 0 };
+    let mut feed = Feed {
+        shared,
+        task,
+        sink,
+        ready: Vec::new(),
+        shared_items: Vec::new(),
+        chunks: Vec::new(),
+        bytes: 0,
+        queued_any: false,
+        counted: 0,
+    };
     let chunksize = chunksize.max(1);
     let mut items = items;
     let mut told = false;
@@ -308,10 +345,15 @@ pub(crate) fn submit<T: Serialize>(
     // on the general path, which tells why).
     let mut carried: Option<(usize, T)> = None;
     let limit = task::RUN_ROOM + task::ENTRY_LIMIT;
+    // The chunk being serialized: [`task::RUN_ROOM`] bytes of room, then its items. A
+    // small chunk's items are copied to the feed's shared buffer, and this one is used
+    // again for the next chunk.
+    let mut encoded = Vec::new();
     loop {
         // (With room for one more varint than expected: the encoder reserves a varint's
         // most before it writes one, and a chunk of one small item must not regrow.)
-        let mut encoded = Vec::with_capacity(task::RUN_ROOM + expected + expected / 8 + 16);
+        encoded.clear();
+        encoded.reserve(task::RUN_ROOM + expected + expected / 8 + 16);
         encoded.resize(task::RUN_ROOM, 0);
         // The chunk's places: `start..end`, unless an item failed (then listed).
         let (mut start, mut end) = (None, 0);
@@ -410,9 +452,7 @@ pub(crate) fn submit<T: Serialize>(
         let len = slots.len() as u32;
         // (An item carried to the next chunk is not submitted yet.)
         feed.count(count - usize::from(carried.is_some()));
-        let chunk =
-            Chunk { task: task.clone(), count: len, items: encoded, slots, sink: Arc::clone(sink) };
-        feed.push(chunk);
+        feed.push(len, &mut encoded, slots);
     }
     if !told {
         sink.total(count);
@@ -425,11 +465,30 @@ pub(crate) fn submit<T: Serialize>(
 /// it drops, the rest is queued and the submission no longer holds the handler back.
 struct Feed<'a> {
     shared: &'a Shared,
-    ready: Vec<Chunk>,
+    task: &'a Task,
+    sink: &'a Arc<dyn Sink>,
+    /// The chunks gathered and not queued yet.
+    ready: Vec<Gathered>,
+    /// The items of the small chunks of `ready`, one chunk's after another's: they
+    /// share this buffer once queued ([`Items::Shared`]).
+    shared_items: Vec<u8>,
+    /// The chunks made of `ready` when it is queued (a buffer kept from batch to batch).
+    chunks: Vec<Chunk>,
+    /// The bytes of items gathered.
     bytes: usize,
     queued_any: bool,
     /// Items counted as submitted.
     counted: usize,
+}
+
+/// A chunk gathered by a [`Feed`]: how many items, where they are, and their places.
+struct Gathered {
+    count: u32,
+    /// A large chunk's own buffer ([`Items::Own`]); `None`: its items are `range` of the
+    /// feed's shared buffer.
+    own: Option<Vec<u8>>,
+    range: Range<u32>,
+    slots: Slots,
 }
 
 impl Feed<'_> {
@@ -442,9 +501,22 @@ impl Feed<'_> {
         }
     }
 
-    fn push(&mut self, chunk: Chunk) {
-        self.bytes += chunk.items.len();
-        self.ready.push(chunk);
+    /// Gathers a chunk of `count` items, serialized in `encoded` after
+    /// [`task::RUN_ROOM`] bytes of room, for the places `slots`. A small chunk's items
+    /// are copied out (`encoded` is left to be used again); a large one takes `encoded`.
+    fn push(&mut self, count: u32, encoded: &mut Vec<u8>, slots: Slots) {
+        let items = &encoded[task::RUN_ROOM..];
+        self.bytes += items.len();
+        let (own, range) = if items.len() > SHARED_ITEMS_MAX {
+            (Some(std::mem::take(encoded)), 0..0)
+        } else {
+            // (At most `FEED_BYTES` and one chunk's bytes: the shared buffer is queued
+            // once it holds `FEED_BYTES`.)
+            let start = self.shared_items.len() as u32;
+            self.shared_items.extend_from_slice(items);
+            (None, start..self.shared_items.len() as u32)
+        };
+        self.ready.push(Gathered { count, own, range, slots });
         if !self.queued_any || self.bytes >= FEED_BYTES || self.ready.len() >= FEED_CHUNKS {
             self.queue(false);
         }
@@ -455,6 +527,22 @@ impl Feed<'_> {
     fn queue(&mut self, last: bool) {
         self.queued_any = true;
         self.bytes = 0;
+        let next = Vec::with_capacity(self.shared_items.len());
+        let shared_items = Arc::new(std::mem::replace(&mut self.shared_items, next));
+        for gathered in self.ready.drain(..) {
+            let items = match gathered.own {
+                Some(own) => Items::Own(own),
+                None => Items::Shared(Arc::clone(&shared_items), gathered.range),
+            };
+            self.chunks.push(Chunk {
+                task: self.task.clone(),
+                count: gathered.count,
+                items,
+                slots: gathered.slots,
+                sink: Arc::clone(self.sink),
+            });
+        }
+        drop(shared_items);
         let (refused, wake) = {
             let mut state = lock(&self.shared.state);
             if last {
@@ -470,12 +558,12 @@ impl Feed<'_> {
             // A queue that held chunks already has the handler's attention.
             let wake = last || state.queue.is_empty();
             if refused.is_none() {
-                state.queue.extend(self.ready.drain(..));
+                state.queue.extend(self.chunks.drain(..));
             }
             (refused, wake)
         };
         if let Some(error) = refused {
-            for chunk in self.ready.drain(..) {
+            for chunk in self.chunks.drain(..) {
                 chunk.sink.fail(&chunk.slots, &*error, &self.shared.stats);
             }
         }

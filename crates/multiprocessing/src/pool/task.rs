@@ -351,7 +351,7 @@ fn run_header(job: u64, chunk: &super::Chunk) -> ToWorker {
         entry: chunk.task.entry,
         function: chunk.task.function,
         count: chunk.count,
-        len: chunk.payload_len() as u32,
+        len: chunk.items.payload().len() as u32,
     }
 }
 
@@ -359,15 +359,18 @@ fn run_header(job: u64, chunk: &super::Chunk) -> ToWorker {
 pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
     // A header of plain integers always serializes.
     let _ = append(&run_header(job, chunk), frame);
-    frame.extend_from_slice(&chunk.items[RUN_ROOM..]);
+    frame.extend_from_slice(chunk.items.payload());
 }
 
-/// The message that runs `chunk` (numbered `job`) alone: its header is written into the
-/// room before its items, so the items are not copied into a frame first. `None` if the
-/// header did not fit (it always does: the caller then builds a frame).
+/// The message that runs a large `chunk` (numbered `job`) alone: its header is written
+/// into the room before its items in its own buffer, so the items are not copied into a
+/// frame first. `None` for a small chunk (its items share a buffer) or if the header did
+/// not fit (it always does): the caller then builds a frame.
 pub(crate) fn run_alone(job: u64, chunk: &mut super::Chunk) -> Option<&[u8]> {
-    let at = header_before(&run_header(job, chunk), &mut chunk.items, RUN_ROOM)?;
-    Some(&chunk.items[at..])
+    let header = run_header(job, chunk);
+    let super::Items::Own(buffer) = &mut chunk.items else { return None };
+    let at = header_before(&header, buffer, RUN_ROOM)?;
+    Some(&buffer[at..])
 }
 
 /// The most bytes a [`FromWorker::Done`] header takes (three varints and a tag): a

@@ -761,6 +761,24 @@ fn map_from_any_iterator(method: StartMethod) {
     assert_eq!(pool.map(sqr, huge).unwrap(), expected);
 }
 
+/// Beyond CPython: small chunks of a submission share one buffer for their items, a
+/// large one (over 4 KiB of items) has its own and goes out without a copy. A map whose
+/// chunks are of both kinds, interleaved in every batch the submission queues, gets
+/// every result in its place — and so does a second map while the first one's shared
+/// buffers may still be in use.
+fn small_and_large_chunks_of_one_map_come_back_in_order(method: StartMethod) {
+    let pool = pool(method, 2);
+    let lens: Vec<usize> = (0..300).map(|i| if i % 7 == 3 { 5000 + i } else { i % 50 }).collect();
+    let blobs = || lens.iter().map(|&len| blob_of(len));
+    for chunksize in [1, 2, 5] {
+        assert_eq!(pool.map_chunked(blob_len, blobs(), chunksize).unwrap(), lens, "{chunksize}");
+    }
+    let first = pool.map_async(blob_len, blobs().collect::<Vec<_>>());
+    let second: Vec<_> = pool.imap_chunked(blob_len, blobs(), 1).unwrap().collect();
+    assert_eq!(second.into_iter().map(Result::unwrap).collect::<Vec<_>>(), lens);
+    assert_eq!(first.get().unwrap(), lens);
+}
+
 /// A chunk's results travel plain until an item fails, then one `Result` each: items
 /// before, at and after the failure (and the failure of a later chunk) come back right.
 fn failure_in_the_middle_of_a_chunk(method: StartMethod) {
@@ -972,6 +990,7 @@ each_start_method! {
     test_an_item_that_cannot_be_serialized_fails_alone_in_its_chunk => an_item_that_cannot_be_serialized_fails_alone_in_its_chunk;
     test_a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk => a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
+    test_small_and_large_chunks_of_one_map_come_back_in_order => small_and_large_chunks_of_one_map_come_back_in_order;
 }
 
 /// Runs `body` on tokio's single-threaded runtime beside a task that counts ticks every
