@@ -249,9 +249,8 @@ impl Handler {
                 Some(message) => worker.conn.send_bytes(message),
                 None => {
                     frame.clear();
-                    for (job, chunk) in worker.in_flight.range(first..) {
-                        task::append_run(*job, chunk, frame);
-                    }
+                    let chunks = worker.in_flight.range(first..).map(|(job, chunk)| (*job, chunk));
+                    task::append_runs(chunks, frame);
                     worker.conn.send_bytes(frame)
                 }
             };

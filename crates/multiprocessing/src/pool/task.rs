@@ -36,6 +36,11 @@ pub(crate) enum ToWorker {
     Run { job: u64, entry: u64, function: u64, count: u32, len: u32 },
     /// Finish the results sent so far and exit (`close()` + `join()`).
     Stop,
+    /// Run the chunk after the one before it in this frame: job number one more, the
+    /// same function; `len` bytes holding `count` items. (A header of three small
+    /// integers, where a `Run` takes about fifteen bytes to write and to read — for tiny
+    /// tasks a good part of the handler's and the worker's time.)
+    Next { count: u32, len: u32 },
 }
 
 /// The header of one entry from a worker to the pool.
@@ -362,6 +367,29 @@ pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
     frame.extend_from_slice(chunk.items.payload());
 }
 
+/// Appends an entry for each of `chunks` (with its job number) to `frame`: a
+/// [`ToWorker::Next`] for a chunk that follows on from the one before it (the next job
+/// number, the same function), else a [`ToWorker::Run`].
+pub(crate) fn append_runs<'a>(
+    chunks: impl Iterator<Item = (u64, &'a super::Chunk)>,
+    frame: &mut Vec<u8>,
+) {
+    // (job, entry, function) of the entry before.
+    let mut before: Option<(u64, u64, u64)> = None;
+    for (job, chunk) in chunks {
+        let (entry, function) = (chunk.task.entry, chunk.task.function);
+        if before == Some((job.wrapping_sub(1), entry, function)) {
+            let len = chunk.items.payload().len() as u32;
+            // A header of plain integers always serializes.
+            let _ = append(&ToWorker::Next { count: chunk.count, len }, frame);
+            frame.extend_from_slice(chunk.items.payload());
+        } else {
+            append_run(job, chunk, frame);
+        }
+        before = Some((job, entry, function));
+    }
+}
+
 /// The message that runs a large `chunk` (numbered `job`) alone: its header is written
 /// into the room before its items in its own buffer, so the items are not copied into a
 /// frame first. `None` for a small chunk (its items share a buffer) or if the header did
@@ -405,13 +433,23 @@ pub(crate) fn run_frame(
     // the chunks since the last read share it.
     let mut mark = std::time::Instant::now();
     let mut unmeasured = 0u32;
+    // (job, entry, function) of the chunk before, for a `Next`.
+    let mut before: Option<(u64, u64, u64)> = None;
     while !rest.is_empty() {
         let Ok((header, after)) = postcard::take_from_bytes::<ToWorker>(rest) else {
             return false;
         };
-        let ToWorker::Run { job, entry, function, count, len } = header else {
-            return false; // Stop
+        let (job, entry, function, count, len) = match (header, before) {
+            (ToWorker::Run { job, entry, function, count, len }, _) => {
+                (job, entry, function, count, len)
+            }
+            (ToWorker::Next { count, len }, Some((job, entry, function))) => {
+                (job.wrapping_add(1), entry, function, count, len)
+            }
+            // Stop, or a `Next` with nothing before it (not a pool's frame).
+            _ => return false,
         };
+        before = Some((job, entry, function));
         let Some(items) = after.get(..len as usize) else { return false };
         rest = &after[len as usize..];
         // SAFETY: the pool took `entry` from a `ChunkEntry` (`entry_of`/`entry_of_closure`)
@@ -451,34 +489,37 @@ mod tests {
         x * 2
     }
 
-    /// A frame of `chunks` one-item chunks of `double`, numbered from 0.
-    fn frame_of(chunks: u64) -> Vec<u8> {
+    /// A frame of `chunks` one-item chunks of `double`, numbered from 0, each item its
+    /// number; `next`: the chunks after the first have a [`ToWorker::Next`] header.
+    fn frame_of(chunks: u64, next: bool) -> Vec<u8> {
         let mut frame = Vec::new();
         for job in 0..chunks {
             let mut items = Vec::new();
             append(&job, &mut items).unwrap();
-            let run = ToWorker::Run {
-                job,
-                entry: entry_of::<u64, u64>(),
-                function: start::offset(double as fn(u64) -> u64 as usize),
-                count: 1,
-                len: items.len() as u32,
+            let len = items.len() as u32;
+            let header = if next && job > 0 {
+                ToWorker::Next { count: 1, len }
+            } else {
+                ToWorker::Run {
+                    job,
+                    entry: entry_of::<u64, u64>(),
+                    function: start::offset(double as fn(u64) -> u64 as usize),
+                    count: 1,
+                    len,
+                }
             };
-            append(&run, &mut frame).unwrap();
+            append(&header, &mut frame).unwrap();
             frame.extend_from_slice(&items);
         }
         frame
     }
 
-    /// A worker answers every chunk of a frame, in order, as soon as it is done; it
-    /// reads its clock only every `CLOCK_EVERY` chunks and after the frame's last, and
-    /// the chunks in between say 0 ("not measured"), which the handler's average skips.
-    #[test]
-    fn a_worker_answers_each_chunk_and_times_every_sixteenth_and_the_last() {
-        let chunks = u64::from(CLOCK_EVERY) * 2 + 5;
+    /// Runs `frame` as a worker does: whether it went on, and each answer's (job, time,
+    /// result).
+    fn run(frame: &[u8]) -> (bool, Vec<(u64, u64, u64)>) {
         let mut answer = Vec::new();
         let mut answers = Vec::new();
-        let went_on = run_frame(&frame_of(chunks), "worker", &mut answer, |message| {
+        let went_on = run_frame(frame, "worker", &mut answer, |message| {
             let (header, results) = postcard::take_from_bytes::<FromWorker>(message).unwrap();
             let FromWorker::Done { job, nanos, len } = header else { panic!("{header:?}") };
             assert_eq!(len as usize, results.len());
@@ -488,6 +529,35 @@ mod tests {
             answers.push((job, nanos, value));
             true
         });
+        (went_on, answers)
+    }
+
+    /// A `Next` runs the chunk after the one before it in the frame, with the same
+    /// function: the answers are those of the same frame written with `Run`s only. A
+    /// frame that begins with a `Next` is not a pool's: the worker stops, running nothing.
+    #[test]
+    fn a_next_entry_runs_the_following_job_with_the_function_before_it() {
+        let (went_on, with_next) = run(&frame_of(40, true));
+        assert!(went_on);
+        let (_, with_runs) = run(&frame_of(40, false));
+        let results = |answers: &[(u64, u64, u64)]| -> Vec<(u64, u64)> {
+            answers.iter().map(|&(job, _, value)| (job, value)).collect()
+        };
+        assert_eq!(results(&with_next), results(&with_runs));
+        assert_eq!(results(&with_next), (0..40).map(|job| (job, job * 2)).collect::<Vec<_>>());
+        let mut stray = Vec::new();
+        append(&ToWorker::Next { count: 1, len: 1 }, &mut stray).unwrap();
+        append(&7u64, &mut stray).unwrap();
+        assert_eq!(run(&stray), (false, vec![]));
+    }
+
+    /// A worker answers every chunk of a frame, in order, as soon as it is done; it
+    /// reads its clock only every `CLOCK_EVERY` chunks and after the frame's last, and
+    /// the chunks in between say 0 ("not measured"), which the handler's average skips.
+    #[test]
+    fn a_worker_answers_each_chunk_and_times_every_sixteenth_and_the_last() {
+        let chunks = u64::from(CLOCK_EVERY) * 2 + 5;
+        let (went_on, answers) = run(&frame_of(chunks, false));
         assert!(went_on);
         assert_eq!(answers.len() as u64, chunks);
         for (position, &(job, nanos, value)) in (1u64..).zip(&answers) {
