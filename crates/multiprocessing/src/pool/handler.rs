@@ -97,7 +97,9 @@ impl Worker {
             in_flight: VecDeque::new(),
             given: 0,
             gone: false,
-            settled: false,
+            // Nothing was read from a new connection: its fd is quiet until the worker
+            // sends (a fresh ring's first message writes a wake-up).
+            settled: true,
             generation,
             retiring: false,
         })
