@@ -69,8 +69,11 @@ pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> Option<f64> {
 pub(crate) struct Worker {
     pub(crate) process: Process,
     pub(crate) conn: Arc<Connection>,
-    /// The chunks sent to it and not answered yet, oldest first, with their job numbers.
+    /// The chunks sent to it and not delivered yet, oldest first, with their job numbers.
     in_flight: VecDeque<(u64, Chunk)>,
+    /// How many chunks at the front of `in_flight` it has answered, their results not
+    /// delivered yet (only while `Handler::results` runs; 0 otherwise).
+    answered: usize,
     /// How many chunks it was given (for `maxtasksperchild`).
     given: usize,
     /// Its connection ended: it is dying.
@@ -95,6 +98,7 @@ impl Worker {
             process,
             conn,
             in_flight: VecDeque::new(),
+            answered: 0,
             given: 0,
             gone: false,
             // Nothing was read from a new connection: its fd is quiet until the worker
@@ -105,11 +109,16 @@ impl Worker {
         })
     }
 
+    /// How many chunks it holds: sent and not answered.
+    fn holding(&self) -> usize {
+        self.in_flight.len() - self.answered
+    }
+
     /// Whether it can take `chunk` now.
     fn can_take(&self, chunk: &Chunk, window: usize, maxtasks: Option<usize>) -> bool {
         !self.gone
             && !self.retiring
-            && self.in_flight.len() < window
+            && self.holding() < window
             && maxtasks.is_none_or(|max| self.given < max)
             && self.generation >= chunk.task.needs
     }
@@ -129,9 +138,10 @@ pub(crate) struct Handler {
     frames: Vec<u8>,
     /// Where each message of the batch ends in `frames`.
     ends: Vec<usize>,
-    /// The buffer for the chunks answered in a batch, with where their results are in
-    /// `frames` (empty between batches).
-    done: Vec<(Chunk, std::ops::Range<usize>)>,
+    /// The buffer for where the results of the chunks answered in a batch are in
+    /// `frames` (empty between batches). The chunks stay at the front of their worker's
+    /// `in_flight` until delivered: moved once, not twice.
+    done: Vec<std::ops::Range<usize>>,
     /// The buffer for messages of several chunks to a worker.
     outgoing: Vec<u8>,
     /// How many times in a row results were taken without `poll` (`MAX_UNPOLLED`).
@@ -431,13 +441,17 @@ impl Handler {
                         let results = end - rest.len()..end - after.len();
                         frame = after;
                         let worker = &mut self.workers[index];
-                        if worker.in_flight.front().is_none_or(|(first, _)| *first != job) {
+                        // The oldest chunk it holds, past those answered before.
+                        let Some((first, chunk)) = worker.in_flight.get(worker.answered) else {
+                            break;
+                        };
+                        if *first != job {
                             break;
                         }
-                        let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
+                        worker.answered += 1;
                         finished += chunk.slots.len() as u64;
                         self.chunk_nanos = average_with(self.chunk_nanos, nanos);
-                        done.push((chunk, results));
+                        done.push(results);
                     }
                     FromWorker::InitFailed(panic) => {
                         init_failed = Some(panic);
@@ -450,12 +464,15 @@ impl Handler {
         // Before decoding, refill the worker if it runs low (the loop in `run` hands out
         // the rest once this wake-up is handled).
         let window = self.window();
-        if !done.is_empty() && self.workers[index].in_flight.len() < window.div_ceil(2) {
+        if !done.is_empty() && self.workers[index].holding() < window.div_ceil(2) {
             self.hand_out();
         }
-        for (chunk, results) in done.drain(..) {
+        let worker = &mut self.workers[index];
+        for results in done.drain(..) {
+            let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
             chunk.sink.deliver(&chunk.slots, &frames[results], &self.shared.stats);
         }
+        worker.answered = 0;
         self.done = done;
         init_failed
     }
