@@ -120,7 +120,7 @@ impl Worker {
             && !self.retiring
             && self.holding() < window
             && maxtasks.is_none_or(|max| self.given < max)
-            && self.generation >= chunk.task.needs
+            && self.generation >= chunk.submission.task.needs
     }
 }
 
@@ -239,7 +239,7 @@ impl Handler {
                 }
                 self.turn = self.turn.wrapping_add(1);
             }
-            (state.status, state.queue.front().map(|chunk| chunk.task.needs))
+            (state.status, state.queue.front().map(|chunk| chunk.submission.task.needs))
         };
         self.shared.stats.running.fetch_add(running, Ordering::Relaxed);
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
@@ -470,7 +470,7 @@ impl Handler {
         let worker = &mut self.workers[index];
         for results in done.drain(..) {
             let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
-            chunk.sink.deliver(&chunk.slots, &frames[results], &self.shared.stats);
+            chunk.submission.sink.deliver(&chunk.slots, &frames[results], &self.shared.stats);
         }
         worker.answered = 0;
         self.done = done;
@@ -479,7 +479,7 @@ impl Handler {
 
     /// Fails `chunk`'s items with `error`.
     fn fail(&self, chunk: &Chunk, error: &dyn Fn() -> Error) {
-        chunk.sink.fail(&chunk.slots, error, &self.shared.stats);
+        chunk.submission.sink.fail(&chunk.slots, error, &self.shared.stats);
     }
 
     /// A worker's sentinel fired: collect its last results, fail the chunk it was

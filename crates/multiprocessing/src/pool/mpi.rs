@@ -284,7 +284,7 @@ impl MpiHandler {
                 let Some((_, chunk, _)) = rank.in_flight.pop_front() else { break };
                 let stats = &self.shared.stats;
                 stats.running.fetch_sub(chunk.slots.len() as u64, Ordering::Relaxed);
-                chunk.sink.deliver(&chunk.slots, results, stats);
+                chunk.submission.sink.deliver(&chunk.slots, results, stats);
                 self.chunk_nanos = average_with(self.chunk_nanos, nanos);
             }
         }
@@ -319,7 +319,11 @@ impl MpiHandler {
     fn terminate(&mut self) {
         let queued: Vec<Chunk> = lock(&self.shared.state).queue.drain(..).collect();
         for chunk in queued {
-            chunk.sink.fail(&chunk.slots, &|| Error::runtime(POOL_TERMINATED), &self.shared.stats);
+            chunk.submission.sink.fail(
+                &chunk.slots,
+                &|| Error::runtime(POOL_TERMINATED),
+                &self.shared.stats,
+            );
         }
         self.stop();
         while self.ranks.iter().any(|r| !r.in_flight.is_empty()) {

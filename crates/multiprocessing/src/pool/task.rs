@@ -353,8 +353,8 @@ pub(crate) const RUN_ROOM: usize = 48;
 fn run_header(job: u64, chunk: &super::Chunk) -> ToWorker {
     ToWorker::Run {
         job,
-        entry: chunk.task.entry,
-        function: chunk.task.function,
+        entry: chunk.submission.task.entry,
+        function: chunk.submission.task.function,
         count: chunk.count,
         len: chunk.items.payload().len() as u32,
     }
@@ -377,7 +377,7 @@ pub(crate) fn append_runs<'a>(
     // (job, entry, function) of the entry before.
     let mut before: Option<(u64, u64, u64)> = None;
     for (job, chunk) in chunks {
-        let (entry, function) = (chunk.task.entry, chunk.task.function);
+        let (entry, function) = (chunk.submission.task.entry, chunk.submission.task.function);
         if before == Some((job.wrapping_sub(1), entry, function)) {
             let len = chunk.items.payload().len() as u32;
             // A header of plain integers always serializes.
