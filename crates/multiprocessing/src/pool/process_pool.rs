@@ -532,12 +532,18 @@ impl Feed<'_> {
     fn queue(&mut self, last: bool) {
         self.queued_any = true;
         self.bytes = 0;
-        let next = Vec::with_capacity(self.shared_items.len());
-        let shared_items = Arc::new(std::mem::replace(&mut self.shared_items, next));
+        // The shared buffer, made by the batch's first chunk that has its items there.
+        let mut shared_items: Option<Arc<Vec<u8>>> = None;
         for gathered in self.ready.drain(..) {
             let items = match gathered.own {
                 Some(own) => Items::Own(own),
-                None => Items::Shared(Arc::clone(&shared_items), gathered.range),
+                None => {
+                    let shared = shared_items.get_or_insert_with(|| {
+                        let next = Vec::with_capacity(self.shared_items.len());
+                        Arc::new(std::mem::replace(&mut self.shared_items, next))
+                    });
+                    Items::Shared(Arc::clone(shared), gathered.range)
+                }
             };
             self.chunks.push(Chunk {
                 submission: Arc::clone(&self.submission),
