@@ -9,9 +9,10 @@
 //! behind it go back to the queue, and a new worker takes its place. Nothing waits forever.
 //!
 //! Throughput: a worker holds up to a *window* of chunks, so it never waits for the
-//! handler between two small tasks. The window follows how long chunks take (about
-//! [`WINDOW_WORK`] of work in hand, at least one chunk, at most [`MAX_WINDOW`]), so long
-//! tasks are handed out one at a time and spread evenly over the workers. A worker whose
+//! handler between two small tasks. The window follows how long the submission's chunks
+//! take (about [`WINDOW_WORK`] of work in hand, at most [`MAX_WINDOW`] chunks; one chunk
+//! until the first comes back), so long tasks are handed out one at a time and spread
+//! evenly over the workers. A worker whose
 //! results arrive gets its next chunks before they are decoded, and a `map`'s large
 //! results go undecoded to a thread that waits for the list, when one does (`result.rs`'s
 //! `Assist`): the handler keeps moving messages meanwhile.
@@ -130,8 +131,6 @@ pub(crate) struct Handler {
     maxtasks: Option<usize>,
     workers: Vec<Worker>,
     next_job: u64,
-    /// Average time of a chunk, in nanoseconds (exponentially weighted).
-    chunk_nanos: Option<f64>,
     /// Where the next round of hand-outs starts, so no worker is always first.
     turn: usize,
     /// The buffer for a batch of messages from a worker.
@@ -161,7 +160,6 @@ impl Handler {
             maxtasks,
             workers,
             next_job: 0,
-            chunk_nanos: None,
             turn: 0,
             frames: Vec::new(),
             ends: Vec::new(),
@@ -190,14 +188,9 @@ impl Handler {
         }
     }
 
-    fn window(&self) -> usize {
-        window_for(self.chunk_nanos)
-    }
-
     /// Gives queued chunks to workers with room — in rounds, each worker taking its
     /// share of what is queued as one run of chunks — and returns the pool's status.
     fn hand_out(&mut self) -> Status {
-        let window = self.window();
         // Per worker: the chunks it was given in this round, and their bytes.
         let mut given = vec![(0usize, 0usize); self.workers.len()];
         // The items handed out (counted once, after the round).
@@ -217,6 +210,7 @@ impl Handler {
                         let worker = &mut self.workers[i];
                         for _ in 0..share {
                             let Some(next) = state.queue.front() else { break };
+                            let window = window_for(next.submission.chunk_nanos());
                             if !worker.can_take(next, window, self.maxtasks) {
                                 break;
                             }
@@ -450,7 +444,7 @@ impl Handler {
                         }
                         worker.answered += 1;
                         finished += chunk.slots.len() as u64;
-                        self.chunk_nanos = average_with(self.chunk_nanos, nanos);
+                        chunk.submission.chunk_took(nanos);
                         done.push(results);
                     }
                     FromWorker::InitFailed(panic) => {
@@ -463,8 +457,11 @@ impl Handler {
         self.shared.stats.running.fetch_sub(finished, Ordering::Relaxed);
         // Before decoding, refill the worker if it runs low (the loop in `run` hands out
         // the rest once this wake-up is handled).
-        let window = self.window();
-        if !done.is_empty() && self.workers[index].holding() < window.div_ceil(2) {
+        let worker = &self.workers[index];
+        // (The window of the submission of the last chunk answered.)
+        let last = worker.answered.checked_sub(1).and_then(|at| worker.in_flight.get(at));
+        let window = last.map_or(1, |(_, chunk)| window_for(chunk.submission.chunk_nanos()));
+        if !done.is_empty() && worker.holding() < window.div_ceil(2) {
             self.hand_out();
         }
         let worker = &mut self.workers[index];

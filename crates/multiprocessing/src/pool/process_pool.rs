@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -111,10 +111,38 @@ impl Task {
     }
 }
 
-/// What the chunks of one submission share: what runs them, and where their results go.
+/// What the chunks of one submission share: what runs them, where their results go, and
+/// how long they take.
 pub(crate) struct Submission {
     pub(crate) task: Task,
     pub(crate) sink: Arc<dyn Sink>,
+    /// The average time of its chunks so far, in nanoseconds (the bits of an `f64`;
+    /// [`NOT_TIMED`]: none came back yet). Written by the handler only; it sizes the
+    /// workers' windows for this submission — not from another's, whose tasks may have
+    /// been a thousand times shorter.
+    nanos: AtomicU64,
+}
+
+/// [`Submission::nanos`] before any chunk came back.
+const NOT_TIMED: u64 = u64::MAX;
+
+impl Submission {
+    fn new(task: Task, sink: Arc<dyn Sink>) -> Submission {
+        Submission { task, sink, nanos: AtomicU64::new(NOT_TIMED) }
+    }
+
+    /// The average time of its chunks so far (`None`: none came back yet).
+    pub(crate) fn chunk_nanos(&self) -> Option<f64> {
+        let bits = self.nanos.load(Ordering::Relaxed);
+        (bits != NOT_TIMED).then(|| f64::from_bits(bits))
+    }
+
+    /// Records a chunk's time (see [`average_with`](super::handler::average_with)).
+    pub(crate) fn chunk_took(&self, nanos: u64) {
+        if let Some(average) = super::handler::average_with(self.chunk_nanos(), nanos) {
+            self.nanos.store(average.to_bits(), Ordering::Relaxed);
+        }
+    }
 }
 
 /// Some items of one submission, serialized, and their places. Kept small (64 bytes, a
@@ -330,7 +358,7 @@ pub(crate) fn submit<T: Serialize>(
     }
     let mut feed = Feed {
         shared,
-        submission: Arc::new(Submission { task: task.clone(), sink: Arc::clone(sink) }),
+        submission: Arc::new(Submission::new(task.clone(), Arc::clone(sink))),
         ready: Vec::new(),
         shared_items: Vec::new(),
         chunks: Vec::new(),

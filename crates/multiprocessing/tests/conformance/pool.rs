@@ -655,6 +655,24 @@ fn sqr_then_pid(millis: u64) -> u32 {
     std::process::id()
 }
 
+fn sleep_then_pid(millis: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(millis));
+    std::process::id()
+}
+
+/// Beyond CPython's one shared queue: a worker holds a window of chunks, sized by how long
+/// the submission's own chunks take — one chunk a worker until the first comes back, not
+/// the thousand that the tiny tasks run before would call for. So a map of one long task
+/// and seven short ones leaves the long one alone on its worker, and the short ones all
+/// run on the other (a window from the tiny tasks would have handed each worker half).
+fn windows_follow_each_submission_not_the_one_before(method: StartMethod) {
+    let pool = pool(method, 2);
+    assert_eq!(pool.map_chunked(sqr, 0..20_000, 1).unwrap().len(), 20_000);
+    let millis: Vec<u64> = std::iter::once(600).chain([5; 7]).collect();
+    let pids = pool.map_chunked(sleep_then_pid, millis, 1).unwrap();
+    assert!(pids[1..].iter().all(|&pid| pid != pids[0]), "{pids:?}");
+}
+
 // Live counters.
 fn stats(method: StartMethod) {
     let pool = pool(method, 2);
@@ -991,6 +1009,7 @@ each_start_method! {
     test_a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk => a_result_that_cannot_be_decoded_fails_the_rest_of_its_chunk;
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
     test_small_and_large_chunks_of_one_map_come_back_in_order => small_and_large_chunks_of_one_map_come_back_in_order;
+    test_windows_follow_each_submission_not_the_one_before => windows_follow_each_submission_not_the_one_before;
 }
 
 /// Runs `body` on tokio's single-threaded runtime beside a task that counts ticks every
