@@ -12,10 +12,10 @@
 //! handler between two small tasks. The window follows how long the submission's chunks
 //! take (about [`WINDOW_WORK`] of work in hand, at most [`MAX_WINDOW`] chunks; one chunk
 //! until the first comes back), so long tasks are handed out one at a time and spread
-//! evenly over the workers. A worker whose
-//! results arrive gets its next chunks before they are decoded, and a `map`'s large
-//! results go undecoded to a thread that waits for the list, when one does (`result.rs`'s
-//! `Assist`): the handler keeps moving messages meanwhile.
+//! evenly over the workers. A worker whose results arrive gets its next chunks before
+//! they are decoded, and a `map`'s large results go undecoded to a thread that waits for
+//! the list, when one does (`result.rs`'s `Assist`): the handler keeps moving messages
+//! meanwhile.
 
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
