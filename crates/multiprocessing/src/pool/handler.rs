@@ -210,7 +210,7 @@ impl Handler {
                         let worker = &mut self.workers[i];
                         for _ in 0..share {
                             let Some(next) = state.queue.front() else { break };
-                            let window = window_for(next.submission.chunk_nanos());
+                            let window = next.submission.window();
                             if !worker.can_take(next, window, self.maxtasks) {
                                 break;
                             }
@@ -358,9 +358,10 @@ impl Handler {
     }
 
     /// Takes the results that have arrived from every worker, without sleeping; whether
-    /// there were any. `settle`: each connection that had nothing more is left quiet
-    /// (its wake-up out of the fd), ready for `poll` — one not settled since it last
-    /// had results and nothing now is passed over when not settling.
+    /// there were any. Without `settle`, only connections with something in their buffer
+    /// or ring are read, and their wake-ups stay. With it, every connection not settled
+    /// yet is read until nothing is left, then left quiet (its wake-up out of the fd),
+    /// ready for `poll`.
     fn take_arrived(&mut self, settle: bool) -> bool {
         let mut took = false;
         for index in 0..self.workers.len() {
@@ -460,7 +461,7 @@ impl Handler {
         let worker = &self.workers[index];
         // (The window of the submission of the last chunk answered.)
         let last = worker.answered.checked_sub(1).and_then(|at| worker.in_flight.get(at));
-        let window = last.map_or(1, |(_, chunk)| window_for(chunk.submission.chunk_nanos()));
+        let window = last.map_or(1, |(_, chunk)| chunk.submission.window());
         if !done.is_empty() && worker.holding() < window.div_ceil(2) {
             self.hand_out();
         }

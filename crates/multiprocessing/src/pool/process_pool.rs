@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -117,10 +117,14 @@ pub(crate) struct Submission {
     pub(crate) task: Task,
     pub(crate) sink: Arc<dyn Sink>,
     /// The average time of its chunks so far, in nanoseconds (the bits of an `f64`;
-    /// [`NOT_TIMED`]: none came back yet). Written by the handler only; it sizes the
-    /// workers' windows for this submission — not from another's, whose tasks may have
-    /// been a thousand times shorter.
+    /// [`NOT_TIMED`]: none came back yet). Written by the handler only.
     nanos: AtomicU64,
+    /// How many of its chunks a worker should hold, from `nanos`
+    /// ([`window_for`](super::handler::window_for)): sized by this submission's own
+    /// tasks, not another's, which may have been a thousand times shorter. Kept here, as
+    /// the handler asks for it for every chunk it hands out and `nanos` changes only
+    /// with a timed chunk.
+    window: AtomicUsize,
 }
 
 /// [`Submission::nanos`] before any chunk came back.
@@ -128,19 +132,22 @@ const NOT_TIMED: u64 = u64::MAX;
 
 impl Submission {
     fn new(task: Task, sink: Arc<dyn Sink>) -> Submission {
-        Submission { task, sink, nanos: AtomicU64::new(NOT_TIMED) }
+        let window = AtomicUsize::new(super::handler::window_for(None));
+        Submission { task, sink, nanos: AtomicU64::new(NOT_TIMED), window }
     }
 
-    /// The average time of its chunks so far (`None`: none came back yet).
-    pub(crate) fn chunk_nanos(&self) -> Option<f64> {
-        let bits = self.nanos.load(Ordering::Relaxed);
-        (bits != NOT_TIMED).then(|| f64::from_bits(bits))
+    /// How many of its chunks a worker should hold now.
+    pub(crate) fn window(&self) -> usize {
+        self.window.load(Ordering::Relaxed)
     }
 
     /// Records a chunk's time (see [`average_with`](super::handler::average_with)).
     pub(crate) fn chunk_took(&self, nanos: u64) {
-        if let Some(average) = super::handler::average_with(self.chunk_nanos(), nanos) {
+        let bits = self.nanos.load(Ordering::Relaxed);
+        let before = (bits != NOT_TIMED).then(|| f64::from_bits(bits));
+        if let Some(average) = super::handler::average_with(before, nanos) {
             self.nanos.store(average.to_bits(), Ordering::Relaxed);
+            self.window.store(super::handler::window_for(Some(average)), Ordering::Relaxed);
         }
     }
 }
@@ -580,7 +587,6 @@ impl Feed<'_> {
                 slots: gathered.slots,
             });
         }
-        drop(shared_items);
         let (refused, wake) = {
             let mut state = lock(&self.shared.state);
             if last {
