@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::result::lock;
 use super::task::{self, FromWorker, RemotePanic};
-use super::{Chunk, Shared, StartWorker, Status, closure};
+use super::{Chunk, Shared, StartWorker, Status, Submission, closure};
 use crate::error::POOL_TERMINATED;
 use crate::sys;
 use crate::{Connection, Error, Process};
@@ -115,13 +115,13 @@ impl Worker {
         self.in_flight.len() - self.answered
     }
 
-    /// Whether it can take `chunk` now.
-    fn can_take(&self, chunk: &Chunk, window: usize, maxtasks: Option<usize>) -> bool {
+    /// Whether it can take a chunk of `submission` now.
+    fn can_take(&self, submission: &Submission, maxtasks: Option<usize>) -> bool {
         !self.gone
             && !self.retiring
-            && self.holding() < window
+            && self.holding() < submission.window()
             && maxtasks.is_none_or(|max| self.given < max)
-            && self.generation >= chunk.submission.task.needs
+            && self.generation >= submission.task.needs
     }
 }
 
@@ -209,14 +209,15 @@ impl Handler {
                         let i = (self.turn + k) % count;
                         let worker = &mut self.workers[i];
                         for _ in 0..share {
-                            let Some(next) = state.queue.front() else { break };
-                            let window = next.submission.window();
-                            if !worker.can_take(next, window, self.maxtasks) {
+                            let Some((submission, frame_len)) = state.queue.front() else {
+                                break;
+                            };
+                            if !worker.can_take(submission, self.maxtasks) {
                                 break;
                             }
                             // One message stays within the workers' frame limit.
                             let (chunks, bytes) = &mut given[i];
-                            if *chunks > 0 && *bytes + next.frame_len() > task::ENTRY_LIMIT {
+                            if *chunks > 0 && *bytes + frame_len > task::ENTRY_LIMIT {
                                 break;
                             }
                             let Some(chunk) = state.queue.pop_front() else { break };
@@ -233,7 +234,7 @@ impl Handler {
                 }
                 self.turn = self.turn.wrapping_add(1);
             }
-            (state.status, state.queue.front().map(|chunk| chunk.submission.task.needs))
+            (state.status, state.queue.front().map(|(submission, _)| submission.task.needs))
         };
         self.shared.stats.running.fetch_add(running, Ordering::Relaxed);
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
@@ -546,7 +547,7 @@ impl Handler {
         let queued: Vec<Chunk> = {
             let mut state = lock(&self.shared.state);
             state.broken = Some(Arc::clone(&error));
-            state.queue.drain(..).collect()
+            state.queue.drain()
         };
         self.kill_workers(&*error);
         for chunk in &queued {
@@ -573,7 +574,7 @@ impl Handler {
     /// `terminate()`: stop the workers at once; what they held and what is queued fails.
     fn terminate(&mut self) {
         self.kill_workers(&|| Error::runtime(POOL_TERMINATED));
-        let queued: Vec<Chunk> = lock(&self.shared.state).queue.drain(..).collect();
+        let queued = lock(&self.shared.state).queue.drain();
         for chunk in &queued {
             self.fail(chunk, &|| Error::runtime(POOL_TERMINATED));
         }

@@ -55,7 +55,7 @@ pub use result::{AsyncResult, Callbacks, IMapIterator};
 pub use star::StarFn;
 pub use thread_pool::ThreadPoolBuilder;
 
-use process_pool::{Chunk, Items, Shared, StartWorker};
+use process_pool::{Chunk, Items, Shared, StartWorker, Submission};
 
 use crate::Error;
 use crate::error::CHUNKSIZE;

@@ -317,7 +317,7 @@ impl MpiHandler {
     /// `terminate()`: what is queued fails; MPI cannot stop a rank mid-task, so the
     /// chunks the ranks hold are finished (and delivered) before they exit.
     fn terminate(&mut self) {
-        let queued: Vec<Chunk> = lock(&self.shared.state).queue.drain(..).collect();
+        let queued = lock(&self.shared.state).queue.drain();
         for chunk in queued {
             chunk.submission.sink.fail(
                 &chunk.slots,

@@ -196,11 +196,129 @@ impl Items {
 /// larger chunk has a buffer of its own, and goes out without a copy.
 const SHARED_ITEMS_MAX: usize = 4096;
 
+/// The chunks no worker holds yet, oldest first: CPython's `Pool._taskqueue`.
+///
+/// The small chunks that a submission gathers in one batch are queued as one *run*:
+/// their items one after another in the batch's shared buffer, their places one after
+/// another, and per chunk only where its items end and how many it has (8 bytes). The
+/// handler makes each [`Chunk`] as it takes it. Queued one by one, a map at chunksize 1
+/// had the submitting thread make a chunk per item — 64 bytes, and an `Arc` clone of the
+/// submission and of the buffer — which the handler then read from the other CPU's
+/// cache: a miss per chunk on the pool's busiest thread (`docs/BENCHMARKS.md`).
+#[derive(Default)]
+pub(crate) struct TaskQueue {
+    entries: VecDeque<Queued>,
+    /// How many chunks the entries hold.
+    chunks: usize,
+}
+
+/// An entry of a [`TaskQueue`].
+enum Queued {
+    Chunk(Chunk),
+    /// Never empty: taken off the queue with its last chunk.
+    Run(Run),
+}
+
+/// Consecutive small chunks of one submission (see [`TaskQueue`]).
+struct Run {
+    submission: Arc<Submission>,
+    items: Arc<Vec<u8>>,
+    /// Where the items of the next chunk start in `items`, and its first place.
+    next: (u32, usize),
+    /// Per chunk, in order: where its items end in `items`, and how many it has.
+    ends: Vec<(u32, u32)>,
+    /// How many chunks of `ends` were taken.
+    taken: usize,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        self.ends.len() - self.taken
+    }
+
+    /// The bytes the next chunk takes in a frame ([`Chunk::frame_len`]).
+    fn next_frame_len(&self) -> usize {
+        let end = self.ends.get(self.taken).map_or(self.next.0, |&(end, _)| end);
+        task::RUN_ROOM + (end - self.next.0) as usize
+    }
+
+    /// Makes the next chunk.
+    fn take(&mut self) -> Option<Chunk> {
+        let &(end, count) = self.ends.get(self.taken)?;
+        self.taken += 1;
+        let (start, place) = self.next;
+        self.next = (end, place + count as usize);
+        Some(Chunk {
+            submission: Arc::clone(&self.submission),
+            count,
+            items: Items::Shared(Arc::clone(&self.items), start..end),
+            slots: Slots::Range(place..place + count as usize),
+        })
+    }
+}
+
+impl TaskQueue {
+    /// How many chunks are queued.
+    pub(crate) fn len(&self) -> usize {
+        self.chunks
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.chunks == 0
+    }
+
+    /// The submission of the next chunk, and the bytes that chunk takes in a frame.
+    pub(crate) fn front(&self) -> Option<(&Submission, usize)> {
+        match self.entries.front()? {
+            Queued::Chunk(chunk) => Some((&chunk.submission, chunk.frame_len())),
+            Queued::Run(run) => Some((&run.submission, run.next_frame_len())),
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Chunk> {
+        let chunk = match self.entries.front_mut()? {
+            Queued::Run(run) if run.len() > 1 => run.take(),
+            _ => match self.entries.pop_front()? {
+                Queued::Chunk(chunk) => Some(chunk),
+                Queued::Run(mut run) => run.take(),
+            },
+        }?;
+        self.chunks -= 1;
+        Some(chunk)
+    }
+
+    /// Puts `chunk` first (a dead worker's chunks go back in front of the rest).
+    pub(crate) fn push_front(&mut self, chunk: Chunk) {
+        self.entries.push_front(Queued::Chunk(chunk));
+        self.chunks += 1;
+    }
+
+    /// Queues the entries of `batch`, emptying it.
+    fn append(&mut self, batch: &mut Vec<Queued>) {
+        for entry in batch.drain(..) {
+            self.chunks += match &entry {
+                Queued::Chunk(_) => 1,
+                Queued::Run(run) => run.len(),
+            };
+            self.entries.push_back(entry);
+        }
+    }
+
+    /// Takes every chunk out, in order.
+    pub(crate) fn drain(&mut self) -> Vec<Chunk> {
+        let mut chunks = Vec::with_capacity(self.chunks);
+        while let Some(chunk) = self.pop_front() {
+            chunks.push(chunk);
+        }
+        chunks
+    }
+}
+
 /// A pool's state that user threads and the handler share.
 pub(crate) struct State {
     pub(crate) status: Status,
     /// Chunks no worker holds yet.
-    pub(crate) queue: VecDeque<Chunk>,
+    pub(crate) queue: TaskQueue,
     /// Why every task fails (an initializer panicked, no worker can be started).
     pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
     /// Submissions still queueing chunks: a closed pool's handler waits for them.
@@ -248,7 +366,7 @@ impl Shared {
             method,
             state: Mutex::new(State {
                 status: Status::Run,
-                queue: VecDeque::new(),
+                queue: TaskQueue::default(),
                 broken: None,
                 feeding: 0,
             }),
@@ -368,10 +486,11 @@ pub(crate) fn submit<T: Serialize>(
         submission: Arc::new(Submission::new(task.clone(), Arc::clone(sink))),
         ready: Vec::new(),
         shared_items: Vec::new(),
-        chunks: Vec::new(),
+        batch: Vec::new(),
         bytes: 0,
         queued_any: false,
         counted: 0,
+        taken: 0,
     };
     let chunksize = chunksize.max(1);
     let mut items = items;
@@ -492,7 +611,7 @@ pub(crate) fn submit<T: Serialize>(
         }
         let len = slots.len() as u32;
         // (An item carried to the next chunk is not submitted yet.)
-        feed.count(count - usize::from(carried.is_some()));
+        feed.taken = count - usize::from(carried.is_some());
         feed.push(len, &mut encoded, slots);
     }
     if !told {
@@ -512,13 +631,18 @@ struct Feed<'a> {
     /// The items of the small chunks of `ready`, one chunk's after another's: they
     /// share this buffer once queued ([`Items::Shared`]).
     shared_items: Vec<u8>,
-    /// The chunks made of `ready` when it is queued (a buffer kept from batch to batch).
-    chunks: Vec<Chunk>,
+    /// The queue entries made of `ready` when it is queued (a buffer kept from batch to
+    /// batch).
+    batch: Vec<Queued>,
     /// The bytes of items gathered.
     bytes: usize,
     queued_any: bool,
     /// Items counted as submitted.
     counted: usize,
+    /// Items taken into chunks gathered so far: counted as submitted when those are
+    /// queued (one update of the pool's counters per batch: the handler updates the
+    /// same cache line for every chunk it delivers).
+    taken: usize,
 }
 
 /// A chunk gathered by a [`Feed`]: how many items, where they are, and their places.
@@ -565,27 +689,64 @@ impl Feed<'_> {
     /// Queues the chunks gathered so far (failing them if the pool can no longer run
     /// them), and wakes the handler if it may be asleep; `last`: the submission ends.
     fn queue(&mut self, last: bool) {
+        self.count(self.taken);
         self.queued_any = true;
         self.bytes = 0;
         // The shared buffer, made by the batch's first chunk that has its items there.
         let mut shared_items: Option<Arc<Vec<u8>>> = None;
+        // The run being made, with where its last chunk's items and places end.
+        let mut run: Option<(Run, (u32, usize))> = None;
         for gathered in self.ready.drain(..) {
-            let items = match gathered.own {
-                Some(own) => Items::Own(own),
-                None => {
-                    let shared = shared_items.get_or_insert_with(|| {
-                        let next = Vec::with_capacity(self.shared_items.len());
-                        Arc::new(std::mem::replace(&mut self.shared_items, next))
-                    });
-                    Items::Shared(Arc::clone(shared), gathered.range)
+            let Gathered { count, own, range, slots } = gathered;
+            if let Some(own) = own {
+                if let Some((run, _)) = run.take() {
+                    self.batch.push(Queued::Run(run));
+                }
+                let submission = Arc::clone(&self.submission);
+                let chunk = Chunk { submission, count, items: Items::Own(own), slots };
+                self.batch.push(Queued::Chunk(chunk));
+                continue;
+            }
+            let shared = shared_items.get_or_insert_with(|| {
+                let next = Vec::with_capacity(self.shared_items.len());
+                Arc::new(std::mem::replace(&mut self.shared_items, next))
+            });
+            let places = match &slots {
+                Slots::Range(places) if places.len() == count as usize => places.clone(),
+                // Some of its items failed: a chunk of its own.
+                _ => {
+                    if let Some((run, _)) = run.take() {
+                        self.batch.push(Queued::Run(run));
+                    }
+                    let items = Items::Shared(Arc::clone(shared), range);
+                    let submission = Arc::clone(&self.submission);
+                    self.batch.push(Queued::Chunk(Chunk { submission, count, items, slots }));
+                    continue;
                 }
             };
-            self.chunks.push(Chunk {
-                submission: Arc::clone(&self.submission),
-                count: gathered.count,
-                items,
-                slots: gathered.slots,
-            });
+            match &mut run {
+                // It follows on from the run's last chunk.
+                Some((run, end)) if *end == (range.start, places.start) => {
+                    run.ends.push((range.end, count));
+                    *end = (range.end, places.end);
+                }
+                _ => {
+                    if let Some((run, _)) = run.take() {
+                        self.batch.push(Queued::Run(run));
+                    }
+                    let started = Run {
+                        submission: Arc::clone(&self.submission),
+                        items: Arc::clone(shared),
+                        next: (range.start, places.start),
+                        ends: vec![(range.end, count)],
+                        taken: 0,
+                    };
+                    run = Some((started, (range.end, places.end)));
+                }
+            }
+        }
+        if let Some((run, _)) = run {
+            self.batch.push(Queued::Run(run));
         }
         let (refused, wake) = {
             let mut state = lock(&self.shared.state);
@@ -602,12 +763,14 @@ impl Feed<'_> {
             // A queue that held chunks already has the handler's attention.
             let wake = last || state.queue.is_empty();
             if refused.is_none() {
-                state.queue.extend(self.chunks.drain(..));
+                state.queue.append(&mut self.batch);
             }
             (refused, wake)
         };
         if let Some(error) = refused {
-            for chunk in self.chunks.drain(..) {
+            let mut refused_chunks = TaskQueue::default();
+            refused_chunks.append(&mut self.batch);
+            for chunk in refused_chunks.drain() {
                 chunk.submission.sink.fail(&chunk.slots, &*error, &self.shared.stats);
             }
         }
@@ -1244,7 +1407,147 @@ fn detach_channels_in_child() {
 
 #[cfg(test)]
 mod tests {
-    use super::Chunk;
+    use super::{
+        Chunk, Counters, Error, Feed, Items, Queued, Run, Shared, Sink, Slots, StartMethod,
+        Submission, Task, TaskQueue, lock, task,
+    };
+    use std::sync::Arc;
+
+    /// A sink that keeps nothing: these tests look at the queue only.
+    struct Nowhere;
+
+    impl Sink for Nowhere {
+        fn deliver(&self, _: &Slots, _: &[u8], _: &Counters) {}
+        fn fail(&self, _: &Slots, _: &dyn Fn() -> Error, _: &Counters) {}
+    }
+
+    fn submission() -> Arc<Submission> {
+        let task = Task { entry: 1, function: 2, needs: 0, _closure: None };
+        Arc::new(Submission::new(task, Arc::new(Nowhere)))
+    }
+
+    /// A chunk's items and places, as the handler gets them.
+    fn seen(chunk: &Chunk) -> (Vec<u8>, Vec<usize>, u32) {
+        let places = match &chunk.slots {
+            Slots::Range(range) => range.clone().collect(),
+            Slots::List(list) => list.clone(),
+        };
+        (chunk.items.payload().to_vec(), places, chunk.count)
+    }
+
+    #[test]
+    fn a_run_gives_its_chunks_in_order_with_their_items_and_places() {
+        // Three chunks: item "a" at place 10, items "bc" at 11 and 12, item "def" at 13.
+        let run = Run {
+            submission: submission(),
+            items: Arc::new(b"xabcdef".to_vec()),
+            next: (1, 10),
+            ends: vec![(2, 1), (4, 2), (7, 1)],
+            taken: 0,
+        };
+        let mut queue = TaskQueue::default();
+        queue.append(&mut vec![Queued::Run(run)]);
+        assert_eq!(queue.len(), 3);
+        let mut got = Vec::new();
+        while let Some((_, frame_len)) = queue.front() {
+            let chunk = queue.pop_front().expect("a chunk after front()");
+            assert_eq!(frame_len, chunk.frame_len());
+            got.push(seen(&chunk));
+        }
+        assert_eq!(
+            got,
+            [
+                (b"a".to_vec(), vec![10], 1),
+                (b"bc".to_vec(), vec![11, 12], 2),
+                (b"def".to_vec(), vec![13], 1)
+            ]
+        );
+        assert!(queue.is_empty() && queue.pop_front().is_none());
+    }
+
+    #[test]
+    fn a_requeued_chunk_goes_before_the_rest_of_a_run() {
+        let run = Run {
+            submission: submission(),
+            items: Arc::new(b"abc".to_vec()),
+            next: (0, 0),
+            ends: vec![(1, 1), (2, 1), (3, 1)],
+            taken: 0,
+        };
+        let mut queue = TaskQueue::default();
+        queue.append(&mut vec![Queued::Run(run)]);
+        let first = queue.pop_front().expect("the first chunk");
+        queue.push_front(first);
+        assert_eq!(queue.len(), 3);
+        let order: Vec<Vec<u8>> =
+            queue.drain().iter().map(|c| c.items.payload().to_vec()).collect();
+        assert_eq!(order, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert!(queue.is_empty());
+    }
+
+    /// Gathers a chunk of `items` (one byte each) for `slots` into `feed`.
+    fn gather(feed: &mut Feed<'_>, items: &[u8], slots: Slots) {
+        let mut encoded = vec![0; task::RUN_ROOM];
+        encoded.extend_from_slice(items);
+        feed.push(slots.len() as u32, &mut encoded, slots);
+    }
+
+    #[test]
+    fn a_feed_queues_small_chunks_as_runs_split_where_the_places_or_buffers_break() {
+        let shared = Shared::new(2, StartMethod::Fork).expect("pool state");
+        lock(&shared.state).feeding += 1;
+        let large = vec![7u8; super::SHARED_ITEMS_MAX + 1];
+        {
+            let mut feed = Feed {
+                shared: &shared,
+                submission: submission(),
+                ready: Vec::new(),
+                shared_items: Vec::new(),
+                batch: Vec::new(),
+                bytes: 0,
+                queued_any: true, // (else the first chunk is queued alone, at once)
+                counted: 0,
+                taken: 0,
+            };
+            gather(&mut feed, b"a", Slots::Range(0..1));
+            gather(&mut feed, b"bc", Slots::Range(1..3));
+            gather(&mut feed, &large, Slots::Range(3..3 + large.len()));
+            gather(&mut feed, b"d", Slots::Range(5000..5001));
+            gather(&mut feed, b"e", Slots::List(vec![5002]));
+            gather(&mut feed, b"f", Slots::Range(5003..5004));
+            gather(&mut feed, b"g", Slots::Range(5004..5005));
+            gather(&mut feed, b"h", Slots::Range(6000..6001));
+        }
+        let mut state = lock(&shared.state);
+        let kinds: Vec<usize> = state
+            .queue
+            .entries
+            .iter()
+            .map(|entry| match entry {
+                Queued::Chunk(_) => 0,
+                Queued::Run(run) => run.len(),
+            })
+            .collect();
+        // Runs of 2, the large chunk, a run of 1, the chunk with a failed item, a run of 2
+        // and one of 1 (its places do not follow on).
+        assert_eq!(kinds, [2, 0, 1, 0, 2, 1]);
+        assert!(matches!(
+            &state.queue.entries[1],
+            Queued::Chunk(Chunk { items: Items::Own(_), .. })
+        ));
+        let got: Vec<_> = state.queue.drain().iter().map(seen).collect();
+        let want = [
+            (b"a".to_vec(), vec![0], 1),
+            (b"bc".to_vec(), vec![1, 2], 2),
+            (large.clone(), (3..3 + large.len()).collect(), large.len() as u32),
+            (b"d".to_vec(), vec![5000], 1),
+            (b"e".to_vec(), vec![5002], 1),
+            (b"f".to_vec(), vec![5003], 1),
+            (b"g".to_vec(), vec![5004], 1),
+            (b"h".to_vec(), vec![6000], 1),
+        ];
+        assert_eq!(got, want);
+    }
 
     /// The handler moves every chunk from the queue to a worker's list and keeps up to
     /// a thousand per worker: a chunk stays within a cache line.
