@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use super::result::lock;
 use super::task::{self, FromWorker, RemotePanic};
-use super::{Chunk, Shared, StartWorker, Status, Submission, closure};
+use super::{Chunk, Part, Shared, StartWorker, Status, Submission, closure};
 use crate::error::POOL_TERMINATED;
 use crate::sys;
 use crate::{Connection, Error, Process};
@@ -49,6 +49,9 @@ const MAX_UNPOLLED: u32 = 16;
 pub(crate) fn window_for(chunk_nanos: Option<f64>) -> usize {
     match chunk_nanos {
         None => 1,
+        // Chunks this short (tiny tasks: the handler asks for every chunk timed) need
+        // no division.
+        Some(nanos) if nanos * MAX_WINDOW as f64 <= WINDOW_WORK => MAX_WINDOW,
         Some(nanos) => ((WINDOW_WORK / nanos.max(1.0)).ceil() as usize).clamp(1, MAX_WINDOW),
     }
 }
@@ -70,8 +73,12 @@ pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> Option<f64> {
 pub(crate) struct Worker {
     pub(crate) process: Process,
     pub(crate) conn: Arc<Connection>,
-    /// The chunks sent to it and not delivered yet, oldest first, with their job numbers.
-    in_flight: VecDeque<(u64, Chunk)>,
+    /// The chunks sent to it and not delivered yet, oldest first, in parts (a chunk, or
+    /// some of a run), with the job number of each part's first chunk (its chunks have
+    /// the numbers that follow).
+    in_flight: VecDeque<(u64, Part)>,
+    /// How many chunks `in_flight` holds.
+    held: usize,
     /// How many chunks at the front of `in_flight` it has answered, their results not
     /// delivered yet (only while `Handler::results` runs; 0 otherwise).
     answered: usize,
@@ -99,6 +106,7 @@ impl Worker {
             process,
             conn,
             in_flight: VecDeque::new(),
+            held: 0,
             answered: 0,
             given: 0,
             gone: false,
@@ -112,7 +120,7 @@ impl Worker {
 
     /// How many chunks it holds: sent and not answered.
     fn holding(&self) -> usize {
-        self.in_flight.len() - self.answered
+        self.held - self.answered
     }
 
     /// Whether it can take a chunk of `submission` now.
@@ -191,8 +199,8 @@ impl Handler {
     /// Gives queued chunks to workers with room — in rounds, each worker taking its
     /// share of what is queued as one run of chunks — and returns the pool's status.
     fn hand_out(&mut self) -> Status {
-        // Per worker: the chunks it was given in this round, and their bytes.
-        let mut given = vec![(0usize, 0usize); self.workers.len()];
+        // Per worker: the chunks and parts it was given in this round, and their bytes.
+        let mut given = vec![Given::default(); self.workers.len()];
         // The items handed out (counted once, after the round).
         let mut running = 0;
         let (status, waiting) = {
@@ -207,56 +215,68 @@ impl Handler {
                     let share = state.queue.len().div_ceil(count);
                     for k in 0..count {
                         let i = (self.turn + k) % count;
-                        let worker = &mut self.workers[i];
-                        for _ in 0..share {
-                            let Some((submission, frame_len)) = state.queue.front() else {
-                                break;
-                            };
+                        let (worker, mine) = (&mut self.workers[i], &mut given[i]);
+                        let mut taken = 0;
+                        while taken < share {
+                            let Some(submission) = state.queue.front() else { break };
                             if !worker.can_take(submission, self.maxtasks) {
                                 break;
                             }
+                            let room = (submission.window() - worker.holding())
+                                .min(self.maxtasks.map_or(usize::MAX, |max| max - worker.given));
                             // One message stays within the workers' frame limit.
-                            let (chunks, bytes) = &mut given[i];
-                            if *chunks > 0 && *bytes + frame_len > task::ENTRY_LIMIT {
+                            let bytes = task::ENTRY_LIMIT.saturating_sub(mine.bytes);
+                            let most = room.min(share - taken);
+                            let Some((part, size)) =
+                                state.queue.take(most, bytes, mine.chunks == 0)
+                            else {
                                 break;
-                            }
-                            let Some(chunk) = state.queue.pop_front() else { break };
+                            };
+                            let chunks = part.len();
                             let job = self.next_job;
-                            self.next_job += 1;
-                            *chunks += 1;
-                            *bytes += chunk.frame_len();
-                            running += chunk.slots.len() as u64;
-                            worker.given += 1;
-                            worker.in_flight.push_back((job, chunk));
+                            self.next_job += chunks as u64;
+                            running += part.items() as u64;
+                            worker.given += chunks;
+                            worker.held += chunks;
+                            worker.in_flight.push_back((job, part));
+                            *mine = Given {
+                                chunks: mine.chunks + chunks,
+                                parts: mine.parts + 1,
+                                bytes: mine.bytes + size,
+                            };
+                            taken += chunks;
                             progress = true;
                         }
                     }
                 }
                 self.turn = self.turn.wrapping_add(1);
             }
-            (state.status, state.queue.front().map(|(submission, _)| submission.task.needs))
+            (state.status, state.queue.front().map(|submission| submission.task.needs))
         };
         self.shared.stats.running.fetch_add(running, Ordering::Relaxed);
         if let (Status::Run | Status::Close, Some(needs)) = (status, waiting) {
             self.retire_older_than(needs);
         }
         let frame = &mut self.outgoing;
-        for (worker, &(chunks, _)) in self.workers.iter_mut().zip(&given) {
-            // The chunks given in this round are the last ones it holds.
-            if chunks == 0 {
+        for (worker, mine) in self.workers.iter_mut().zip(&given) {
+            // The parts given in this round are the last ones it holds.
+            if mine.chunks == 0 {
                 continue;
             }
-            let first = worker.in_flight.len().saturating_sub(chunks);
+            let first = worker.in_flight.len() - mine.parts;
             // Alone: straight from the chunk's buffer.
             let alone = match worker.in_flight.back_mut() {
-                Some((job, chunk)) if chunks == 1 => task::run_alone(*job, chunk),
+                Some((job, Part::Chunk(chunk))) if mine.chunks == 1 => task::run_alone(*job, chunk),
                 _ => None,
             };
             let sent = match alone {
                 Some(message) => worker.conn.send_bytes(message),
                 None => {
                     frame.clear();
-                    let chunks = worker.in_flight.range(first..).map(|(job, chunk)| (*job, chunk));
+                    let chunks = worker.in_flight.range(first..).flat_map(|(job, part)| {
+                        (0..part.len())
+                            .map(move |at| (job + at as u64, part.submission(), part.piece(at)))
+                    });
                     task::append_runs(chunks, frame);
                     worker.conn.send_bytes(frame)
                 }
@@ -417,10 +437,15 @@ impl Handler {
     /// worker gets its next chunks first, so that it works while this thread decodes
     /// these.
     fn results(&mut self, index: usize, frames: &[u8], ends: &[usize]) -> Option<RemotePanic> {
-        // The chunks answered, with where their results are in `frames`.
+        // Where the results of the chunks answered are in `frames`.
         let mut done = std::mem::take(&mut self.done);
         // The items of the chunks answered (counted once, before they are delivered).
         let mut finished = 0;
+        // The window of the submission of the last chunk answered.
+        let mut window = 1;
+        // The next answer due: (a part of `in_flight`, a chunk of it). Every answer of a
+        // call before was delivered, so it starts at the front.
+        let mut due = (0, 0);
         let mut init_failed = None;
         let mut start = 0;
         for &end in ends {
@@ -438,15 +463,20 @@ impl Handler {
                         frame = after;
                         let worker = &mut self.workers[index];
                         // The oldest chunk it holds, past those answered before.
-                        let Some((first, chunk)) = worker.in_flight.get(worker.answered) else {
-                            break;
-                        };
-                        if *first != job {
+                        let Some((first, part)) = worker.in_flight.get(due.0) else { break };
+                        if first + due.1 as u64 != job {
                             break;
                         }
+                        finished += u64::from(part.piece(due.1).count);
+                        let submission = part.submission();
+                        submission.chunk_took(nanos);
+                        window = submission.window();
+                        due = if due.1 + 1 == part.len() {
+                            (due.0 + 1, 0)
+                        } else {
+                            (due.0, due.1 + 1)
+                        };
                         worker.answered += 1;
-                        finished += chunk.slots.len() as u64;
-                        chunk.submission.chunk_took(nanos);
                         done.push(results);
                     }
                     FromWorker::InitFailed(panic) => {
@@ -459,17 +489,19 @@ impl Handler {
         self.shared.stats.running.fetch_sub(finished, Ordering::Relaxed);
         // Before decoding, refill the worker if it runs low (the loop in `run` hands out
         // the rest once this wake-up is handled).
-        let worker = &self.workers[index];
-        // (The window of the submission of the last chunk answered.)
-        let last = worker.answered.checked_sub(1).and_then(|at| worker.in_flight.get(at));
-        let window = last.map_or(1, |(_, chunk)| chunk.submission.window());
-        if !done.is_empty() && worker.holding() < window.div_ceil(2) {
+        if !done.is_empty() && self.workers[index].holding() < window.div_ceil(2) {
             self.hand_out();
         }
         let worker = &mut self.workers[index];
         for results in done.drain(..) {
-            let Some((_, chunk)) = worker.in_flight.pop_front() else { break };
-            chunk.submission.sink.deliver(&chunk.slots, &frames[results], &self.shared.stats);
+            let Some((job, part)) = worker.in_flight.front_mut() else { break };
+            part.deliver_first(&frames[results], &self.shared.stats);
+            worker.held -= 1;
+            if part.drop_first() {
+                worker.in_flight.pop_front();
+            } else {
+                *job += 1;
+            }
         }
         worker.answered = 0;
         self.done = done;
@@ -491,12 +523,17 @@ impl Handler {
         let mut worker = self.workers.remove(index);
         self.shared.forget_worker(&worker.process);
         let _ = worker.process.join();
-        let running: u64 = worker.in_flight.iter().map(|(_, c)| c.slots.len() as u64).sum();
+        let running: u64 = worker.in_flight.iter().map(|(_, part)| part.items() as u64).sum();
         self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
         let terminating = lock(&self.shared.state).status == Status::Terminate;
         // Terminating: what it held fails as terminated, below.
         let running = if terminating { None } else { worker.in_flight.pop_front() };
-        if let Some((_, chunk)) = running {
+        if let Some((job, part)) = running {
+            // The rest of its part had not started.
+            let (chunk, rest) = part.take_first();
+            if let Some(rest) = rest {
+                worker.in_flight.push_front((job + 1, rest));
+            }
             let how = match worker.process.exitcode() {
                 Some(code) if code < 0 => {
                     format!("it was killed by signal {} ({})", -code, sys::signal_name(-code))
@@ -514,8 +551,8 @@ impl Handler {
         let replace = {
             let mut state = lock(&self.shared.state);
             // The chunks behind the one that ran had not started: they go first again.
-            for (_, chunk) in worker.in_flight.drain(..).rev() {
-                state.queue.push_front(chunk);
+            for (_, part) in worker.in_flight.drain(..).rev() {
+                state.queue.push_front(part);
             }
             let work_left =
                 state.has_work() || self.workers.iter().any(|w| !w.in_flight.is_empty());
@@ -563,9 +600,9 @@ impl Handler {
         for mut worker in std::mem::take(&mut self.workers) {
             reap(&worker.process);
             self.shared.forget_worker(&worker.process);
-            let running: u64 = worker.in_flight.iter().map(|(_, c)| c.slots.len() as u64).sum();
+            let running: u64 = worker.in_flight.iter().map(|(_, part)| part.items() as u64).sum();
             self.shared.stats.running.fetch_sub(running, Ordering::Relaxed);
-            for (_, chunk) in worker.in_flight.drain(..) {
+            for chunk in worker.in_flight.drain(..).flat_map(|(_, part)| part.into_chunks()) {
                 self.fail(&chunk, error);
             }
         }
@@ -600,6 +637,15 @@ impl Handler {
             self.shared.forget_worker(&process);
         }
     }
+}
+
+/// What a worker was given in one round of [`Handler::hand_out`].
+#[derive(Clone, Copy, Default)]
+struct Given {
+    chunks: usize,
+    parts: usize,
+    /// The bytes they take in a frame.
+    bytes: usize,
 }
 
 impl Drop for Handler {
@@ -639,6 +685,9 @@ mod tests {
         assert_eq!(window_for(None), 1);
         assert_eq!(window_for(Some(WINDOW_WORK * 10.0)), 1);
         assert_eq!(window_for(Some(WINDOW_WORK / 10.0)), 10);
+        assert_eq!(window_for(Some(WINDOW_WORK / 1000.0)), 1000);
+        assert_eq!(window_for(Some(WINDOW_WORK / (MAX_WINDOW - 1) as f64)), MAX_WINDOW - 1);
+        assert_eq!(window_for(Some(WINDOW_WORK / MAX_WINDOW as f64)), MAX_WINDOW);
         assert_eq!(window_for(Some(1.0)), MAX_WINDOW);
         assert_eq!(window_for(Some(0.0)), MAX_WINDOW);
     }

@@ -153,21 +153,13 @@ impl Submission {
 }
 
 /// Some items of one submission, serialized, and their places. Kept small (64 bytes, a
-/// cache line): the handler moves every chunk from the queue to a worker's list, and
-/// with tiny tasks moving them was a good part of its time.
+/// cache line): the queue and the workers' lists move chunks as a whole (the small
+/// chunks of a batch travel as a [`Run`] instead).
 pub(crate) struct Chunk {
     pub(crate) submission: Arc<Submission>,
     pub(crate) count: u32,
     pub(crate) items: Items,
     pub(crate) slots: Slots,
-}
-
-impl Chunk {
-    /// The most bytes it takes in a frame to a worker: its items, and room for its
-    /// header.
-    pub(crate) fn frame_len(&self) -> usize {
-        task::RUN_ROOM + self.items.payload().len()
-    }
 }
 
 /// A chunk's serialized items.
@@ -196,65 +188,174 @@ impl Items {
 /// larger chunk has a buffer of its own, and goes out without a copy.
 const SHARED_ITEMS_MAX: usize = 4096;
 
-/// The chunks no worker holds yet, oldest first: CPython's `Pool._taskqueue`.
+/// Chunks of one submission, as the pool's queue and a worker's list hold them: one
+/// chunk, or a *run* of small ones.
 ///
-/// The small chunks that a submission gathers in one batch are queued as one *run*:
-/// their items one after another in the batch's shared buffer, their places one after
-/// another, and per chunk only where its items end and how many it has (8 bytes). The
-/// handler makes each [`Chunk`] as it takes it. Queued one by one, a map at chunksize 1
-/// had the submitting thread make a chunk per item — 64 bytes, and an `Arc` clone of the
-/// submission and of the buffer — which the handler then read from the other CPU's
-/// cache: a miss per chunk on the pool's busiest thread (`docs/BENCHMARKS.md`).
-#[derive(Default)]
-pub(crate) struct TaskQueue {
-    entries: VecDeque<Queued>,
-    /// How many chunks the entries hold.
-    chunks: usize,
-}
-
-/// An entry of a [`TaskQueue`].
-enum Queued {
+/// The small chunks that a submission gathers in one batch are queued as one run: their
+/// items one after another in the batch's shared buffer, their places one after another,
+/// and per chunk only where its items and places start (16 bytes). A worker is given a
+/// part of a run — which shares the run's buffers — and the handler reads each chunk's
+/// items and places from it as it sends and delivers them. With a part per chunk, a map
+/// at chunksize 1 had the submitting thread make a chunk per item (64 bytes, and an
+/// `Arc` clone of the submission and of the buffer), which the handler read from the
+/// other CPU's cache, moved to a worker's list, and dropped: a cache miss and four atomic
+/// operations per item on the pool's busiest thread (`docs/BENCHMARKS.md`).
+pub(crate) enum Part {
     Chunk(Chunk),
-    /// Never empty: taken off the queue with its last chunk.
+    /// Never empty.
     Run(Run),
 }
 
-/// Consecutive small chunks of one submission (see [`TaskQueue`]).
-struct Run {
+/// Consecutive small chunks of one submission (see [`Part`]).
+pub(crate) struct Run {
     submission: Arc<Submission>,
     items: Arc<Vec<u8>>,
-    /// Where the items of the next chunk start in `items`, and its first place.
-    next: (u32, usize),
-    /// Per chunk, in order: where its items end in `items`, and how many it has.
-    ends: Vec<(u32, u32)>,
-    /// How many chunks of `ends` were taken.
-    taken: usize,
+    /// Where each chunk's items start in `items` and its places start (counted from
+    /// `first_place`), and after them where the last one's end: chunk `k` is
+    /// `bounds[k]..bounds[k + 1]`. Shared by the parts of one run.
+    bounds: Arc<[(u32, usize)]>,
+    first_place: usize,
+    /// The chunks of `bounds` that this part holds.
+    chunks: Range<usize>,
+}
+
+/// One chunk of a [`Part`], as the handler reads it.
+pub(crate) struct Piece<'a> {
+    /// How many items it has.
+    pub(crate) count: u32,
+    /// Its serialized items.
+    pub(crate) payload: &'a [u8],
 }
 
 impl Run {
-    fn len(&self) -> usize {
-        self.ends.len() - self.taken
+    /// Its `at`-th chunk's items (a range of `items`) and places.
+    fn bounds_of(&self, at: usize) -> (Range<usize>, Range<usize>) {
+        let k = self.chunks.start + at;
+        let ((start, place), (end, place_end)) = (self.bounds[k], self.bounds[k + 1]);
+        (start as usize..end as usize, self.first_place + place..self.first_place + place_end)
     }
 
-    /// The bytes the next chunk takes in a frame ([`Chunk::frame_len`]).
-    fn next_frame_len(&self) -> usize {
-        let end = self.ends.get(self.taken).map_or(self.next.0, |&(end, _)| end);
-        task::RUN_ROOM + (end - self.next.0) as usize
+    fn piece(&self, at: usize) -> Piece<'_> {
+        let (items, places) = self.bounds_of(at);
+        Piece { count: places.len() as u32, payload: &self.items[items] }
     }
 
-    /// Makes the next chunk.
+    /// Its first `count` chunks, as a part of their own (the rest stay here).
+    fn split_front(&mut self, count: usize) -> Run {
+        let front = self.chunks.start..self.chunks.start + count;
+        self.chunks.start = front.end;
+        Run {
+            submission: Arc::clone(&self.submission),
+            items: Arc::clone(&self.items),
+            bounds: Arc::clone(&self.bounds),
+            first_place: self.first_place,
+            chunks: front,
+        }
+    }
+
+    /// Its first chunk, made into a [`Chunk`] and taken out.
     fn take(&mut self) -> Option<Chunk> {
-        let &(end, count) = self.ends.get(self.taken)?;
-        self.taken += 1;
-        let (start, place) = self.next;
-        self.next = (end, place + count as usize);
+        if self.chunks.is_empty() {
+            return None;
+        }
+        let (items, places) = self.bounds_of(0);
+        self.chunks.start += 1;
         Some(Chunk {
             submission: Arc::clone(&self.submission),
-            count,
-            items: Items::Shared(Arc::clone(&self.items), start..end),
-            slots: Slots::Range(place..place + count as usize),
+            count: places.len() as u32,
+            items: Items::Shared(Arc::clone(&self.items), items.start as u32..items.end as u32),
+            slots: Slots::Range(places),
         })
     }
+}
+
+impl Part {
+    /// How many chunks it holds.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Part::Chunk(_) => 1,
+            Part::Run(run) => run.chunks.len(),
+        }
+    }
+
+    /// How many items its chunks hold.
+    pub(crate) fn items(&self) -> usize {
+        match self {
+            Part::Chunk(chunk) => chunk.slots.len(),
+            Part::Run(run) => run.bounds[run.chunks.end].1 - run.bounds[run.chunks.start].1,
+        }
+    }
+
+    pub(crate) fn submission(&self) -> &Submission {
+        match self {
+            Part::Chunk(chunk) => &chunk.submission,
+            Part::Run(run) => &run.submission,
+        }
+    }
+
+    /// Its `at`-th chunk.
+    pub(crate) fn piece(&self, at: usize) -> Piece<'_> {
+        match self {
+            Part::Chunk(chunk) => Piece { count: chunk.count, payload: chunk.items.payload() },
+            Part::Run(run) => run.piece(at),
+        }
+    }
+
+    /// The most bytes its `at`-th chunk takes in a frame to a worker: its items, and
+    /// room for its header.
+    fn frame_len(&self, at: usize) -> usize {
+        task::RUN_ROOM + self.piece(at).payload.len()
+    }
+
+    /// Hands the results of its first chunk to the submission's sink.
+    pub(crate) fn deliver_first(&self, results: &[u8], stats: &Counters) {
+        match self {
+            Part::Chunk(chunk) => chunk.submission.sink.deliver(&chunk.slots, results, stats),
+            Part::Run(run) => {
+                let slots = Slots::Range(run.bounds_of(0).1);
+                run.submission.sink.deliver(&slots, results, stats);
+            }
+        }
+    }
+
+    /// Drops its first chunk; whether that was its last.
+    pub(crate) fn drop_first(&mut self) -> bool {
+        match self {
+            Part::Chunk(_) => true,
+            Part::Run(run) => {
+                run.chunks.start += 1;
+                run.chunks.is_empty()
+            }
+        }
+    }
+
+    /// Takes its first chunk out, as a [`Chunk`]: the rest, if any, stays.
+    pub(crate) fn take_first(self) -> (Chunk, Option<Part>) {
+        match self {
+            Part::Chunk(chunk) => (chunk, None),
+            Part::Run(mut run) => {
+                let chunk = run.take().expect("a run is never empty");
+                (chunk, (!run.chunks.is_empty()).then_some(Part::Run(run)))
+            }
+        }
+    }
+
+    /// Its chunks, each made into a [`Chunk`] (to be failed, or sent to MPI ranks).
+    pub(crate) fn into_chunks(self) -> Vec<Chunk> {
+        match self {
+            Part::Chunk(chunk) => vec![chunk],
+            Part::Run(mut run) => std::iter::from_fn(|| run.take()).collect(),
+        }
+    }
+}
+
+/// The chunks no worker holds yet, oldest first: CPython's `Pool._taskqueue`, of
+/// [`Part`]s.
+#[derive(Default)]
+pub(crate) struct TaskQueue {
+    parts: VecDeque<Part>,
+    /// How many chunks the parts hold.
+    chunks: usize,
 }
 
 impl TaskQueue {
@@ -267,50 +368,70 @@ impl TaskQueue {
         self.chunks == 0
     }
 
-    /// The submission of the next chunk, and the bytes that chunk takes in a frame.
-    pub(crate) fn front(&self) -> Option<(&Submission, usize)> {
-        match self.entries.front()? {
-            Queued::Chunk(chunk) => Some((&chunk.submission, chunk.frame_len())),
-            Queued::Run(run) => Some((&run.submission, run.next_frame_len())),
-        }
+    /// The submission of the next chunk.
+    pub(crate) fn front(&self) -> Option<&Submission> {
+        self.parts.front().map(Part::submission)
     }
 
+    /// Takes the next chunks: at most `most` of them, of one submission, that fit
+    /// `bytes` of a frame — one at least if `one_anyway` — as one part; the part, and
+    /// the bytes it takes in a frame.
+    pub(crate) fn take(
+        &mut self,
+        most: usize,
+        bytes: usize,
+        one_anyway: bool,
+    ) -> Option<(Part, usize)> {
+        let front = self.parts.front_mut()?;
+        let mut taken = (0, 0);
+        while taken.0 < most.min(front.len()) {
+            let more = front.frame_len(taken.0);
+            if taken.1 + more > bytes && !(one_anyway && taken.0 == 0) {
+                break;
+            }
+            taken = (taken.0 + 1, taken.1 + more);
+        }
+        let (count, size) = taken;
+        if count == 0 {
+            return None;
+        }
+        let part = match front {
+            Part::Run(run) if count < run.chunks.len() => Part::Run(run.split_front(count)),
+            _ => self.parts.pop_front()?,
+        };
+        self.chunks -= count;
+        Some((part, size))
+    }
+
+    /// Takes the next chunk.
+    #[cfg(any(test, feature = "mpi"))]
     pub(crate) fn pop_front(&mut self) -> Option<Chunk> {
-        let chunk = match self.entries.front_mut()? {
-            Queued::Run(run) if run.len() > 1 => run.take(),
-            _ => match self.entries.pop_front()? {
-                Queued::Chunk(chunk) => Some(chunk),
-                Queued::Run(mut run) => run.take(),
-            },
-        }?;
+        let (chunk, rest) = self.parts.pop_front()?.take_first();
+        if let Some(rest) = rest {
+            self.parts.push_front(rest);
+        }
         self.chunks -= 1;
         Some(chunk)
     }
 
-    /// Puts `chunk` first (a dead worker's chunks go back in front of the rest).
-    pub(crate) fn push_front(&mut self, chunk: Chunk) {
-        self.entries.push_front(Queued::Chunk(chunk));
-        self.chunks += 1;
+    /// Puts `part` first (a dead worker's chunks go back in front of the rest).
+    pub(crate) fn push_front(&mut self, part: Part) {
+        self.chunks += part.len();
+        self.parts.push_front(part);
     }
 
-    /// Queues the entries of `batch`, emptying it.
-    fn append(&mut self, batch: &mut Vec<Queued>) {
-        for entry in batch.drain(..) {
-            self.chunks += match &entry {
-                Queued::Chunk(_) => 1,
-                Queued::Run(run) => run.len(),
-            };
-            self.entries.push_back(entry);
+    /// Queues the parts of `batch`, emptying it.
+    fn append(&mut self, batch: &mut Vec<Part>) {
+        for part in batch.drain(..) {
+            self.chunks += part.len();
+            self.parts.push_back(part);
         }
     }
 
     /// Takes every chunk out, in order.
     pub(crate) fn drain(&mut self) -> Vec<Chunk> {
-        let mut chunks = Vec::with_capacity(self.chunks);
-        while let Some(chunk) = self.pop_front() {
-            chunks.push(chunk);
-        }
-        chunks
+        self.chunks = 0;
+        self.parts.drain(..).flat_map(Part::into_chunks).collect()
     }
 }
 
@@ -631,9 +752,9 @@ struct Feed<'a> {
     /// The items of the small chunks of `ready`, one chunk's after another's: they
     /// share this buffer once queued ([`Items::Shared`]).
     shared_items: Vec<u8>,
-    /// The queue entries made of `ready` when it is queued (a buffer kept from batch to
+    /// The queue's parts made of `ready` when it is queued (a buffer kept from batch to
     /// batch).
-    batch: Vec<Queued>,
+    batch: Vec<Part>,
     /// The bytes of items gathered.
     bytes: usize,
     queued_any: bool,
@@ -694,17 +815,17 @@ impl Feed<'_> {
         self.bytes = 0;
         // The shared buffer, made by the batch's first chunk that has its items there.
         let mut shared_items: Option<Arc<Vec<u8>>> = None;
-        // The run being made, with where its last chunk's items and places end.
-        let mut run: Option<(Run, (u32, usize))> = None;
-        for gathered in self.ready.drain(..) {
+        // The run being made: its first place, and where its chunks' items and places
+        // start, then where the last one's end.
+        let mut run: Option<(usize, Vec<(u32, usize)>)> = None;
+        let mut ready = std::mem::take(&mut self.ready);
+        for gathered in ready.drain(..) {
             let Gathered { count, own, range, slots } = gathered;
             if let Some(own) = own {
-                if let Some((run, _)) = run.take() {
-                    self.batch.push(Queued::Run(run));
-                }
+                self.end_run(&mut run, shared_items.as_ref());
                 let submission = Arc::clone(&self.submission);
                 let chunk = Chunk { submission, count, items: Items::Own(own), slots };
-                self.batch.push(Queued::Chunk(chunk));
+                self.batch.push(Part::Chunk(chunk));
                 continue;
             }
             let shared = shared_items.get_or_insert_with(|| {
@@ -715,39 +836,30 @@ impl Feed<'_> {
                 Slots::Range(places) if places.len() == count as usize => places.clone(),
                 // Some of its items failed: a chunk of its own.
                 _ => {
-                    if let Some((run, _)) = run.take() {
-                        self.batch.push(Queued::Run(run));
-                    }
-                    let items = Items::Shared(Arc::clone(shared), range);
+                    let shared = Arc::clone(shared);
+                    self.end_run(&mut run, Some(&shared));
+                    let items = Items::Shared(shared, range);
                     let submission = Arc::clone(&self.submission);
-                    self.batch.push(Queued::Chunk(Chunk { submission, count, items, slots }));
+                    self.batch.push(Part::Chunk(Chunk { submission, count, items, slots }));
                     continue;
                 }
             };
             match &mut run {
                 // It follows on from the run's last chunk.
-                Some((run, end)) if *end == (range.start, places.start) => {
-                    run.ends.push((range.end, count));
-                    *end = (range.end, places.end);
+                Some((first, bounds))
+                    if bounds.last() == Some(&(range.start, places.start - *first)) =>
+                {
+                    bounds.push((range.end, places.end - *first));
                 }
                 _ => {
-                    if let Some((run, _)) = run.take() {
-                        self.batch.push(Queued::Run(run));
-                    }
-                    let started = Run {
-                        submission: Arc::clone(&self.submission),
-                        items: Arc::clone(shared),
-                        next: (range.start, places.start),
-                        ends: vec![(range.end, count)],
-                        taken: 0,
-                    };
-                    run = Some((started, (range.end, places.end)));
+                    let shared = Arc::clone(shared);
+                    self.end_run(&mut run, Some(&shared));
+                    run = Some((places.start, vec![(range.start, 0), (range.end, places.len())]));
                 }
             }
         }
-        if let Some((run, _)) = run {
-            self.batch.push(Queued::Run(run));
-        }
+        self.end_run(&mut run, shared_items.as_ref());
+        self.ready = ready;
         let (refused, wake) = {
             let mut state = lock(&self.shared.state);
             if last {
@@ -768,15 +880,32 @@ impl Feed<'_> {
             (refused, wake)
         };
         if let Some(error) = refused {
-            let mut refused_chunks = TaskQueue::default();
-            refused_chunks.append(&mut self.batch);
-            for chunk in refused_chunks.drain() {
+            for chunk in self.batch.drain(..).flat_map(Part::into_chunks) {
                 chunk.submission.sink.fail(&chunk.slots, &*error, &self.shared.stats);
             }
         }
         if wake {
             sys::eventfd_signal(self.shared.wake.as_fd());
         }
+    }
+}
+
+impl Feed<'_> {
+    /// Adds the run being made, if any, to the batch: its items are in `items`.
+    fn end_run(
+        &mut self,
+        run: &mut Option<(usize, Vec<(u32, usize)>)>,
+        items: Option<&Arc<Vec<u8>>>,
+    ) {
+        let (Some((first_place, bounds)), Some(items)) = (run.take(), items) else { return };
+        let chunks = 0..bounds.len() - 1;
+        self.batch.push(Part::Run(Run {
+            submission: Arc::clone(&self.submission),
+            items: Arc::clone(items),
+            bounds: bounds.into(),
+            first_place,
+            chunks,
+        }));
     }
 }
 
@@ -1408,7 +1537,7 @@ fn detach_channels_in_child() {
 #[cfg(test)]
 mod tests {
     use super::{
-        Chunk, Counters, Error, Feed, Items, Queued, Run, Shared, Sink, Slots, StartMethod,
+        Chunk, Counters, Error, Feed, Items, Part, Run, Shared, Sink, Slots, StartMethod,
         Submission, Task, TaskQueue, lock, task,
     };
     use std::sync::Arc;
@@ -1435,25 +1564,24 @@ mod tests {
         (chunk.items.payload().to_vec(), places, chunk.count)
     }
 
-    #[test]
-    fn a_run_gives_its_chunks_in_order_with_their_items_and_places() {
-        // Three chunks: item "a" at place 10, items "bc" at 11 and 12, item "def" at 13.
-        let run = Run {
+    /// A run of three chunks: item "a" at place 10, items "bc" at 11 and 12, item "def"
+    /// at 13 (its buffer starts with a byte of another run).
+    fn three_chunks() -> Part {
+        Part::Run(Run {
             submission: submission(),
             items: Arc::new(b"xabcdef".to_vec()),
-            next: (1, 10),
-            ends: vec![(2, 1), (4, 2), (7, 1)],
-            taken: 0,
-        };
+            bounds: vec![(1, 0), (2, 1), (4, 3), (7, 4)].into(),
+            first_place: 10,
+            chunks: 0..3,
+        })
+    }
+
+    #[test]
+    fn a_run_gives_its_chunks_in_order_with_their_items_and_places() {
         let mut queue = TaskQueue::default();
-        queue.append(&mut vec![Queued::Run(run)]);
+        queue.append(&mut vec![three_chunks()]);
         assert_eq!(queue.len(), 3);
-        let mut got = Vec::new();
-        while let Some((_, frame_len)) = queue.front() {
-            let chunk = queue.pop_front().expect("a chunk after front()");
-            assert_eq!(frame_len, chunk.frame_len());
-            got.push(seen(&chunk));
-        }
+        let got: Vec<_> = queue.drain().iter().map(seen).collect();
         assert_eq!(
             got,
             [
@@ -1466,23 +1594,42 @@ mod tests {
     }
 
     #[test]
-    fn a_requeued_chunk_goes_before_the_rest_of_a_run() {
-        let run = Run {
-            submission: submission(),
-            items: Arc::new(b"abc".to_vec()),
-            next: (0, 0),
-            ends: vec![(1, 1), (2, 1), (3, 1)],
-            taken: 0,
-        };
+    fn taking_splits_a_run_by_count_and_by_frame_bytes() {
         let mut queue = TaskQueue::default();
-        queue.append(&mut vec![Queued::Run(run)]);
-        let first = queue.pop_front().expect("the first chunk");
+        queue.append(&mut vec![three_chunks()]);
+        let room = task::RUN_ROOM;
+        // Two chunks at most: "a" and "bc".
+        let (part, bytes) = queue.take(2, usize::MAX, false).expect("two chunks");
+        assert_eq!((part.len(), part.items(), bytes), (2, 3, 2 * room + 3));
+        assert_eq!(part.piece(1).payload, b"bc");
+        // "def" does not fit 3 bytes less than it takes, unless a frame needs one anyway.
+        assert!(queue.take(9, room + 2, false).is_none());
+        let (part, bytes) = queue.take(9, room + 2, true).expect("one anyway");
+        assert_eq!((part.len(), bytes, part.piece(0).payload), (1, room + 3, &b"def"[..]));
+        assert!(queue.is_empty() && queue.take(9, usize::MAX, true).is_none());
+    }
+
+    #[test]
+    fn a_part_delivers_and_drops_its_chunks_from_the_front() {
+        let mut part = three_chunks();
+        assert!(!part.drop_first());
+        assert_eq!((part.len(), part.items(), part.piece(0).payload), (2, 3, &b"bc"[..]));
+        let (first, rest) = part.take_first();
+        assert_eq!(seen(&first), (b"bc".to_vec(), vec![11, 12], 2));
+        let mut rest = rest.expect("one chunk left");
+        assert!(rest.drop_first());
+    }
+
+    #[test]
+    fn a_requeued_part_goes_before_the_rest_of_its_run() {
+        let mut queue = TaskQueue::default();
+        queue.append(&mut vec![three_chunks()]);
+        let (first, _) = queue.take(1, usize::MAX, true).expect("the first chunk");
         queue.push_front(first);
         assert_eq!(queue.len(), 3);
         let order: Vec<Vec<u8>> =
             queue.drain().iter().map(|c| c.items.payload().to_vec()).collect();
-        assert_eq!(order, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
-        assert!(queue.is_empty());
+        assert_eq!(order, [b"a".to_vec(), b"bc".to_vec(), b"def".to_vec()]);
     }
 
     /// Gathers a chunk of `items` (one byte each) for `slots` into `feed`.
@@ -1521,20 +1668,17 @@ mod tests {
         let mut state = lock(&shared.state);
         let kinds: Vec<usize> = state
             .queue
-            .entries
+            .parts
             .iter()
-            .map(|entry| match entry {
-                Queued::Chunk(_) => 0,
-                Queued::Run(run) => run.len(),
+            .map(|part| match part {
+                Part::Chunk(_) => 0,
+                Part::Run(run) => run.chunks.len(),
             })
             .collect();
         // Runs of 2, the large chunk, a run of 1, the chunk with a failed item, a run of 2
         // and one of 1 (its places do not follow on).
         assert_eq!(kinds, [2, 0, 1, 0, 2, 1]);
-        assert!(matches!(
-            &state.queue.entries[1],
-            Queued::Chunk(Chunk { items: Items::Own(_), .. })
-        ));
+        assert!(matches!(&state.queue.parts[1], Part::Chunk(Chunk { items: Items::Own(_), .. })));
         let got: Vec<_> = state.queue.drain().iter().map(seen).collect();
         let want = [
             (b"a".to_vec(), vec![0], 1),

@@ -349,43 +349,46 @@ pub(crate) fn stop_frame() -> Vec<u8> {
 /// from its own buffer, its header written just before its items ([`run_alone`]).
 pub(crate) const RUN_ROOM: usize = 48;
 
-/// The header that runs `chunk` as job `job`.
-fn run_header(job: u64, chunk: &super::Chunk) -> ToWorker {
+/// The header that runs a chunk of `submission` with `count` items in `len` bytes as job
+/// `job`.
+fn run_header(job: u64, submission: &super::Submission, count: u32, len: usize) -> ToWorker {
     ToWorker::Run {
         job,
-        entry: chunk.submission.task.entry,
-        function: chunk.submission.task.function,
-        count: chunk.count,
-        len: chunk.items.payload().len() as u32,
+        entry: submission.task.entry,
+        function: submission.task.function,
+        count,
+        len: len as u32,
     }
 }
 
 /// Appends a [`ToWorker::Run`] entry for `chunk` (numbered `job`) to `frame`.
+#[cfg(feature = "mpi")]
 pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
+    let payload = chunk.items.payload();
     // A header of plain integers always serializes.
-    let _ = append(&run_header(job, chunk), frame);
-    frame.extend_from_slice(chunk.items.payload());
+    let _ = append(&run_header(job, &chunk.submission, chunk.count, payload.len()), frame);
+    frame.extend_from_slice(payload);
 }
 
-/// Appends an entry for each of `chunks` (with its job number) to `frame`: a
-/// [`ToWorker::Next`] for a chunk that follows on from the one before it (the next job
-/// number, the same function), else a [`ToWorker::Run`].
+/// Appends an entry for each of `chunks` (with its job number and submission) to
+/// `frame`: a [`ToWorker::Next`] for a chunk that follows on from the one before it (the
+/// next job number, the same function), else a [`ToWorker::Run`].
 pub(crate) fn append_runs<'a>(
-    chunks: impl Iterator<Item = (u64, &'a super::Chunk)>,
+    chunks: impl Iterator<Item = (u64, &'a super::Submission, super::Piece<'a>)>,
     frame: &mut Vec<u8>,
 ) {
     // (job, entry, function) of the entry before.
     let mut before: Option<(u64, u64, u64)> = None;
-    for (job, chunk) in chunks {
-        let (entry, function) = (chunk.submission.task.entry, chunk.submission.task.function);
+    for (job, submission, piece) in chunks {
+        let (entry, function) = (submission.task.entry, submission.task.function);
+        let len = piece.payload.len();
+        // Headers of plain integers always serialize.
         if before == Some((job.wrapping_sub(1), entry, function)) {
-            let len = chunk.items.payload().len() as u32;
-            // A header of plain integers always serializes.
-            let _ = append(&ToWorker::Next { count: chunk.count, len }, frame);
-            frame.extend_from_slice(chunk.items.payload());
+            let _ = append(&ToWorker::Next { count: piece.count, len: len as u32 }, frame);
         } else {
-            append_run(job, chunk, frame);
+            let _ = append(&run_header(job, submission, piece.count, len), frame);
         }
+        frame.extend_from_slice(piece.payload);
         before = Some((job, entry, function));
     }
 }
@@ -395,7 +398,7 @@ pub(crate) fn append_runs<'a>(
 /// frame first. `None` for a small chunk (its items share a buffer) or if the header did
 /// not fit (it always does): the caller then builds a frame.
 pub(crate) fn run_alone(job: u64, chunk: &mut super::Chunk) -> Option<&[u8]> {
-    let header = run_header(job, chunk);
+    let header = run_header(job, &chunk.submission, chunk.count, chunk.items.payload().len());
     let super::Items::Own(buffer) = &mut chunk.items else { return None };
     let at = header_before(&header, buffer, RUN_ROOM)?;
     Some(&buffer[at..])
