@@ -49,8 +49,7 @@ const MAX_UNPOLLED: u32 = 16;
 pub(crate) fn window_for(chunk_nanos: Option<f64>) -> usize {
     match chunk_nanos {
         None => 1,
-        // Chunks this short (tiny tasks: the handler asks for every chunk timed) need
-        // no division.
+        // (Tiny tasks, timed several times a frame: no division needed.)
         Some(nanos) if nanos * MAX_WINDOW as f64 <= WINDOW_WORK => MAX_WINDOW,
         Some(nanos) => ((WINDOW_WORK / nanos.max(1.0)).ceil() as usize).clamp(1, MAX_WINDOW),
     }

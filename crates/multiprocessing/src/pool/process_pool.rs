@@ -836,9 +836,8 @@ impl Feed<'_> {
                 Slots::Range(places) if places.len() == count as usize => places.clone(),
                 // Some of its items failed: a chunk of its own.
                 _ => {
-                    let shared = Arc::clone(shared);
-                    self.end_run(&mut run, Some(&shared));
-                    let items = Items::Shared(shared, range);
+                    self.end_run(&mut run, Some(shared));
+                    let items = Items::Shared(Arc::clone(shared), range);
                     let submission = Arc::clone(&self.submission);
                     self.batch.push(Part::Chunk(Chunk { submission, count, items, slots }));
                     continue;
@@ -847,13 +846,13 @@ impl Feed<'_> {
             match &mut run {
                 // It follows on from the run's last chunk.
                 Some((first, bounds))
-                    if bounds.last() == Some(&(range.start, places.start - *first)) =>
+                    if bounds.last().copied()
+                        == places.start.checked_sub(*first).map(|place| (range.start, place)) =>
                 {
                     bounds.push((range.end, places.end - *first));
                 }
                 _ => {
-                    let shared = Arc::clone(shared);
-                    self.end_run(&mut run, Some(&shared));
+                    self.end_run(&mut run, Some(shared));
                     run = Some((places.start, vec![(range.start, 0), (range.end, places.len())]));
                 }
             }
