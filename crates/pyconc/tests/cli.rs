@@ -111,9 +111,9 @@ const OPERATIONS: [(&str, &str); 33] = [
 ];
 
 /// `pyconc bench --quick --json F --svg G`, as CI runs it: both files parse and hold every
-/// operation; every row has figures for pyconc, raw Rust and (when `python3` runs, except
-/// where CPython runs different work) CPython; the pool's lifetime has its libc floor; the
-/// scaling chart covers 1..2×CPUs workers.
+/// operation and the machine's speed; every row has figures for pyconc, raw Rust and (when
+/// `python3` runs, except where CPython runs different work) CPython; the pool's lifetime
+/// has its libc floor; the scaling chart covers 1..2×CPUs workers.
 #[test]
 fn bench_quick_writes_json_and_svg_with_every_operation() {
     let dir = std::env::temp_dir().join(format!("pyconc-cli-bench-{}", std::process::id()));
@@ -139,6 +139,11 @@ fn bench_quick_writes_json_and_svg_with_every_operation() {
     for field in ["kernel", "cpu", "rustc", "python", "pyconc"] {
         assert!(machine[field].as_str().is_some_and(|s| !s.is_empty()), "{field}: {machine}");
     }
+    // The machine's speed, before the groups and after, in the report and the table.
+    for when in ["before_ms", "after_ms"] {
+        assert!(report["speed"][when].as_f64().is_some_and(|ms| ms > 0.0), "{}", report["speed"]);
+    }
+    assert!(table.contains("machine speed: "), "{table}");
     let rows = report["rows"].as_array().unwrap();
     let got: Vec<(&str, &str)> = rows
         .iter()

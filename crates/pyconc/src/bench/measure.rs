@@ -178,10 +178,44 @@ pub(crate) struct Floor {
     pub(crate) why: &'static str,
 }
 
+/// The dependent steps of [`machine_speed`]'s loop.
+const SPEED_STEPS: u64 = 20_000_000;
+
+/// How long a fixed loop of [`SPEED_STEPS`] dependent integer multiply-adds takes on one
+/// CPU: the fastest of three. A shared machine (a cloud VM, a CI runner) runs at another
+/// speed from one minute to the next as its host gets busy — on the machine of
+/// `docs/BENCHMARKS.md` a loop like this one takes up to 1.6× as long in its slow
+/// phases — so a figure in nanoseconds means something only beside this one, taken in
+/// the same run. (Ratios between backends measured in the same rounds move much less.)
+pub(crate) fn machine_speed() -> Duration {
+    (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let mut x = 1u64;
+            for step in 0..SPEED_STEPS {
+                x = std::hint::black_box(
+                    x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(step),
+                );
+            }
+            std::hint::black_box(x);
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// The machine's speed ([`machine_speed`]) before the groups ran and after.
+#[derive(Debug, Serialize)]
+struct Speed {
+    before_ms: f64,
+    after_ms: Option<f64>,
+}
+
 /// Everything measured in one `pyconc bench` run.
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
     machine: Machine,
+    speed: Speed,
     rows: Vec<Row>,
     /// Floors under some rows.
     floors: Vec<Floor>,
@@ -224,11 +258,17 @@ impl Report {
                 rustc: env!("PYCONC_RUSTC_VERSION"),
                 python: python.version().unwrap_or_else(|e| format!("absent: {e}")),
             },
+            speed: Speed { before_ms: machine_speed().as_secs_f64() * 1e3, after_ms: None },
             rows: Vec::new(),
             floors: Vec::new(),
             scaling: None,
             groups: Vec::new(),
         }
+    }
+
+    /// Measures the machine's speed again, after the groups.
+    pub(crate) fn speed_after(&mut self) {
+        self.speed.after_ms = Some(machine_speed().as_secs_f64() * 1e3);
     }
 
     pub(crate) fn push(&mut self, row: Row) {
@@ -266,6 +306,14 @@ impl Report {
         let m = &self.machine;
         let _ = writeln!(out, "machine: {} cores, {}, Linux {}", m.cores, m.cpu, m.kernel);
         let _ = writeln!(out, "pyconc {} built by {}; python: {}", m.pyconc, m.rustc, m.python);
+        let after = self.speed.after_ms.map_or(String::new(), |ms| format!(", {ms:.1} ms after"));
+        let _ = writeln!(
+            out,
+            "machine speed: {}M dependent multiply-adds on one CPU took {:.1} ms before the \
+             groups{after} (slower when the host is busy; times in ns move with it)",
+            SPEED_STEPS / 1_000_000,
+            self.speed.before_ms,
+        );
         let paint = |text: String, good: bool, bad: bool| paint(text, color, good, bad);
         let _ = writeln!(
             out,

@@ -127,6 +127,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         progress.set_message("pool over MPI");
         mpi::run(&settings, &python, &mut report)?;
     }
+    report.speed_after();
     progress.finish_and_clear();
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report.table(color));
