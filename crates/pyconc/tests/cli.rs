@@ -143,7 +143,13 @@ fn bench_quick_writes_json_and_svg_with_every_operation() {
     for when in ["before_ms", "after_ms"] {
         assert!(report["speed"][when].as_f64().is_some_and(|ms| ms > 0.0), "{}", report["speed"]);
     }
+    // The CPUs' round trip: none with one CPU.
+    for when in ["round_trip_before_ns", "round_trip_after_ns"] {
+        let trip = &report["speed"][when];
+        assert!(trip.is_null() || trip.as_f64().is_some_and(|ns| ns > 0.0), "{trip}");
+    }
     assert!(table.contains("machine speed: "), "{table}");
+    assert!(table.contains("a cache line's round trip between two CPUs: "), "{table}");
     let rows = report["rows"].as_array().unwrap();
     let got: Vec<(&str, &str)> = rows
         .iter()

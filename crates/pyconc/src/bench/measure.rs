@@ -204,11 +204,88 @@ pub(crate) fn machine_speed() -> Duration {
         .unwrap_or_default()
 }
 
-/// The machine's speed ([`machine_speed`]) before the groups ran and after.
+/// The round trips of [`cpu_round_trip`].
+const ROUND_TRIPS: u64 = 100_000;
+
+/// How long a cache line takes to go from one CPU to another and back: two threads,
+/// pinned to the first two CPUs this process may use, bounce a counter [`ROUND_TRIPS`]
+/// times. Where a VM's CPUs sit on its host (two threads of one core, two cores, two
+/// chiplets) sets it, and it changes when the host moves them; every operation that
+/// passes data between threads or processes moves with it. `None` with one CPU, or if
+/// the two threads did not both run within a second (then they share a CPU).
+pub(crate) fn cpu_round_trip() -> Option<Duration> {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    use nix::unistd::Pid;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// Written by the side that gives up.
+    const STOP: u64 = u64::MAX;
+    let allowed = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    let mut cpus = (0..CpuSet::count()).filter(|&cpu| allowed.is_set(cpu).unwrap_or(false));
+    let (first, second) = (cpus.next()?, cpus.next()?);
+    let pin = |cpu: usize| {
+        let mut set = CpuSet::new();
+        set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok()
+    };
+    let word = AtomicU64::new(0);
+    // Waits for `word` to be `value`; false if the other side stopped, or after `until`.
+    let wait = |value: u64, until: Instant| {
+        let mut spins = 0u32;
+        loop {
+            match word.load(Ordering::Acquire) {
+                seen if seen == value => return true,
+                STOP => return false,
+                _ => {}
+            }
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 && Instant::now() > until {
+                word.store(STOP, Ordering::Release);
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    };
+    let until = Instant::now() + Duration::from_secs(1);
+    std::thread::scope(|scope| {
+        let echo = scope.spawn(|| {
+            if !pin(second) {
+                word.store(STOP, Ordering::Release);
+                return;
+            }
+            for trip in 0..ROUND_TRIPS {
+                if !wait(2 * trip + 1, until) {
+                    return;
+                }
+                word.store(2 * trip + 2, Ordering::Release);
+            }
+        });
+        let lead = scope.spawn(|| {
+            if !pin(first) {
+                word.store(STOP, Ordering::Release);
+                return None;
+            }
+            let start = Instant::now();
+            for trip in 0..ROUND_TRIPS {
+                word.store(2 * trip + 1, Ordering::Release);
+                if !wait(2 * trip + 2, until) {
+                    return None;
+                }
+            }
+            Some(start.elapsed() / ROUND_TRIPS as u32)
+        });
+        let took = lead.join().ok().flatten();
+        let _ = echo.join();
+        took
+    })
+}
+
+/// The machine's speed ([`machine_speed`]) and its CPUs' round trip ([`cpu_round_trip`])
+/// before the groups ran and after.
 #[derive(Debug, Serialize)]
 struct Speed {
     before_ms: f64,
     after_ms: Option<f64>,
+    round_trip_before_ns: Option<f64>,
+    round_trip_after_ns: Option<f64>,
 }
 
 /// Everything measured in one `pyconc bench` run.
@@ -258,7 +335,12 @@ impl Report {
                 rustc: env!("PYCONC_RUSTC_VERSION"),
                 python: python.version().unwrap_or_else(|e| format!("absent: {e}")),
             },
-            speed: Speed { before_ms: machine_speed().as_secs_f64() * 1e3, after_ms: None },
+            speed: Speed {
+                before_ms: machine_speed().as_secs_f64() * 1e3,
+                after_ms: None,
+                round_trip_before_ns: cpu_round_trip().map(|d| d.as_secs_f64() * 1e9),
+                round_trip_after_ns: None,
+            },
             rows: Vec::new(),
             floors: Vec::new(),
             scaling: None,
@@ -269,6 +351,7 @@ impl Report {
     /// Measures the machine's speed again, after the groups.
     pub(crate) fn speed_after(&mut self) {
         self.speed.after_ms = Some(machine_speed().as_secs_f64() * 1e3);
+        self.speed.round_trip_after_ns = cpu_round_trip().map(|d| d.as_secs_f64() * 1e9);
     }
 
     pub(crate) fn push(&mut self, row: Row) {
@@ -313,6 +396,14 @@ impl Report {
              groups{after} (slower when the host is busy; times in ns move with it)",
             SPEED_STEPS / 1_000_000,
             self.speed.before_ms,
+        );
+        let trip = |ns: Option<f64>| ns.map_or("n/a".to_owned(), |ns| format!("{ns:.0} ns"));
+        let _ = writeln!(
+            out,
+            "a cache line's round trip between two CPUs: {} before, {} after (where the host \
+             runs the CPUs sets it; every hand-off between threads or processes moves with it)",
+            trip(self.speed.round_trip_before_ns),
+            trip(self.speed.round_trip_after_ns),
         );
         let paint = |text: String, good: bool, bad: bool| paint(text, color, good, bad);
         let _ = writeln!(
