@@ -232,10 +232,12 @@ impl SharedMemory {
     }
 
     /// In a forked child: lets go of the shared pages and of the memfd, keeping this value
-    /// valid (its memory turns into private zeros, its fd into `/dev/null`), so that the
-    /// child can no longer reach what the parent shares there.
-    pub(crate) fn detach_in_child(&self) {
-        let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
+    /// valid (its memory turns into private zeros, its fd into `null` — kept as it is
+    /// without one), so that the child can no longer reach what the parent shares there.
+    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
+        if let Some(null) = null {
+            let _ = null.put_over(self.fd.as_raw_fd());
+        }
         // SAFETY: `ptr`/`len` is this value's whole mapping from `map_shared`, and it holds
         // only atomics and bytes (every layout of the crate), for which zero is valid.
         let _ = unsafe { sys::remap_private(self.ptr, self.len) };

@@ -854,13 +854,15 @@ impl Connection {
     }
 
     /// In a forked child that must not reach this end (a pool worker, for its siblings'
-    /// channels): its fd turns into `/dev/null` and its rings into private memory, while
-    /// the value stays valid.
-    pub(crate) fn detach_in_child(&self) {
+    /// channels): its fd turns into `null` (kept as it is without one) and its rings into
+    /// private memory, while the value stays valid.
+    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
         self.closed.store(true, Ordering::Release);
-        let _ = sys::replace_with_dev_null(self.fd.as_raw_fd());
+        if let Some(null) = null {
+            let _ = null.put_over(self.fd.as_raw_fd());
+        }
         for ring in self.transport.outgoing().into_iter().chain(self.transport.incoming()) {
-            ring.detach_in_child();
+            ring.detach_in_child(null);
         }
     }
 

@@ -297,8 +297,8 @@ impl Ring {
 
     /// In a forked child that must not reach this ring: see
     /// [`SharedMemory::detach_in_child`].
-    pub(crate) fn detach_in_child(&self) {
-        self.mem.detach_in_child();
+    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
+        self.mem.detach_in_child(null);
     }
 
     /// The mapping, to send to a spawn or forkserver child.

@@ -1503,8 +1503,7 @@ where
         // another's tasks, and sees the end of its channel when the pool's end closes.
         let own_pool_end = ours.fileno()?;
         builder.target(move || {
-            detach_channels_in_child();
-            let _ = sys::replace_with_dev_null(own_pool_end);
+            detach_channels_in_child(own_pool_end);
             worker::main::<A>(args);
         })
     } else {
@@ -1522,11 +1521,18 @@ where
 static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
 
 /// In a forked worker: every pool channel inherited from the parent turns into
-/// `/dev/null` and private memory (see [`Connection::detach_in_child`]).
-fn detach_channels_in_child() {
+/// `/dev/null` and private memory (see [`Connection::detach_in_child`]), and
+/// `own_pool_end`, the pool's end of the worker's own channel, into `/dev/null`: one
+/// `open` of it for them all. (If it cannot be opened, the fds stay as they are; the
+/// rings still turn private.)
+fn detach_channels_in_child(own_pool_end: std::os::fd::RawFd) {
+    let null = sys::DevNull::open().ok();
     let inherited = CHANNELS.take();
     for channel in &inherited {
-        channel.detach_in_child();
+        channel.detach_in_child(null.as_ref());
+    }
+    if let Some(null) = &null {
+        let _ = null.put_over(own_pool_end);
     }
     // Their owners (the parent's handler threads) do not exist here: leak them rather
     // than run destructors meant for the parent's state.

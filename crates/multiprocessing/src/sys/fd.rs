@@ -144,13 +144,31 @@ pub(crate) fn eventfd_clear(fd: BorrowedFd<'_>) {
 }
 
 /// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number stays
-/// valid for whoever else holds it. The number stays close-on-exec (`dup3` with
-/// `O_CLOEXEC`; `dup2` would clear the flag and leak the fd into every program exec'd
-/// later).
+/// valid for whoever else holds it (see [`DevNull::put_over`]).
 pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
-    let null = open_dev_null()?;
-    // SAFETY: dup3 onto an fd number this process owns; the old file is closed atomically.
-    check(unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
+    DevNull::open()?.put_over(fd)
+}
+
+/// `/dev/null`, open, to put over several fds: one `dup3` each, where
+/// [`replace_with_dev_null`] makes three system calls (a forked pool worker lets go of
+/// three fds of every other worker's channel this way, so a pool's start made a number of
+/// `open`s that grew with the square of its size).
+pub(crate) struct DevNull(OwnedFd);
+
+impl DevNull {
+    pub(crate) fn open() -> io::Result<DevNull> {
+        open_dev_null().map(DevNull)
+    }
+
+    /// Makes `fd` refer to `/dev/null`, closing what it referred to, while the number
+    /// stays valid for whoever else holds it. The number stays close-on-exec (`dup3` with
+    /// `O_CLOEXEC`; `dup2` would clear the flag and leak the fd into every program exec'd
+    /// later).
+    pub(crate) fn put_over(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: dup3 onto an fd number this process owns; the old file is closed
+        // atomically.
+        check(unsafe { libc::dup3(self.0.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
+    }
 }
 
 /// `/dev/null`, open for reading, close-on-exec: one system call and no allocation (a
@@ -319,5 +337,49 @@ pub(crate) fn write_stderr(bytes: &[u8]) {
             return;
         }
         rest = &rest[n as usize..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DevNull, check};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A socket pair's ends, owned.
+    fn socket_pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+        // SAFETY: socketpair fills two fds into a valid array.
+        check(unsafe { libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr()) }).unwrap();
+        // SAFETY: both fds were just made and are ours alone.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// One `/dev/null` put over the fds of two socket pairs: each number then names
+    /// `/dev/null` (the character device 1:3) and stays close-on-exec, and the sockets it
+    /// named are closed — their peers can no longer send.
+    #[test]
+    fn dev_null_put_over_fds_closes_their_files_and_keeps_their_numbers_close_on_exec() {
+        let (pairs, null) = ([socket_pair(), socket_pair()], DevNull::open().unwrap());
+        for (ours, _) in &pairs {
+            null.put_over(ours.as_raw_fd()).unwrap();
+        }
+        for (ours, peer) in &pairs {
+            // SAFETY: `stat` is plain data, for which zeros are valid.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat fills a valid `stat` for an open fd.
+            check(unsafe { libc::fstat(ours.as_raw_fd(), &mut stat) }).unwrap();
+            assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFCHR);
+            assert_eq!(stat.st_rdev, libc::makedev(1, 3));
+            // SAFETY: F_GETFD on an open fd.
+            let flags = unsafe { libc::fcntl(ours.as_raw_fd(), libc::F_GETFD) };
+            assert_ne!(flags & libc::FD_CLOEXEC, 0);
+            // SAFETY: sends one byte from a valid buffer; MSG_NOSIGNAL: EPIPE, no signal.
+            let sent = unsafe {
+                libc::send(peer.as_raw_fd(), [1u8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL)
+            };
+            assert_eq!(sent, -1);
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPIPE));
+        }
     }
 }
