@@ -244,7 +244,8 @@ impl MpiHandler {
                         let Some(chunk) = state.queue.pop_front() else { break };
                         let job = self.next_job;
                         self.next_job += 1;
-                        task::append_run(job, &chunk, frame);
+                        let entry = (job, &*chunk.submission, chunk.piece());
+                        task::append_runs(std::iter::once(entry), frame);
                         self.shared
                             .stats
                             .running

@@ -162,6 +162,13 @@ pub(crate) struct Chunk {
     pub(crate) slots: Slots,
 }
 
+impl Chunk {
+    /// Its count and items, as the handler sends them.
+    pub(crate) fn piece(&self) -> Piece<'_> {
+        Piece { count: self.count, payload: self.items.payload() }
+    }
+}
+
 /// A chunk's serialized items.
 pub(crate) enum Items {
     /// A buffer of the chunk's own: [`task::RUN_ROOM`] bytes of room for a header, then
@@ -296,7 +303,7 @@ impl Part {
     /// Its `at`-th chunk.
     pub(crate) fn piece(&self, at: usize) -> Piece<'_> {
         match self {
-            Part::Chunk(chunk) => Piece { count: chunk.count, payload: chunk.items.payload() },
+            Part::Chunk(chunk) => chunk.piece(),
             Part::Run(run) => run.piece(at),
         }
     }

@@ -361,15 +361,6 @@ fn run_header(job: u64, submission: &super::Submission, count: u32, len: usize) 
     }
 }
 
-/// Appends a [`ToWorker::Run`] entry for `chunk` (numbered `job`) to `frame`.
-#[cfg(feature = "mpi")]
-pub(crate) fn append_run(job: u64, chunk: &super::Chunk, frame: &mut Vec<u8>) {
-    let payload = chunk.items.payload();
-    // A header of plain integers always serializes.
-    let _ = append(&run_header(job, &chunk.submission, chunk.count, payload.len()), frame);
-    frame.extend_from_slice(payload);
-}
-
 /// Appends an entry for each of `chunks` (with its job number and submission) to
 /// `frame`: a [`ToWorker::Next`] for a chunk that follows on from the one before it (the
 /// next job number, the same function), else a [`ToWorker::Run`].

@@ -227,8 +227,9 @@ pub(crate) fn cpu_round_trip() -> Option<Duration> {
         set.set(cpu).is_ok() && sched_setaffinity(Pid::from_raw(0), &set).is_ok()
     };
     let word = AtomicU64::new(0);
+    let until = Instant::now() + Duration::from_secs(1);
     // Waits for `word` to be `value`; false if the other side stopped, or after `until`.
-    let wait = |value: u64, until: Instant| {
+    let wait = |value: u64| {
         let mut spins = 0u32;
         loop {
             match word.load(Ordering::Acquire) {
@@ -244,7 +245,6 @@ pub(crate) fn cpu_round_trip() -> Option<Duration> {
             std::hint::spin_loop();
         }
     };
-    let until = Instant::now() + Duration::from_secs(1);
     std::thread::scope(|scope| {
         let echo = scope.spawn(|| {
             if !pin(second) {
@@ -252,7 +252,7 @@ pub(crate) fn cpu_round_trip() -> Option<Duration> {
                 return;
             }
             for trip in 0..ROUND_TRIPS {
-                if !wait(2 * trip + 1, until) {
+                if !wait(2 * trip + 1) {
                     return;
                 }
                 word.store(2 * trip + 2, Ordering::Release);
@@ -266,7 +266,7 @@ pub(crate) fn cpu_round_trip() -> Option<Duration> {
             let start = Instant::now();
             for trip in 0..ROUND_TRIPS {
                 word.store(2 * trip + 1, Ordering::Release);
-                if !wait(2 * trip + 2, until) {
+                if !wait(2 * trip + 2) {
                     return None;
                 }
             }
