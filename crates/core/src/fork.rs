@@ -283,11 +283,21 @@ impl<T: Send> ForkMutex<T> {
         }
     }
 
+    /// Registers its fork hook now, if it is not yet. [`lock`](Self::lock) does it on
+    /// first use; a process that forks a child which will take this lock first calls it
+    /// before the fork, so that the child does not register it itself (an insertion into
+    /// the hook list: writes to pages the child shares with its parent, each a
+    /// copy-on-write fault).
+    #[inline]
+    pub fn register(&'static self) {
+        self.registered.ensure(self.order, self);
+    }
+
     /// Locks it, waiting if another thread (or a fork in progress) holds it.
     pub fn lock(&'static self) -> ForkMutexGuard<T> {
         // Registered on first use, before it is first locked: a lock never taken guards
         // its initial value, which a child needs no reset of.
-        self.registered.ensure(self.order, self);
+        self.register();
         let guard = self.mutex.lock().unwrap_or_else(PoisonError::into_inner);
         self.owner.store(sys::pthread_self(), Ordering::Relaxed);
         ForkMutexGuard { owner: &self.owner, guard }

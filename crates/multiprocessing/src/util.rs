@@ -98,12 +98,24 @@ pub fn register_after_fork<T: Send + Sync + 'static>(obj: &Arc<T>, func: fn(&T))
     AFTER_FORK.lock().push(hook);
 }
 
+/// Registers the hook registry's own fork hook in a parent about to fork a child that
+/// will run [`run_after_forkers`]: the child then finds it registered (see
+/// `ForkMutex::register`).
+pub(crate) fn before_fork() {
+    AFTER_FORK.register();
+}
+
 /// CPython's `util._run_after_forkers`, in a child the fork start method made.
 ///
 /// The hooks run outside the registry's lock, as the exit finalizers do, so that a hook
 /// may register another (it runs in later children, after the ones registered before).
 pub(crate) fn run_after_forkers() {
     let mut hooks = std::mem::take(&mut *AFTER_FORK.lock());
+    if hooks.is_empty() {
+        // Nothing registered: nothing to run or to put back (and no more code to fault
+        // in).
+        return;
+    }
     hooks.retain(|hook| match pyconc_core::panic::catch_panic(hook) {
         Ok(alive) => alive,
         Err(caught) => {

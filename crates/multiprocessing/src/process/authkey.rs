@@ -21,15 +21,16 @@ pub(crate) fn current() -> Vec<u8> {
     KEY.lock().get_or_insert_with(fresh).clone()
 }
 
-/// Replaces the current process's key (`current_process().authkey = key`, and a child
-/// receiving its parent's).
+/// Replaces the current process's key (`current_process().authkey = key`).
 pub(crate) fn set_current(key: &[u8]) {
-    let mut current = KEY.lock();
-    // The same key is left as it is: a forked child, which has its parent's key already,
-    // then writes no heap page (each one it writes is a copy-on-write fault).
-    if current.as_deref() != Some(key) {
-        *current = Some(key.to_vec());
-    }
+    *KEY.lock() = Some(key.to_vec());
+}
+
+/// Gives a new child the key its `Process` object carried. The key it had (a forked
+/// child's copy of its parent's) is let go of without a drop, which would write a heap
+/// page that the child does not use (a copy-on-write fault).
+pub(crate) fn install(key: Vec<u8>) {
+    std::mem::forget(KEY.lock().replace(key));
 }
 
 /// 32 bytes from the kernel's random number generator (the `getrandom` crate, as the

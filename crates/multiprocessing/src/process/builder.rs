@@ -107,7 +107,7 @@ impl Builder {
     /// # Ok::<(), multiprocessing::Error>(())
     /// ```
     pub fn target<F: FnOnce() + Send + 'static>(self, target: F) -> Process {
-        self.with_target(Target::Closure(Box::new(target)))
+        self.with_target(Target::closure(target))
     }
 
     /// Builds an unstarted process that runs `function(args)` (every start method).

@@ -99,52 +99,83 @@ pub(crate) fn next_identity() -> Vec<u32> {
     identity
 }
 
+/// Who a new child is: its own record and its parent's, made from its [`ChildSpec`]
+/// before [`become_child`] installs them. A forked child gets them from its parent, which
+/// makes them before the fork: installing them then moves pointers into the bookkeeping,
+/// and the child allocates, frees and compares nothing (each heap page it would write is a
+/// copy-on-write fault; five of them were two thirds of what a fork child's start cost
+/// beyond a raw fork's).
+pub(crate) struct ChildRecords {
+    current: Arc<Inner>,
+    parent: Arc<Inner>,
+    /// A second handle of `parent`, made beforehand so that the child need not write its
+    /// reference count: the parent whose pidfd is opened on first use (not a fork-server
+    /// child's, whose parent is opened at once).
+    unopened: Option<Arc<Inner>>,
+    authkey: Vec<u8>,
+    logging: (pyconc_core::logging::LevelFilter, bool),
+}
+
+impl ChildRecords {
+    /// The records of a child started with `spec`: made in the parent for a forked child,
+    /// in the child itself for spawn and forkserver ones.
+    pub(crate) fn new(spec: ChildSpec) -> ChildRecords {
+        let current = Inner::new_self(
+            "Process",
+            spec.name,
+            spec.daemon,
+            spec.identity,
+            Role::Current,
+            sys::getpid(),
+            None,
+        );
+        let parent_pid = Pid(spec.parent_pid);
+        // A fork or spawn child is its parent's child: its parent's pidfd can be opened
+        // safely later, when `parent_process()` first needs it (`sys::parent_pidfd`
+        // checks that the pid still names the parent). A fork-server child's parent is the
+        // server, so the pid of the process that asked for it is taken now, while that one
+        // waits.
+        let lazy = spec.method != StartMethod::ForkServer;
+        let sentinel =
+            if lazy { None } else { sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd) };
+        let parent = Inner::new_self(
+            "_ParentProcess",
+            spec.parent_name,
+            false,
+            Vec::new(),
+            Role::Parent,
+            parent_pid,
+            sentinel,
+        );
+        // The key the parent started this process with.
+        *pyconc_core::sync::lock(&parent.authkey) = spec.authkey.clone();
+        let unopened = lazy.then(|| {
+            parent.defer_waiter();
+            Arc::clone(&parent)
+        });
+        ChildRecords { current, parent, unopened, authkey: spec.authkey, logging: spec.logging }
+    }
+}
+
 /// Makes the bookkeeping describe a new child: CPython's `_bootstrap` resetting
-/// `_children`, `_process_counter`, `_current_process` and `_parent_process`.
-/// Takes the spec by value: its strings move into the bookkeeping, not copied (a forked
-/// child writes as few pages as it can — each one it writes is a copy-on-write fault).
-pub(crate) fn become_child(spec: ChildSpec) {
+/// `_children`, `_process_counter`, `_current_process` and `_parent_process`. In a forked
+/// child it writes only pages that the fork hooks wrote already (the bookkeeping's and
+/// the key's locks) and, once, the unopened parent's slot.
+pub(crate) fn become_child(records: ChildRecords) {
+    let ChildRecords { current, parent, unopened, authkey, logging } = records;
     pyconc_core::logging::set_process_name_source(current_name);
-    pyconc_core::logging::apply_config(spec.logging);
+    pyconc_core::logging::apply_config(logging);
     let mut state = state();
-    super::authkey::set_current(&spec.authkey);
+    super::authkey::install(authkey);
     state.reset_in_child();
-    // The parent's own record (no fd in it) is let go of without a drop, which would
-    // write its heap page: a copy-on-write fault for memory this child never uses.
-    std::mem::forget(state.current.take());
-    state.current = Some(Inner::new_self(
-        "Process",
-        spec.name,
-        spec.daemon,
-        spec.identity,
-        Role::Current,
-        sys::getpid(),
-        None,
-    ));
-    let parent_pid = Pid(spec.parent_pid);
-    // A fork or spawn child is its parent's child: its parent's pidfd can be opened
-    // safely later, when `parent_process()` first needs it (`sys::parent_pidfd` checks
-    // that the pid still names the parent). A fork-server child's parent is the server,
-    // so the pid of the process that asked for it is taken now, while that one waits.
-    let lazy = spec.method != StartMethod::ForkServer;
-    let sentinel = if lazy { None } else { sys::pidfd_open(parent_pid).ok().map(Waiter::Pidfd) };
-    let parent = Inner::new_self(
-        "_ParentProcess",
-        spec.parent_name,
-        false,
-        Vec::new(),
-        Role::Parent,
-        parent_pid,
-        sentinel,
-    );
-    if lazy {
-        parent.defer_waiter();
-        *pyconc_core::sync::lock(&UNOPENED_PARENT) = Some(Arc::clone(&parent));
+    // The parent's own records (no fd in them) are let go of without a drop, which would
+    // write their heap pages: copy-on-write faults for memory this child never uses.
+    std::mem::forget(state.current.replace(current));
+    std::mem::forget(state.parent.replace(parent));
+    if let Some(parent) = unopened {
+        std::mem::forget(pyconc_core::sync::lock(&UNOPENED_PARENT).replace(parent));
         register_parent_hook();
     }
-    // The key the parent started this process with.
-    *pyconc_core::sync::lock(&parent.authkey) = spec.authkey;
-    state.parent = Some(parent);
 }
 
 /// The parent whose pidfd this child has not opened yet (see [`become_child`]).

@@ -135,7 +135,9 @@ pub(crate) struct Inner {
     /// The key the child will start with (`Role::Child`) or the parent started this
     /// process with (`Role::Parent`); the current process's is [`authkey::current`].
     authkey: Mutex<Vec<u8>>,
-    /// The process that created this object; only it may start, join or signal it.
+    /// The process that created this object; only it may start, join or signal it (a
+    /// `Role::Child`). For the other roles it is not read; a forked child's own records
+    /// are made by its parent, before the fork (see `children::ChildRecords`).
     pub(crate) owner: Pid,
     target: Mutex<Option<Target>>,
     status: Mutex<Status>,
@@ -148,6 +150,8 @@ pub(crate) enum Status {
     /// must find this object's lock free (its closure may hold a handle to it).
     Starting,
     Started {
+        /// The child's or the parent's pid. Not read for the current process's own
+        /// record (`Process::pid` asks the OS, as CPython's `os.getpid()`).
         pid: Pid,
         waiter: Option<Arc<Waiter>>,
         /// `parent_process()` of a fork or spawn child opens the parent's pidfd when it is
@@ -155,6 +159,9 @@ pub(crate) enum Status {
         /// is `true`.
         waiter_pending: bool,
         exit: Option<ExitStatus>,
+        /// The records a forked child got from this process
+        /// ([`Launched::records`](start::Launched)), freed with this status.
+        _records: Option<children::ChildRecords>,
     },
     Closed,
 }
@@ -202,6 +209,7 @@ impl Inner {
                 waiter: waiter.map(Arc::new),
                 waiter_pending: false,
                 exit: None,
+                _records: None,
             }),
             handles: AtomicUsize::new(0),
         })
@@ -422,7 +430,8 @@ impl Process {
         if inner.owner != sys::getpid() {
             return Err(Error::assertion(START_FOREIGN));
         }
-        let current = current_process();
+        // The record itself, not a `Process` handle of it (one allocation less).
+        let current = children::current();
         if current.daemon() {
             return Err(Error::assertion(DAEMONIC_CHILDREN));
         }
@@ -463,6 +472,7 @@ impl Process {
             waiter: Some(Arc::new(launched.waiter)),
             waiter_pending: false,
             exit: None,
+            _records: launched.records,
         };
         children::add(Arc::clone(inner));
         Ok(())
@@ -992,7 +1002,11 @@ impl fmt::Debug for Process {
             },
             Role::Parent => f.write_str(" parent=None")?,
         }
-        let status = if closed {
+        // CPython checks `self is _current_process` first: the current process is
+        // "started" whatever else is known about it.
+        let status = if inner.role == Role::Current {
+            "started"
+        } else if closed {
             "closed"
         } else if inner.role == Role::Parent || inner.owner != sys::getpid() {
             "unknown"

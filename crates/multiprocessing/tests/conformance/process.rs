@@ -794,6 +794,34 @@ fn debug_output_is_cpythons_repr() {
     assert_eq!(format!("{p:?}"), format!("<Process name='R' parent={me} closed>"));
 }
 
+/// CPython's `BaseProcess.__repr__` says "started" for `_current_process` before
+/// anything else: so does a child's `current_process()`, and so does it in a process
+/// that a raw `fork()` made from that child (whose record its parent made).
+#[test]
+fn the_current_process_is_started_in_its_repr_after_a_raw_fork() {
+    let _serial = support::serial();
+    let p = Process::builder().name("R").target(|| {
+        let mine = format!("{:?}", current_process());
+        // SAFETY: the grandchild only formats a string and ends with `_exit`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let theirs = format!("{:?}", current_process());
+            // SAFETY: ends the grandchild at once, without running the child's exit path.
+            unsafe { libc::_exit(if theirs.ends_with(" started>") { 7 } else { 8 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for the grandchild just forked; `status` is a valid out-pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let ok = mine.starts_with("<Process name='R' parent=")
+            && mine.ends_with(" started>")
+            && libc::WEXITSTATUS(status) == 7;
+        std::process::exit(if ok { 42 } else { 1 });
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(42));
+}
+
 /// A process inherited by a fork child is not that child's to start or join.
 #[test]
 fn a_forked_child_cannot_start_or_join_the_parents_process_objects() {

@@ -10,7 +10,19 @@
 //! reset what they guard before unlocking: the forking thread becomes the main thread
 //! (CPython's `threading._after_fork`), the parent's children, helper threads, finalizers
 //! and fork-server connection are forgotten. Then the child sets who it is
-//! ([`children::become_child`]) and runs the hooks of `util::register_after_fork`.
+//! ([`children::become_child`], from records its parent made before the fork) and runs
+//! the hooks of `util::register_after_fork`.
+//!
+//! # What a child costs beyond a raw fork
+//!
+//! A forked child shares every page with its parent until one of them writes it; each
+//! page either one writes while both live is a page fault and a copy (2–3 µs here), and
+//! each page of the program's code the child runs is a fault too. So the parent does
+//! before the fork what the child would otherwise do after it: it makes the child's
+//! records, registers the fork hooks the child will take, and keeps a `/dev/null` open
+//! for the child's stdin (`sys::keep_dev_null`); the child allocates and frees nothing
+//! of its own before its target runs, and does not free the target's box. The parent
+//! frees its copy of the records with the child's status, not while the child runs.
 //!
 //! From `fork()` to the parent-death signal the child makes only async-signal-safe system
 //! calls. Then it runs ordinary code, as CPython's fork children do.
@@ -47,7 +59,12 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
     // the hook lock there could wait forever for a thread of the parent that held it.
     pyconc_core::panic::install_hook();
     children::register_parent_hook();
+    util::before_fork();
+    sys::keep_dev_null();
     let parent = sys::getpid();
+    let daemon = spec.daemon;
+    // Who the child is, made here: the child then installs it without allocating.
+    let records = children::ChildRecords::new(spec);
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.flush();
     let mut stderr = std::io::stderr().lock();
@@ -65,7 +82,9 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
             drop(stderr);
             drop(stdout);
             match sys::pidfd_open(pid) {
-                Ok(pidfd) => Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd) }),
+                Ok(pidfd) => {
+                    Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd), records: Some(records) })
+                }
                 Err(error) => {
                     // Without a sentinel the child could not be joined: undo the start.
                     let _ = sys::kill(pid, libc::SIGKILL);
@@ -76,20 +95,20 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
         }
         Ok(Fork::Child) => {
             // Async-signal-safe until the signal is armed.
-            if spec.daemon {
+            if daemon {
                 let _ = sys::set_parent_death_signal(libc::SIGKILL);
                 if sys::getppid() != parent {
                     // The parent died before the signal was armed.
                     sys::exit_now(1);
                 }
             }
-            children::become_child(spec);
+            children::become_child(records);
             drop(stderr);
             drop(stdout);
             WARNED.store(false, Ordering::Relaxed);
             util::run_after_forkers();
             bootstrap::run(Ending::Immediate, move || {
-                target.run_here();
+                target.run_in_fork_child();
                 Ok(())
             })
         }

@@ -123,7 +123,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
         return Err(io::Error::from_raw_os_error(-pid).into());
     }
     ours.set_nonblocking(true)?;
-    Ok(Launched { pid: Pid(pid), waiter: Waiter::Server(ours) })
+    Ok(Launched { pid: Pid(pid), waiter: Waiter::Server(ours), records: None })
 }
 
 /// A child of the server, as the server tracks it.
@@ -199,6 +199,8 @@ fn wait_status(pid: Pid) -> i32 {
 /// socket.
 pub(crate) fn serve(control: OwnedFd) -> ! {
     sys::hold_interrupts(true);
+    // Every child points its stdin at it (see `sys::keep_dev_null`).
+    sys::keep_dev_null();
     let control = UnixStream::from(control);
     let mut children: Vec<Child> = Vec::new();
     let mut spare = fork_spare(&control, &mut children);

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::process::children::ChildRecords;
 use pyconc_core::fork::ForkMutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -53,12 +54,16 @@ pub(crate) enum Target {
     /// Nothing: `Process()` without a target; the child exits with 0.
     Nothing,
     /// A closure; only a forked child can run it.
-    Closure(Box<dyn FnOnce() + Send>),
+    Closure(Box<dyn RunOnce>),
     /// `function(args)`; can cross `exec` as a [`Portable`].
     Call(Box<dyn CallTarget>),
 }
 
 impl Target {
+    pub(crate) fn closure<F: FnOnce() + Send + 'static>(closure: F) -> Target {
+        Target::Closure(Box::new(Closure(closure)))
+    }
+
     pub(crate) fn call<A>(function: fn(A), args: A) -> Target
     where
         A: Serialize + DeserializeOwned + Send + 'static,
@@ -70,8 +75,19 @@ impl Target {
     pub(crate) fn run_here(self) {
         match self {
             Target::Nothing => {}
-            Target::Closure(closure) => closure(),
+            Target::Closure(closure) => closure.run(),
             Target::Call(call) => call.run(),
+        }
+    }
+
+    /// Runs the target in a forked child, which ends in `_exit`: its box, which the
+    /// parent allocated, is not freed (a free writes `malloc`'s pages, each one a
+    /// copy-on-write fault in a child).
+    pub(crate) fn run_in_fork_child(self) {
+        match self {
+            Target::Nothing => {}
+            Target::Closure(closure) => closure.run_keeping_box(),
+            Target::Call(call) => call.run_keeping_box(),
         }
     }
 
@@ -87,9 +103,39 @@ impl Target {
     }
 }
 
-/// A `fn(A)` with its arguments, type-erased.
-pub(crate) trait CallTarget: Send {
+/// A target that runs once, type-erased.
+pub(crate) trait RunOnce: Send {
+    /// Runs it; its box is freed.
     fn run(self: Box<Self>);
+    /// Runs it; its box is left allocated (see [`Target::run_in_fork_child`]).
+    fn run_keeping_box(self: Box<Self>);
+}
+
+/// Moves the value out of `boxed` without freeing the box's memory: a leak, for a forked
+/// child that is about to `_exit`.
+fn take_keeping_box<T>(boxed: Box<T>) -> T {
+    let boxed = std::mem::ManuallyDrop::new(boxed);
+    // SAFETY: the box holds an initialised `T`; it is never dropped nor read again (the
+    // `ManuallyDrop` is forgotten at the end of this function), so the value is moved out
+    // exactly once and its memory is simply never freed.
+    unsafe { std::ptr::read(&**boxed) }
+}
+
+/// A closure target.
+struct Closure<F>(F);
+
+impl<F: FnOnce() + Send> RunOnce for Closure<F> {
+    fn run(self: Box<Self>) {
+        (self.0)()
+    }
+
+    fn run_keeping_box(self: Box<Self>) {
+        (take_keeping_box(self).0)()
+    }
+}
+
+/// A `fn(A)` with its arguments, type-erased.
+pub(crate) trait CallTarget: RunOnce {
     fn portable(&self) -> Result<Portable, Error>;
 }
 
@@ -98,11 +144,18 @@ struct Call<A> {
     args: A,
 }
 
-impl<A: Serialize + DeserializeOwned + Send + 'static> CallTarget for Call<A> {
+impl<A: Send> RunOnce for Call<A> {
     fn run(self: Box<Self>) {
         (self.function)(self.args)
     }
 
+    fn run_keeping_box(self: Box<Self>) {
+        let Call { function, args } = take_keeping_box(self);
+        function(args)
+    }
+}
+
+impl<A: Serialize + DeserializeOwned + Send + 'static> CallTarget for Call<A> {
     fn portable(&self) -> Result<Portable, Error> {
         let args = codec::encode(&self.args)?;
         Ok(Portable::new(run_call::<A>, self.function as usize, args))
@@ -237,10 +290,15 @@ pub(crate) struct Payload {
 }
 
 /// A started child as its parent sees it.
-#[derive(Debug)]
 pub(crate) struct Launched {
     pub(crate) pid: Pid,
     pub(crate) waiter: Waiter,
+    /// The parent's copy of the records a forked child got (`children::ChildRecords`),
+    /// freed with the child's status (after it ended, as a rule), not at once: freeing
+    /// writes heap pages that the running child still shares, and each one written is
+    /// copied. (The target is not kept: it may hold the parent's end of a pipe, which
+    /// must close at `start()`, as CPython drops its reference to the target there.)
+    pub(crate) records: Option<ChildRecords>,
 }
 
 /// How the parent learns that a child ended.

@@ -167,7 +167,7 @@ pub(crate) fn run_payload(payload: Payload, fds: Vec<OwnedFd>, ending: Ending) -
         }
     }
     set_start_method_force(spec.method);
-    children::become_child(spec);
+    children::become_child(children::ChildRecords::new(spec));
     bootstrap::run(ending, move || target.run(fds))
 }
 
@@ -237,6 +237,6 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
             let _ = sys::wait(pid);
             Err(error.into())
         }
-        _ => Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd) }),
+        _ => Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd), records: None }),
     }
 }
