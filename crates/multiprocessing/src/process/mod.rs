@@ -31,6 +31,7 @@
 //! ```
 
 use std::fmt;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -167,20 +168,39 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    /// The started process's waiter. A parent's pidfd is opened on first use; a parent
-    /// that had ended by then gets a sentinel that is readable already, as CPython's
-    /// parent sentinel (a pipe) is once the parent has ended.
-    fn waiter(&mut self) -> Option<&Arc<Waiter>> {
-        let Status::Started { pid, waiter, waiter_pending, .. } = self else {
+    /// The started process's waiter (`role` is the process's). A pidfd not opened yet is
+    /// opened now: a forked child's (see [`start::Launched::waiter`]) or a parent's. One
+    /// that cannot be — a parent that had ended by then, a child that someone else reaped
+    /// — gets a sentinel that is readable already, as CPython's parent sentinel (a pipe)
+    /// is once the parent has ended.
+    fn waiter(&mut self, role: Role) -> Option<&Arc<Waiter>> {
+        let Status::Started { pid, waiter, waiter_pending, exit, .. } = self else {
             return None;
         };
         if std::mem::take(waiter_pending) {
-            *waiter = match sys::parent_pidfd(*pid) {
+            let pidfd = if role == Role::Parent {
+                sys::parent_pidfd(*pid)
+            } else if exit.is_none() {
+                sys::child_pidfd(*pid)
+            } else {
+                // Reaped: its pid may be another child's by now.
+                None
+            };
+            *waiter = match pidfd {
                 Some(fd) => Some(Arc::new(Waiter::Pidfd(fd))),
                 None => sys::pipe().ok().map(|(read, _write)| Arc::new(Waiter::Ended(read))),
             };
         }
         waiter.as_ref()
+    }
+}
+
+/// A started child's exit status if it has ended (reaping it), without blocking: through
+/// its waiter, or, for a forked child whose pidfd is not open, from `waitpid` alone.
+fn try_status(pid: Pid, waiter: Option<&Waiter>) -> io::Result<Option<ExitStatus>> {
+    match waiter {
+        Some(waiter) => waiter.try_status(pid),
+        None => sys::try_wait(pid),
     }
 }
 
@@ -239,7 +259,7 @@ impl Inner {
 
     /// The sentinel of a started child, to wait on without holding the lock.
     pub(crate) fn waiter(&self) -> Option<Arc<Waiter>> {
-        lock(&self.status).waiter().cloned()
+        lock(&self.status).waiter(self.role).cloned()
     }
 
     /// CPython's `Popen.poll()`: the exit status if the child has ended (reaping it).
@@ -249,24 +269,37 @@ impl Inner {
             return Ok(None);
         };
         if exit.is_none() && self.role == Role::Child {
-            if let Some(waiter) = waiter {
-                *exit = waiter.try_status(*pid)?;
-            }
+            *exit = try_status(*pid, waiter.as_deref())?;
         }
         Ok(*exit)
     }
 
     /// Waits until the child ends or `deadline` passes; `Ok(true)` when it has ended.
     /// The sentinel is polled first and the child reaped after: a join of a running child
-    /// costs a `poll` and one `waitpid`.
+    /// costs a `poll` and one `waitpid`. A forked child whose pidfd is not open yet is
+    /// waited for without one, when there is no deadline: `waitid` without reaping, then
+    /// the same `waitpid`.
     fn wait(&self, deadline: Option<Instant>) -> Result<bool, Error> {
         loop {
-            if matches!(*lock(&self.status), Status::Started { exit: Some(_), .. }) {
-                return Ok(true);
-            }
-            if matches!(*lock(&self.status), Status::Starting) {
+            let unopened = match &*lock(&self.status) {
+                Status::Started { exit: Some(_), .. } => return Ok(true),
+                Status::Starting => None,
+                Status::Started { pid, waiter_pending: true, .. } => Some(*pid),
+                _ => Some(Pid(0)),
+            };
+            let Some(pid) = unopened else {
                 // Another thread is in `start()`: it takes a few hundred microseconds.
                 std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            if pid.0 > 0 && deadline.is_none() && self.role == Role::Child {
+                // Whatever it says (ended; not our child any more, reaped meanwhile by
+                // another joiner or by someone else), `poll_exit` tells what happened.
+                let ended = sys::wait_ended(pid);
+                if self.poll_exit()?.is_some() {
+                    return Ok(true);
+                }
+                ended?;
                 continue;
             }
             let Some(waiter) = self.waiter() else {
@@ -469,8 +502,8 @@ impl Process {
         };
         *lock(&inner.status) = Status::Started {
             pid: launched.pid,
-            waiter: Some(Arc::new(launched.waiter)),
-            waiter_pending: false,
+            waiter_pending: launched.waiter.is_none(),
+            waiter: launched.waiter.map(Arc::new),
             exit: None,
             _records: launched.records,
         };
@@ -889,9 +922,7 @@ impl Process {
             Status::Initial | Status::Starting => Err(Error::value(NOT_STARTED)),
             Status::Started { exit: Some(_), .. } => Ok(()),
             Status::Started { pid, waiter, exit, .. } => {
-                if let Some(waiter) = waiter {
-                    *exit = waiter.try_status(*pid)?;
-                }
+                *exit = try_status(*pid, waiter.as_deref())?;
                 if exit.is_none() {
                     sys::kill(*pid, signal)?;
                 }
@@ -960,7 +991,7 @@ impl Process {
         if matches!(*status, Status::Closed) {
             return Err(Error::value(CLOSED));
         }
-        match status.waiter() {
+        match status.waiter(self.inner().role) {
             Some(waiter) => Ok(waiter.sentinel().as_fd().as_raw_fd()),
             None => Err(Error::value(NOT_STARTED)),
         }

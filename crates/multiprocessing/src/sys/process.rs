@@ -162,6 +162,44 @@ pub(crate) fn parent_pidfd(parent: Pid) -> Option<OwnedFd> {
     (getppid() == parent).then_some(fd)
 }
 
+/// A pidfd of this process's child `pid`, opened after the child started, or `None` if
+/// `pid` no longer is a child of ours to wait for: someone else reaped it (a `wait` of
+/// the user's, or `SIGCHLD` ignored), so the pid may name another process by now. While
+/// we have not reaped our child its pid stays its own, and `waitid(P_PIDFD, WNOWAIT)`
+/// says whether the pidfd names a child of ours, without reaping it.
+pub(crate) fn child_pidfd(pid: Pid) -> Option<OwnedFd> {
+    let fd = pidfd_open(pid).ok()?;
+    // SAFETY: an all-zero `siginfo_t` is a valid value of the plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is a valid out-pointer; WNOHANG never blocks and WNOWAIT reaps
+    // nothing.
+    let ours =
+        unsafe { libc::waitid(libc::P_PIDFD, fd.as_raw_fd() as libc::id_t, &mut info, flags) };
+    (ours == 0).then_some(fd)
+}
+
+/// Waits until our child `pid` has ended, without reaping it (`waitid(P_PID, WEXITED |
+/// WNOWAIT)`): any number of threads may wait so, and one of them reaps it afterwards
+/// with [`try_wait`]. `ECHILD` if it is not (or no longer) a child of ours to wait for.
+pub(crate) fn wait_ended(pid: Pid) -> io::Result<()> {
+    loop {
+        // SAFETY: an all-zero `siginfo_t` is a valid value of the plain C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid out-pointer; WNOWAIT leaves the child unreaped.
+        let result = unsafe {
+            libc::waitid(libc::P_PID, pid.0 as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT)
+        };
+        if result == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+}
+
 /// `waitpid(pid, WNOHANG)`: the status if the child has ended (and reaps it), else `None`.
 pub(crate) fn try_wait(pid: Pid) -> io::Result<Option<ExitStatus>> {
     let mut status = 0;

@@ -253,6 +253,33 @@ fn sentinel_becomes_readable_at_exit(method: StartMethod) {
     assert!(readable(fd, 0));
 }
 
+/// A forked child that someone else reaped (here a raw `waitpid`, behind the library's
+/// back): a join reports the lost status at once (CPython's `waitpid` fails with
+/// `ChildProcessError` there too), whether it waits without the child's pidfd (not opened
+/// yet) or with a timeout, and the sentinel, opened after the reap, is readable at once —
+/// it does not name whatever process took the pid since.
+#[test]
+fn a_child_reaped_by_someone_else_joins_at_once_with_a_readable_sentinel() {
+    let _serial = support::serial();
+    let reaped_behind_our_back = || {
+        let p = Process::builder().start_method(StartMethod::Fork).target(|| {});
+        p.start().unwrap();
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(p.pid().unwrap(), &mut status, 0) }, p.pid().unwrap());
+        p
+    };
+    let untimed = reaped_behind_our_back();
+    assert!(untimed.join().is_err());
+    assert_eq!(untimed.exitcode(), None);
+    let timed = reaped_behind_our_back();
+    let fd = timed.sentinel().unwrap();
+    // SAFETY: the process object owns the fd and lives through this test.
+    assert!(readable(unsafe { BorrowedFd::borrow_raw(fd) }, 0));
+    assert!(timed.join_timeout(Duration::from_secs(60)).is_err());
+    assert_eq!(timed.exitcode(), None);
+}
+
 fn readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -487,14 +514,20 @@ fn daemonic_child_cannot_start_children(method: StartMethod) {
 }
 
 /// Beyond CPython's tests: join from several threads at once, all return when it ends.
+/// Half of them with a timeout: those open the child's sentinel while the others wait
+/// without one (a forked child's pidfd is opened on first need).
 fn join_from_many_threads(method: StartMethod) {
     let p = call(method, sleep_ms, 300);
     p.start().unwrap();
     let joiners: Vec<_> = (0..4)
-        .map(|_| {
+        .map(|i| {
             let p = p.clone();
             std::thread::spawn(move || {
-                p.join().unwrap();
+                if i % 2 == 0 {
+                    p.join().unwrap();
+                } else {
+                    assert!(p.join_timeout(Duration::from_secs(60)).unwrap());
+                }
                 p.exitcode()
             })
         })

@@ -46,7 +46,7 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{ChildSpec, Launched, Target, Waiter};
+use super::{ChildSpec, Launched, Target};
 use crate::process::bootstrap::{self, Ending};
 use crate::process::children;
 use crate::sys::{self, Fork};
@@ -81,17 +81,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Target) -> Result<Launched, Error>
         Ok(Fork::Parent(pid)) => {
             drop(stderr);
             drop(stdout);
-            match sys::pidfd_open(pid) {
-                Ok(pidfd) => {
-                    Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd), records: Some(records) })
-                }
-                Err(error) => {
-                    // Without a sentinel the child could not be joined: undo the start.
-                    let _ = sys::kill(pid, libc::SIGKILL);
-                    let _ = sys::wait(pid);
-                    Err(error.into())
-                }
-            }
+            Ok(Launched { pid, waiter: None, records: Some(records) })
         }
         Ok(Fork::Child) => {
             // Async-signal-safe until the signal is armed.

@@ -123,7 +123,7 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
         return Err(io::Error::from_raw_os_error(-pid).into());
     }
     ours.set_nonblocking(true)?;
-    Ok(Launched { pid: Pid(pid), waiter: Waiter::Server(ours), records: None })
+    Ok(Launched { pid: Pid(pid), waiter: Some(Waiter::Server(ours)), records: None })
 }
 
 /// A child of the server, as the server tracks it.

@@ -292,7 +292,12 @@ pub(crate) struct Payload {
 /// A started child as its parent sees it.
 pub(crate) struct Launched {
     pub(crate) pid: Pid,
-    pub(crate) waiter: Waiter,
+    /// How the parent learns of its end; `None` for a forked child, whose pidfd is opened
+    /// when first needed (a timed join, its sentinel, the reaper). A `pidfd_open` costs
+    /// ~4 µs with its `close`, and a join without a timeout, the most common, needs none
+    /// (`sys::wait_ended`). Opening it late is safe: the pid stays the child's until this
+    /// process reaps it, and one reaped by someone else is caught (`sys::child_pidfd`).
+    pub(crate) waiter: Option<Waiter>,
     /// The parent's copy of the records a forked child got (`children::ChildRecords`),
     /// freed with the child's status (after it ended, as a rule), not at once: freeing
     /// writes heap pages that the running child still shares, and each one written is
@@ -309,7 +314,9 @@ pub(crate) enum Waiter {
     /// The fork server's status socket: it sends the raw wait status when the child ends.
     Server(UnixStream),
     /// A sentinel that is readable already: the read end of a pipe whose write end is
-    /// closed, for a parent found ended when `parent_process()` first asked about it.
+    /// closed, for a parent found ended when `parent_process()` first asked about it, or
+    /// for a child whose pidfd was to be opened late but which someone else had reaped
+    /// (`waitpid` then tells the caller so).
     Ended(OwnedFd),
 }
 
@@ -325,9 +332,8 @@ impl Waiter {
     /// The exit status if the child has ended (reaping it), without blocking.
     pub(crate) fn try_status(&self, pid: Pid) -> io::Result<Option<ExitStatus>> {
         match self {
-            Waiter::Pidfd(_) => sys::try_wait(pid),
-            // Only a parent's sentinel is made ended, and a parent is never reaped.
-            Waiter::Ended(_) => Ok(None),
+            // (A parent's status is never asked for: only a child is reaped.)
+            Waiter::Pidfd(_) | Waiter::Ended(_) => sys::try_wait(pid),
             Waiter::Server(socket) => {
                 // The first status to come: the child's own, written just before its
                 // `_exit`, or the server's, after it reaped the child. Peeked, not read:

@@ -237,6 +237,6 @@ pub(crate) fn launch(spec: ChildSpec, target: Portable, fds: &[RawFd]) -> Result
             let _ = sys::wait(pid);
             Err(error.into())
         }
-        _ => Ok(Launched { pid, waiter: Waiter::Pidfd(pidfd), records: None }),
+        _ => Ok(Launched { pid, waiter: Some(Waiter::Pidfd(pidfd)), records: None }),
     }
 }
