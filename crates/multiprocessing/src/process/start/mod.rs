@@ -397,9 +397,12 @@ type Job = Box<dyn FnOnce() + Send>;
 type LauncherSlot = Option<(Pid, mpsc::Sender<Job>)>;
 
 /// The launcher thread's queue, with the pid of the process that started it. A forked
-/// child has no launcher thread: it drops the queue's sender (which only decrements a
-/// counter) and starts its own launcher when it needs one.
-static LAUNCHER: ForkMutex<LauncherSlot> = ForkMutex::new(None, 20, |slot| *slot = None);
+/// child has no launcher thread: it forgets the queue's sender and starts its own
+/// launcher when it needs one. Forgets, not drops: dropping the last sender disconnects
+/// the channel, which takes the channel's internal lock — held forever in the child if
+/// the parent's launcher thread held it at the fork (a stress run hung there).
+static LAUNCHER: ForkMutex<LauncherSlot> =
+    ForkMutex::new(None, 20, |slot| std::mem::forget(slot.take()));
 
 /// Runs `launch` on the launcher thread (started on first use); on this thread if no
 /// launcher thread can be started.
