@@ -60,11 +60,35 @@ static TASK_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new
 struct ForgetCaches;
 
 impl pyconc_core::fork::AtFork for ForgetCaches {
-    fn prepare(&'static self) {}
+    fn prepare(&'static self) {
+        use std::sync::atomic::Ordering;
+        if TICK_NS.load(Ordering::Relaxed) == 0 {
+            // SAFETY: sysconf has no preconditions.
+            let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+            let tick =
+                u64::try_from(per_second).ok().filter(|&t| t > 0).map_or(0, |t| 1_000_000_000 / t);
+            TICK_NS.store(tick, Ordering::Relaxed);
+        }
+        FORKED_AT.store(boottime_ns().unwrap_or(0), Ordering::Relaxed);
+    }
     fn parent(&'static self) {}
     fn child(&'static self) {
         use std::sync::atomic::Ordering;
-        PID.store(0, Ordering::Relaxed);
+        // SAFETY: getpid has no preconditions and cannot fail.
+        let pid = unsafe { libc::getpid() };
+        PID.store(pid, Ordering::Relaxed);
+        // The kernel stamps a new process with `CLOCK_BOOTTIME` during the fork, and
+        // `/proc/PID/stat` shows that stamp in clock ticks: between the parent's reading
+        // before the fork and this one after it. When both fall in the same tick, that
+        // tick is the start time, with no `/proc` read (an open of procfs is the dearest
+        // system call a pool worker made at its start). Otherwise it is read on first use.
+        let (before, tick) = (FORKED_AT.load(Ordering::Relaxed), TICK_NS.load(Ordering::Relaxed));
+        if let (Some(after), true) = (boottime_ns(), before > 0 && tick > 0) {
+            let start = before / tick;
+            if after / tick == start && start >> START_BITS == 0 {
+                IDENTITY.store((pid as u64) << START_BITS | start, Ordering::Release);
+            }
+        }
         let task = TASK_FD.swap(-1, Ordering::Relaxed);
         if task >= 0 {
             // SAFETY: the child's copy of the parent's `/proc/PID/task` fd, owned by this
@@ -73,6 +97,22 @@ impl pyconc_core::fork::AtFork for ForgetCaches {
         }
     }
 }
+
+/// `CLOCK_BOOTTIME` in nanoseconds; async-signal-safe (the vDSO).
+fn boottime_ns() -> Option<u64> {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid out-pointer.
+    if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) } != 0 {
+        return None;
+    }
+    Some(u64::try_from(now.tv_sec).ok()? * 1_000_000_000 + u64::try_from(now.tv_nsec).ok()?)
+}
+
+/// `CLOCK_BOOTTIME` just before this process's last fork (ns; 0: unknown), and the length
+/// of a clock tick (`sysconf(_SC_CLK_TCK)`, in ns): a forked child derives its start time
+/// from them (see [`ForgetCaches`]).
+static FORKED_AT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static TICK_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Registers [`ForgetCaches`], once.
 fn register_fork_handler() {
@@ -401,19 +441,22 @@ fn own_start(path: &std::ffi::CStr) -> u64 {
     parse_stat(&String::from_utf8_lossy(&buf[..len])).map_or(0, |(s, _)| s)
 }
 
+/// [`process_identity`]'s cache: the pid (high 22 bits: `pid_max` is at most 2^22) and
+/// the start time (low 42 bits: 2^42 ticks is over a century) in one word, so that racing
+/// threads agree. A forked child's is set by [`ForgetCaches`] when it can be.
+static IDENTITY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const START_BITS: u32 = 42;
+
 /// This process's [`Identity`]. The start time is read once per process (a forked child
-/// has its own pid, so it reads its own) and kept even when it could not be read (0): an
-/// identity must not change while the process may hold a lock under it. The cache is two
-/// atomics, never a lock, so a child forked at any moment finds it usable.
+/// has its own pid, so it reads its own, unless it derived it at the fork: see
+/// [`ForgetCaches`]) and kept even when it could not be read (0): an identity must not
+/// change while the process may hold a lock under it. The cache is one atomic word, never
+/// a lock, so a child forked at any moment finds it usable.
 pub(crate) fn process_identity() -> Identity {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    /// The pid (high 22 bits: `pid_max` is at most 2^22) and the start time (low 42
-    /// bits: 2^42 ticks is over a century) in one word, so that racing threads agree.
-    static CACHED: AtomicU64 = AtomicU64::new(0);
-    const START_BITS: u32 = 42;
+    use std::sync::atomic::Ordering;
     let pid = getpid().0;
     let unpack = |packed: u64| Identity { id: pid as u32, start: packed & ((1 << START_BITS) - 1) };
-    let cached = CACHED.load(Ordering::Acquire);
+    let cached = IDENTITY.load(Ordering::Acquire);
     if cached >> START_BITS == pid as u64 {
         return unpack(cached);
     }
@@ -421,7 +464,7 @@ pub(crate) fn process_identity() -> Identity {
     let start = if start >> START_BITS == 0 { start } else { 0 };
     let packed = (pid as u64) << START_BITS | start;
     // The first thread of this process to publish wins; the others use its value.
-    match CACHED.compare_exchange(cached, packed, Ordering::AcqRel, Ordering::Acquire) {
+    match IDENTITY.compare_exchange(cached, packed, Ordering::AcqRel, Ordering::Acquire) {
         Err(theirs) if theirs >> START_BITS == pid as u64 => unpack(theirs),
         _ => unpack(packed),
     }
@@ -561,6 +604,31 @@ pub(crate) fn detach_helper() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A forked child knows its start time from the fork's two clock readings, without
+    /// reading `/proc` — in all but the forks whose readings straddle a clock tick (about
+    /// one in a hundred) — and it is the one `/proc/self/stat` shows, in every fork.
+    #[test]
+    fn a_forked_child_knows_its_start_time_as_proc_shows_it() {
+        let (mut derived, rounds) = (0, 40);
+        for _ in 0..rounds {
+            let p = crate::Process::new(|| {
+                use std::sync::atomic::Ordering;
+                let known = IDENTITY.load(Ordering::Acquire) >> START_BITS == getpid().0 as u64;
+                let same = process_identity().start == own_start(c"/proc/self/stat");
+                std::process::exit(match (same, known) {
+                    (false, _) => 1,
+                    (true, true) => 2,
+                    (true, false) => 3,
+                });
+            });
+            p.start().unwrap();
+            p.join().unwrap();
+            assert_ne!(p.exitcode(), Some(1), "the derived start time is not /proc's");
+            derived += usize::from(p.exitcode() == Some(2));
+        }
+        assert!(derived >= rounds / 2, "derived in only {derived} of {rounds} forks");
+    }
 
     /// The identities robust locks record: stable across calls, naming this process and
     /// thread, and a reused id with another start time is not "alive" as the holder.
