@@ -429,6 +429,12 @@ impl Process {
     /// a pipe end moved into the closure is closed in the parent, as CPython drops
     /// `_target`. Starting with the default method fixes it (see [`get_start_method`]).
     ///
+    /// The first fork start keeps `/dev/null` open in this process (close-on-exec), for
+    /// every forked child to point its stdin at with one `dup2`; a child checks that the
+    /// fd still names `/dev/null` first, and opens the device itself if not. A forked
+    /// child's pidfd is opened when first needed (its [`sentinel`](Process::sentinel), a
+    /// join with a timeout); [`join`](Process::join) needs none.
+    ///
     /// # Examples
     ///
     /// ```
