@@ -281,18 +281,20 @@ impl Inner {
     /// the same `waitpid`.
     fn wait(&self, deadline: Option<Instant>) -> Result<bool, Error> {
         loop {
-            let unopened = match &*lock(&self.status) {
+            let (starting, unopened_child) = match &*lock(&self.status) {
                 Status::Started { exit: Some(_), .. } => return Ok(true),
-                Status::Starting => None,
-                Status::Started { pid, waiter_pending: true, .. } => Some(*pid),
-                _ => Some(Pid(0)),
+                Status::Starting => (true, None),
+                Status::Started { pid, waiter_pending: true, .. } if self.role == Role::Child => {
+                    (false, Some(*pid))
+                }
+                _ => (false, None),
             };
-            let Some(pid) = unopened else {
+            if starting {
                 // Another thread is in `start()`: it takes a few hundred microseconds.
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
-            };
-            if pid.0 > 0 && deadline.is_none() && self.role == Role::Child {
+            }
+            if let (Some(pid), None) = (unopened_child, deadline) {
                 // Whatever it says (ended; not our child any more, reaped meanwhile by
                 // another joiner or by someone else), `poll_exit` tells what happened.
                 let ended = sys::wait_ended(pid);

@@ -225,14 +225,8 @@ fn names_dev_null(fd: RawFd) -> bool {
 /// `/dev/null`, open for reading, close-on-exec: one system call and no allocation (a
 /// forked child runs it first thing).
 pub(crate) fn open_dev_null() -> io::Result<OwnedFd> {
-    // The path is built on the stack: read from the program's read-only data instead, its
-    // page would be one more page fault in a forked child, which has none of the
-    // program's file-backed pages mapped until it touches them.
-    let path: [u8; 10] = std::hint::black_box(*b"/dev/null\0");
     // SAFETY: a NUL-terminated path and plain flags; returns a new fd or -1.
-    let fd = check(unsafe {
-        libc::open(path.as_ptr().cast::<libc::c_char>(), libc::O_RDONLY | libc::O_CLOEXEC)
-    })?;
+    let fd = check(unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
     // SAFETY: the fd was just opened and is ours alone.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -414,25 +408,41 @@ mod tests {
 
     /// The kept `/dev/null` is trusted only while its number names the device. Once other
     /// code put a pipe under that number, a child's stdin is opened afresh, and the pipe
-    /// is left alone. Run in a forked child, whose fds the test may change.
+    /// is left alone. Run in a forked child, whose fds the test may change; it answers
+    /// with its exit code (no panics between `fork` and `_exit`).
     #[test]
     fn a_kept_dev_null_whose_number_names_another_file_is_not_used() {
-        let p = crate::Process::new(|| {
+        let in_child = || -> i32 {
             super::keep_dev_null();
-            let kept = super::kept_dev_null().expect("kept after keep_dev_null").as_raw_fd();
-            let (read, _write) = super::pipe().unwrap();
-            // SAFETY: dup3 onto numbers this process owns; the old files close atomically.
-            check(unsafe { libc::dup3(read.as_raw_fd(), kept, libc::O_CLOEXEC) }).unwrap();
-            // SAFETY: as above; stdin is the pipe too now.
-            check(unsafe { libc::dup2(read.as_raw_fd(), 0) }).unwrap();
-            assert!(super::kept_dev_null().is_none(), "a pipe passed for /dev/null");
-            crate::sys::stdin_from_dev_null().unwrap();
-            assert!(names_dev_null(0), "stdin is not /dev/null");
-            assert!(!names_dev_null(kept), "the pipe under the kept number was replaced");
-        });
-        p.start().unwrap();
-        p.join().unwrap();
-        assert_eq!(p.exitcode(), Some(0));
+            let Some(kept) = super::kept_dev_null().map(|fd| fd.as_raw_fd()) else { return 2 };
+            let Ok((read, _write)) = super::pipe() else { return 3 };
+            // SAFETY: dup3/dup2 onto numbers this process owns; the old files close
+            // atomically. Stdin is the pipe too then.
+            let moved = unsafe {
+                libc::dup3(read.as_raw_fd(), kept, libc::O_CLOEXEC) >= 0
+                    && libc::dup2(read.as_raw_fd(), 0) == 0
+            };
+            if !moved {
+                return 4;
+            }
+            if super::kept_dev_null().is_some() {
+                return 5; // a pipe passed for /dev/null
+            }
+            if crate::sys::stdin_from_dev_null().is_err() || !names_dev_null(0) {
+                return 6; // stdin is not /dev/null
+            }
+            if names_dev_null(kept) {
+                return 7; // the pipe under the kept number was replaced
+            }
+            0
+        };
+        // SAFETY: the child makes system calls on its own fds and ends in `_exit`.
+        match unsafe { crate::sys::fork() }.unwrap() {
+            crate::sys::Fork::Child => crate::sys::exit_now(in_child()),
+            crate::sys::Fork::Parent(pid) => {
+                assert_eq!(crate::sys::wait(pid).unwrap(), crate::sys::ExitStatus::Exited(0));
+            }
+        }
     }
 
     /// One `/dev/null` put over the fds of two socket pairs: each number then names

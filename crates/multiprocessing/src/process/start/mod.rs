@@ -115,9 +115,9 @@ pub(crate) trait RunOnce: Send {
 /// child that is about to `_exit`.
 fn take_keeping_box<T>(boxed: Box<T>) -> T {
     let boxed = std::mem::ManuallyDrop::new(boxed);
-    // SAFETY: the box holds an initialised `T`; it is never dropped nor read again (the
-    // `ManuallyDrop` is forgotten at the end of this function), so the value is moved out
-    // exactly once and its memory is simply never freed.
+    // SAFETY: the box holds an initialised `T`. The `ManuallyDrop` never drops the box,
+    // and nothing reads it after this, so the value is moved out exactly once and its
+    // memory is simply never freed.
     unsafe { std::ptr::read(&**boxed) }
 }
 
