@@ -894,9 +894,7 @@ impl Feed<'_> {
             sys::eventfd_signal(self.shared.wake.as_fd());
         }
     }
-}
 
-impl Feed<'_> {
     /// Adds the run being made, if any, to the batch: its items are in `items`.
     fn end_run(
         &mut self,

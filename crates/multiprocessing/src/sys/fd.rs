@@ -152,18 +152,28 @@ pub(crate) fn replace_with_dev_null(fd: RawFd) -> io::Result<()> {
     DevNull::open()?.put_over(fd)
 }
 
-/// `/dev/null`, open, to put over several fds: one `dup3` each, where
-/// [`replace_with_dev_null`] makes three system calls (a forked pool worker lets go of
-/// three fds of every other worker's channel this way, so a pool's start made a number of
-/// `open`s that grew with the square of its size).
-pub(crate) struct DevNull(OwnedFd);
+/// `/dev/null`, open, to put over several fds — one `dup3` each: a forked pool worker lets
+/// go of three fds of every other worker's channel this way, where an `open` per fd made
+/// a number of them that grew with the square of the pool's size — or over stdin: the
+/// kept one ([`keep_dev_null`]) while it still is that, else one opened for this use.
+pub(crate) enum DevNull {
+    Kept(BorrowedFd<'static>),
+    Opened(OwnedFd),
+}
 
 impl DevNull {
-    /// A copy of the kept `/dev/null` ([`keep_dev_null`]), or the device opened.
+    /// The kept `/dev/null`, or the device opened.
     pub(crate) fn open() -> io::Result<DevNull> {
         match kept_dev_null() {
-            Some(kept) => kept.try_clone_to_owned().map(DevNull),
-            None => open_dev_null().map(DevNull),
+            Some(kept) => Ok(DevNull::Kept(kept)),
+            None => open_dev_null().map(DevNull::Opened),
+        }
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        match self {
+            DevNull::Kept(fd) => fd.as_raw_fd(),
+            DevNull::Opened(fd) => fd.as_raw_fd(),
         }
     }
 
@@ -174,7 +184,7 @@ impl DevNull {
     pub(crate) fn put_over(&self, fd: RawFd) -> io::Result<()> {
         // SAFETY: dup3 onto an fd number this process owns; the old file is closed
         // atomically.
-        check(unsafe { libc::dup3(self.0.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
+        check(unsafe { libc::dup3(self.as_raw_fd(), fd, libc::O_CLOEXEC) }).map(drop)
     }
 }
 
@@ -185,7 +195,7 @@ impl DevNull {
 static KEPT_DEV_NULL: AtomicI32 = AtomicI32::new(-1);
 
 /// Opens the kept `/dev/null` if this process has none yet; called before a fork whose
-/// child will [`stdin_from_dev_null`]. Without it (no fd left, say) children open the
+/// child will [`stdin_from_dev_null`] or [`DevNull::open`]. Without it (no fd left, say) children open the
 /// device themselves.
 pub(crate) fn keep_dev_null() {
     if KEPT_DEV_NULL.load(Ordering::Acquire) >= 0 {
@@ -203,7 +213,7 @@ pub(crate) fn keep_dev_null() {
 /// it for another file, so the number is trusted only if it names the character device
 /// 1:3, which is `/dev/null` on Linux (fails closed: an fd that cannot be checked is not
 /// used). One `fstat`; async-signal-safe.
-pub(crate) fn kept_dev_null() -> Option<BorrowedFd<'static>> {
+fn kept_dev_null() -> Option<BorrowedFd<'static>> {
     let fd = KEPT_DEV_NULL.load(Ordering::Acquire);
     // SAFETY: the number is open (`names_dev_null` checked it) and names `/dev/null`; it
     // is borrowed for a `dup2`, never closed through this handle.

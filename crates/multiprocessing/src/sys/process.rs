@@ -2,7 +2,7 @@
 //! time, for the robust locks' liveness checks).
 
 use std::io::{self};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 #[allow(unused_imports, reason = "each area uses some of them")]
 use super::*;
@@ -291,15 +291,9 @@ pub(crate) fn set_parent_death_signal(signal: i32) -> io::Result<()> {
 /// `/dev/null` the parent kept (`fstat` and `dup2`), or one opened here (three system
 /// calls). No allocation (every child runs this first).
 pub(crate) fn stdin_from_dev_null() -> io::Result<()> {
-    let opened;
-    let null = match kept_dev_null() {
-        Some(kept) => kept,
-        None => {
-            opened = open_dev_null()?;
-            opened.as_fd()
-        }
-    };
-    // SAFETY: both fds are open; dup2 replaces fd 0 atomically.
+    let null = DevNull::open()?;
+    // SAFETY: both fds are open; dup2 replaces fd 0 atomically (and leaves it inheritable,
+    // as a stdin is).
     check(unsafe { libc::dup2(null.as_raw_fd(), 0) }).map(drop)
 }
 
