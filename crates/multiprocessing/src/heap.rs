@@ -2,13 +2,16 @@
 //!
 //! A [`SharedMemory`] is a `memfd` mapped `MAP_SHARED`: a forked child shares the mapping
 //! itself; a spawn or forkserver child receives the fd with its arguments
-//! ([`reduction`](crate::reduction)) and maps the same pages. Every cross-process object of
+//! ([`reduction`](crate::reduction)) and maps the same pages. (The rings of a fork pool's
+//! channels are parts of one anonymous shared mapping instead: [`SharedMemory::parts`].)
+//! Every cross-process object of
 //! the crate (locks, semaphores, events, queues' counters, `Value`, `Array`) keeps its
 //! state there, as atomics that processes wait on with process-shared futexes.
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -16,11 +19,39 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::EMPTY_SHARED_MEMORY;
 use crate::{Error, reduction, sys};
 
-/// A shared mapping of a memfd.
+/// A shared mapping of a memfd, or a part of an anonymous shared mapping.
 pub(crate) struct SharedMemory {
     ptr: NonNull<u8>,
     len: usize,
-    fd: OwnedFd,
+    backing: Backing,
+}
+
+/// What holds a [`SharedMemory`]'s pages.
+enum Backing {
+    /// A memfd, mapped whole: the mapping is this value's own.
+    File(OwnedFd),
+    /// A part of an anonymous shared mapping, unmapped with its last part.
+    Part { _whole: Arc<Anonymous> },
+}
+
+/// An anonymous shared mapping (`MAP_SHARED | MAP_ANONYMOUS`), cut into the parts of
+/// [`SharedMemory::parts`]. Only forked children reach it: it has no fd to send.
+struct Anonymous {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the pointer is only used to unmap, once, on drop.
+unsafe impl Send for Anonymous {}
+// SAFETY: as above.
+unsafe impl Sync for Anonymous {}
+
+impl Drop for Anonymous {
+    fn drop(&mut self) {
+        // SAFETY: the mapping came from `map_shared_anonymous`, and its last part (the only
+        // way to reach it) is being dropped.
+        unsafe { sys::unmap(self.ptr, self.len) };
+    }
 }
 
 // SAFETY: the mapping is plain shared memory, accessed only through atomics or under the
@@ -51,7 +82,32 @@ impl SharedMemory {
     /// Maps the first `len` bytes of `fd`, which holds at least that many.
     fn map_len(fd: OwnedFd, len: usize) -> Result<SharedMemory, Error> {
         let ptr = sys::map_shared(fd.as_fd(), len)?;
-        Ok(SharedMemory { ptr, len, fd })
+        Ok(SharedMemory { ptr, len, backing: Backing::File(fd) })
+    }
+
+    /// `count` zero-filled mappings of at least `len` bytes each (whole pages), made
+    /// with one system call: parts of one anonymous shared mapping, which a forked child
+    /// shares. Each is detached in a child on its own ([`detach_in_child`]); none can be
+    /// sent to another process (they have no fd).
+    ///
+    /// A memfd each costs `memfd_create`, `ftruncate` and `mmap`, then `munmap` and
+    /// `close`: most of the set-up of a fork pool's channels (`docs/BENCHMARKS.md`).
+    ///
+    /// [`detach_in_child`]: SharedMemory::detach_in_child
+    pub(crate) fn parts(len: usize, count: usize) -> Result<Vec<SharedMemory>, Error> {
+        let len = len.max(1).next_multiple_of(4096);
+        let total = len.checked_mul(count).filter(|&total| total > 0);
+        let total = total.ok_or_else(|| Error::value("no shared memory to map"))?;
+        let ptr = sys::map_shared_anonymous(total)?;
+        let whole = Arc::new(Anonymous { ptr, len: total });
+        Ok((0..count)
+            .map(|k| SharedMemory {
+                // SAFETY: `k * len + len <= total`: the part lies in the mapping.
+                ptr: unsafe { ptr.add(k * len) },
+                len,
+                backing: Backing::Part { _whole: Arc::clone(&whole) },
+            })
+            .collect())
     }
 
     /// The mapping's length.
@@ -235,11 +291,12 @@ impl SharedMemory {
     /// valid (its memory turns into private zeros, its fd into `null` — kept as it is
     /// without one), so that the child can no longer reach what the parent shares there.
     pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
-        if let Some(null) = null {
-            let _ = null.put_over(self.fd.as_raw_fd());
+        if let (Some(null), Backing::File(fd)) = (null, &self.backing) {
+            let _ = null.put_over(fd.as_raw_fd());
         }
-        // SAFETY: `ptr`/`len` is this value's whole mapping from `map_shared`, and it holds
-        // only atomics and bytes (every layout of the crate), for which zero is valid.
+        // SAFETY: `ptr`/`len` is this value's whole mapping from `map_shared`, or its whole
+        // part of an anonymous one (page-aligned), and it holds only atomics and bytes
+        // (every layout of the crate), for which zero is valid.
         let _ = unsafe { sys::remap_private(self.ptr, self.len) };
     }
 
@@ -250,7 +307,13 @@ impl SharedMemory {
         type_name: &str,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        reduction::serialize_fd(self.fd.as_fd(), type_name, serializer)
+        match &self.backing {
+            Backing::File(fd) => reduction::serialize_fd(fd.as_fd(), type_name, serializer),
+            // (Only a fork pool's channels have such parts; they never leave the pool.)
+            Backing::Part { .. } => Err(serde::ser::Error::custom(reduction::refuse(format!(
+                "{type_name} objects of a fork pool's channel cannot be sent to another process"
+            )))),
+        }
     }
 }
 
@@ -275,9 +338,11 @@ impl Word<'_> {
 
 impl Drop for SharedMemory {
     fn drop(&mut self) {
-        // SAFETY: the mapping came from `map_shared` and `&mut self` means no reference
-        // into it is alive.
-        unsafe { sys::unmap(self.ptr, self.len) };
+        if let Backing::File(_) = self.backing {
+            // SAFETY: the mapping came from `map_shared` and `&mut self` means no reference
+            // into it is alive. (A part is unmapped with the whole, by `Anonymous`.)
+            unsafe { sys::unmap(self.ptr, self.len) };
+        }
     }
 }
 
@@ -307,5 +372,64 @@ impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SharedMemory, D::Error> {
         let fd = reduction::deserialize_fd(deserializer)?;
         SharedMemory::map(fd).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedMemory;
+    use crate::sys;
+
+    /// The parts of one anonymous mapping: separate pages, zero-filled, shared with a
+    /// forked child part by part. A child that detaches one part no longer reaches it
+    /// (its writes there stay its own, and it reads zeros) while the others stay shared.
+    #[test]
+    fn parts_of_one_mapping_are_shared_with_a_forked_child_and_detached_one_by_one() {
+        let parts = SharedMemory::parts(100, 3).unwrap();
+        assert!(parts.iter().all(|part| part.len() == 4096));
+        for (k, part) in parts.iter().enumerate() {
+            assert_eq!(part.word(0).load(std::sync::atomic::Ordering::Relaxed), 0);
+            part.word(0).store(k as u32 + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let in_child = || -> i32 {
+            parts[1].detach_in_child(None);
+            let word = |k: usize| parts[k].word(0);
+            if word(1).load(std::sync::atomic::Ordering::Relaxed) != 0 {
+                return 1; // the detached part still shows the parent's value
+            }
+            if word(0).load(std::sync::atomic::Ordering::Relaxed) != 1 {
+                return 2; // a part kept is not the parent's
+            }
+            word(0).store(10, std::sync::atomic::Ordering::Relaxed);
+            word(1).store(20, std::sync::atomic::Ordering::Relaxed);
+            word(2).store(30, std::sync::atomic::Ordering::Relaxed);
+            0
+        };
+        // SAFETY: the child touches only this test's mapping and ends in `_exit`.
+        match unsafe { sys::fork() }.unwrap() {
+            sys::Fork::Child => sys::exit_now(in_child()),
+            sys::Fork::Parent(pid) => {
+                assert_eq!(sys::wait(pid).unwrap(), sys::ExitStatus::Exited(0));
+            }
+        }
+        let words: Vec<u32> =
+            parts.iter().map(|p| p.word(0).load(std::sync::atomic::Ordering::Relaxed)).collect();
+        assert_eq!(words, [10, 2, 30], "the child's writes to the parts it kept, and no other");
+    }
+
+    /// A part has no fd: it cannot be sent to another process, and says so.
+    #[test]
+    fn a_part_of_an_anonymous_mapping_refuses_to_be_sent() {
+        let parts = SharedMemory::parts(4096, 1).unwrap();
+        let (sent, fds) = crate::reduction::collecting_fds(|| {
+            postcard::to_allocvec(&super::SendMem(&parts[0], "Connection"))
+        });
+        let error = sent.unwrap_err();
+        assert!(fds.is_empty());
+        let refusal = crate::reduction::take_refusal().unwrap_or_else(|| error.to_string());
+        assert_eq!(
+            refusal,
+            "Connection objects of a fork pool's channel cannot be sent to another process"
+        );
     }
 }

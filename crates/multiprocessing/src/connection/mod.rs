@@ -254,6 +254,28 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     }
 }
 
+/// A duplex pipe for a forked child, as [`pipe`]`(true)` makes, whose two rings are the
+/// two halves of one anonymous shared mapping: one `mmap`, where [`pipe`] makes two
+/// memfds, sizes and maps them (and at its end unmaps and closes them). A fork pool's
+/// channel to a worker. Its ends cannot be sent to another process (the rings have no
+/// fd): only a child forked after it can use them.
+///
+/// # Errors
+/// [`Error::OsError`] when the OS has no fds left.
+pub(crate) fn duplex_pipe_for_fork() -> Result<(Connection, Connection), Error> {
+    let (a, b) = sys::socketpair(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
+    // Without the mapping, the pipe carries every message on its sockets (as `pipe`
+    // does when it cannot map its rings).
+    let (a_to_b, b_to_a) = match Ring::for_fork(2).map(Vec::into_iter) {
+        Ok(mut rings) => (rings.next(), rings.next()),
+        Err(_) => (None, None),
+    };
+    Ok((
+        Connection::assemble(a, true, true, a_to_b.clone(), b_to_a.clone()),
+        Connection::assemble(b, true, true, b_to_a, a_to_b),
+    ))
+}
+
 impl Connection {
     fn new(fd: OwnedFd, readable: bool, writable: bool) -> Result<Connection, Error> {
         Connection::with_rings(fd, readable, writable, None, None)

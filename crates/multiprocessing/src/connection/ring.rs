@@ -283,6 +283,13 @@ impl Ring {
         Ok(Ring { mem: Arc::new(SharedMemory::new(HEADER + CAPACITY)?) })
     }
 
+    /// `count` new, empty rings in one anonymous shared mapping, which only forked
+    /// children share (see [`SharedMemory::parts`]).
+    pub(crate) fn for_fork(count: usize) -> Result<Vec<Ring>, Error> {
+        let parts = SharedMemory::parts(HEADER + CAPACITY, count)?;
+        Ok(parts.into_iter().map(|mem| Ring { mem: Arc::new(mem) }).collect())
+    }
+
     /// The ring of a mapping received from another process.
     pub(crate) fn from_shared(mem: SharedMemory) -> Result<Ring, Error> {
         if mem.len() != HEADER + CAPACITY {

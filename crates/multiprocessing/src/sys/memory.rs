@@ -45,6 +45,26 @@ pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<std::ptr:
     std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
 }
 
+/// A new anonymous mapping of `len` zero-filled bytes, shared with forked children
+/// (`MAP_SHARED | MAP_ANONYMOUS`).
+pub(crate) fn map_shared_anonymous(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
 /// Replaces the pages of a shared mapping by private zero-filled ones at the same
 /// address: the memory stays valid for whatever still points into it, but no longer
 /// reaches the shared pages (a forked child letting go of its parent's channels).
