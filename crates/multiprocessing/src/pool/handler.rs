@@ -1,5 +1,13 @@
-//! The pool's handler thread: CPython's three pool threads (worker handler, task handler,
+//! The pool's handler: CPython's three pool threads (worker handler, task handler,
 //! result handler) in one.
+//!
+//! It is run by whoever drives the pool (`Shared::drive_until`): a caller that waits for
+//! its own results while nothing else needs the pool — `apply`, a small `map`, `join` —
+//! or, from the first time something does (work whose caller goes on, whose callbacks
+//! run in that thread as CPython's do; two callers at once; workers to replace), the
+//! pool's own thread ([`run_thread`]). A pool used only by callers that wait has no
+//! thread: a task and its result go straight between the caller and the worker, and a
+//! new pool's first task does not wait for a thread to start.
 //!
 //! Each worker has its own connection, and the handler knows which chunks each worker
 //! holds, in order. It sleeps in `poll` on a wake-up eventfd (new work, close,
@@ -176,23 +184,37 @@ impl Handler {
         }
     }
 
-    /// The thread's body: runs until the pool is terminated, or closed and done.
-    pub(crate) fn run(mut self) {
-        loop {
-            let status = self.hand_out();
-            match status {
-                Status::Terminate => {
-                    self.terminate();
-                    break;
-                }
-                Status::Close if self.idle() => {
-                    self.stop_workers();
-                    break;
-                }
-                _ => {}
+    /// One round of the handler's loop: hands out what is queued; stops the workers if
+    /// the pool is terminated, or closed with nothing left to do; else sleeps until
+    /// something happens, and handles it.
+    pub(crate) fn round(&mut self) -> Round {
+        match self.hand_out() {
+            Status::Terminate => {
+                self.terminate();
+                return Round::Ended;
             }
-            self.wait_and_handle();
+            Status::Close if self.idle() => {
+                self.stop_workers();
+                return Round::Ended;
+            }
+            _ => {}
         }
+        self.wait_and_handle(None);
+        Round::Going
+    }
+
+    /// Handles what happened while nobody drove the pool (results, workers that died),
+    /// without sleeping.
+    pub(crate) fn take_news(&mut self) {
+        // Straight to `poll` (without sleeping): results found without it would make it
+        // return before it looks at the workers' sentinels.
+        self.unpolled = MAX_UNPOLLED;
+        self.wait_and_handle(Some(Duration::ZERO));
+    }
+
+    /// Some worker was told to exit, or will exit by itself (`maxtasksperchild`).
+    pub(crate) fn workers_exiting(&self) -> bool {
+        self.workers.iter().any(|w| w.retiring || self.maxtasks.is_some_and(|max| w.given >= max))
     }
 
     /// Gives queued chunks to workers with room — in rounds, each worker taking its
@@ -315,7 +337,7 @@ impl Handler {
     /// the wake-ups out of the fds, and then sleeps in `poll`; a worker's next message
     /// writes one and wakes it. (Before, every batch read took the wake-up out — a read
     /// here and a write in the worker per batch, sleeping or not.)
-    fn wait_and_handle(&mut self) {
+    fn wait_and_handle(&mut self, timeout: Option<Duration>) {
         if self.unpolled < MAX_UNPOLLED {
             self.unpolled += 1;
             if self.take_arrived(false) || self.take_arrived(true) {
@@ -337,7 +359,7 @@ impl Handler {
                 owners.push((i, true));
             }
         }
-        let ready = match sys::wait_any_readable(&fds, None) {
+        let ready = match sys::wait_any_readable(&fds, timeout) {
             Ok(ready) => ready,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(1));
@@ -634,6 +656,26 @@ impl Handler {
                 reap(&process);
             }
             self.shared.forget_worker(&process);
+        }
+    }
+}
+
+/// Whether the pool goes on after a [`Handler::round`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Round {
+    Going,
+    /// The workers are gone: the handler is done.
+    Ended,
+}
+
+/// The handler thread's body: drives the pool until it ends, once no caller drives it
+/// (see `Shared::drive_until`). The handler is dropped at its end, which fails whatever
+/// is still pending and lets `join` return.
+pub(crate) fn run_thread(shared: &Shared) {
+    let mut handler = lock(&shared.handler);
+    while let Some(running) = handler.as_mut() {
+        if running.round() == Round::Ended {
+            *handler = None;
         }
     }
 }

@@ -152,22 +152,26 @@ pub trait Workers: engine::Sealed + Sized + 'static {
 )]
 pub trait Runs<T, R>: Workers {
     /// Submits one call; its result (or why it failed) arrives in the `AsyncResult`.
+    /// `caller`: whether the submitting thread waits for it (then in `Engine::wait_for`).
     fn apply<F>(
         core: &Self::Core,
         function: F,
         argument: T,
         callbacks: Callbacks<R>,
+        caller: Caller,
     ) -> AsyncResult<R>
     where
         F: Fn(T) -> R + Send + Sync + 'static;
 
-    /// Submits `items` in chunks of `chunksize` (`None`: CPython's default).
+    /// Submits `items` in chunks of `chunksize` (`None`: CPython's default), for a caller
+    /// that waits for them or goes on.
     fn map<F, I>(
         core: &Self::Core,
         function: F,
         items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
+        caller: Caller,
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
@@ -193,12 +197,22 @@ pub trait Runs<T, R>: Workers {
 mod engine {
     use pyconc_core::logging;
 
-    use super::{PoolStats, Status};
+    use super::{AsyncResult, PoolStats, Status};
     use crate::Error;
     use crate::error::POOL_RUNNING;
 
     /// Seals [`Workers`](super::Workers).
     pub trait Sealed {}
+
+    /// Whether the thread that submits work waits for its result (`apply`, `map`) or
+    /// goes on (`apply_async`, `map_async`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Caller {
+        /// It waits, in [`Engine::wait_for`].
+        Waits,
+        /// It goes on; the result comes later.
+        GoesOn,
+    }
 
     /// A running pool, as its front end sees it.
     pub trait Engine: Send + Sync {
@@ -219,6 +233,11 @@ mod engine {
         fn stop_now(&self);
         /// Waits until the workers are gone (`join`'s effect, once the pool is not running).
         fn wait_finished(&self);
+
+        /// Waits for the result of work submitted with [`Caller::Waits`], and returns it.
+        fn wait_for<R>(&self, result: AsyncResult<R>) -> Result<R, Error> {
+            result.get()
+        }
 
         /// `close()`, as CPython's: logged, and only by the process that made the pool.
         fn close(&self) {
@@ -249,7 +268,7 @@ mod engine {
     }
 }
 
-use engine::Engine;
+use engine::{Caller, Engine};
 
 /// Worker processes: a [`Pool`].
 #[derive(Debug)]
@@ -412,7 +431,13 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<A, R>,
     {
-        self.apply_async(function, argument).get()
+        self.core.wait_for(W::apply(
+            &self.core,
+            function,
+            argument,
+            Callbacks::new(),
+            Caller::Waits,
+        ))
     }
 
     /// Starts `function(argument)` in a worker; the result comes later.
@@ -473,7 +498,7 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<A, R>,
     {
-        W::apply(&self.core, function, argument, callbacks)
+        W::apply(&self.core, function, argument, callbacks, Caller::GoesOn)
     }
 
     /// `function` over every item, in the items' order, with CPython's default chunk
@@ -509,7 +534,7 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<T, R>,
     {
-        self.map_async_with(function, items, None, Callbacks::new()).get()
+        self.core.wait_for(self.submit_map(function, items, None, Callbacks::new(), Caller::Waits))
     }
 
     /// [`map`](Pool::map) in chunks of `chunksize` items.
@@ -540,7 +565,9 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<T, R>,
     {
-        self.map_async_with(function, items, Some(chunksize), Callbacks::new()).get()
+        let mapped =
+            self.submit_map(function, items, Some(chunksize), Callbacks::new(), Caller::Waits);
+        self.core.wait_for(mapped)
     }
 
     /// [`map`](Pool::map), returning at once; the list comes later.
@@ -662,8 +689,26 @@ impl<W: Workers> PoolOf<W> {
         R: Send + 'static,
         W: Runs<T, R>,
     {
+        self.submit_map(function, items, chunksize, callbacks, Caller::GoesOn)
+    }
+
+    /// Submits a `map` for a caller that waits for it or goes on.
+    fn submit_map<F, T, R>(
+        &self,
+        function: F,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+        caller: Caller,
+    ) -> AsyncResult<Vec<R>>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        W: Runs<T, R>,
+    {
         match chunksize.map_or(Ok(()), check_chunksize) {
-            Ok(()) => W::map(&self.core, function, items.into_iter(), chunksize, callbacks),
+            Ok(()) => W::map(&self.core, function, items.into_iter(), chunksize, callbacks, caller),
             Err(error) => AsyncResult::failed(error),
         }
     }

@@ -7,14 +7,14 @@ use std::fmt;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::engine::Engine as _;
-use super::handler::{Handler, Worker};
+use super::engine::{Caller, Engine as _};
+use super::handler::{self, Handler, Worker};
 use super::result::{
     Assist, AsyncResult, Callbacks, IMapIterator, ImapSink, MapSink, Sink, Slot, Slots, lock,
 };
@@ -451,12 +451,25 @@ pub(crate) struct State {
     pub(crate) broken: Option<Arc<dyn Fn() -> Error + Send + Sync>>,
     /// Submissions still queueing chunks: a closed pool's handler waits for them.
     pub(crate) feeding: usize,
+    /// The handler thread runs (or was started): it drives the pool from now on, and no
+    /// caller does (see [`Shared::drive_until`]).
+    pub(crate) threaded: bool,
+    /// A caller that waits for its results drives the pool (holds [`Shared::handler`]).
+    pub(crate) caller_driving: bool,
+    /// Threads waiting on [`Shared::driving_ended`] for that caller to step aside.
+    awaiting_driver: usize,
 }
 
 impl State {
     /// Chunks are queued, or on their way.
     pub(crate) fn has_work(&self) -> bool {
         !self.queue.is_empty() || self.feeding > 0
+    }
+
+    /// Something drives the pool now, which may sleep until the wake-up eventfd is
+    /// written. (When nothing does, the next to drive hands out the queue first.)
+    fn driven(&self) -> bool {
+        self.threaded || self.caller_driving
     }
 }
 
@@ -475,7 +488,16 @@ pub(crate) struct Shared {
     /// The workers' start method.
     method: StartMethod,
     pub(crate) state: Mutex<State>,
-    /// Wakes the handler: new work, close, terminate.
+    /// A caller that drives the pool stepped aside (`State::caller_driving` went false).
+    driving_ended: Condvar,
+    /// The handler: whoever holds this lock drives the pool — the handler thread, or a
+    /// caller waiting for its results while there is none. `None` once the pool has
+    /// ended, and for an MPI pool (its handler lives in its thread).
+    pub(crate) handler: Mutex<Option<Handler>>,
+    /// The handler thread, once started, and the name it gets.
+    thread: Mutex<Option<JoinHandle<()>>>,
+    thread_name: &'static str,
+    /// Wakes whoever drives the pool: new work, close, terminate.
     pub(crate) wake: OwnedFd,
     pub(crate) stats: Arc<Counters>,
     /// The process that made the pool (a fork child's copy must not use it).
@@ -488,7 +510,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The shared state of a running pool of `size` workers started by `method`.
-    fn new(size: usize, method: StartMethod) -> Result<Arc<Shared>, Error> {
+    fn new(
+        size: usize,
+        method: StartMethod,
+        thread_name: &'static str,
+    ) -> Result<Arc<Shared>, Error> {
         Ok(Arc::new(Shared {
             size,
             method,
@@ -497,7 +523,14 @@ impl Shared {
                 queue: TaskQueue::default(),
                 broken: None,
                 feeding: 0,
+                threaded: false,
+                caller_driving: false,
+                awaiting_driver: 0,
             }),
+            driving_ended: Condvar::new(),
+            handler: Mutex::new(None),
+            thread: Mutex::new(None),
+            thread_name,
             wake: sys::eventfd()?,
             stats: Arc::default(),
             owner: sys::getpid(),
@@ -512,8 +545,13 @@ impl Shared {
         self.finished_changed.notify_all();
     }
 
-    /// Waits until the handler thread has finished, at most until `deadline`.
-    fn wait_finished(&self, deadline: Option<Instant>) -> bool {
+    /// Waits until the pool's handler has finished, at most until `deadline` (driving it
+    /// to its end from this thread when nothing else drives it: then without a deadline,
+    /// as the handler's own waits for the workers are bounded).
+    fn wait_finished(self: &Arc<Self>, deadline: Option<Instant>) -> bool {
+        if self.drive_until(&|| *lock(&self.finished)) {
+            return true;
+        }
         let mut finished = lock(&self.finished);
         while !*finished {
             let left = match deadline {
@@ -553,7 +591,7 @@ impl Shared {
 
     /// Moves to `status` (never back from `Terminate`) and wakes the handler.
     fn set_status(&self, status: Status) {
-        {
+        let wake = {
             let mut state = lock(&self.state);
             if state.status == Status::Terminate
                 || (state.status == Status::Close && status == Status::Run)
@@ -561,18 +599,170 @@ impl Shared {
                 return;
             }
             state.status = status;
+            state.driven()
+        };
+        if wake {
+            sys::eventfd_signal(self.wake.as_fd());
         }
-        sys::eventfd_signal(self.wake.as_fd());
     }
 
     /// `terminate()`: signal the workers from here (the handler may be busy sending),
     /// then wait for the handler to reap them and fail what is pending.
-    fn terminate(&self, deadline: Option<Instant>) {
+    fn terminate(self: &Arc<Self>, deadline: Option<Instant>) {
         self.set_status(Status::Terminate);
         for worker in lock(&self.workers).iter() {
             let _ = worker.terminate();
         }
         self.wait_finished(deadline);
+    }
+
+    /// Drives the pool from this thread until `done()`, if no handler thread runs and no
+    /// other caller drives it; returns whether it did (else `done()` may still be false,
+    /// and another thread brings it about).
+    ///
+    /// CPython's pool moves every task and result through its handler threads: two
+    /// wake-ups of a thread each way, and a new pool's first task waits for its thread to
+    /// start. Here a caller that waits for its results (`apply`, a small `map`, `join`)
+    /// hands out the chunks and reads the results itself while nothing else needs the
+    /// pool's handler: the same handler, run in this thread. The handler thread is started
+    /// when something does ([`Shared::go_threaded`]): work whose caller goes on (its
+    /// callbacks run in that thread, as CPython's), two callers at once, workers that
+    /// exit and need replacing. From then on it drives the pool, as before.
+    ///
+    /// Invariant: while a caller drives, no work of a caller that went on is queued or
+    /// held by a worker (`go_threaded` waits for the driving caller to step aside before
+    /// such work is queued, and `threaded` stays set): a driving caller delivers only
+    /// results that no callback waits for.
+    pub(crate) fn drive_until(self: &Arc<Self>, done: &dyn Fn() -> bool) -> bool {
+        if self.check_owner().is_err() {
+            return false; // a fork child's copy: the parent's workers are not its own
+        }
+        loop {
+            if lock(&self.state).threaded {
+                return false;
+            }
+            let guard = match self.handler.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    // Another caller drives: the handler thread takes over when it is done.
+                    if self.go_threaded().is_ok() {
+                        return false;
+                    }
+                    // No thread could be started: this caller drives once the other one
+                    // has stepped aside.
+                    let mut state = lock(&self.state);
+                    while state.caller_driving && !state.threaded {
+                        state = self.await_driver(state);
+                    }
+                    continue;
+                }
+            };
+            return self.drive_with(guard, done);
+        }
+    }
+
+    /// [`drive_until`](Shared::drive_until) with the handler's lock taken.
+    fn drive_with(
+        self: &Arc<Self>,
+        guard: MutexGuard<'_, Option<Handler>>,
+        done: &dyn Fn() -> bool,
+    ) -> bool {
+        {
+            let mut state = lock(&self.state);
+            if state.threaded {
+                return false;
+            }
+            state.caller_driving = true;
+        }
+        let mut driving = Driving { shared: self, guard };
+        let mut needs_thread = false;
+        if let Some(handler) = driving.guard.as_mut() {
+            // A worker that died while nobody watched is replaced before it is given work
+            // (which would fail as if it had died running it).
+            handler.take_news();
+            loop {
+                if done() {
+                    needs_thread = handler.workers_exiting();
+                    break;
+                }
+                if lock(&self.state).threaded {
+                    return false; // the handler thread takes over
+                }
+                if handler.round() == handler::Round::Ended {
+                    *driving.guard = None; // the handler's end: what is pending fails
+                    break;
+                }
+            }
+        }
+        drop(driving);
+        if needs_thread {
+            // Workers that reached `maxtasksperchild` exit: the thread reaps and replaces
+            // them now, not at the pool's next use.
+            let _ = self.go_threaded();
+        }
+        true
+    }
+
+    /// From now on the handler thread drives the pool: starts it (once), and waits until
+    /// no caller drives (telling the one that does to step aside).
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    pub(crate) fn go_threaded(self: &Arc<Self>) -> Result<(), Error> {
+        let mut state = lock(&self.state);
+        if !state.threaded {
+            let shared = Arc::clone(self);
+            let thread =
+                pyconc_core::helper::spawn(self.thread_name, move || handler::run_thread(&shared))
+                    .map_err(Error::OsError)?;
+            *lock(&self.thread) = Some(thread);
+            state.threaded = true;
+        }
+        while state.caller_driving {
+            sys::eventfd_signal(self.wake.as_fd());
+            state = self.await_driver(state);
+        }
+        Ok(())
+    }
+
+    /// Sleeps until the caller that drives the pool steps aside (or a spurious wake-up).
+    fn await_driver<'a>(&self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        state.awaiting_driver += 1;
+        let mut state = pyconc_core::sync::wait(&self.driving_ended, state);
+        state.awaiting_driver -= 1;
+        state
+    }
+
+    /// Waits for the handler thread to end, if one was started.
+    fn join_thread(&self) {
+        if let Some(thread) = lock(&self.thread).take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A caller driving the pool (holding its handler's lock); it steps aside when dropped.
+/// If it unwinds, the handler ends with it: what is pending fails, and nobody waits for
+/// a handler that is gone.
+struct Driving<'a> {
+    shared: &'a Shared,
+    guard: MutexGuard<'a, Option<Handler>>,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            *self.guard = None;
+        }
+        let awaited = {
+            let mut state = lock(&self.shared.state);
+            state.caller_driving = false;
+            state.awaiting_driver > 0
+        };
+        if awaited {
+            self.shared.driving_ended.notify_all();
+        }
     }
 }
 
@@ -879,7 +1069,7 @@ impl Feed<'_> {
                 (None, _) => None,
             };
             // A queue that held chunks already has the handler's attention.
-            let wake = last || state.queue.is_empty();
+            let wake = (last || state.queue.is_empty()) && state.driven();
             if refused.is_none() {
                 state.queue.append(&mut self.batch);
             }
@@ -922,7 +1112,6 @@ impl Drop for Feed<'_> {
 /// A running pool of worker processes.
 pub struct ProcessCore {
     shared: Arc<Shared>,
-    handler: Mutex<Option<JoinHandle<()>>>,
     /// Terminates the pool at exit if it still runs then.
     finalizer: Finalize,
 }
@@ -934,11 +1123,20 @@ impl fmt::Debug for ProcessCore {
 }
 
 impl ProcessCore {
-    fn start_apply<A, R>(&self, task: &Task, argument: A, callbacks: Callbacks<R>) -> AsyncResult<R>
+    fn start_apply<A, R>(
+        &self,
+        task: &Task,
+        argument: A,
+        callbacks: Callbacks<R>,
+        caller: Caller,
+    ) -> AsyncResult<R>
     where
         A: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
+        if let Err(error) = self.prepare(caller, 1) {
+            return AsyncResult::failed(error);
+        }
         let slot = Slot::new(callbacks);
         let sink: Arc<dyn Sink> = slot.clone();
         if let Err(error) = submit(&self.shared, task, std::iter::once(argument), 0, 1, &sink) {
@@ -947,12 +1145,27 @@ impl ProcessCore {
         AsyncResult::new(slot)
     }
 
+    /// Before a submission of `items` items: unless its caller waits for it and it is
+    /// small enough for that caller to drive the pool itself, the handler thread drives
+    /// the pool from now on (see [`Shared::drive_until`]). A large `map` is better served
+    /// by the thread, which moves messages while its caller decodes results.
+    fn prepare(&self, caller: Caller, items: usize) -> Result<(), Error> {
+        if caller == Caller::Waits && items <= CALLER_DRIVES_ITEMS {
+            Ok(())
+        } else {
+            // (No thread for a pool that takes no more work, nor in a fork child.)
+            self.shared.check_running()?;
+            self.shared.go_threaded()
+        }
+    }
+
     fn start_map<T, R>(
         &self,
         task: &Task,
         items: impl Iterator<Item = T>,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
+        caller: Caller,
     ) -> Result<AsyncResult<Vec<R>>, Error>
     where
         T: Serialize,
@@ -964,12 +1177,12 @@ impl ProcessCore {
         // collected, as CPython's `map` makes a list of an iterable without a length.
         match items.size_hint() {
             (lower, Some(upper)) if lower == upper => {
-                self.stream_map(task, items, lower, chunksize, callbacks)
+                self.stream_map(task, items, lower, chunksize, callbacks, caller)
             }
             _ => {
                 let items: Vec<T> = items.collect();
                 let len = items.len();
-                self.stream_map(task, items.into_iter(), len, chunksize, callbacks)
+                self.stream_map(task, items.into_iter(), len, chunksize, callbacks, caller)
             }
         }
     }
@@ -983,11 +1196,13 @@ impl ProcessCore {
         len: usize,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
+        caller: Caller,
     ) -> Result<AsyncResult<Vec<R>>, Error>
     where
         T: Serialize,
         R: DeserializeOwned + Send + 'static,
     {
+        self.prepare(caller, len)?;
         let chunksize = chunksize.unwrap_or_else(|| default_chunksize(len, self.shared.size));
         let assisted = callbacks.is_empty();
         let slot = Slot::new(callbacks);
@@ -1016,6 +1231,7 @@ impl ProcessCore {
         I: Iterator<Item = T>,
     {
         self.shared.check_running()?;
+        self.prepare(Caller::GoesOn, 0)?;
         let shared = Arc::clone(&self.shared);
         let submit = move |items: Vec<T>, first: usize, sink: &Arc<ImapSink<R>>| {
             let sink: Arc<dyn Sink> = sink.clone();
@@ -1035,8 +1251,17 @@ impl ProcessCore {
         Task::of(function, self.shared.method)
     }
 
-    /// Runs `handler` on the pool's own thread and registers the pool to be terminated
-    /// at exit; if the thread cannot start, the workers are stopped.
+    /// The pool of `shared`, registered to be terminated at exit (CPython's
+    /// `Finalize(self, self._terminate_pool, exitpriority=15)`).
+    fn pool_of(shared: Arc<Shared>) -> Pool {
+        let weak = Arc::downgrade(&shared);
+        let finalizer = Finalize::new(move || terminate_at_exit(&weak), Some(15));
+        PoolOf { core: ProcessCore { shared, finalizer } }
+    }
+
+    /// Runs `handler` on the pool's own thread from the start (an MPI pool's); if the
+    /// thread cannot start, the workers are stopped.
+    #[cfg(feature = "mpi")]
     fn start(
         shared: Arc<Shared>,
         name: &str,
@@ -1044,12 +1269,9 @@ impl ProcessCore {
     ) -> Result<Pool, Error> {
         match pyconc_core::helper::spawn(name, handler) {
             Ok(thread) => {
-                // CPython's `Finalize(self, self._terminate_pool, exitpriority=15)`.
-                let weak = Arc::downgrade(&shared);
-                let finalizer = Finalize::new(move || terminate_at_exit(&weak), Some(15));
-                Ok(PoolOf {
-                    core: ProcessCore { shared, handler: Mutex::new(Some(thread)), finalizer },
-                })
+                *lock(&shared.thread) = Some(thread);
+                lock(&shared.state).threaded = true;
+                Ok(ProcessCore::pool_of(shared))
             }
             Err(error) => {
                 kill_workers(&shared);
@@ -1057,13 +1279,13 @@ impl ProcessCore {
             }
         }
     }
-
-    fn join_handler(&self) {
-        if let Some(handler) = lock(&self.handler).take() {
-            let _ = handler.join();
-        }
-    }
 }
+
+/// The most items a submission may have for its caller, if it waits, to drive the pool
+/// itself ([`ProcessCore::prepare`]). A larger `map` is mostly messages to move and
+/// results to decode: the pool's thread moves them while the waiting caller decodes
+/// (`result.rs`'s `Assist`), two threads at it instead of one.
+const CALLER_DRIVES_ITEMS: usize = 1024;
 
 impl engine::Sealed for Processes {}
 
@@ -1096,12 +1318,17 @@ impl engine::Engine for ProcessCore {
 
     fn stop_now(&self) {
         self.shared.terminate(None);
-        self.join_handler();
+        self.shared.join_thread();
     }
 
     fn wait_finished(&self) {
         self.shared.wait_finished(None);
-        self.join_handler();
+        self.shared.join_thread();
+    }
+
+    fn wait_for<R>(&self, result: AsyncResult<R>) -> Result<R, Error> {
+        self.shared.drive_until(&|| result.ready());
+        result.get()
     }
 }
 
@@ -1115,12 +1342,13 @@ where
         function: F,
         argument: T,
         callbacks: Callbacks<R>,
+        caller: Caller,
     ) -> AsyncResult<R>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
     {
         match core.task(function) {
-            Ok(task) => core.start_apply(&task, argument, callbacks),
+            Ok(task) => core.start_apply(&task, argument, callbacks, caller),
             Err(error) => AsyncResult::failed(error),
         }
     }
@@ -1131,13 +1359,14 @@ where
         items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
+        caller: Caller,
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: Iterator<Item = T>,
     {
         core.task(function)
-            .and_then(|task| core.start_map(&task, items, chunksize, callbacks))
+            .and_then(|task| core.start_map(&task, items, chunksize, callbacks, caller))
             .unwrap_or_else(AsyncResult::failed)
     }
 
@@ -1409,7 +1638,7 @@ impl PoolBuilder {
             return Err(Error::value(crate::error::MPI_POOL_OPTIONS));
         }
         let size = super::mpi::MpiHandler::workers()?;
-        let shared = Shared::new(size, StartMethod::Spawn)?;
+        let shared = Shared::new(size, StartMethod::Spawn, "pyconc-mpi-pool")?;
         let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
         // The communicator is made in the thread that uses it (it is not `Send`).
         ProcessCore::start(shared, "pyconc-mpi-pool", move || {
@@ -1420,7 +1649,7 @@ impl PoolBuilder {
         })
     }
 
-    /// Starts the workers and the pool's handler thread.
+    /// Starts the workers (the pool's handler thread starts when something needs it).
     ///
     /// # Errors
     /// [`Error::ValueError`] `Number of processes must be at least 1`,
@@ -1447,7 +1676,7 @@ impl PoolBuilder {
             return Err(Error::value(MAXTASKS));
         }
         let method = self.start_method.unwrap_or_else(get_start_method);
-        let shared = Shared::new(size, method)?;
+        let shared = Shared::new(size, method, "pyconc-pool")?;
         let build_worker = self.start_worker;
         let start: StartWorker = Arc::new(move |maxtasks| build_worker(method, maxtasks));
         let mut workers = Vec::with_capacity(size);
@@ -1464,8 +1693,11 @@ impl PoolBuilder {
                 }
             }
         }
-        let handler = Handler::new(Arc::clone(&shared), start, self.maxtasks, workers);
-        ProcessCore::start(shared, "pyconc-pool", move || handler.run())
+        // No thread yet: the first caller that waits for its results drives the pool, or
+        // the handler thread once something needs it (`Shared::drive_until`).
+        *lock(&shared.handler) =
+            Some(Handler::new(Arc::clone(&shared), start, self.maxtasks, workers));
+        Ok(ProcessCore::pool_of(shared))
     }
 }
 
@@ -1499,7 +1731,11 @@ fn start_worker<A>(
 where
     A: Serialize + DeserializeOwned + Send + 'static,
 {
-    let (ours, theirs) = pipe(true)?;
+    // A forked worker's channel maps its two rings with one `mmap`.
+    let (ours, theirs) = match method {
+        StartMethod::Fork => crate::connection::duplex_pipe_for_fork()?,
+        _ => pipe(true)?,
+    };
     let args = WorkerArgs { conn: theirs, initializer, maxtasks };
     let builder = Process::builder().start_method(method).daemon(true);
     let process = if method == StartMethod::Fork {
@@ -1651,7 +1887,7 @@ mod tests {
 
     #[test]
     fn a_feed_queues_small_chunks_as_runs_split_where_the_places_or_buffers_break() {
-        let shared = Shared::new(2, StartMethod::Fork).expect("pool state");
+        let shared = Shared::new(2, StartMethod::Fork, "test").expect("pool state");
         lock(&shared.state).feeding += 1;
         let large = vec![7u8; super::SHARED_ITEMS_MAX + 1];
         {

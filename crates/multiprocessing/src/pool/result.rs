@@ -1,6 +1,7 @@
 //! Where a pool's results go: [`AsyncResult`] (CPython's `ApplyResult`/`MapResult`) and
 //! [`IMapIterator`] (CPython's `IMapIterator`/`IMapUnorderedIterator`), and the [`Sink`]s
-//! through which the handler thread fills them.
+//! through which the pool's handler fills them (see `handler.rs`: the pool's thread, or a
+//! caller that waits for results of its own without callbacks).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -11,7 +12,7 @@ use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -288,6 +289,10 @@ enum SlotState<R> {
 pub(crate) struct Slot<R> {
     state: Mutex<SlotState<R>>,
     ready: Condvar,
+    /// Threads asleep on `ready` (counted under `state`'s lock): `set` wakes them only if
+    /// there are any — a caller that drove the pool to its own result finds it set, and a
+    /// wake-up nobody waits for is still a system call.
+    sleepers: AtomicUsize,
     callbacks: Mutex<Option<Callbacks<R>>>,
     /// The task awaiting the [`AsyncResult`] as a `Future`, woken when the result is set.
     waker: Mutex<Option<Waker>>,
@@ -309,6 +314,7 @@ impl<R> Slot<R> {
         Arc::new(Slot {
             state: Mutex::new(SlotState::Pending),
             ready: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
             callbacks: Mutex::new(Some(callbacks)),
             waker: Mutex::new(None),
             helper: Mutex::new(None),
@@ -332,8 +338,14 @@ impl<R> Slot<R> {
         if let Some(callbacks) = lock(&self.callbacks).take() {
             callbacks.run(&result);
         }
-        *lock(&self.state) = SlotState::Ready(result);
-        self.ready.notify_all();
+        let sleepers = {
+            let mut state = lock(&self.state);
+            *state = SlotState::Ready(result);
+            self.sleepers.load(Ordering::Relaxed)
+        };
+        if sleepers > 0 {
+            self.ready.notify_all();
+        }
         // After the state: a poll that registered its waker under the state's lock saw
         // Pending, so it is woken here; a later poll finds the result.
         if let Some(waker) = lock(&self.waker).take() {
@@ -402,7 +414,12 @@ impl<R> AsyncResult<R> {
             }
         }
         let state = lock(&self.slot.state);
-        wait_until(&self.slot.ready, state, deadline, |s| !matches!(s, SlotState::Pending))
+        // (Counted under the lock: a `set` after this sees it, one before left no Pending.)
+        self.slot.sleepers.fetch_add(1, Ordering::Relaxed);
+        let state =
+            wait_until(&self.slot.ready, state, deadline, |s| !matches!(s, SlotState::Pending));
+        self.slot.sleepers.fetch_sub(1, Ordering::Relaxed);
+        state
     }
 
     fn take(state: &mut SlotState<R>) -> Result<R, Error> {

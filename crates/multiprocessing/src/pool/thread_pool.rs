@@ -19,7 +19,7 @@ use pyconc_core::exit::Finalize;
 use pyconc_core::logging;
 
 use super::batch::{Claim, Gather, Items, Output, ToImap, ToSlot};
-use super::engine::{self, Engine as _};
+use super::engine::{self, Caller, Engine as _};
 use super::result::{AsyncResult, Callbacks, IMapIterator, ImapSink, Slot, lock};
 use super::task::catch_task;
 use super::{
@@ -473,6 +473,7 @@ where
         function: F,
         argument: T,
         callbacks: Callbacks<R>,
+        _: Caller,
     ) -> AsyncResult<R>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
@@ -491,6 +492,7 @@ where
         items: I,
         chunksize: Option<usize>,
         callbacks: Callbacks<Vec<R>>,
+        _: Caller,
     ) -> AsyncResult<Vec<R>>
     where
         F: Fn(T) -> R + Send + Sync + 'static,

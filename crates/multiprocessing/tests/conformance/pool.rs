@@ -485,20 +485,25 @@ fn oversized_results_and_arguments_fail_alone(method: StartMethod) {
     }
 }
 
-/// The ring mappings (memfds of a ring's size) and the sockets this process has.
+/// The rings this process maps shared (a memfd of a ring's size each, or a fork pool
+/// channel's anonymous mapping of two: `connection/ring.rs`) and the sockets it has.
 fn channels_here(_: u32) -> (usize, usize) {
+    const RING: usize = 4096 + 1024 * 1024; // the control page and the data
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let rings = maps
         .lines()
-        .filter(|line| line.contains("memfd:pyconc"))
         .filter(|line| {
+            line.contains("memfd:pyconc")
+                || (line.contains("/dev/zero (deleted)") && line.contains(" rw-s "))
+        })
+        .map(|line| {
             let range = line.split_whitespace().next().unwrap_or("");
             let (from, to) = range.split_once('-').unwrap_or(("0", "0"));
             let size = usize::from_str_radix(to, 16).unwrap_or(0)
                 - usize::from_str_radix(from, 16).unwrap_or(0);
-            size == 4096 + 1024 * 1024 // the control page and the data (`connection/ring.rs`)
+            if size % RING == 0 { size / RING } else { 0 }
         })
-        .count();
+        .sum();
     let sockets = std::fs::read_dir("/proc/self/fd")
         .unwrap()
         .flatten()
@@ -975,6 +980,176 @@ fn callbacks_run_in_the_handler_thread(method: StartMethod) {
     }
 }
 
+/// The threads of this process (`/proc/self/task`).
+fn threads_here() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// A pool whose callers all wait for their results (`apply`, `map`, `starmap`, `join`)
+/// runs without a thread of its own: the caller hands out its tasks and reads the
+/// results. Work whose caller goes on (`apply_async`) starts the pool's thread, as
+/// CPython's pool has its handler threads. Run in a fork child, whose only thread is the
+/// test's own.
+#[test]
+fn a_pool_used_only_by_callers_that_wait_starts_no_thread() {
+    let _serial = crate::support::serial();
+    let p = multiprocessing::Process::builder().start_method(StartMethod::Fork).target(|| {
+        let pool = pool(StartMethod::Fork, 2);
+        let waited = pool.map(sqr, 0..10).unwrap() == (0..10).map(sqr).collect::<Vec<_>>()
+            && pool.apply(sqr, 7).unwrap() == 49
+            && pool.starmap(|a: i64, b: i64| a * b, [(2, 3)]).unwrap() == [6];
+        let alone = threads_here() == 1;
+        let result = pool.apply_async(sqr, 8);
+        let threaded = threads_here() == 2 && result.get().unwrap() == 64;
+        pool.close();
+        pool.join().unwrap();
+        let second = multiprocessing::Pool::builder()
+            .processes(Some(1))
+            .start_method(StartMethod::Fork)
+            .build()
+            .unwrap();
+        let quiet = second.apply(sqr, 3).unwrap() == 9 && threads_here() == 1;
+        second.close();
+        second.join().unwrap();
+        std::process::exit(match (waited, alone, threaded, quiet) {
+            (true, true, true, true) => 0,
+            (false, ..) => 1,
+            (_, false, ..) => 2,
+            (_, _, false, _) => 3,
+            _ => 4,
+        });
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+}
+
+/// A forked child's copy of its parent's pool takes no work, as CPython's refuses to be
+/// pickled: it neither drives the parent's workers nor starts a thread for them, and the
+/// parent's pool goes on.
+#[test]
+fn a_fork_childs_copy_of_a_pool_refuses_work_and_leaves_the_parents_workers_alone() {
+    let _serial = crate::support::serial();
+    let pool = Arc::new(pool(StartMethod::Fork, 2));
+    assert_eq!(pool.map(sqr, 0..4).unwrap(), [0, 1, 4, 9]);
+    let copy = Arc::clone(&pool);
+    let p = multiprocessing::Process::builder().start_method(StartMethod::Fork).target(move || {
+        let foreign = "pool objects cannot be passed between processes or pickled";
+        let refused = copy.map(sqr, 0..4).is_err_and(|e| e.to_string() == foreign)
+            && copy.apply(sqr, 2).is_err_and(|e| e.to_string() == foreign)
+            && copy.apply_async(sqr, 2).get().is_err_and(|e| e.to_string() == foreign)
+            && copy.join().is_err();
+        std::process::exit(match (refused, threads_here() == 1) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        });
+    });
+    p.start().unwrap();
+    p.join().unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    assert_eq!(pool.map(sqr, 0..4).unwrap(), [0, 1, 4, 9]);
+    pool.close();
+    pool.join().unwrap();
+}
+
+// Callbacks run in the pool's thread (CPython's result handler), never in a caller that
+// drives the pool while it waits for its own results.
+fn callbacks_run_in_the_pools_thread_while_a_caller_drives_it(method: StartMethod) {
+    let pool = Arc::new(pool(method, 2));
+    let driver = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            let slow = pool.map_chunked(sqr_slowly, [(1, 400), (2, 400)], 1).unwrap();
+            (slow, std::thread::current().id())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100)); // the driver waits for its tasks
+    let ran_in = Arc::new(Mutex::new(None));
+    let record = Arc::clone(&ran_in);
+    let callbacks = Callbacks::new().on_success(move |_: &i64| {
+        *record.lock().unwrap() = Some(std::thread::current().id());
+    });
+    assert_eq!(pool.apply_async_with(sqr, 5, callbacks).get().unwrap(), 25);
+    let (slow, driver_id) = driver.join().unwrap();
+    assert_eq!(slow, [1, 4]);
+    let ran_in = (*ran_in.lock().unwrap()).expect("the callback ran");
+    assert_ne!(ran_in, driver_id, "the callback ran in the thread that drove the pool");
+    assert_ne!(ran_in, std::thread::current().id(), "the callback ran in the submitting thread");
+}
+
+// A caller waits only for its own tasks: another caller's slow `map`, which drove the
+// pool until this one came (and then handed it over to the pool's thread), does not
+// hold back its quick calls, which the other worker runs.
+fn a_quick_call_is_not_held_back_by_another_callers_slow_map(method: StartMethod) {
+    let pool = Arc::new(pool(method, 2));
+    let slow = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || pool.map_chunked(sqr_slowly, [(3, 3000)], 1).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    for round in 0..20 {
+        assert_eq!(pool.apply(sqr, round).unwrap(), sqr(round));
+    }
+    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
+    assert_eq!(slow.join().unwrap(), [9]);
+}
+
+// A worker killed while nobody used the pool is found dead and replaced before the next
+// task is given out: that task runs (it does not fail as if the worker had died running
+// it).
+fn a_worker_killed_while_the_pool_is_idle_is_replaced_before_the_next_task(method: StartMethod) {
+    let pool = pool(method, 2);
+    let before: HashSet<u32> = pool
+        .map_chunked(sqr_then_pid, (0..40).collect::<Vec<u64>>(), 1)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let victim = *before.iter().next().unwrap();
+    kill(victim as i32);
+    std::thread::sleep(Duration::from_millis(200)); // dead, not reaped: nobody watches
+    for _ in 0..3 {
+        assert_eq!(pool.map(sqr, 0..10).unwrap(), (0..10).map(sqr).collect::<Vec<_>>());
+    }
+    let after: HashSet<u32> = pool
+        .map_chunked(sqr_then_pid, (0..40).collect::<Vec<u64>>(), 1)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert!(!after.contains(&victim), "{victim} in {after:?}");
+    let stats = pool.stats();
+    assert_eq!(stats.failed, 0);
+    pool.close();
+    pool.join().unwrap();
+}
+
+// A worker that exits after `maxtasksperchild` tasks is reaped (and replaced) without
+// another call to the pool: no zombie is left while the pool sits idle.
+fn a_worker_at_maxtasksperchild_is_reaped_while_the_pool_is_idle(method: StartMethod) {
+    let pool = Pool::builder()
+        .processes(Some(1))
+        .maxtasksperchild(1)
+        .start_method(method)
+        .build()
+        .unwrap();
+    let first = pool.apply(pid, 0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reaped = loop {
+        // A zombie still has its `/proc` entry (state `Z`); a reaped process has none.
+        match std::fs::read_to_string(format!("/proc/{first}/stat")) {
+            Err(_) => break true,
+            Ok(stat) if !stat.contains(") Z ") && Instant::now() > deadline => break false,
+            Ok(_) if Instant::now() > deadline => break false,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    assert!(reaped, "worker {first} was not reaped");
+    assert_ne!(pool.apply(pid, 0).unwrap(), first);
+    pool.close();
+    pool.join().unwrap();
+}
+
 each_start_method! {
     test_closures => closures;
     test_apply => apply;
@@ -1010,6 +1185,10 @@ each_start_method! {
     test_oversized_results_and_arguments_fail_alone => oversized_results_and_arguments_fail_alone;
     test_small_and_large_chunks_of_one_map_come_back_in_order => small_and_large_chunks_of_one_map_come_back_in_order;
     test_windows_follow_each_submission_not_the_one_before => windows_follow_each_submission_not_the_one_before;
+    test_callbacks_run_in_the_pools_thread_while_a_caller_drives_it => callbacks_run_in_the_pools_thread_while_a_caller_drives_it;
+    test_a_quick_call_is_not_held_back_by_another_callers_slow_map => a_quick_call_is_not_held_back_by_another_callers_slow_map;
+    test_a_worker_killed_while_the_pool_is_idle_is_replaced_before_the_next_task => a_worker_killed_while_the_pool_is_idle_is_replaced_before_the_next_task;
+    test_a_worker_at_maxtasksperchild_is_reaped_while_the_pool_is_idle => a_worker_at_maxtasksperchild_is_reaped_while_the_pool_is_idle;
 }
 
 /// Runs `body` on tokio's single-threaded runtime beside a task that counts ticks every
