@@ -74,7 +74,7 @@ fn pool_demo_reports_the_primes_and_survives_its_faults() {
 }
 
 /// Every operation of every group, in the report's order.
-const OPERATIONS: [(&str, &str); 33] = [
+const OPERATIONS: [(&str, &str); 34] = [
     ("threads", "thread start+join"),
     ("threads", "current_thread()"),
     ("threads", "Timer start+cancel+join"),
@@ -95,6 +95,7 @@ const OPERATIONS: [(&str, &str); 33] = [
     ("ipc", "SharedMemory attach, 1 MiB"),
     ("ipc", "SharedMemory attach, 1 GiB"),
     ("pool", "Pool(2) create+map(2)+close+join"),
+    ("pool", "apply round trip"),
     ("pool", "map 20k items, default chunks"),
     ("pool", "map 2k items, chunksize 1"),
     ("pool", "CPU-bound 4 tasks on Pool(2)"),

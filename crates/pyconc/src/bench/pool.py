@@ -15,6 +15,15 @@ def create_map_close_join(n):
         pool.join()
 
 
+def apply_op(pool):
+    # `pool.apply` of `trivial`, one call after another (pool.rs's `PyconcApply`).
+    def op(n):
+        for i in range(n):
+            pool.apply(trivial, (i,))
+
+    return op
+
+
 def cpu_op(pool, steps):
     def op(n):
         for _ in range(n):
@@ -36,6 +45,8 @@ def main(quick, spin_steps):
     rounds, big, small = map_sizes(quick)
     ctx = mp.get_context("fork")
     result = {"create_map_close_join": measure(create_map_close_join, 4, *rounds)}
+    with ctx.Pool(2) as pool:
+        result["apply_round_trip"] = measure(apply_op(pool), 100, *rounds)
     with ctx.Pool(2) as pool:
         result["map_default_chunks"] = measure(map_op(pool, big, None), 1, *rounds)
         result["map_chunksize_1"] = measure(map_op(pool, small, 1), 1, *rounds)

@@ -3,6 +3,7 @@
 //! | operation | pyconc | raw baseline | CPython |
 //! |---|---|---|---|
 //! | Pool(2) create+map(2)+close+join | `Pool::builder().processes(Some(2))` (fork) | 2 × `fork`, a result over a pipe each, `waitpid` | `get_context("fork").Pool(2)` |
+//! | apply round trip | `pool.apply(trivial, i)` on a pool of 2 forked workers | a forked child that answers each 8 bytes on a pipe pair | `pool.apply(trivial, (i,))` |
 //! | map 200k items, default chunks | `pool.map(trivial, 0..200_000)` | 2 scoped threads, half each | `pool.map(trivial, range(200_000))` |
 //! | map 20k items, chunksize 1 | `pool.map_chunked(trivial, 0..20_000, 1)` | 2 threads pulling items from a shared channel | `pool.map(trivial, range(20_000), 1)` |
 //! | CPU-bound: 4 equal tasks | `pool.map_chunked(spin, [n; 4], 1)` on `Pool(2)` | the 4 tasks one after another (speedup = raw / pyconc) | its own speedup on the same loop (fewer steps) |
@@ -175,6 +176,92 @@ impl Operation for RawPool {
     }
 }
 
+/// `pool.apply(trivial, i)`, one call after another: a task's way to a worker and its
+/// result's way back.
+struct PyconcApply<'a> {
+    pool: &'a Pool,
+}
+impl Operation for PyconcApply<'_> {
+    fn name(&self) -> &'static str {
+        "multiprocessing::Pool (2 workers)"
+    }
+    fn run(&self, iterations: u64) {
+        for i in 0..iterations {
+            assert_eq!(self.pool.apply(trivial, i).expect("apply"), i + 1);
+        }
+    }
+}
+
+/// A forked child that answers every 8 bytes on one pipe with [`trivial`] of them on
+/// another: the round trip of a task to a process and back, with nothing around it.
+struct RawEcho {
+    /// (the child, the pipe to it, the pipe from it).
+    child: (libc::pid_t, libc::c_int, libc::c_int),
+}
+impl RawEcho {
+    fn start() -> RawEcho {
+        let (mut tasks, mut results) = ([0; 2], [0; 2]);
+        // SAFETY: valid two-int arrays for pipe(2) to fill.
+        unsafe {
+            assert_eq!(libc::pipe(tasks.as_mut_ptr()), 0, "pipe");
+            assert_eq!(libc::pipe(results.as_mut_ptr()), 0, "pipe");
+        }
+        // SAFETY: the child only reads and writes pipes and calls `_exit`, all
+        // async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let mut task = [0u8; 8];
+            // SAFETY: async-signal-safe calls on fds this child owns, into and from live
+            // 8-byte buffers, then `_exit` at the end of the task pipe.
+            unsafe {
+                libc::close(tasks[1]);
+                libc::close(results[0]);
+                while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
+                    let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
+                    libc::write(results[1], value.as_ptr().cast(), value.len());
+                }
+                libc::_exit(0);
+            }
+        }
+        assert!(pid > 0, "fork failed");
+        // SAFETY: the child's ends are not used again in the parent.
+        unsafe {
+            libc::close(tasks[0]);
+            libc::close(results[1]);
+        }
+        RawEcho { child: (pid, tasks[1], results[0]) }
+    }
+}
+impl Operation for RawEcho {
+    fn name(&self) -> &'static str {
+        "a forked child answering on a pipe pair"
+    }
+    fn run(&self, iterations: u64) {
+        let (_, tasks, results) = self.child;
+        for i in 0..iterations {
+            let (task, mut value) = (i.to_ne_bytes(), [0u8; 8]);
+            // SAFETY: writes and reads live 8-byte buffers on pipes this process owns.
+            unsafe {
+                libc::write(tasks, task.as_ptr().cast(), task.len());
+                libc::read(results, value.as_mut_ptr().cast(), value.len());
+            }
+            assert_eq!(u64::from_ne_bytes(value), i + 1);
+        }
+    }
+}
+impl Drop for RawEcho {
+    fn drop(&mut self) {
+        let (pid, tasks, results) = self.child;
+        // SAFETY: closes this process's ends once (the end of the task pipe ends the
+        // child), then reaps the child it created.
+        unsafe {
+            libc::close(tasks);
+            libc::close(results);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
 /// `map` of [`trivial`] over `0..items` on a pool of either kind (the `threadpool`
 /// group's too).
 pub(super) struct PyconcMap<'a, W: Workers> {
@@ -322,6 +409,21 @@ pub(crate) fn run(
             "create_map_close_join",
             "CPython multiprocessing.Pool",
         ),
+    });
+    // A pool that only callers who wait have used: its caller hands out the task and
+    // reads the result itself (the `map` rows below start the pool's thread).
+    let quiet = fork_pool(2);
+    let echo = RawEcho::start();
+    let (pyconc, raw) = compare(settings, 100, &PyconcApply { pool: &quiet }, &echo);
+    drop(echo);
+    quiet.close();
+    quiet.join()?;
+    report.push(Row {
+        group: GROUP,
+        operation: "apply round trip",
+        pyconc,
+        raw,
+        python: python_figures(&python_ops, "apply_round_trip", "CPython multiprocessing.Pool"),
     });
     let pool = fork_pool(2);
     let map_rows: [MapRow<'_>; 2] = [
