@@ -26,43 +26,28 @@ pub(crate) fn file_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(stat.st_size as usize)
 }
 
-/// Maps `len` bytes of `fd` shared and read-write.
-pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+/// A new read-write mapping of `len` bytes, where the kernel chooses: `flags` with `fd`
+/// (-1 for an anonymous one). One system call and no allocation (async-signal-safe).
+fn map_new(len: usize, flags: libc::c_int, fd: libc::c_int) -> io::Result<std::ptr::NonNull<u8>> {
     // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
     let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.as_raw_fd(),
-            0,
-        )
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, fd, 0)
     };
     if ptr == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+}
+
+/// Maps `len` bytes of `fd` shared and read-write.
+pub(crate) fn map_shared(fd: BorrowedFd<'_>, len: usize) -> io::Result<std::ptr::NonNull<u8>> {
+    map_new(len, libc::MAP_SHARED, fd.as_raw_fd())
 }
 
 /// A new anonymous mapping of `len` zero-filled bytes, shared with forked children
 /// (`MAP_SHARED | MAP_ANONYMOUS`).
 pub(crate) fn map_shared_anonymous(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
-    // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))
+    map_new(len, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1)
 }
 
 /// Replaces the pages of a shared mapping by private zero-filled ones at the same
@@ -125,21 +110,7 @@ pub(crate) fn set_file_size(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
 /// A private anonymous mapping of `len` bytes, zero-filled. Async-signal-safe (one system
 /// call): the resource tracker's table, which must not use the allocator.
 pub(crate) fn map_anonymous(len: usize) -> io::Result<std::ptr::NonNull<u8>> {
-    // SAFETY: a fresh mapping chosen by the kernel; nothing else is at that address.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    std::ptr::NonNull::new(ptr.cast()).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOMEM))
+    map_new(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
 }
 
 /// Grows a mapping from [`map_anonymous`] to `new_len` bytes, moving it if needed

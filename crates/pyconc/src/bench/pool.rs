@@ -101,6 +101,46 @@ impl Operation for RawForkPipes {
     }
 }
 
+/// Forks a child that answers every 8 bytes on one pipe with [`trivial`] of them on
+/// another, until the first pipe ends; it first closes `inherited` (the parent's ends of
+/// such children forked before it). Returns (the child, the pipe to it, the pipe from
+/// it).
+fn fork_answerer(inherited: &[libc::c_int]) -> (libc::pid_t, libc::c_int, libc::c_int) {
+    let (mut tasks, mut results) = ([0; 2], [0; 2]);
+    // SAFETY: valid two-int arrays for pipe(2) to fill.
+    unsafe {
+        assert_eq!(libc::pipe(tasks.as_mut_ptr()), 0, "pipe");
+        assert_eq!(libc::pipe(results.as_mut_ptr()), 0, "pipe");
+    }
+    // SAFETY: the child only closes, reads and writes pipes and calls `_exit`, all
+    // async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let mut task = [0u8; 8];
+        // SAFETY: async-signal-safe calls on fds this child owns, into and from live
+        // 8-byte buffers, then `_exit` at the end of the task pipe.
+        unsafe {
+            libc::close(tasks[1]);
+            libc::close(results[0]);
+            for &fd in inherited {
+                libc::close(fd);
+            }
+            while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
+                let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
+                libc::write(results[1], value.as_ptr().cast(), value.len());
+            }
+            libc::_exit(0);
+        }
+    }
+    assert!(pid > 0, "fork failed");
+    // SAFETY: the child's ends are not used again in the parent.
+    unsafe {
+        libc::close(tasks[0]);
+        libc::close(results[1]);
+    }
+    (pid, tasks[1], results[0])
+}
+
 /// The floor of a pool's lifetime: a pool of two workers with libc alone. Each waits for
 /// a task on its pipe, answers on another, and exits when its task pipe ends.
 struct RawPool;
@@ -113,41 +153,12 @@ impl Operation for RawPool {
             // (pid, task write end, result read end) of each worker.
             let mut workers = Vec::new();
             for _ in 0..2 {
-                let (mut tasks, mut results) = ([0; 2], [0; 2]);
-                // SAFETY: valid two-int arrays for pipe(2) to fill.
-                unsafe {
-                    assert_eq!(libc::pipe(tasks.as_mut_ptr()), 0, "pipe");
-                    assert_eq!(libc::pipe(results.as_mut_ptr()), 0, "pipe");
-                }
-                // SAFETY: the child only reads and writes pipes and calls `_exit`, all
-                // async-signal-safe.
-                let pid = unsafe { libc::fork() };
-                if pid == 0 {
-                    let mut task = [0u8; 8];
-                    // SAFETY: async-signal-safe calls on fds this child owns, into and
-                    // from live 8-byte buffers, then `_exit`. It lets go of the pool's
-                    // ends of the workers forked before it (as pyconc's workers do), or
-                    // their task pipes would end only when this one exits.
-                    unsafe {
-                        libc::close(tasks[1]);
-                        for &(_, task, result) in &workers {
-                            libc::close(task);
-                            libc::close(result);
-                        }
-                        while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
-                            let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
-                            libc::write(results[1], value.as_ptr().cast(), value.len());
-                        }
-                        libc::_exit(0);
-                    }
-                }
-                assert!(pid > 0, "fork failed");
-                // SAFETY: the child's ends are not used again in the parent.
-                unsafe {
-                    libc::close(tasks[0]);
-                    libc::close(results[1]);
-                }
-                workers.push((pid, tasks[1], results[0]));
+                // It lets go of the pool's ends of the workers forked before it (as
+                // pyconc's workers do), or their task pipes would end only when this one
+                // exits.
+                let before: Vec<libc::c_int> =
+                    workers.iter().flat_map(|&(_, task, result)| [task, result]).collect();
+                workers.push(fork_answerer(&before));
             }
             for (i, &(_, task, _)) in (0u64..).zip(&workers) {
                 let value = i.to_ne_bytes();
@@ -200,36 +211,7 @@ struct RawEcho {
 }
 impl RawEcho {
     fn start() -> RawEcho {
-        let (mut tasks, mut results) = ([0; 2], [0; 2]);
-        // SAFETY: valid two-int arrays for pipe(2) to fill.
-        unsafe {
-            assert_eq!(libc::pipe(tasks.as_mut_ptr()), 0, "pipe");
-            assert_eq!(libc::pipe(results.as_mut_ptr()), 0, "pipe");
-        }
-        // SAFETY: the child only reads and writes pipes and calls `_exit`, all
-        // async-signal-safe.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let mut task = [0u8; 8];
-            // SAFETY: async-signal-safe calls on fds this child owns, into and from live
-            // 8-byte buffers, then `_exit` at the end of the task pipe.
-            unsafe {
-                libc::close(tasks[1]);
-                libc::close(results[0]);
-                while libc::read(tasks[0], task.as_mut_ptr().cast(), task.len()) == 8 {
-                    let value = trivial(u64::from_ne_bytes(task)).to_ne_bytes();
-                    libc::write(results[1], value.as_ptr().cast(), value.len());
-                }
-                libc::_exit(0);
-            }
-        }
-        assert!(pid > 0, "fork failed");
-        // SAFETY: the child's ends are not used again in the parent.
-        unsafe {
-            libc::close(tasks[0]);
-            libc::close(results[1]);
-        }
-        RawEcho { child: (pid, tasks[1], results[0]) }
+        RawEcho { child: fork_answerer(&[]) }
     }
 }
 impl Operation for RawEcho {
