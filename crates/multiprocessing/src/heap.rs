@@ -85,7 +85,7 @@ impl SharedMemory {
         Ok(SharedMemory { ptr, len, backing: Backing::File(fd) })
     }
 
-    /// `count` zero-filled mappings of at least `len` bytes each (whole pages), made
+    /// `N` zero-filled mappings of at least `len` bytes each (whole pages), made
     /// with one system call: parts of one anonymous shared mapping, which a forked child
     /// shares. Each is detached in a child on its own ([`detach_in_child`]); none can be
     /// sent to another process (they have no fd).
@@ -94,20 +94,18 @@ impl SharedMemory {
     /// `close`: most of the set-up of a fork pool's channels (`docs/BENCHMARKS.md`).
     ///
     /// [`detach_in_child`]: SharedMemory::detach_in_child
-    pub(crate) fn parts(len: usize, count: usize) -> Result<Vec<SharedMemory>, Error> {
+    pub(crate) fn parts<const N: usize>(len: usize) -> Result<[SharedMemory; N], Error> {
         let len = len.max(1).next_multiple_of(4096);
-        let total = len.checked_mul(count).filter(|&total| total > 0);
+        let total = len.checked_mul(N).filter(|&total| total > 0);
         let total = total.ok_or_else(|| Error::value("no shared memory to map"))?;
         let ptr = sys::map_shared_anonymous(total)?;
         let whole = Arc::new(Anonymous { ptr, len: total });
-        Ok((0..count)
-            .map(|k| SharedMemory {
-                // SAFETY: `k * len + len <= total`: the part lies in the mapping.
-                ptr: unsafe { ptr.add(k * len) },
-                len,
-                backing: Backing::Part { _whole: Arc::clone(&whole) },
-            })
-            .collect())
+        Ok(std::array::from_fn(|k| SharedMemory {
+            // SAFETY: `k * len + len <= total`: the part lies in the mapping.
+            ptr: unsafe { ptr.add(k * len) },
+            len,
+            backing: Backing::Part { _whole: Arc::clone(&whole) },
+        }))
     }
 
     /// The mapping's length.
@@ -385,7 +383,7 @@ mod tests {
     /// (its writes there stay its own, and it reads zeros) while the others stay shared.
     #[test]
     fn parts_of_one_mapping_are_shared_with_a_forked_child_and_detached_one_by_one() {
-        let parts = SharedMemory::parts(100, 3).unwrap();
+        let parts = SharedMemory::parts::<3>(100).unwrap();
         assert!(parts.iter().all(|part| part.len() == 4096));
         for (k, part) in parts.iter().enumerate() {
             assert_eq!(part.word(0).load(std::sync::atomic::Ordering::Relaxed), 0);
@@ -420,9 +418,9 @@ mod tests {
     /// A part has no fd: it cannot be sent to another process, and says so.
     #[test]
     fn a_part_of_an_anonymous_mapping_refuses_to_be_sent() {
-        let parts = SharedMemory::parts(4096, 1).unwrap();
+        let [part] = SharedMemory::parts::<1>(4096).unwrap();
         let (sent, fds) = crate::reduction::collecting_fds(|| {
-            postcard::to_allocvec(&super::SendMem(&parts[0], "Connection"))
+            postcard::to_allocvec(&super::SendMem(&part, "Connection"))
         });
         let error = sent.unwrap_err();
         assert!(fds.is_empty());

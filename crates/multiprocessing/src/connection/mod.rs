@@ -235,15 +235,10 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     // Both ends map the same memory (clones of each ring).
     // The fds are made non-blocking as they are created (no `fcntl` for each end).
     if duplex {
-        let (a, b) = sys::socketpair(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
-        let (a_to_b, b_to_a) = match (Ring::new(), Ring::new()) {
-            (Ok(a_to_b), Ok(b_to_a)) => (Some(a_to_b), Some(b_to_a)),
-            _ => (None, None),
-        };
-        Ok((
-            Connection::assemble(a, true, true, a_to_b.clone(), b_to_a.clone()),
-            Connection::assemble(b, true, true, b_to_a, a_to_b),
-        ))
+        duplex_pipe(|| match (Ring::new(), Ring::new()) {
+            (Ok(a_to_b), Ok(b_to_a)) => Some((a_to_b, b_to_a)),
+            _ => None,
+        })
     } else {
         let (r, w) = sys::pipe_with(libc::O_NONBLOCK)?;
         let ring = Ring::new().ok();
@@ -263,13 +258,16 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
 /// # Errors
 /// [`Error::OsError`] when the OS has no fds left.
 pub(crate) fn duplex_pipe_for_fork() -> Result<(Connection, Connection), Error> {
+    duplex_pipe(|| Ring::pair_for_fork().ok())
+}
+
+/// A duplex pipe: a socket pair, then its two rings from `rings` (one each way); without
+/// them, the pipe carries every message on its sockets.
+fn duplex_pipe(
+    rings: impl FnOnce() -> Option<(Ring, Ring)>,
+) -> Result<(Connection, Connection), Error> {
     let (a, b) = sys::socketpair(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
-    // Without the mapping, the pipe carries every message on its sockets (as `pipe`
-    // does when it cannot map its rings).
-    let (a_to_b, b_to_a) = match Ring::for_fork(2).map(Vec::into_iter) {
-        Ok(mut rings) => (rings.next(), rings.next()),
-        Err(_) => (None, None),
-    };
+    let (a_to_b, b_to_a) = rings().unzip();
     Ok((
         Connection::assemble(a, true, true, a_to_b.clone(), b_to_a.clone()),
         Connection::assemble(b, true, true, b_to_a, a_to_b),

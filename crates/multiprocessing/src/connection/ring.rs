@@ -283,11 +283,11 @@ impl Ring {
         Ok(Ring { mem: Arc::new(SharedMemory::new(HEADER + CAPACITY)?) })
     }
 
-    /// `count` new, empty rings in one anonymous shared mapping, which only forked
-    /// children share (see [`SharedMemory::parts`]).
-    pub(crate) fn for_fork(count: usize) -> Result<Vec<Ring>, Error> {
-        let parts = SharedMemory::parts(HEADER + CAPACITY, count)?;
-        Ok(parts.into_iter().map(|mem| Ring { mem: Arc::new(mem) }).collect())
+    /// Two new, empty rings (a duplex pipe's) in one anonymous shared mapping, which only
+    /// forked children share (see [`SharedMemory::parts`]).
+    pub(crate) fn pair_for_fork() -> Result<(Ring, Ring), Error> {
+        let [a, b] = SharedMemory::parts::<2>(HEADER + CAPACITY)?;
+        Ok((Ring { mem: Arc::new(a) }, Ring { mem: Arc::new(b) }))
     }
 
     /// The ring of a mapping received from another process.

@@ -199,17 +199,15 @@ impl Handler {
             }
             _ => {}
         }
-        self.wait_and_handle(None);
+        self.wait_and_handle();
         Round::Going
     }
 
     /// Handles what happened while nobody drove the pool (results, workers that died),
     /// without sleeping.
     pub(crate) fn take_news(&mut self) {
-        // Straight to `poll` (without sleeping): results found without it would make it
-        // return before it looks at the workers' sentinels.
-        self.unpolled = MAX_UNPOLLED;
-        self.wait_and_handle(Some(Duration::ZERO));
+        // `poll`, not the results alone: it also looks at the workers' sentinels.
+        self.poll_and_handle(Some(Duration::ZERO));
     }
 
     /// Some worker was told to exit, or will exit by itself (`maxtasksperchild`).
@@ -337,13 +335,19 @@ impl Handler {
     /// the wake-ups out of the fds, and then sleeps in `poll`; a worker's next message
     /// writes one and wakes it. (Before, every batch read took the wake-up out — a read
     /// here and a write in the worker per batch, sleeping or not.)
-    fn wait_and_handle(&mut self, timeout: Option<Duration>) {
+    fn wait_and_handle(&mut self) {
         if self.unpolled < MAX_UNPOLLED {
             self.unpolled += 1;
             if self.take_arrived(false) || self.take_arrived(true) {
                 return;
             }
         }
+        self.poll_and_handle(None);
+    }
+
+    /// Waits in `poll`, at most `timeout`, on the wake-up eventfd, every worker's
+    /// connection and every worker's sentinel, and handles what it finds.
+    fn poll_and_handle(&mut self, timeout: Option<Duration>) {
         self.unpolled = 0;
         let waiters: Vec<_> = self.workers.iter().map(|w| w.process.waiter()).collect();
         let mut fds = vec![self.shared.wake.as_fd()];

@@ -1259,15 +1259,11 @@ impl ProcessCore {
         PoolOf { core: ProcessCore { shared, finalizer } }
     }
 
-    /// Runs `handler` on the pool's own thread from the start (an MPI pool's); if the
-    /// thread cannot start, the workers are stopped.
+    /// Runs `handler` on the pool's own thread (named as `shared` says) from the start:
+    /// an MPI pool's. If the thread cannot start, the workers are stopped.
     #[cfg(feature = "mpi")]
-    fn start(
-        shared: Arc<Shared>,
-        name: &str,
-        handler: impl FnOnce() + Send + 'static,
-    ) -> Result<Pool, Error> {
-        match pyconc_core::helper::spawn(name, handler) {
+    fn start(shared: Arc<Shared>, handler: impl FnOnce() + Send + 'static) -> Result<Pool, Error> {
+        match pyconc_core::helper::spawn(shared.thread_name, handler) {
             Ok(thread) => {
                 *lock(&shared.thread) = Some(thread);
                 lock(&shared.state).threaded = true;
@@ -1641,7 +1637,7 @@ impl PoolBuilder {
         let shared = Shared::new(size, StartMethod::Spawn, "pyconc-mpi-pool")?;
         let (for_thread, deadline) = (Arc::clone(&shared), self.deadline);
         // The communicator is made in the thread that uses it (it is not `Send`).
-        ProcessCore::start(shared, "pyconc-mpi-pool", move || {
+        ProcessCore::start(shared, move || {
             match super::mpi::MpiHandler::new(Arc::clone(&for_thread), deadline) {
                 Ok(handler) => handler.run(),
                 Err(_) => for_thread.set_finished(),
