@@ -43,7 +43,7 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError, Weak};
 
 use crate::sys;
@@ -336,24 +336,36 @@ impl<T: Send> AtFork for ForkMutex<T> {
 
 /// A list of weak references, held across `fork()` and kept as it is in the child: the
 /// objects of one kind that a process has (its pool channels, its `Lock` pages), for the
-/// exit path or a forked child to visit. Dead entries are dropped as it grows.
+/// exit path or a forked child to visit. Dead entries are dropped as it grows, so that
+/// they never outnumber the live ones by more than a few.
 /// `in_child` sees the list in every forked child (it may register exit finalizers: the
 /// finalizer registry, of a higher order, is reset before it runs).
 pub struct WeakList<T: 'static> {
     list: ForkMutex<Vec<Weak<T>>>,
+    /// The length at which [`add`](Self::add) drops the dead entries first: twice the
+    /// live ones at the last pruning, at least [`PRUNE_AT_LEAST`] (changed under the lock).
+    prune_at: AtomicUsize,
 }
+
+/// The least length at which a [`WeakList`] drops its dead entries.
+const PRUNE_AT_LEAST: usize = 8;
 
 impl<T: Send + Sync> WeakList<T> {
     /// An empty list, held across `fork()` at `order`.
     pub const fn new(order: u32, in_child: fn(&mut Vec<Weak<T>>)) -> WeakList<T> {
-        WeakList { list: ForkMutex::new(Vec::new(), order, in_child) }
+        WeakList {
+            list: ForkMutex::new(Vec::new(), order, in_child),
+            prune_at: AtomicUsize::new(PRUNE_AT_LEAST),
+        }
     }
 
-    /// Adds `item`.
+    /// Adds `item`. Dropping the dead entries when the list has doubled since it last did
+    /// keeps each call O(1) on average.
     pub fn add(&'static self, item: &Arc<T>) {
         let mut list = self.list.lock();
-        if list.len() == list.capacity() {
+        if list.len() >= self.prune_at.load(Ordering::Relaxed) {
             list.retain(|weak| weak.strong_count() > 0);
+            self.prune_at.store((2 * list.len()).max(PRUNE_AT_LEAST), Ordering::Relaxed);
         }
         list.push(Arc::downgrade(item));
     }
@@ -363,9 +375,18 @@ impl<T: Send + Sync> WeakList<T> {
         self.list.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// The items still alive, emptying the list.
-    pub fn take(&'static self) -> Vec<Arc<T>> {
-        self.list.lock().drain(..).filter_map(|weak| weak.upgrade()).collect()
+    /// In a forked child: visits the items still alive, emptying the list. Nothing is
+    /// freed: the list's memory, its dead entries and the items stay as the parent left
+    /// them (the items belong to the parent's state, which the child leaves alone), and
+    /// freeing would write to pages the child shares with its parent — each page written
+    /// is a copy-on-write fault.
+    pub fn drain_in_child(&'static self, mut visit: impl FnMut(&T)) {
+        let mut list = self.list.lock();
+        for item in list.iter().filter_map(Weak::upgrade) {
+            visit(&item);
+            std::mem::forget(item);
+        }
+        std::mem::forget(std::mem::take(&mut *list));
     }
 }
 
@@ -528,5 +549,38 @@ mod tests {
             assert!(seen == 0 || seen == 1005, "the child saw {seen}");
             assert_eq!(*BELOW.lock(), 5);
         });
+    }
+
+    #[test]
+    fn a_weak_list_keeps_its_dead_entries_fewer_than_its_live_ones_and_a_few() {
+        static LIST: WeakList<u32> = WeakList::new(800, |_| {});
+        let live: Vec<Arc<u32>> = (0..10).map(Arc::new).collect();
+        for item in &live {
+            LIST.add(item);
+        }
+        for n in 0..1000 {
+            // Each dropped at once: dead when the next is added.
+            LIST.add(&Arc::new(n));
+            let len = LIST.list.lock().len();
+            assert!(len <= 2 * live.len() + PRUNE_AT_LEAST + 1, "{len} entries for 10 live");
+        }
+        assert_eq!(LIST.live().len(), live.len());
+    }
+
+    #[test]
+    fn draining_a_weak_list_in_a_child_visits_the_live_items_and_empties_it() {
+        static LIST: WeakList<u32> = WeakList::new(810, |_| {});
+        let kept = [Arc::new(1), Arc::new(2)];
+        for item in &kept {
+            LIST.add(item);
+        }
+        LIST.add(&Arc::new(3)); // dead
+        let mut seen = Vec::new();
+        LIST.drain_in_child(|item| seen.push(*item));
+        assert_eq!(seen, [1, 2]);
+        assert!(LIST.live().is_empty(), "emptied");
+        // Nothing was freed or released: the visited items keep the count their visit
+        // took (the child's copy of the parent's state is left as it was).
+        assert_eq!(Arc::strong_count(&kept[0]), 2);
     }
 }

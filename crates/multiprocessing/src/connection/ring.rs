@@ -73,8 +73,13 @@ use crate::{Error, sys};
 /// touched (and then kept) as messages pass through it.
 const CAPACITY: usize = 1024 * 1024;
 const CAP: u64 = CAPACITY as u64;
-/// The control page before the data.
-const HEADER: usize = 4096;
+/// The control words before the data (the last, [`BROKEN`], is at bytes 640..644). The
+/// data starts in the same page: a short message and the words that announce it are one
+/// page, and each page of shared memory costs a fault in each process that touches it
+/// first (2.4 µs here, against 1.6 µs for a copy-on-write one).
+const HEADER: usize = 1024;
+/// The ring's mapping: the header and the data, in whole pages.
+const MAPPING: usize = (HEADER + CAPACITY).next_multiple_of(4096);
 
 // 64-bit words (index × 8 bytes): writer and reader fields on separate cache lines.
 const WSTATE: usize = 0;
@@ -92,6 +97,7 @@ const READ_LOCK_START: usize = 66;
 const READ_PARTIAL: usize = 129;
 const OWED: usize = 130;
 const BROKEN: usize = 160;
+const _: () = assert!((BROKEN + 1) * 4 <= HEADER, "the control words fit before the data");
 
 const TOKEN: u64 = 1;
 /// How often a writer waiting for space checks that the pipe still has a reader (and a
@@ -280,23 +286,23 @@ unsafe fn copy_to_ring(src: *const u8, dst: *mut u8, len: usize) {
 impl Ring {
     /// A new, empty ring.
     pub(crate) fn new() -> Result<Ring, Error> {
-        Ok(Ring { mem: Arc::new(SharedMemory::new(HEADER + CAPACITY)?) })
+        Ok(Ring { mem: Arc::new(SharedMemory::new(MAPPING)?) })
     }
 
     /// Two new, empty rings (a duplex pipe's) in one anonymous shared mapping, which only
     /// forked children share (see [`SharedMemory::parts`]).
     pub(crate) fn pair_for_fork() -> Result<(Ring, Ring), Error> {
-        let [a, b] = SharedMemory::parts::<2>(HEADER + CAPACITY)?;
+        let [a, b] = SharedMemory::parts::<2>(MAPPING)?;
         Ok((Ring { mem: Arc::new(a) }, Ring { mem: Arc::new(b) }))
     }
 
     /// The ring of a mapping received from another process.
     pub(crate) fn from_shared(mem: SharedMemory) -> Result<Ring, Error> {
-        if mem.len() != HEADER + CAPACITY {
+        if mem.len() != MAPPING {
             return Err(Error::UnpicklingError(format!(
                 "a pipe's shared memory of {} bytes, not {}",
                 mem.len(),
-                HEADER + CAPACITY
+                MAPPING
             )));
         }
         Ok(Ring { mem: Arc::new(mem) })

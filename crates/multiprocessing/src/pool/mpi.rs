@@ -151,7 +151,7 @@ fn serve(world: &SimpleCommunicator) {
     let mut answer = Vec::new();
     loop {
         let (frame, _) = root.receive_vec::<u8>();
-        let go_on = task::run_frame(&frame, &name, &mut answer, |answer| {
+        let go_on = task::run_frame(&frame, task::Worker::Named(&name), &mut answer, |answer| {
             root.send(answer);
             true
         });

@@ -1764,16 +1764,10 @@ static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
 /// rings still turn private.)
 fn detach_channels_in_child(own_pool_end: std::os::fd::RawFd) {
     let null = sys::DevNull::open().ok();
-    let inherited = CHANNELS.take();
-    for channel in &inherited {
-        channel.detach_in_child(null.as_ref());
-    }
+    CHANNELS.drain_in_child(|channel| channel.detach_in_child(null.as_ref()));
     if let Some(null) = &null {
         let _ = null.put_over(own_pool_end);
     }
-    // Their owners (the parent's handler threads) do not exist here: leak them rather
-    // than run destructors meant for the parent's state.
-    std::mem::forget(inherited);
 }
 
 #[cfg(test)]

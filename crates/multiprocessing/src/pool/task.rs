@@ -67,16 +67,40 @@ pub(crate) enum Failure {
 
 pub(crate) use crate::error::RemotePanic;
 
+/// Who runs a task, named in the [`RemotePanic`] it may raise: a name at hand, or the
+/// current process's, looked up only when a task panics. (A forked worker that reads its
+/// name at start allocates a `Process` and a copy of the name, and each page that writes
+/// is a copy-on-write fault: a tenth of the worker's start.)
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Worker<'a> {
+    /// A thread pool's worker or an MPI rank: its name.
+    Named(&'a str),
+    /// A process pool's worker: [`current_process`](crate::current_process)'s name.
+    CurrentProcess,
+}
+
+impl std::fmt::Display for Worker<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Worker::Named(name) => f.write_str(name),
+            Worker::CurrentProcess => f.write_str(&crate::current_process().name()),
+        }
+    }
+}
+
 /// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (`pyconc_core`'s
 /// capture: the panic is not printed).
-pub(crate) fn catch_task<T>(worker: &str, work: impl FnOnce() -> T) -> Result<T, RemotePanic> {
+pub(crate) fn catch_task<T>(
+    worker: Worker<'_>,
+    work: impl FnOnce() -> T,
+) -> Result<T, RemotePanic> {
     catch_task_in(&pyconc_core::panic::capture(), worker, work)
 }
 
 /// [`catch_task`] under a capture made once for many tasks.
 fn catch_task_in<T>(
     capture: &Capture,
-    worker: &str,
+    worker: Worker<'_>,
     work: impl FnOnce() -> T,
 ) -> Result<T, RemotePanic> {
     capture.catch(work).map_err(|caught| {
@@ -84,7 +108,7 @@ fn catch_task_in<T>(
             Some(place) => (Some(place.file), place.line, place.column),
             None => (None, 0, 0),
         };
-        RemotePanic { worker: worker.to_owned(), message: caught.message, file, line, column }
+        RemotePanic { worker: worker.to_string(), message: caught.message, file, line, column }
     })
 }
 
@@ -126,7 +150,7 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 
 /// How a worker runs a chunk: `(function, count, items, results, worker name)`, where
 /// `function` is a code offset ([`entry_of`]) or a closure's number ([`entry_of_closure`]).
-pub(crate) type ChunkEntry = fn(u64, u32, &[u8], &mut Vec<u8>, &str);
+pub(crate) type ChunkEntry = fn(u64, u32, &[u8], &mut Vec<u8>, Worker<'_>);
 
 /// The [`ChunkEntry`] for a `fn(T) -> R`, as an offset that travels to the worker.
 pub(crate) fn entry_of<T, R>() -> u64
@@ -153,7 +177,7 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: &str,
+    worker: Worker<'_>,
 ) {
     // SAFETY: the pool took `function` from a `fn(T) -> R` (`Task::of_fn`) together with
     // the offset of this entry monomorphized for the same `T` and `R`, in a process
@@ -177,8 +201,13 @@ where
 }
 
 /// Runs the items through the zero-sized function `F` (see [`entry_of_zero_sized`]).
-fn run_zero_sized_chunk<F, T, R>(_: u64, count: u32, items: &[u8], out: &mut Vec<u8>, worker: &str)
-where
+fn run_zero_sized_chunk<F, T, R>(
+    _: u64,
+    count: u32,
+    items: &[u8],
+    out: &mut Vec<u8>,
+    worker: Worker<'_>,
+) where
     F: Fn(T) -> R + Send + Sync + 'static,
     T: DeserializeOwned,
     R: Serialize,
@@ -198,8 +227,13 @@ where
 }
 
 /// Runs the items through the registered closure numbered `id`.
-fn run_closure_chunk<F, T, R>(id: u64, count: u32, items: &[u8], out: &mut Vec<u8>, worker: &str)
-where
+fn run_closure_chunk<F, T, R>(
+    id: u64,
+    count: u32,
+    items: &[u8],
+    out: &mut Vec<u8>,
+    worker: Worker<'_>,
+) where
     F: Fn(T) -> R + Send + Sync + 'static,
     T: DeserializeOwned,
     R: Serialize,
@@ -299,7 +333,7 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: &str,
+    worker: Worker<'_>,
     function: impl Fn(T) -> R,
 ) {
     let mut results = Results::start(out);
@@ -325,7 +359,11 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
 
 /// How a worker runs its initializer: `(function, serialized args)`; the args are the
 /// `A` of the builder's `initializer`, passed whole in the worker's start arguments.
-pub(crate) fn run_initializer<A>(function: u64, args: A, worker: &str) -> Result<(), RemotePanic> {
+pub(crate) fn run_initializer<A>(
+    function: u64,
+    args: A,
+    worker: Worker<'_>,
+) -> Result<(), RemotePanic> {
     // SAFETY: `Builder::initializer` took `function` from a `fn(A)` with this very `A`,
     // in a process running this executable (see `function_at`).
     let function: fn(A) = unsafe { start::function_at::<fn(A)>(function) };
@@ -418,7 +456,7 @@ fn header_before<H: Serialize>(header: &H, buffer: &mut [u8], room: usize) -> Op
 /// frame to frame.
 pub(crate) fn run_frame(
     frame: &[u8],
-    worker: &str,
+    worker: Worker<'_>,
     answer: &mut Vec<u8>,
     mut send: impl FnMut(&[u8]) -> bool,
 ) -> bool {
@@ -455,10 +493,13 @@ pub(crate) fn run_frame(
         unmeasured += 1;
         let nanos = if unmeasured >= CLOCK_EVERY || rest.is_empty() {
             let now = std::time::Instant::now();
-            let each = (now - mark).as_nanos() / u128::from(unmeasured);
+            // In 64 bits: a 128-bit division is a call into code that a forked worker
+            // would fault in for this alone.
+            let elapsed = u64::try_from((now - mark).as_nanos()).unwrap_or(u64::MAX);
+            let each = elapsed / u64::from(unmeasured);
             mark = now;
             unmeasured = 0;
-            u64::try_from(each).unwrap_or(u64::MAX).max(1)
+            each.max(1)
         } else {
             0
         };
@@ -476,7 +517,7 @@ pub(crate) fn run_frame(
 
 #[cfg(test)]
 mod tests {
-    use super::{CLOCK_EVERY, FromWorker, ToWorker, append, entry_of, run_frame};
+    use super::{CLOCK_EVERY, FromWorker, ToWorker, Worker, append, entry_of, run_frame};
     use crate::process::start;
 
     fn double(x: u64) -> u64 {
@@ -513,7 +554,7 @@ mod tests {
     fn run(frame: &[u8]) -> (bool, Vec<(u64, u64, u64)>) {
         let mut answer = Vec::new();
         let mut answers = Vec::new();
-        let went_on = run_frame(frame, "worker", &mut answer, |message| {
+        let went_on = run_frame(frame, Worker::Named("worker"), &mut answer, |message| {
             let (header, results) = postcard::take_from_bytes::<FromWorker>(message).unwrap();
             let FromWorker::Done { job, nanos, len } = header else { panic!("{header:?}") };
             assert_eq!(len as usize, results.len());

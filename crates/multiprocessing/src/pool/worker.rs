@@ -8,8 +8,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, FromWorker};
-use crate::{Connection, current_process};
+use super::task::{self, FromWorker, Worker};
+use crate::Connection;
 
 /// What a worker process is started with.
 #[derive(Serialize, Deserialize)]
@@ -30,9 +30,8 @@ where
     // connection. Dropping it would unmap its rings and close its socket first, for
     // nothing (a tenth of a forked worker's exit, in `perf`).
     let conn = std::mem::ManuallyDrop::new(conn);
-    let name = current_process().name();
     if let Some((function, argument)) = initializer {
-        if let Err(panic) = task::run_initializer(function, argument, &name) {
+        if let Err(panic) = task::run_initializer(function, argument, Worker::CurrentProcess) {
             let mut out = Vec::new();
             if task::append(&FromWorker::InitFailed(panic), &mut out).is_ok() {
                 let _ = conn.send_bytes(&out);
@@ -46,7 +45,7 @@ where
         if conn.recv_bytes_into(&mut frame).is_err() {
             return; // the pool is gone
         }
-        let go_on = task::run_frame(&frame, &name, &mut answer, |answer| {
+        let go_on = task::run_frame(&frame, Worker::CurrentProcess, &mut answer, |answer| {
             // Sent at once, never held back: when this worker dies, every result it
             // finished has reached the pool, so the pool knows which chunk was running.
             completed += 1;

@@ -510,7 +510,7 @@ fn oversized_results_and_arguments_fail_alone(method: StartMethod) {
 /// The rings this process maps shared (a memfd of a ring's size each, or a fork pool
 /// channel's anonymous mapping of two: `connection/ring.rs`) and the sockets it has.
 fn channels_here(_: u32) -> (usize, usize) {
-    const RING: usize = 4096 + 1024 * 1024; // the control page and the data
+    const RING: usize = 4096 + 1024 * 1024; // a ring: its control words and data, in whole pages
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let rings = maps
         .lines()
