@@ -151,10 +151,11 @@ fn serve(world: &SimpleCommunicator) {
     let mut answer = Vec::new();
     loop {
         let (frame, _) = root.receive_vec::<u8>();
-        let go_on = task::run_frame(&frame, task::Worker::Named(&name), &mut answer, |answer| {
-            root.send(answer);
-            true
-        });
+        let go_on =
+            task::run_frame(&frame, task::WorkerName::Named(&name), &mut answer, |answer| {
+                root.send(answer);
+                true
+            });
         if !go_on {
             return;
         }

@@ -72,18 +72,18 @@ pub(crate) use crate::error::RemotePanic;
 /// name at start allocates a `Process` and a copy of the name, and each page that writes
 /// is a copy-on-write fault: a tenth of the worker's start.)
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Worker<'a> {
+pub(crate) enum WorkerName<'a> {
     /// A thread pool's worker or an MPI rank: its name.
     Named(&'a str),
     /// A process pool's worker: [`current_process`](crate::current_process)'s name.
     CurrentProcess,
 }
 
-impl std::fmt::Display for Worker<'_> {
+impl std::fmt::Display for WorkerName<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Worker::Named(name) => f.write_str(name),
-            Worker::CurrentProcess => f.write_str(&crate::current_process().name()),
+            WorkerName::Named(name) => f.write_str(name),
+            WorkerName::CurrentProcess => f.write_str(&crate::current_process().name()),
         }
     }
 }
@@ -91,7 +91,7 @@ impl std::fmt::Display for Worker<'_> {
 /// Runs `work`, turning a panic into a [`RemotePanic`] of `worker` (`pyconc_core`'s
 /// capture: the panic is not printed).
 pub(crate) fn catch_task<T>(
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
     work: impl FnOnce() -> T,
 ) -> Result<T, RemotePanic> {
     catch_task_in(&pyconc_core::panic::capture(), worker, work)
@@ -100,7 +100,7 @@ pub(crate) fn catch_task<T>(
 /// [`catch_task`] under a capture made once for many tasks.
 fn catch_task_in<T>(
     capture: &Capture,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
     work: impl FnOnce() -> T,
 ) -> Result<T, RemotePanic> {
     capture.catch(work).map_err(|caught| {
@@ -150,7 +150,7 @@ pub(crate) fn append<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Res
 
 /// How a worker runs a chunk: `(function, count, items, results, worker name)`, where
 /// `function` is a code offset ([`entry_of`]) or a closure's number ([`entry_of_closure`]).
-pub(crate) type ChunkEntry = fn(u64, u32, &[u8], &mut Vec<u8>, Worker<'_>);
+pub(crate) type ChunkEntry = fn(u64, u32, &[u8], &mut Vec<u8>, WorkerName<'_>);
 
 /// The [`ChunkEntry`] for a `fn(T) -> R`, as an offset that travels to the worker.
 pub(crate) fn entry_of<T, R>() -> u64
@@ -177,7 +177,7 @@ fn run_chunk<T: DeserializeOwned, R: Serialize>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
 ) {
     // SAFETY: the pool took `function` from a `fn(T) -> R` (`Task::of_fn`) together with
     // the offset of this entry monomorphized for the same `T` and `R`, in a process
@@ -206,7 +206,7 @@ fn run_zero_sized_chunk<F, T, R>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
 ) where
     F: Fn(T) -> R + Send + Sync + 'static,
     T: DeserializeOwned,
@@ -232,7 +232,7 @@ fn run_closure_chunk<F, T, R>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
 ) where
     F: Fn(T) -> R + Send + Sync + 'static,
     T: DeserializeOwned,
@@ -333,7 +333,7 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
     count: u32,
     items: &[u8],
     out: &mut Vec<u8>,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
     function: impl Fn(T) -> R,
 ) {
     let mut results = Results::start(out);
@@ -362,7 +362,7 @@ fn run_items<T: DeserializeOwned, R: Serialize>(
 pub(crate) fn run_initializer<A>(
     function: u64,
     args: A,
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
 ) -> Result<(), RemotePanic> {
     // SAFETY: `Builder::initializer` took `function` from a `fn(A)` with this very `A`,
     // in a process running this executable (see `function_at`).
@@ -456,7 +456,7 @@ fn header_before<H: Serialize>(header: &H, buffer: &mut [u8], room: usize) -> Op
 /// frame to frame.
 pub(crate) fn run_frame(
     frame: &[u8],
-    worker: Worker<'_>,
+    worker: WorkerName<'_>,
     answer: &mut Vec<u8>,
     mut send: impl FnMut(&[u8]) -> bool,
 ) -> bool {
@@ -517,7 +517,7 @@ pub(crate) fn run_frame(
 
 #[cfg(test)]
 mod tests {
-    use super::{CLOCK_EVERY, FromWorker, ToWorker, Worker, append, entry_of, run_frame};
+    use super::{CLOCK_EVERY, FromWorker, ToWorker, WorkerName, append, entry_of, run_frame};
     use crate::process::start;
 
     fn double(x: u64) -> u64 {
@@ -554,7 +554,7 @@ mod tests {
     fn run(frame: &[u8]) -> (bool, Vec<(u64, u64, u64)>) {
         let mut answer = Vec::new();
         let mut answers = Vec::new();
-        let went_on = run_frame(frame, Worker::Named("worker"), &mut answer, |message| {
+        let went_on = run_frame(frame, WorkerName::Named("worker"), &mut answer, |message| {
             let (header, results) = postcard::take_from_bytes::<FromWorker>(message).unwrap();
             let FromWorker::Done { job, nanos, len } = header else { panic!("{header:?}") };
             assert_eq!(len as usize, results.len());

@@ -21,7 +21,7 @@ use pyconc_core::logging;
 use super::batch::{Claim, Gather, Items, Output, ToImap, ToSlot};
 use super::engine::{self, Caller, Engine as _};
 use super::result::{AsyncResult, Callbacks, IMapIterator, ImapSink, Slot, lock};
-use super::task::{Worker, catch_task};
+use super::task::{WorkerName, catch_task};
 use super::{
     Counters, EXIT_GRACE, PoolOf, PoolStats, Runs, Status, ThreadPool, Threads, Workers,
     default_chunksize,
@@ -69,7 +69,7 @@ where
         // panicked run under a new capture.
         let direct = self.output.direct();
         let function = &*self.function;
-        while let Err(panic) = catch_task(Worker::Named(worker), || match direct {
+        while let Err(panic) = catch_task(WorkerName::Named(worker), || match direct {
             Some(places) => claim.take_each(move |index, item| {
                 let value = function(item);
                 // SAFETY: `direct`'s contract: `put(index, ..)` writes there, and `index`
@@ -355,7 +355,7 @@ fn work(crew: &Arc<Crew>) {
     CREW.with(|me| me.set(Arc::as_ptr(crew) as usize));
     let name = threading::current_thread().name();
     if let Some(initializer) = &crew.initializer {
-        if let Err(panic) = catch_task(Worker::Named(&name), || initializer()) {
+        if let Err(panic) = catch_task(WorkerName::Named(&name), || initializer()) {
             crew.break_with(panic);
             crew.leave(None);
             return;

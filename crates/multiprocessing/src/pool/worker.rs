@@ -8,7 +8,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::task::{self, FromWorker, Worker};
+use super::task::{self, FromWorker, WorkerName};
 use crate::Connection;
 
 /// What a worker process is started with.
@@ -31,7 +31,7 @@ where
     // nothing (a tenth of a forked worker's exit, in `perf`).
     let conn = std::mem::ManuallyDrop::new(conn);
     if let Some((function, argument)) = initializer {
-        if let Err(panic) = task::run_initializer(function, argument, Worker::CurrentProcess) {
+        if let Err(panic) = task::run_initializer(function, argument, WorkerName::CurrentProcess) {
             let mut out = Vec::new();
             if task::append(&FromWorker::InitFailed(panic), &mut out).is_ok() {
                 let _ = conn.send_bytes(&out);
@@ -45,7 +45,7 @@ where
         if conn.recv_bytes_into(&mut frame).is_err() {
             return; // the pool is gone
         }
-        let go_on = task::run_frame(&frame, Worker::CurrentProcess, &mut answer, |answer| {
+        let go_on = task::run_frame(&frame, WorkerName::CurrentProcess, &mut answer, |answer| {
             // Sent at once, never held back: when this worker dies, every result it
             // finished has reached the pool, so the pool knows which chunk was running.
             completed += 1;
