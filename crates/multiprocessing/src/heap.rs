@@ -375,6 +375,8 @@ impl<'de> Deserialize<'de> for SharedMemory {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
     use super::SharedMemory;
     use crate::sys;
 
@@ -386,21 +388,21 @@ mod tests {
         let parts = SharedMemory::parts::<3>(100).unwrap();
         assert!(parts.iter().all(|part| part.len() == 4096));
         for (k, part) in parts.iter().enumerate() {
-            assert_eq!(part.word(0).load(std::sync::atomic::Ordering::Relaxed), 0);
-            part.word(0).store(k as u32 + 1, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(part.word(0).load(Relaxed), 0);
+            part.word(0).store(k as u32 + 1, Relaxed);
         }
         let in_child = || -> i32 {
             parts[1].detach_in_child(None);
             let word = |k: usize| parts[k].word(0);
-            if word(1).load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            if word(1).load(Relaxed) != 0 {
                 return 1; // the detached part still shows the parent's value
             }
-            if word(0).load(std::sync::atomic::Ordering::Relaxed) != 1 {
+            if word(0).load(Relaxed) != 1 {
                 return 2; // a part kept is not the parent's
             }
-            word(0).store(10, std::sync::atomic::Ordering::Relaxed);
-            word(1).store(20, std::sync::atomic::Ordering::Relaxed);
-            word(2).store(30, std::sync::atomic::Ordering::Relaxed);
+            word(0).store(10, Relaxed);
+            word(1).store(20, Relaxed);
+            word(2).store(30, Relaxed);
             0
         };
         // SAFETY: the child touches only this test's mapping and ends in `_exit`.
@@ -410,8 +412,7 @@ mod tests {
                 assert_eq!(sys::wait(pid).unwrap(), sys::ExitStatus::Exited(0));
             }
         }
-        let words: Vec<u32> =
-            parts.iter().map(|p| p.word(0).load(std::sync::atomic::Ordering::Relaxed)).collect();
+        let words: Vec<u32> = parts.iter().map(|p| p.word(0).load(Relaxed)).collect();
         assert_eq!(words, [10, 2, 30], "the child's writes to the parts it kept, and no other");
     }
 

@@ -713,16 +713,28 @@ impl Shared {
         let mut state = lock(&self.state);
         if !state.threaded {
             let shared = Arc::clone(self);
-            let thread =
-                pyconc_core::helper::spawn(self.thread_name, move || handler::run_thread(&shared))
-                    .map_err(Error::OsError)?;
-            *lock(&self.thread) = Some(thread);
-            state.threaded = true;
+            self.start_thread(&mut state, move || handler::run_thread(&shared))?;
         }
         while state.caller_driving {
             sys::eventfd_signal(self.wake.as_fd());
             state = self.await_driver(state);
         }
+        Ok(())
+    }
+
+    /// Starts the pool's thread (named `thread_name`) running `body`, which drives the
+    /// pool from now on.
+    ///
+    /// # Errors
+    /// The thread could not be started.
+    fn start_thread(
+        &self,
+        state: &mut State,
+        body: impl FnOnce() + Send + 'static,
+    ) -> Result<(), Error> {
+        let thread = pyconc_core::helper::spawn(self.thread_name, body).map_err(Error::OsError)?;
+        *lock(&self.thread) = Some(thread);
+        state.threaded = true;
         Ok(())
     }
 
@@ -1230,8 +1242,7 @@ impl ProcessCore {
         R: Serialize + DeserializeOwned + Send + 'static,
         I: Iterator<Item = T>,
     {
-        self.shared.check_running()?;
-        self.prepare(Caller::GoesOn, 0)?;
+        self.prepare(Caller::GoesOn, 0)?; // (which checks that the pool runs)
         let shared = Arc::clone(&self.shared);
         let submit = move |items: Vec<T>, first: usize, sink: &Arc<ImapSink<R>>| {
             let sink: Arc<dyn Sink> = sink.clone();
@@ -1263,15 +1274,12 @@ impl ProcessCore {
     /// an MPI pool's. If the thread cannot start, the workers are stopped.
     #[cfg(feature = "mpi")]
     fn start(shared: Arc<Shared>, handler: impl FnOnce() + Send + 'static) -> Result<Pool, Error> {
-        match pyconc_core::helper::spawn(shared.thread_name, handler) {
-            Ok(thread) => {
-                *lock(&shared.thread) = Some(thread);
-                lock(&shared.state).threaded = true;
-                Ok(ProcessCore::pool_of(shared))
-            }
+        let started = shared.start_thread(&mut lock(&shared.state), handler);
+        match started {
+            Ok(()) => Ok(ProcessCore::pool_of(shared)),
             Err(error) => {
                 kill_workers(&shared);
-                Err(Error::OsError(error))
+                Err(error)
             }
         }
     }

@@ -195,8 +195,8 @@ impl DevNull {
 static KEPT_DEV_NULL: AtomicI32 = AtomicI32::new(-1);
 
 /// Opens the kept `/dev/null` if this process has none yet; called before a fork whose
-/// child will [`stdin_from_dev_null`] or [`DevNull::open`]. Without it (no fd left, say) children open the
-/// device themselves.
+/// child will [`stdin_from_dev_null`] or [`DevNull::open`]. Without it (no fd left, say)
+/// children open the device themselves.
 pub(crate) fn keep_dev_null() {
     if KEPT_DEV_NULL.load(Ordering::Acquire) >= 0 {
         return;

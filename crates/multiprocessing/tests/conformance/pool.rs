@@ -1090,11 +1090,10 @@ fn a_quick_call_is_not_held_back_by_another_callers_slow_map(method: StartMethod
         std::thread::spawn(move || pool.map_chunked(sqr_slowly, [(3, 3000)], 1).unwrap())
     };
     std::thread::sleep(Duration::from_millis(100));
-    let started = Instant::now();
     for round in 0..20 {
         assert_eq!(pool.apply(sqr, round).unwrap(), sqr(round));
     }
-    assert!(started.elapsed() < Duration::from_millis(2000), "{:?}", started.elapsed());
+    assert!(!slow.is_finished(), "the quick calls waited for the slow map");
     assert_eq!(slow.join().unwrap(), [9]);
 }
 
