@@ -29,6 +29,7 @@
 //! | 50 | the pool's closure registry | multiprocessing |
 //! | 60 | the registry of held `Lock`s | multiprocessing |
 //! | 70 | the pool channels | multiprocessing |
+//! | 71 | the spare mappings of fork pools' channels | multiprocessing |
 //! | 100 | the thread registry | threading |
 //! | 1000 | the exit finalizers | this crate |
 //!
@@ -84,6 +85,38 @@ static REGISTRY: Mutex<Registry> =
 /// Held by the forking thread from `prepare` to `parent`/`child`: one fork at a time, and
 /// what a registration that must wait for the fork in progress waits on.
 static FORK_SERIAL: Mutex<()> = Mutex::new(());
+
+/// How many forks this process has prepared ([`forks`]).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many forks this process has prepared: each `fork()` that ran the `pthread_atfork`
+/// handlers ([`install`]ed), counted at the end of its prepare step, when it holds every
+/// [`ForkMutex`] and the `fork()` call itself follows.
+///
+/// So two reads that differ by exactly the forks the reader made itself tell that no
+/// other thread forked in between, provided that the reader took a `ForkMutex` after its
+/// first read: every fork holds it from its count to its end, so a fork counted before
+/// the first read had ended by then. A forked child starts from its parent's count. (`vfork` and a raw `clone` run no handlers and are not
+/// counted.)
+///
+/// # Examples
+///
+/// ```
+/// pyconc_core::fork::install();
+/// let before = pyconc_core::fork::forks();
+/// // SAFETY: the child calls only `_exit`.
+/// let pid = unsafe { libc::fork() };
+/// if pid == 0 {
+///     // SAFETY: `_exit` has no preconditions.
+///     unsafe { libc::_exit(0) };
+/// }
+/// assert!(pyconc_core::fork::forks() > before);
+/// // SAFETY: reaps the child just forked.
+/// unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+/// ```
+pub fn forks() -> u64 {
+    FORKS.load(Ordering::SeqCst)
+}
 
 /// What the forking thread holds across `fork()`.
 struct Forking {
@@ -207,6 +240,8 @@ extern "C" fn prepare() {
         taken.push(hook);
         passed = Some(key);
     };
+    // Counted last, holding every hook (see `forks`).
+    FORKS.fetch_add(1, Ordering::SeqCst);
     let forking = Forking { taken, registry, _serial: serial };
     let _ = FORKING.try_with(|slot| *slot.borrow_mut() = Some(forking));
 }
@@ -380,14 +415,25 @@ impl<T: Send + Sync> WeakList<T> {
     /// them (the items belong to the parent's state, which the child leaves alone), and
     /// freeing would write to pages the child shares with its parent — each page written
     /// is a copy-on-write fault.
-    pub fn drain_in_child(&'static self, mut visit: impl FnMut(&T)) {
-        let mut list = self.list.lock();
-        for item in list.iter().filter_map(Weak::upgrade) {
-            visit(&item);
-            std::mem::forget(item);
-        }
-        std::mem::forget(std::mem::take(&mut *list));
+    pub fn drain_in_child(&'static self, visit: impl FnMut(&T)) {
+        drain_in_child(&mut self.list.lock(), visit);
     }
+
+    /// Registers its fork hook now, if it is not yet (see [`ForkMutex::register`]): a
+    /// child forked before the first [`add`](Self::add) then runs `in_child` too.
+    pub fn register(&'static self) {
+        self.list.register();
+    }
+}
+
+/// [`WeakList::drain_in_child`] of a list's entries, for a list's `in_child` function,
+/// which gets them with the list's lock held.
+pub fn drain_in_child<T>(list: &mut Vec<Weak<T>>, mut visit: impl FnMut(&T)) {
+    for item in list.iter().filter_map(Weak::upgrade) {
+        visit(&item);
+        std::mem::forget(item);
+    }
+    std::mem::forget(std::mem::take(list));
 }
 
 impl<T> fmt::Debug for WeakList<T> {
@@ -481,6 +527,17 @@ mod tests {
         // checked, not its address.)
         assert_eq!(fork_and_report(|| *COUNTER.lock()), 1003);
         assert!(TAKEN.with(|taken| taken.borrow().capacity()) >= capacity);
+    }
+
+    /// A fork is counted before it happens: its child starts from a count that holds its
+    /// own fork, and the parent's count has grown by it (other tests fork too).
+    #[test]
+    fn a_fork_is_counted_before_it_happens_and_its_child_starts_from_the_count() {
+        install();
+        let before = forks();
+        let seen = u64::from(fork_and_report(|| forks() as u32));
+        assert!(seen > before, "the child's count {seen} holds its fork (before: {before})");
+        assert!(forks() >= seen);
     }
 
     #[test]

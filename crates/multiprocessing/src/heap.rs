@@ -31,7 +31,7 @@ enum Backing {
     /// A memfd, mapped whole: the mapping is this value's own.
     File(OwnedFd),
     /// A part of an anonymous shared mapping, unmapped with its last part.
-    Part { _whole: Arc<Anonymous> },
+    Part { whole: Arc<Anonymous> },
 }
 
 /// An anonymous shared mapping (`MAP_SHARED | MAP_ANONYMOUS`), cut into the parts of
@@ -39,6 +39,8 @@ enum Backing {
 struct Anonymous {
     ptr: NonNull<u8>,
     len: usize,
+    /// The process that mapped it (a forked child holds a copy of this value).
+    pid: i32,
 }
 
 // SAFETY: the pointer is only used to unmap, once, on drop.
@@ -99,13 +101,34 @@ impl SharedMemory {
         let total = len.checked_mul(N).filter(|&total| total > 0);
         let total = total.ok_or_else(|| Error::value("no shared memory to map"))?;
         let ptr = sys::map_shared_anonymous(total)?;
-        let whole = Arc::new(Anonymous { ptr, len: total });
+        let whole = Arc::new(Anonymous { ptr, len: total, pid: sys::getpid().0 });
         Ok(std::array::from_fn(|k| SharedMemory {
             // SAFETY: `k * len + len <= total`: the part lies in the mapping.
             ptr: unsafe { ptr.add(k * len) },
             len,
-            backing: Backing::Part { _whole: Arc::clone(&whole) },
+            backing: Backing::Part { whole: Arc::clone(&whole) },
         }))
+    }
+
+    /// Whether this is a part of an anonymous shared mapping ([`parts`]) that this process
+    /// made — not a forked child's copy of its parent's.
+    ///
+    /// [`parts`]: SharedMemory::parts
+    pub(crate) fn is_own_part(&self) -> bool {
+        matches!(&self.backing, Backing::Part { whole } if whole.pid == sys::getpid().0)
+    }
+
+    /// In a forked child: unmaps the whole anonymous mapping that this part belongs to.
+    ///
+    /// # Safety
+    /// Nothing in this process touches any part of that mapping again, nor drops one (a
+    /// drop would unmap the range again, which may hold another mapping by then).
+    pub(crate) unsafe fn unmap_whole_in_child(&self) {
+        if let Backing::Part { whole } = &self.backing {
+            // SAFETY: the whole mapping, from `map_shared_anonymous`; the caller vouches
+            // that nothing reaches it any more.
+            unsafe { sys::unmap(whole.ptr, whole.len) };
+        }
     }
 
     /// The mapping's length.
@@ -288,14 +311,17 @@ impl SharedMemory {
     /// In a forked child: lets go of the shared pages and of the memfd, keeping this value
     /// valid (its memory turns into private zeros, its fd into `null` — kept as it is
     /// without one), so that the child can no longer reach what the parent shares there.
-    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
+    ///
+    /// # Errors
+    /// The pages could not be replaced: the child still shares them.
+    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) -> std::io::Result<()> {
         if let (Some(null), Backing::File(fd)) = (null, &self.backing) {
             let _ = null.put_over(fd.as_raw_fd());
         }
         // SAFETY: `ptr`/`len` is this value's whole mapping from `map_shared`, or its whole
         // part of an anonymous one (page-aligned), and it holds only atomics and bytes
         // (every layout of the crate), for which zero is valid.
-        let _ = unsafe { sys::remap_private(self.ptr, self.len) };
+        unsafe { sys::remap_private(self.ptr, self.len) }
     }
 
     /// Serializes the mapping's fd for a child (see [`reduction`]); `type_name` names the
@@ -392,7 +418,9 @@ mod tests {
             part.word(0).store(k as u32 + 1, Relaxed);
         }
         let in_child = || -> i32 {
-            parts[1].detach_in_child(None);
+            if parts[1].detach_in_child(None).is_err() {
+                return 3;
+            }
             let word = |k: usize| parts[k].word(0);
             if word(1).load(Relaxed) != 0 {
                 return 1; // the detached part still shows the parent's value
@@ -405,13 +433,7 @@ mod tests {
             word(2).store(30, Relaxed);
             0
         };
-        // SAFETY: the child touches only this test's mapping and ends in `_exit`.
-        match unsafe { sys::fork() }.unwrap() {
-            sys::Fork::Child => sys::exit_now(in_child()),
-            sys::Fork::Parent(pid) => {
-                assert_eq!(sys::wait(pid).unwrap(), sys::ExitStatus::Exited(0));
-            }
-        }
+        sys::assert_in_forked_child(in_child);
         let words: Vec<u32> = parts.iter().map(|p| p.word(0).load(Relaxed)).collect();
         assert_eq!(words, [10, 2, 30], "the child's writes to the parts it kept, and no other");
     }

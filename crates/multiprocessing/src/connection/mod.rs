@@ -44,8 +44,8 @@
 use std::fmt;
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pyconc_core::sync::lock;
@@ -883,6 +883,17 @@ impl Connection {
         }
         for ring in self.transport.outgoing().into_iter().chain(self.transport.incoming()) {
             ring.detach_in_child(null);
+        }
+    }
+
+    /// The end of a fork pool's channel ([`duplex_pipe_for_fork`]) whose worker has been
+    /// reaped, and which every other process forked meanwhile has let go of: its rings are
+    /// kept for the next channel ([`Ring::reuse_pair`]) if this is the last handle of it
+    /// and of them; its fd is closed.
+    pub(crate) fn reuse_rings(conn: Arc<Connection>) {
+        let Ok(conn) = Arc::try_unwrap(conn) else { return };
+        if let Transport::Both { outgoing, incoming } = conn.transport {
+            Ring::reuse_pair(outgoing, incoming);
         }
     }
 

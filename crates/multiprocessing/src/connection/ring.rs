@@ -53,6 +53,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::truncated;
+use pyconc_core::fork::ForkMutex;
 use pyconc_core::sync::{Futex, SharedWord};
 
 use crate::heap::SharedMemory;
@@ -97,9 +98,34 @@ const READ_LOCK_START: usize = 66;
 const READ_PARTIAL: usize = 129;
 const OWED: usize = 130;
 const BROKEN: usize = 160;
-const _: () = assert!((BROKEN + 1) * 4 <= HEADER, "the control words fit before the data");
+/// Set by a forked process that could not let go of the ring ([`Ring::detach_in_child`]):
+/// the ring is never reused ([`Ring::reuse_pair`]).
+const SHARED_ELSEWHERE: usize = 161;
+const _: () =
+    assert!((SHARED_ELSEWHERE + 1) * 4 <= HEADER, "the control words fit before the data");
 
 const TOKEN: u64 = 1;
+
+/// The spare ring pairs of fork pools' channels ([`Ring::reuse_pair`]). A forked child
+/// unmaps its copies: the parent will reuse them for channels the child must not reach.
+static SPARE_PAIRS: ForkMutex<Vec<(Ring, Ring)>> =
+    ForkMutex::new(Vec::new(), 71, unmap_spares_in_child);
+/// The most spare pairs kept: a program that starts pools one after another needs as
+/// many as a pool has workers.
+const MOST_SPARE_PAIRS: usize = 8;
+/// The most bytes written to a ring that is reused (then zeroed): a few pages.
+const REUSE_LIMIT: u64 = 64 * 1024;
+
+/// `SPARE_PAIRS` in a forked child: each mapping unmapped, the list forgotten (its values
+/// dangle; nothing is freed: see `WeakList::drain_in_child`).
+fn unmap_spares_in_child(spares: &mut Vec<(Ring, Ring)>) {
+    for (a, _) in spares.iter() {
+        // SAFETY: the list is forgotten right after, so nothing in the child reaches or
+        // drops these rings (both parts of each mapping) again.
+        unsafe { a.mem.unmap_whole_in_child() };
+    }
+    std::mem::forget(std::mem::take(spares));
+}
 /// How often a writer waiting for space checks that the pipe still has a reader (and a
 /// reader in the middle of a frame that its writer still writes).
 pub(super) const LIVENESS_CHECK: Duration = Duration::from_millis(100);
@@ -289,11 +315,88 @@ impl Ring {
         Ok(Ring { mem: Arc::new(SharedMemory::new(MAPPING)?) })
     }
 
-    /// Two new, empty rings (a duplex pipe's) in one anonymous shared mapping, which only
-    /// forked children share (see [`SharedMemory::parts`]).
+    /// Two empty rings (a duplex pipe's) in one anonymous shared mapping, which only
+    /// forked children share (see [`SharedMemory::parts`]): a spare pair if there is one
+    /// ([`reuse_pair`](Ring::reuse_pair)), else a new mapping.
+    ///
+    /// It takes the spares' lock either way, which every `fork()` holds from its count to
+    /// its end (see `pyconc_core::fork::forks`): a fork counted before a caller's earlier
+    /// read of the count has ended before the rings exist, and no child of it has them.
     pub(crate) fn pair_for_fork() -> Result<(Ring, Ring), Error> {
+        loop {
+            let Some((a, b)) = SPARE_PAIRS.lock().pop() else { break };
+            // (A child that failed to let go of them after they were put aside says so.)
+            if a.may_be_reused() && b.may_be_reused() {
+                return Ok((a, b));
+            }
+        }
         let [a, b] = SharedMemory::parts::<2>(MAPPING)?;
         Ok((Ring { mem: Arc::new(a) }, Ring { mem: Arc::new(b) }))
+    }
+
+    /// Keeps the two rings of a fork pool's channel (`pair_for_fork`'s) for the next
+    /// channel, once nothing but this process can reach them — the caller vouches that
+    /// the worker has been reaped and that every other process forked while the rings
+    /// existed has let go of them (see `process_pool.rs`, `CHANNELS`). They are kept only
+    /// if this process made them, holds the only handles, both are clean (no lock held, no
+    /// message broken or left halfway, no child that failed to let go) and little of each
+    /// was used: the header and the bytes written are zeroed, as in a new mapping. Else,
+    /// or with [`MOST_SPARE_PAIRS`] kept already, they are dropped (unmapped).
+    ///
+    /// A new channel costs an `mmap`, a page fault in each process for each page first
+    /// touched, and an `munmap` that frees the pages at the end: about a tenth of a
+    /// short-lived `Pool(2)`'s life (`docs/BENCHMARKS.md`).
+    pub(crate) fn reuse_pair(a: Ring, b: Ring) {
+        if !(a.may_be_reused() && b.may_be_reused() && a.is_clean() && b.is_clean()) {
+            return;
+        }
+        a.reset();
+        b.reset();
+        let mut spares = SPARE_PAIRS.lock();
+        if spares.len() < MOST_SPARE_PAIRS {
+            spares.push((a, b));
+        }
+    }
+
+    /// How many spare pairs are kept.
+    #[cfg(test)]
+    pub(crate) fn spare_pairs() -> usize {
+        SPARE_PAIRS.lock().len()
+    }
+
+    /// Whether the ring is this process's own part of a fork channel's mapping, held by
+    /// this handle alone, that no forked process reported it could not let go of.
+    fn may_be_reused(&self) -> bool {
+        Arc::strong_count(&self.mem) == 1
+            && self.mem.is_own_part()
+            && self.word(SHARED_ELSEWHERE).load(Ordering::SeqCst) == 0
+    }
+
+    /// No lock held, nothing broken or left halfway, and at most [`REUSE_LIMIT`] bytes
+    /// ever written (so none beyond them: the ring never wrapped).
+    fn is_clean(&self) -> bool {
+        [WRITE_LOCK, READ_LOCK, WRITE_PARTIAL, READ_PARTIAL, BROKEN]
+            .iter()
+            .all(|&word| self.word(word).load(Ordering::Acquire) == 0)
+            && self.wstate().load(Ordering::Acquire) >> 1 <= REUSE_LIMIT
+    }
+
+    /// Zeroes the header and the bytes written: the ring as new.
+    fn reset(&self) {
+        let written = (self.wstate().load(Ordering::Acquire) >> 1).min(REUSE_LIMIT) as usize;
+        // SAFETY: `HEADER + written ≤ HEADER + REUSE_LIMIT < MAPPING`, inside the mapping;
+        // only this handle reaches it (`may_be_reused`: no other handle here, and no other
+        // process, as `reuse_pair`'s caller vouches), and zero is valid for its atomics.
+        unsafe { std::ptr::write_bytes(self.mem.as_ptr(), 0, HEADER + written) };
+    }
+
+    /// In a forked child that must not reach this ring: see
+    /// [`SharedMemory::detach_in_child`]. If the pages cannot be let go of, the ring says
+    /// so ([`SHARED_ELSEWHERE`]), and is never reused.
+    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
+        if self.mem.detach_in_child(null).is_err() {
+            self.word(SHARED_ELSEWHERE).store(1, Ordering::SeqCst);
+        }
     }
 
     /// The ring of a mapping received from another process.
@@ -306,12 +409,6 @@ impl Ring {
             )));
         }
         Ok(Ring { mem: Arc::new(mem) })
-    }
-
-    /// In a forked child that must not reach this ring: see
-    /// [`SharedMemory::detach_in_child`].
-    pub(crate) fn detach_in_child(&self, null: Option<&sys::DevNull>) {
-        self.mem.detach_in_child(null);
     }
 
     /// The mapping, to send to a spawn or forkserver child.
@@ -774,7 +871,123 @@ impl Ring {
 
 #[cfg(test)]
 mod tests {
-    use super::{STREAM_FROM, copy_to_ring};
+    use std::sync::atomic::Ordering::SeqCst;
+
+    use super::{
+        HEADER, MOST_SPARE_PAIRS, REUSE_LIMIT, Ring, SHARED_ELSEWHERE, STREAM_FROM, TOKEN,
+        WRITE_LOCK, copy_to_ring,
+    };
+    use crate::sys;
+
+    /// A fork channel's ring pair with `written` bytes of data sent one way (without the
+    /// fds: the bytes and the write position only).
+    fn used_pair(written: usize) -> (Ring, Ring) {
+        let (a, b) = Ring::pair_for_fork().unwrap();
+        // SAFETY: the data area holds `written ≤ REUSE_LIMIT` bytes and more; nothing
+        // else reaches this new mapping.
+        unsafe { std::ptr::write_bytes(a.mem.as_ptr().add(HEADER), 0xab, written) };
+        a.wstate().store((written as u64) << 1 | TOKEN, SeqCst);
+        (a, b)
+    }
+
+    /// In a forked child (whose spare list starts empty, and no other thread takes from
+    /// it): a used pair put aside is the next pair handed out, zeroed as a new mapping;
+    /// one that is not clean, still held elsewhere, not a fork channel's, or used too much
+    /// is not kept; at most `MOST_SPARE_PAIRS` are; and one that a child could not let go
+    /// of after it was put aside is not handed out.
+    #[test]
+    fn a_fork_channels_rings_are_reused_zeroed_only_when_clean_and_held_nowhere_else() {
+        sys::assert_in_forked_child(|| {
+            if Ring::spare_pairs() != 0 {
+                return 1; // the parent's spares are not the child's
+            }
+            let (a, b) = used_pair(100);
+            let at = a.mem.as_ptr();
+            Ring::reuse_pair(a, b);
+            let (a, b) = Ring::pair_for_fork().unwrap();
+            if a.mem.as_ptr() != at {
+                return 2;
+            }
+            // SAFETY: reads the header and the bytes written, inside the mapping.
+            let bytes = unsafe { std::slice::from_raw_parts(at, HEADER + 100) };
+            if bytes.iter().any(|&byte| byte != 0) {
+                return 3; // not zeroed
+            }
+            drop((a, b));
+            let refused: [fn() -> (Ring, Ring); 4] = [
+                || {
+                    let (a, b) = used_pair(10);
+                    a.word(WRITE_LOCK).store(7, SeqCst);
+                    (a, b)
+                },
+                || used_pair(REUSE_LIMIT as usize + 1),
+                || (Ring::new().unwrap(), Ring::new().unwrap()),
+                || {
+                    let (a, b) = used_pair(10);
+                    std::mem::forget(a.clone()); // another handle
+                    (a, b)
+                },
+            ];
+            for (k, pair) in refused.iter().enumerate() {
+                let (a, b) = pair();
+                Ring::reuse_pair(a, b);
+                if Ring::spare_pairs() != 0 {
+                    return 10 + k as i32;
+                }
+            }
+            let pairs: Vec<_> = (0..MOST_SPARE_PAIRS + 1).map(|_| used_pair(10)).collect();
+            for (a, b) in pairs {
+                Ring::reuse_pair(a, b);
+            }
+            if Ring::spare_pairs() != MOST_SPARE_PAIRS {
+                return 4;
+            }
+            // A child reports that it could not let go of the last pair put aside.
+            let (a, b) = Ring::pair_for_fork().unwrap();
+            let (at, flag) = (a.mem.as_ptr(), std::ptr::from_ref(b.word(SHARED_ELSEWHERE)));
+            Ring::reuse_pair(a, b);
+            // SAFETY: the pair is kept (mapped) until the next `pair_for_fork`.
+            unsafe { (*flag).store(1, SeqCst) };
+            let (c, d) = Ring::pair_for_fork().unwrap();
+            if c.mem.as_ptr() == at || Ring::spare_pairs() != MOST_SPARE_PAIRS - 2 {
+                return 5; // handed out, or kept
+            }
+            drop((c, d));
+            0
+        });
+    }
+
+    /// A child forked while a pair is put aside has it unmapped: the pages that the
+    /// parent will hand to its next channel are out of the child's reach.
+    #[test]
+    fn a_forked_child_has_no_mapping_of_the_spare_rings() {
+        sys::assert_in_forked_child(|| {
+            let (a, b) = used_pair(10);
+            let at = a.mem.as_ptr();
+            Ring::reuse_pair(a, b);
+            if Ring::spare_pairs() != 1 {
+                return 1;
+            }
+            let mapped = || {
+                let mut resident = [0u8; 1];
+                // SAFETY: asks about one page at a page-aligned address into a valid
+                // one-byte vector; `ENOMEM` if nothing is mapped there.
+                unsafe { libc::mincore(at.cast(), 4096, resident.as_mut_ptr()) == 0 }
+            };
+            if !mapped() {
+                return 2;
+            }
+            // SAFETY: the grandchild only asks the kernel about an address, then `_exit`s.
+            match unsafe { sys::fork() } {
+                Ok(sys::Fork::Child) => sys::exit_now(if mapped() { 1 } else { 0 }),
+                Ok(sys::Fork::Parent(pid)) => match sys::wait(pid) {
+                    Ok(sys::ExitStatus::Exited(0)) => 0,
+                    _ => 3, // the grandchild still maps the spare
+                },
+                Err(_) => 4,
+            }
+        });
+    }
 
     /// Every length around the streaming threshold and the 64-byte steps, to every
     /// alignment of the destination: the bytes arrive, and none beside them changes.

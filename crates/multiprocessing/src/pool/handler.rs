@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use super::result::lock;
 use super::task::{self, FromWorker, RemotePanic};
-use super::{Chunk, Part, Shared, StartWorker, Status, Submission, closure};
+use super::{Chunk, Part, Shared, StartWorker, StartedWorker, Status, Submission, closure};
 use crate::error::POOL_TERMINATED;
 use crate::sys;
 use crate::{Connection, Error, Process};
@@ -80,6 +80,8 @@ pub(crate) fn average_with(average: Option<f64>, nanos: u64) -> Option<f64> {
 pub(crate) struct Worker {
     pub(crate) process: Process,
     pub(crate) conn: Arc<Connection>,
+    /// Its channel's rings may be reused once it is reaped (`StartedWorker`).
+    rings_reusable: bool,
     /// The chunks sent to it and not delivered yet, oldest first, in parts (a chunk, or
     /// some of a run), with the job number of each part's first chunk (its chunks have
     /// the numbers that follow).
@@ -105,13 +107,14 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts a worker with `start`; it will know every closure registered so far.
     pub(crate) fn start(
-        start: impl FnOnce() -> Result<(Process, Arc<Connection>), Error>,
+        start: impl FnOnce() -> Result<StartedWorker, Error>,
     ) -> Result<Worker, Error> {
         let generation = closure::generation();
-        let (process, conn) = start()?;
+        let StartedWorker { process, conn, rings_reusable } = start()?;
         Ok(Worker {
             process,
             conn,
+            rings_reusable,
             in_flight: VecDeque::new(),
             held: 0,
             answered: 0,
@@ -123,6 +126,12 @@ impl Worker {
             generation,
             retiring: false,
         })
+    }
+
+    /// Its process, and its channel if the channel's rings may be reused once the process
+    /// is reaped ([`reuse_rings_of`]); else the channel is dropped now.
+    fn into_process(self) -> (Process, Option<Arc<Connection>>) {
+        (self.process, self.rings_reusable.then_some(self.conn))
     }
 
     /// How many chunks it holds: sent and not answered.
@@ -589,6 +598,9 @@ impl Handler {
                     Status::Terminate => false,
                 }
         };
+        // (Its rings go first, for its replacement to reuse.)
+        let (process, channel) = worker.into_process();
+        reuse_rings_of(&process, channel);
         if replace {
             match Worker::start(|| (self.start_worker)(self.maxtasks)) {
                 Ok(started) => {
@@ -630,6 +642,8 @@ impl Handler {
             for chunk in worker.in_flight.drain(..).flat_map(|(_, part)| part.into_chunks()) {
                 self.fail(&chunk, error);
             }
+            let (process, channel) = worker.into_process();
+            reuse_rings_of(&process, channel);
         }
     }
 
@@ -648,18 +662,20 @@ impl Handler {
         for worker in &self.workers {
             let _ = worker.conn.send_bytes(&stop);
         }
-        // The pool's ends of their channels go while the workers exit, rather than after
-        // (their system calls — a socket closed, rings unmapped — overlap the exits): a
-        // worker reads the stop from its ring whether or not the pool's end is still
-        // open, and nothing comes back from a worker of an idle pool.
-        let processes: Vec<Process> =
-            std::mem::take(&mut self.workers).into_iter().map(|worker| worker.process).collect();
-        for process in processes {
+        // The pool's ends of the channels whose rings will not be reused go while the
+        // workers exit, rather than after (their system calls — a socket closed, rings
+        // unmapped — overlap the exits): a worker reads the stop from its ring whether or
+        // not the pool's end is still open, and nothing comes back from a worker of an
+        // idle pool. The others wait for their worker's end.
+        let workers: Vec<_> =
+            std::mem::take(&mut self.workers).into_iter().map(Worker::into_process).collect();
+        for (process, channel) in workers {
             if !matches!(process.join_timeout(STOP_GRACE), Ok(true)) {
                 let _ = process.terminate();
                 reap(&process);
             }
             self.shared.forget_worker(&process);
+            reuse_rings_of(&process, channel);
         }
     }
 }
@@ -700,6 +716,14 @@ impl Drop for Handler {
         lock(&self.shared.state).status = Status::Terminate;
         self.terminate();
         self.shared.set_finished();
+    }
+}
+
+/// After a worker's `process` was joined: if it was reaped, its `channel`'s rings are kept
+/// for the next channel ([`Connection::reuse_rings`]).
+fn reuse_rings_of(process: &Process, channel: Option<Arc<Connection>>) {
+    if let Some(channel) = channel.filter(|_| process.exitcode().is_some()) {
+        Connection::reuse_rings(channel);
     }
 }
 

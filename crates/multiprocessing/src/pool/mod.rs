@@ -55,7 +55,7 @@ pub use result::{AsyncResult, Callbacks, IMapIterator};
 pub use star::StarFn;
 pub use thread_pool::ThreadPoolBuilder;
 
-use process_pool::{Chunk, Items, Part, Piece, Shared, StartWorker, Submission};
+use process_pool::{Chunk, Items, Part, Piece, Shared, StartWorker, StartedWorker, Submission};
 
 use crate::Error;
 use crate::error::CHUNKSIZE;

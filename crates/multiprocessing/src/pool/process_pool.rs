@@ -474,13 +474,12 @@ impl State {
 }
 
 /// Starts one worker with the builder's initializer: (start method, `maxtasksperchild`).
-type BuildWorker = Arc<
-    dyn Fn(StartMethod, Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync,
->;
+type BuildWorker =
+    Arc<dyn Fn(StartMethod, Option<usize>) -> Result<StartedWorker, Error> + Send + Sync>;
 
 /// Starts one worker; `Option<usize>` is `maxtasksperchild`.
 pub(crate) type StartWorker =
-    Arc<dyn Fn(Option<usize>) -> Result<(Process, Arc<Connection>), Error> + Send + Sync>;
+    Arc<dyn Fn(Option<usize>) -> Result<StartedWorker, Error> + Send + Sync>;
 
 pub(crate) struct Shared {
     /// The number of workers.
@@ -1731,11 +1730,15 @@ fn start_worker<A>(
     method: StartMethod,
     maxtasks: Option<usize>,
     initializer: Option<(u64, A)>,
-) -> Result<(Process, Arc<Connection>), Error>
+) -> Result<StartedWorker, Error>
 where
     A: Serialize + DeserializeOwned + Send + 'static,
 {
-    // A forked worker's channel maps its two rings with one `mmap`.
+    // Every child forked from now on lets go of the pool channels (a first worker's
+    // children too: the hook must be registered before the first fork).
+    CHANNELS.register();
+    let forks_before = pyconc_core::fork::forks();
+    // A forked worker's channel maps its two rings with one `mmap`, or reuses a spare.
     let (ours, theirs) = match method {
         StartMethod::Fork => crate::connection::duplex_pipe_for_fork()?,
         _ => pipe(true)?,
@@ -1743,12 +1746,14 @@ where
     let args = WorkerArgs { conn: theirs, initializer, maxtasks };
     let builder = Process::builder().start_method(method).daemon(true);
     let process = if method == StartMethod::Fork {
-        // A forked worker inherits the pool ends of every other worker's channel, and of
-        // its own: it lets go of them first, so that it can neither read nor write
-        // another's tasks, and sees the end of its channel when the pool's end closes.
+        // A forked worker inherits the pool end of its own channel: it lets go of it, so
+        // that it sees the end of its channel when the pool's end closes. (The other
+        // channels, `CHANNELS`' fork hook let go of.)
         let own_pool_end = ours.fileno()?;
         builder.target(move || {
-            detach_channels_in_child(own_pool_end);
+            if let Ok(null) = sys::DevNull::open() {
+                let _ = null.put_over(own_pool_end);
+            }
             worker::main::<A>(args);
         })
     } else {
@@ -1756,26 +1761,44 @@ where
     };
     process.set_name(process.name().replace("Process", "PoolWorker"));
     process.start()?;
-    let ours = Arc::new(ours);
-    CHANNELS.add(&ours);
-    Ok((process, ours))
+    let conn = Arc::new(ours);
+    CHANNELS.add(&conn);
+    // Only the worker's fork since the count was read (see `pyconc_core::fork::forks`:
+    // `duplex_pipe_for_fork` took a fork-held lock after it): no child of another
+    // thread's fork got the rings before `CHANNELS` listed them.
+    let alone = pyconc_core::fork::forks() == forks_before + 1;
+    Ok(StartedWorker { process, conn, rings_reusable: method == StartMethod::Fork && alone })
 }
 
-/// The pool ends of the channels to every worker of this process's pools, which a
-/// forked worker lets go of. Held across `fork()` (order 70) and kept in the child.
-static CHANNELS: WeakList<Connection> = WeakList::new(70, |_| {});
+/// A worker that [`start_worker`] started.
+pub(crate) struct StartedWorker {
+    pub(crate) process: Process,
+    /// The pool's end of its channel.
+    pub(crate) conn: Arc<Connection>,
+    /// Its channel's rings may be reused once it has been reaped
+    /// ([`Connection::reuse_rings`]): a fork channel that only processes which let go of
+    /// it have inherited, besides the worker.
+    pub(crate) rings_reusable: bool,
+}
 
-/// In a forked worker: every pool channel inherited from the parent turns into
-/// `/dev/null` and private memory (see [`Connection::detach_in_child`]), and
-/// `own_pool_end`, the pool's end of the worker's own channel, into `/dev/null`: one
+/// The pool ends of the channels to every worker of this process's pools, which every
+/// forked child lets go of (`detach_channels_in_child`). Held across `fork()` (order 70).
+static CHANNELS: WeakList<Connection> = WeakList::new(70, detach_channels_in_child);
+
+/// In every forked child — a pool worker, a user's forked process, a child of a worker:
+/// every pool channel of the parent, and a worker's own ([`worker::detach_own_channel_in_child`]),
+/// turns into `/dev/null` and private memory (see [`Connection::detach_in_child`]), one
 /// `open` of it for them all. (If it cannot be opened, the fds stay as they are; the
-/// rings still turn private.)
-fn detach_channels_in_child(own_pool_end: std::os::fd::RawFd) {
-    let null = sys::DevNull::open().ok();
-    CHANNELS.drain_in_child(|channel| channel.detach_in_child(null.as_ref()));
-    if let Some(null) = &null {
-        let _ = null.put_over(own_pool_end);
+/// rings still turn private.) A child can then neither read nor write a worker's tasks,
+/// and the pool may reuse a channel's rings once its worker is gone. The list is emptied,
+/// nothing freed (see `WeakList::drain_in_child`).
+fn detach_channels_in_child(channels: &mut Vec<Weak<Connection>>) {
+    if channels.is_empty() && !worker::has_own_channel() {
+        return;
     }
+    let null = sys::DevNull::open().ok();
+    pyconc_core::fork::drain_in_child(channels, |channel| channel.detach_in_child(null.as_ref()));
+    worker::detach_own_channel_in_child(null.as_ref());
 }
 
 #[cfg(test)]
@@ -1942,5 +1965,85 @@ mod tests {
     #[test]
     fn a_chunk_fits_a_cache_line() {
         assert!(std::mem::size_of::<Chunk>() <= 64, "{} bytes", std::mem::size_of::<Chunk>());
+    }
+
+    /// Every forked child — here one forked by hand, as a user's — lets go of the pool
+    /// channels: the pool's end turns into `/dev/null`, and the rings into private memory,
+    /// so the child cannot read what the pool sent, which the parent still can.
+    #[test]
+    fn a_forked_child_cannot_reach_the_pool_channels() {
+        let (ours, theirs) = crate::connection::duplex_pipe_for_fork().unwrap();
+        let ours = Arc::new(ours);
+        super::CHANNELS.add(&ours);
+        ours.send_bytes(b"task").unwrap();
+        crate::sys::assert_in_forked_child(|| {
+            let mut buf = Vec::new();
+            match theirs.try_recv_bytes_into(&mut buf) {
+                Ok(Some(_)) => 1, // the task reached the child
+                _ if !ours.closed() => 2,
+                _ => 0,
+            }
+        });
+        assert_eq!(theirs.recv_bytes().unwrap(), b"task");
+    }
+
+    /// A task that forks: its child (a worker's child) lets go of the worker's channel,
+    /// which the pool reuses once the worker is gone. 0 when it did.
+    fn fork_and_report_the_childs_channel(_: u32) -> i32 {
+        if !super::worker::has_own_channel() {
+            return 1;
+        }
+        // SAFETY: the child looks at a static and `_exit`s.
+        match unsafe { crate::sys::fork() } {
+            Ok(crate::sys::Fork::Child) => {
+                crate::sys::exit_now(i32::from(super::worker::has_own_channel()) * 2)
+            }
+            Ok(crate::sys::Fork::Parent(pid)) => match crate::sys::wait(pid) {
+                Ok(crate::sys::ExitStatus::Exited(code)) => code,
+                _ => 3,
+            },
+            Err(_) => 4,
+        }
+    }
+
+    #[test]
+    fn a_pool_workers_forked_child_lets_go_of_the_workers_channel() {
+        let pool = super::Pool::builder()
+            .processes(Some(1))
+            .start_method(StartMethod::Fork)
+            .build()
+            .unwrap();
+        assert_eq!(pool.map(fork_and_report_the_childs_channel, [0]).unwrap(), [0]);
+        pool.close();
+        pool.join().unwrap();
+    }
+
+    /// In a forked child (no other thread there takes from its spare list): a fork
+    /// pool's channels are kept once its workers are reaped, and the next pool takes
+    /// them. (The first pool is a warm-up: a process's first start may fork a helper,
+    /// the resource tracker, and a channel that another fork may have reached is not
+    /// reused.)
+    #[test]
+    fn pools_one_after_another_reuse_the_rings_of_their_channels() {
+        crate::sys::assert_in_forked_child(|| {
+            use crate::connection::ring::Ring;
+            let lifetime = || {
+                let pool = super::Pool::builder()
+                    .processes(Some(2))
+                    .start_method(StartMethod::Fork)
+                    .build()?;
+                let left = Ring::spare_pairs();
+                let results = pool.map(|x: u32| x + 1, 0..2)?;
+                pool.close();
+                pool.join()?;
+                Ok::<_, Error>((left, results))
+            };
+            let _ = lifetime();
+            let _ = lifetime();
+            match (Ring::spare_pairs(), lifetime(), Ring::spare_pairs()) {
+                (2, Ok((0, results)), 2) if results == [1, 2] => 0,
+                _ => 1,
+            }
+        });
     }
 }

@@ -5,11 +5,34 @@
 //! `maxtasksperchild` chunks. The pool may send several chunks in one message (so a worker
 //! never waits for the next small task); each result is sent as soon as it is ready.
 
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::task::{self, FromWorker, WorkerName};
-use crate::Connection;
+use crate::{Connection, sys};
+
+/// This worker's end of its channel, for the children it forks (a task may fork) to let
+/// go of ([`detach_own_channel_in_child`]): the pool reuses a fork channel's rings once
+/// its worker is gone, and no process outliving the worker may reach them then.
+static OWN_CHANNEL: AtomicPtr<Connection> = AtomicPtr::new(std::ptr::null_mut());
+
+/// In a forked child of a worker: the worker's end of its channel turns into `/dev/null`
+/// and private memory (see [`Connection::detach_in_child`]); a no-op elsewhere.
+pub(crate) fn detach_own_channel_in_child(null: Option<&sys::DevNull>) {
+    let own = OWN_CHANNEL.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    // SAFETY: set only from a leaked `Box` (`main`), never freed: valid for the process's
+    // life, and a child's copy of it too.
+    if let Some(own) = unsafe { own.as_ref() } {
+        own.detach_in_child(null);
+    }
+}
+
+/// Whether this process is a worker that has a channel to let go of in its children.
+pub(crate) fn has_own_channel() -> bool {
+    !OWN_CHANNEL.load(Ordering::Acquire).is_null()
+}
 
 /// What a worker process is started with.
 #[derive(Serialize, Deserialize)]
@@ -29,7 +52,8 @@ where
     // Never dropped: the process ends after this returns, and its end closes the
     // connection. Dropping it would unmap its rings and close its socket first, for
     // nothing (a tenth of a forked worker's exit, in `perf`).
-    let conn = std::mem::ManuallyDrop::new(conn);
+    let conn: &'static Connection = Box::leak(Box::new(conn));
+    OWN_CHANNEL.store(std::ptr::from_ref(conn).cast_mut(), Ordering::Release);
     if let Some((function, argument)) = initializer {
         if let Err(panic) = task::run_initializer(function, argument, WorkerName::CurrentProcess) {
             let mut out = Vec::new();

@@ -446,13 +446,7 @@ mod tests {
             }
             0
         };
-        // SAFETY: the child makes system calls on its own fds and ends in `_exit`.
-        match unsafe { crate::sys::fork() }.unwrap() {
-            crate::sys::Fork::Child => crate::sys::exit_now(in_child()),
-            crate::sys::Fork::Parent(pid) => {
-                assert_eq!(crate::sys::wait(pid).unwrap(), crate::sys::ExitStatus::Exited(0));
-            }
-        }
+        crate::sys::assert_in_forked_child(in_child);
     }
 
     /// One `/dev/null` put over the fds of two socket pairs: each number then names

@@ -181,6 +181,18 @@ pub(crate) fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// For tests: runs `check` in a forked child, which exits with what it returns, and
+/// asserts that it returned 0 (each other code names what the child found wrong).
+#[cfg(test)]
+pub(crate) fn assert_in_forked_child(check: impl FnOnce() -> i32) {
+    // SAFETY: the child runs the test's check, which touches only the test's own state,
+    // and ends in `_exit`.
+    match unsafe { fork() }.unwrap() {
+        Fork::Child => exit_now(check()),
+        Fork::Parent(pid) => assert_eq!(wait(pid).unwrap(), ExitStatus::Exited(0)),
+    }
+}
+
 /// A pidfd for `pid` (`pidfd_open`): readable once the process has ended.
 pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
