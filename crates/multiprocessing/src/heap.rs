@@ -324,6 +324,26 @@ impl SharedMemory {
         unsafe { sys::remap_private(self.ptr, self.len) }
     }
 
+    /// [`detach_in_child`](Self::detach_in_child) of `self` and `other` at once, with
+    /// one system call when they are parts of one anonymous mapping that has no other
+    /// part (a fork pool channel's two rings).
+    pub(crate) fn detach_both_in_child(
+        &self,
+        other: &SharedMemory,
+        null: Option<&sys::DevNull>,
+    ) -> std::io::Result<()> {
+        match (&self.backing, &other.backing) {
+            (Backing::Part { whole }, Backing::Part { whole: theirs })
+                if Arc::ptr_eq(whole, theirs) && whole.len == self.len + other.len =>
+            {
+                // SAFETY: the whole mapping, from `map_shared_anonymous`, made of these two
+                // parts, which hold only atomics and bytes, for which zero is valid.
+                unsafe { sys::remap_private(whole.ptr, whole.len) }
+            }
+            _ => self.detach_in_child(null).and(other.detach_in_child(null)),
+        }
+    }
+
     /// Serializes the mapping's fd for a child (see [`reduction`]); `type_name` names the
     /// object in the refusal outside a process start.
     pub(crate) fn serialize_as<S: Serializer>(

@@ -881,8 +881,12 @@ impl Connection {
         if let Some(null) = null {
             let _ = null.put_over(self.fd.as_raw_fd());
         }
-        for ring in self.transport.outgoing().into_iter().chain(self.transport.incoming()) {
-            ring.detach_in_child(null);
+        match (self.transport.outgoing(), self.transport.incoming()) {
+            (Some(outgoing), Some(incoming)) => {
+                Ring::detach_pair_in_child(outgoing, incoming, null);
+            }
+            (Some(ring), None) | (None, Some(ring)) => ring.detach_in_child(null),
+            (None, None) => {}
         }
     }
 

@@ -399,6 +399,16 @@ impl Ring {
         }
     }
 
+    /// [`detach_in_child`](Self::detach_in_child) of a duplex end's two rings: one `mmap`
+    /// for a fork channel's pair ([`SharedMemory::detach_both_in_child`]).
+    pub(crate) fn detach_pair_in_child(a: &Ring, b: &Ring, null: Option<&sys::DevNull>) {
+        if a.mem.detach_both_in_child(&b.mem, null).is_err() {
+            for ring in [a, b] {
+                ring.word(SHARED_ELSEWHERE).store(1, Ordering::SeqCst);
+            }
+        }
+    }
+
     /// The ring of a mapping received from another process.
     pub(crate) fn from_shared(mem: SharedMemory) -> Result<Ring, Error> {
         if mem.len() != MAPPING {
