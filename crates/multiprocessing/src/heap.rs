@@ -52,7 +52,7 @@ impl Drop for Anonymous {
     fn drop(&mut self) {
         // SAFETY: the mapping came from `map_shared_anonymous`, and its last part (the only
         // way to reach it) is being dropped.
-        unsafe { sys::unmap(self.ptr, self.len) };
+        let _ = unsafe { sys::unmap(self.ptr, self.len) };
     }
 }
 
@@ -118,16 +118,21 @@ impl SharedMemory {
         matches!(&self.backing, Backing::Part { whole } if whole.pid == sys::getpid().0)
     }
 
-    /// In a forked child: unmaps the whole anonymous mapping that this part belongs to.
+    /// In a forked child: unmaps the whole anonymous mapping that this part belongs to
+    /// (nothing, for a memfd's mapping).
     ///
     /// # Safety
     /// Nothing in this process touches any part of that mapping again, nor drops one (a
     /// drop would unmap the range again, which may hold another mapping by then).
-    pub(crate) unsafe fn unmap_whole_in_child(&self) {
-        if let Backing::Part { whole } = &self.backing {
+    ///
+    /// # Errors
+    /// The mapping could not be unmapped: it is still there.
+    pub(crate) unsafe fn unmap_whole_in_child(&self) -> std::io::Result<()> {
+        match &self.backing {
             // SAFETY: the whole mapping, from `map_shared_anonymous`; the caller vouches
             // that nothing reaches it any more.
-            unsafe { sys::unmap(whole.ptr, whole.len) };
+            Backing::Part { whole } => unsafe { sys::unmap(whole.ptr, whole.len) },
+            Backing::File(_) => Ok(()),
         }
     }
 
@@ -385,7 +390,7 @@ impl Drop for SharedMemory {
         if let Backing::File(_) = self.backing {
             // SAFETY: the mapping came from `map_shared` and `&mut self` means no reference
             // into it is alive. (A part is unmapped with the whole, by `Anonymous`.)
-            unsafe { sys::unmap(self.ptr, self.len) };
+            let _ = unsafe { sys::unmap(self.ptr, self.len) };
         }
     }
 }

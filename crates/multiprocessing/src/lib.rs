@@ -85,8 +85,11 @@
 //! - **Shared memory is read defensively.** Lengths and positions read from a ring or a
 //!   lock page are clamped before any copy; a process that shares the memory can garble
 //!   its messages, not make this one read or write outside the mapping.
-//! - **Forked pool workers are confined.** A forked worker lets go of every other
-//!   worker's channel before it runs a task.
+//! - **Forked pool workers are confined.** Every forked child lets go of the fork pools'
+//!   channels it did not get for itself — a worker of every other worker's, a user's
+//!   forked process of them all, a worker's child of the worker's own — before any of
+//!   its code runs. So a pool can reuse a channel's shared memory once its worker is
+//!   gone: no other process can reach it then.
 //! - **Pickles carry plain data only.** [`Connection::recv_pickle`] refuses a pickle that
 //!   names a Python global or asks for a call or an object's construction before decoding
 //!   it, and one whose shared references would expand it more than 8-fold: a python3

@@ -44,6 +44,18 @@
 //! of that end gets an error instead of a garbled stream. The number of wake-up bytes a
 //! reader cleared but has not read yet (`OWED`) lives in shared memory under the read lock,
 //! so a reader that dies between the two leaves no stray byte behind.
+//!
+//! # Reuse
+//!
+//! A fork pool's channel is two rings in one anonymous mapping ([`Ring::pair_for_fork`]).
+//! Once its worker has been reaped, and when no process but this one can reach the
+//! mapping, the pair is kept ([`Ring::reuse_pair`]: zeroed where written, as a new
+//! mapping) and the next channel takes it, instead of a new `mmap`, a page fault per page
+//! touched in each process, and an `munmap` that frees the pages at the end. Every forked
+//! child lets go of the channels it did not get for itself (`pool/process_pool.rs`'s
+//! `CHANNELS`) and unmaps the spare pairs, so that no process outlives a worker with its
+//! channel's pages; one that cannot says so in the ring (`SHARED_ELSEWHERE`), and the pair
+//! is never reused.
 
 use std::cell::Cell;
 use std::io;
@@ -117,15 +129,22 @@ const MOST_SPARE_PAIRS: usize = 8;
 const REUSE_LIMIT: u64 = 64 * 1024;
 
 /// `SPARE_PAIRS` in a forked child: each mapping unmapped, the list forgotten (its values
-/// dangle; nothing is freed: see `WeakList::drain_in_child`).
+/// dangle; nothing is freed: see `WeakList::drain_in_child`). A mapping that cannot be
+/// unmapped is marked, still mapped, so that the parent does not reuse it.
 fn unmap_spares_in_child(spares: &mut Vec<(Ring, Ring)>) {
-    for (a, _) in spares.iter() {
+    for (a, b) in spares.iter() {
         // SAFETY: the list is forgotten right after, so nothing in the child reaches or
-        // drops these rings (both parts of each mapping) again.
-        unsafe { a.mem.unmap_whole_in_child() };
+        // drops these rings (both parts of each mapping) again; on failure nothing was
+        // unmapped.
+        if unsafe { a.mem.unmap_whole_in_child() }.is_err() {
+            for ring in [a, b] {
+                ring.word(SHARED_ELSEWHERE).store(1, Ordering::SeqCst);
+            }
+        }
     }
     std::mem::forget(std::mem::take(spares));
 }
+
 /// How often a writer waiting for space checks that the pipe still has a reader (and a
 /// reader in the middle of a frame that its writer still writes).
 pub(super) const LIVENESS_CHECK: Duration = Duration::from_millis(100);
@@ -893,8 +912,8 @@ mod tests {
     /// fds: the bytes and the write position only).
     fn used_pair(written: usize) -> (Ring, Ring) {
         let (a, b) = Ring::pair_for_fork().unwrap();
-        // SAFETY: the data area holds `written ≤ REUSE_LIMIT` bytes and more; nothing
-        // else reaches this new mapping.
+        // SAFETY: the data area holds `CAPACITY` bytes, more than any `written` here;
+        // nothing else reaches this new mapping.
         unsafe { std::ptr::write_bytes(a.mem.as_ptr().add(HEADER), 0xab, written) };
         a.wstate().store((written as u64) << 1 | TOKEN, SeqCst);
         (a, b)

@@ -1786,9 +1786,9 @@ pub(crate) struct StartedWorker {
 static CHANNELS: WeakList<Connection> = WeakList::new(70, detach_channels_in_child);
 
 /// In every forked child — a pool worker, a user's forked process, a child of a worker:
-/// every pool channel of the parent, and a worker's own ([`worker::detach_own_channel_in_child`]),
-/// turns into `/dev/null` and private memory (see [`Connection::detach_in_child`]), one
-/// `open` of it for them all. (If it cannot be opened, the fds stay as they are; the
+/// every pool channel of the parent, and a worker's own
+/// ([`worker::detach_own_channel_in_child`]), turns into `/dev/null` and private memory
+/// (see [`Connection::detach_in_child`]), one `open` of it for them all. (If it cannot be opened, the fds stay as they are; the
 /// rings still turn private.) A child can then neither read nor write a worker's tasks,
 /// and the pool may reuse a channel's rings once its worker is gone. The list is emptied,
 /// nothing freed (see `WeakList::drain_in_child`).
@@ -1987,8 +1987,7 @@ mod tests {
         assert_eq!(theirs.recv_bytes().unwrap(), b"task");
     }
 
-    /// A task that forks: its child (a worker's child) lets go of the worker's channel,
-    /// which the pool reuses once the worker is gone. 0 when it did.
+    /// A task that forks, and answers 0 if its child no longer held the worker's channel.
     fn fork_and_report_the_childs_channel(_: u32) -> i32 {
         if !super::worker::has_own_channel() {
             return 1;
@@ -2006,6 +2005,8 @@ mod tests {
         }
     }
 
+    /// A worker's child (a task that forks) lets go of the worker's channel, which the
+    /// pool reuses once the worker is gone.
     #[test]
     fn a_pool_workers_forked_child_lets_go_of_the_workers_channel() {
         let pool = super::Pool::builder()

@@ -74,13 +74,19 @@ pub(crate) unsafe fn remap_private(ptr: std::ptr::NonNull<u8>, len: usize) -> io
     if result == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// Unmaps a mapping made by [`map_shared`].
+/// Unmaps a mapping made by [`map_shared`] (or `map_shared_anonymous`). It fails only
+/// on a range that is not whole pages, or when it would split a mapping in a process at
+/// its limit of mappings: the pages are then still mapped.
 ///
 /// # Safety
 /// `ptr`/`len` must be a mapping from `map_shared` that nothing uses any more.
-pub(crate) unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) {
+pub(crate) unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) -> io::Result<()> {
     // SAFETY: forwarded to the caller.
-    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+    if unsafe { libc::munmap(ptr.as_ptr().cast(), len) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `shm_open(name, O_RDWR [| O_CREAT | O_EXCL], 0o600)`: a POSIX shared-memory object
