@@ -96,8 +96,8 @@ static FORKS: AtomicU64 = AtomicU64::new(0);
 /// So two reads that differ by exactly the forks the reader made itself tell that no
 /// other thread forked in between, provided that the reader took a `ForkMutex` after its
 /// first read: every fork holds it from its count to its end, so a fork counted before
-/// the first read had ended by then. A forked child starts from its parent's count. (`vfork` and a raw `clone` run no handlers and are not
-/// counted.)
+/// the first read had ended by then. A forked child starts from its parent's count.
+/// (`vfork` and a raw `clone` run no handlers and are not counted.)
 ///
 /// # Examples
 ///
