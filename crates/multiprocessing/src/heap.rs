@@ -4,9 +4,9 @@
 //! itself; a spawn or forkserver child receives the fd with its arguments
 //! ([`reduction`](crate::reduction)) and maps the same pages. (The rings of a fork pool's
 //! channels are parts of one anonymous shared mapping instead: [`SharedMemory::parts`].)
-//! Every cross-process object of
-//! the crate (locks, semaphores, events, queues' counters, `Value`, `Array`) keeps its
-//! state there, as atomics that processes wait on with process-shared futexes.
+//! Every cross-process object of the crate (locks, semaphores, events, queues' counters,
+//! `Value`, `Array`) keeps its state there, as atomics that processes wait on with
+//! process-shared futexes.
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -89,13 +89,14 @@ impl SharedMemory {
 
     /// `N` zero-filled mappings of at least `len` bytes each (whole pages), made
     /// with one system call: parts of one anonymous shared mapping, which a forked child
-    /// shares. Each is detached in a child on its own ([`detach_in_child`]); none can be
-    /// sent to another process (they have no fd).
+    /// shares. Each is detached in a child on its own ([`detach_in_child`]), or two at once
+    /// ([`detach_both_in_child`]); none can be sent to another process (they have no fd).
     ///
     /// A memfd each costs `memfd_create`, `ftruncate` and `mmap`, then `munmap` and
     /// `close`: most of the set-up of a fork pool's channels (`docs/BENCHMARKS.md`).
     ///
     /// [`detach_in_child`]: SharedMemory::detach_in_child
+    /// [`detach_both_in_child`]: SharedMemory::detach_both_in_child
     pub(crate) fn parts<const N: usize>(len: usize) -> Result<[SharedMemory; N], Error> {
         let len = len.max(1).next_multiple_of(4096);
         let total = len.checked_mul(N).filter(|&total| total > 0);

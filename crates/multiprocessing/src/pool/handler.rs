@@ -134,6 +134,12 @@ impl Worker {
         (self.process, self.rings_reusable.then_some(self.conn))
     }
 
+    /// Once its process was joined: [`reuse_rings_of`] it.
+    fn reuse_rings_once_joined(self) {
+        let (process, channel) = self.into_process();
+        reuse_rings_of(&process, channel);
+    }
+
     /// How many chunks it holds: sent and not answered.
     fn holding(&self) -> usize {
         self.held - self.answered
@@ -599,8 +605,7 @@ impl Handler {
                 }
         };
         // (Its rings go first, for its replacement to reuse.)
-        let (process, channel) = worker.into_process();
-        reuse_rings_of(&process, channel);
+        worker.reuse_rings_once_joined();
         if replace {
             match Worker::start(|| (self.start_worker)(self.maxtasks)) {
                 Ok(started) => {
@@ -642,8 +647,7 @@ impl Handler {
             for chunk in worker.in_flight.drain(..).flat_map(|(_, part)| part.into_chunks()) {
                 self.fail(&chunk, error);
             }
-            let (process, channel) = worker.into_process();
-            reuse_rings_of(&process, channel);
+            worker.reuse_rings_once_joined();
         }
     }
 

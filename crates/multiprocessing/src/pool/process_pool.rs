@@ -1788,10 +1788,11 @@ static CHANNELS: WeakList<Connection> = WeakList::new(70, detach_channels_in_chi
 /// In every forked child — a pool worker, a user's forked process, a child of a worker:
 /// every pool channel of the parent, and a worker's own
 /// ([`worker::detach_own_channel_in_child`]), turns into `/dev/null` and private memory
-/// (see [`Connection::detach_in_child`]), one `open` of it for them all. (If it cannot be opened, the fds stay as they are; the
-/// rings still turn private.) A child can then neither read nor write a worker's tasks,
-/// and the pool may reuse a channel's rings once its worker is gone. The list is emptied,
-/// nothing freed (see `WeakList::drain_in_child`).
+/// (see [`Connection::detach_in_child`]), one `open` of it for them all. (If it cannot be
+/// opened, the fds stay as they are; the rings still turn private.) A child can then
+/// neither read nor write a worker's tasks, and the pool may reuse a channel's rings once
+/// its worker is gone. The list is emptied, nothing freed (see
+/// `WeakList::drain_in_child`).
 fn detach_channels_in_child(channels: &mut Vec<Weak<Connection>>) {
     if channels.is_empty() && !worker::has_own_channel() {
         return;

@@ -21,14 +21,12 @@ static OWN_CHANNEL: AtomicPtr<Connection> = AtomicPtr::new(std::ptr::null_mut())
 /// In a forked child of a worker: the worker's end of its channel turns into `/dev/null`
 /// and private memory (see [`Connection::detach_in_child`]); a no-op elsewhere.
 pub(crate) fn detach_own_channel_in_child(null: Option<&sys::DevNull>) {
-    // (Looked at first: a write would copy the page in every child of a non-worker.)
-    if !has_own_channel() {
-        return;
-    }
-    let own = OWN_CHANNEL.swap(std::ptr::null_mut(), Ordering::AcqRel);
+    let own = OWN_CHANNEL.load(Ordering::Acquire);
     // SAFETY: set only from a leaked `Box` (`main`), never freed: valid for the process's
     // life, and a child's copy of it too.
     if let Some(own) = unsafe { own.as_ref() } {
+        // (Cleared only here: a write would copy the page in every child of a non-worker.)
+        OWN_CHANNEL.store(std::ptr::null_mut(), Ordering::Release);
         own.detach_in_child(null);
     }
 }

@@ -82,11 +82,7 @@ pub(crate) unsafe fn remap_private(ptr: std::ptr::NonNull<u8>, len: usize) -> io
 /// `ptr`/`len` must be a mapping from `map_shared` that nothing uses any more.
 pub(crate) unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) -> io::Result<()> {
     // SAFETY: forwarded to the caller.
-    if unsafe { libc::munmap(ptr.as_ptr().cast(), len) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(unsafe { libc::munmap(ptr.as_ptr().cast(), len) }).map(drop)
 }
 
 /// `shm_open(name, O_RDWR [| O_CREAT | O_EXCL], 0o600)`: a POSIX shared-memory object
